@@ -1,0 +1,1 @@
+"""The l2custody command line (Typer). Commands parse, call one library function, render."""

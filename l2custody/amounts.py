@@ -1,0 +1,60 @@
+"""Amounts: integer satoshis, parsed from what people type at the edge."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from l2custody.errors import AmountError
+
+SATS_PER_BTC = 100_000_000
+MAX_MONEY = 21_000_000 * SATS_PER_BTC
+
+_AMOUNT_RE = re.compile(r"^\s*([0-9][0-9_,]*(?:\.[0-9]+)?)\s*(sat|sats|btc|msat)?\s*$", re.I)
+
+
+def parse_sats(text: str | int) -> int:
+    """Parse ``150000``, ``150000sat``, ``0.0015btc`` or ``1500000msat`` into sats.
+
+    Raises AmountError for anything else: negative, fractional satoshis,
+    more than 21M BTC, or unknown units.
+    """
+    if isinstance(text, int):
+        value = text
+    else:
+        m = _AMOUNT_RE.match(text)
+        if not m:
+            raise AmountError(
+                f"cannot read amount {text!r}: write satoshis (150000 or 150000sat) "
+                "or bitcoin (0.0015btc)"
+            )
+        number, unit = m.group(1).replace("_", "").replace(",", ""), (m.group(2) or "sat").lower()
+        try:
+            dec = Decimal(number)
+        except InvalidOperation as exc:  # pragma: no cover - regex guards this
+            raise AmountError(f"cannot read amount {text!r}") from exc
+        if unit == "btc":
+            dec = dec * SATS_PER_BTC
+        elif unit == "msat":
+            if dec % 1000:
+                raise AmountError(f"{text!r} is not a whole number of satoshis")
+            dec = dec / 1000
+        if dec != dec.to_integral_value():
+            raise AmountError(f"{text!r} is not a whole number of satoshis (1 sat = 0.00000001 btc)")
+        value = int(dec)
+    if value < 0:
+        raise AmountError(f"amount must not be negative, got {value}")
+    if value > MAX_MONEY:
+        raise AmountError(f"{value} sat is more than 21 million bitcoin; check the unit")
+    return value
+
+
+def format_sats(sats: int) -> str:
+    """``1234567`` -> ``'1,234,567 sat'``."""
+    return f"{sats:,} sat"
+
+
+def format_btc(sats: int) -> str:
+    sign = "-" if sats < 0 else ""
+    sats = abs(sats)
+    return f"{sign}{sats // SATS_PER_BTC}.{sats % SATS_PER_BTC:08d} BTC"

@@ -1,0 +1,1 @@
+"""Lightning node backends behind one NodeBackend protocol (base.py): lnd.py, cln.py."""

@@ -1,0 +1,1 @@
+"""Chain access: one ChainSource protocol, a JSON-RPC implementation, the block scanner."""

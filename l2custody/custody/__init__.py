@@ -1,0 +1,1 @@
+"""The custody flows: funding sessions, closes, sweeps, monitor, policy."""

@@ -1,0 +1,1 @@
+"""The multisig wallet: descriptor, addresses, PSBTs, signers. Knows nothing about Lightning."""
