@@ -1,0 +1,57 @@
+"""Funding-session rules: when a session may be broadcast, and how it round-trips."""
+
+import pytest
+
+from l2custody.custody.session import (
+    PEER_FORGET_BLOCKS,
+    ChannelRequest,
+    FundingLeg,
+    FundingSession,
+    LegState,
+    SessionState,
+)
+from l2custody.errors import DeadlinePassed, SessionError
+
+
+def make_session(state=SessionState.SECURED, leg_states=(LegState.SECURED, LegState.SECURED)):
+    legs = tuple(
+        FundingLeg(
+            request=ChannelRequest(node=f"n{i}", peer_pubkey="02" + "ab" * 32, amount_sat=100_000 * (i + 1)),
+            close_address="bcrt1qexample",
+            state=s,
+        )
+        for i, s in enumerate(leg_states)
+    )
+    return FundingSession(id="s1", state=state, start_height=500, legs=legs, reserved_utxos=("aa:0",))
+
+
+def test_a_secured_session_within_the_margin_may_be_broadcast():
+    make_session().check_broadcastable(tip_height=500 + PEER_FORGET_BLOCKS - 144, margin=144)
+
+
+def test_broadcast_is_refused_one_block_past_the_margin_and_offers_abort():
+    with pytest.raises(DeadlinePassed, match="session abort s1"):
+        make_session().check_broadcastable(tip_height=500 + PEER_FORGET_BLOCKS - 143, margin=144)
+
+
+def test_broadcast_is_refused_while_a_leg_is_not_counter_signed():
+    session = make_session(leg_states=(LegState.SECURED, LegState.REQUESTED))
+    with pytest.raises(SessionError, match="not counter-signed"):
+        session.check_broadcastable(tip_height=501, margin=144)
+
+
+@pytest.mark.parametrize("state", [SessionState.NEGOTIATING, SessionState.ABORTED, SessionState.FAILED])
+def test_only_secured_sessions_are_broadcastable(state):
+    with pytest.raises(SessionError, match=state.value):
+        make_session(state=state).check_broadcastable(tip_height=501, margin=144)
+
+
+def test_blocks_left_counts_down_to_the_margin():
+    session = make_session()
+    assert session.blocks_left(tip_height=500, margin=144) == PEER_FORGET_BLOCKS - 144
+    assert session.amount_sat == 300_000
+
+
+def test_a_session_survives_a_json_round_trip_unchanged():
+    session = make_session()
+    assert FundingSession.from_json(session.to_json()) == session
