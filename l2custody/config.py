@@ -1,0 +1,458 @@
+"""One typed configuration, read from TOML and validated once.
+
+``load_config(path)`` returns a frozen :class:`Config`; every bad value raises
+:class:`~l2custody.errors.ConfigError` naming the key and the file, so the
+rest of the code never re-checks configuration. ``write_config`` renders a
+commented starting config (used by ``l2custody init``) from a small template;
+reading uses :mod:`tomllib`, so there is no extra dependency.
+
+Relative paths in the file are resolved against the file's directory; ``~``
+is expanded. Secrets (the chain password) may be given inline or, better, as a
+``password_file``; neither is ever part of ``repr()``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from l2custody.errors import ConfigError
+
+#: The networks a config may name, and the names other layers use for them.
+NETWORKS = ("regtest", "signet", "testnet", "mainnet")
+#: embit / descriptor network names ("main", "test", "regtest", "signet").
+EMBIT_NETWORK = {"mainnet": "main", "testnet": "test", "regtest": "regtest", "signet": "signet"}
+#: Default JSON-RPC ports of Bitcoin Core and btcd per network.
+DEFAULT_RPC_URL = {
+    ("bitcoind", "mainnet"): "http://127.0.0.1:8332",
+    ("bitcoind", "testnet"): "http://127.0.0.1:18332",
+    ("bitcoind", "signet"): "http://127.0.0.1:38332",
+    ("bitcoind", "regtest"): "http://127.0.0.1:18443",
+    ("btcd", "mainnet"): "https://127.0.0.1:8334",
+    ("btcd", "testnet"): "https://127.0.0.1:18334",
+    ("btcd", "signet"): "https://127.0.0.1:38332",
+    ("btcd", "regtest"): "https://127.0.0.1:18334",
+}
+CHAIN_KINDS = ("auto", "bitcoind", "btcd")
+
+
+def default_config_path() -> Path:
+    """``$XDG_CONFIG_HOME/l2custody/config.toml`` (``~/.config/...`` by default)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "l2custody" / "config.toml"
+
+
+def default_data_dir(network: str) -> Path:
+    """``$XDG_DATA_HOME/l2custody/<network>`` (``~/.local/share/...`` by default)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "l2custody" / network
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """How to reach the chain source (Bitcoin Core or btcd JSON-RPC)."""
+
+    url: str
+    kind: str = "auto"  # "auto" | "bitcoind" | "btcd"
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    password_file: Path | None = None
+    cookie: Path | None = None
+    cert: Path | None = None  # btcd's rpc.cert (TLS), pinned
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class WalletConfig:
+    gap_limit: int = 20
+    birthday: int = 0  # first block height to scan
+    fallback_fee_rate: float | None = None  # sat/vB when the chain has no estimate
+    min_confirmations: int = 1  # for coins a spend may use
+    mempool: bool = True  # look at the mempool for unconfirmed payments on sync
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """What a spend may pay besides our own descriptor (see wallet/policy.py)."""
+
+    allowed_destinations: tuple[str, ...] = ()
+    max_fee_sat: int = 100_000
+    max_fee_rate: float = 200.0  # sat/vB
+    allow_any_destination: bool = False
+
+
+@dataclass(frozen=True)
+class SessionsConfig:
+    """Funding sessions (used by the custody layer)."""
+
+    deadline_margin_blocks: int = 144
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration; ``path`` is the file it was read from."""
+
+    path: Path
+    network: str  # "regtest" | "signet" | "testnet" | "mainnet"
+    data_dir: Path
+    chain: ChainConfig
+    wallet: WalletConfig = WalletConfig()
+    policy: PolicyConfig = PolicyConfig()
+    sessions: SessionsConfig = SessionsConfig()
+
+    @property
+    def embit_network(self) -> str:
+        """The network name embit and the descriptor code use ("main", "test"...)."""
+        return EMBIT_NETWORK[self.network]
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "l2custody.sqlite"
+
+
+# --- reading -----------------------------------------------------------------
+
+
+class _Reader:
+    """Typed access to one TOML table, raising ConfigError with key and file."""
+
+    def __init__(self, path: Path, table: dict[str, Any], prefix: str = "") -> None:
+        self.path, self.table, self.prefix = path, table, prefix
+        self.seen: set[str] = set()
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"config {self.path}: {self._name(key)}: {problem}")
+
+    def _name(self, key: str) -> str:
+        return f"{self.prefix}.{key}" if self.prefix else key
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any, what: str) -> Any:
+        self.seen.add(key)
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        # bool is an int in Python; do not accept true for a number
+        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _tuple(kind)):
+            raise self.error(key, f"expected {what}, got {value!r}")
+        return value
+
+    def integer(self, key: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+        value = self.get(key, int, default, "an integer")
+        if value < minimum or (maximum is not None and value > maximum):
+            upper = f" and at most {maximum}" if maximum is not None else ""
+            raise self.error(key, f"must be at least {minimum}{upper}, got {value}")
+        return value
+
+    def number(self, key: str, default: float | None, minimum: float = 0.0) -> float | None:
+        value = self.get(key, (int, float), default, "a number")
+        if value is None:
+            return None
+        if value <= minimum:
+            raise self.error(key, f"must be greater than {minimum}, got {value}")
+        return float(value)
+
+    def string(self, key: str, default: str | None, choices: tuple[str, ...] | None = None) -> str | None:
+        value = self.get(key, str, default, "a string")
+        if value is not None and choices and value not in choices:
+            raise self.error(key, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        return self.get(key, bool, default, "true or false")
+
+    def path_value(self, key: str, must_exist: bool = False) -> Path | None:
+        value = self.string(key, None)
+        if value is None or value == "":
+            return None
+        p = Path(value).expanduser()
+        if not p.is_absolute():
+            p = self.path.parent / p
+        if must_exist and not p.exists():
+            raise self.error(key, f"file {p} does not exist")
+        return p
+
+    def table_of(self, key: str) -> dict[str, Any]:
+        return self.get(key, dict, {}, "a table") if key in self.table else {}
+
+    def reject_unknown(self) -> None:
+        unknown = sorted(set(self.table) - self.seen)
+        if unknown:
+            raise self.error(unknown[0], "unknown key (check the spelling; see `l2custody init --help`)")
+
+
+def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Read and validate the config file.
+
+    ``path`` None means ``$L2CUSTODY_CONFIG`` or the default path. Raises
+    ConfigError (naming the key and the file) for a missing file, bad TOML
+    or any bad value.
+    """
+    path = resolve_config_path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no config file at {path}; create one with `l2custody init --network regtest` "
+            "(or pass --config / set L2CUSTODY_CONFIG)"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    return parse_config(data, path)
+
+
+def resolve_config_path(path: Path | str | None) -> Path:
+    """The config path to use: the argument, ``$L2CUSTODY_CONFIG``, or the default."""
+    if path is None:
+        env = os.environ.get("L2CUSTODY_CONFIG")
+        path = Path(env) if env else default_config_path()
+    return Path(path).expanduser().absolute()
+
+
+def parse_config(data: dict[str, Any], path: Path) -> Config:
+    """Validate an already-parsed TOML document (``path`` names it in errors)."""
+    top = _Reader(path, data)
+    network = top.string("network", None, NETWORKS)
+    if network is None:
+        raise top.error("network", f"missing; set network = one of {', '.join(NETWORKS)}")
+    data_dir = top.path_value("data_dir") or default_data_dir(network)
+    chain = _chain(_Reader(path, top.table_of("chain"), "chain"), network)
+    wallet = _wallet(_Reader(path, top.table_of("wallet"), "wallet"))
+    policy = _policy(_Reader(path, top.table_of("policy"), "policy"), network)
+    sessions = _sessions(_Reader(path, top.table_of("sessions"), "sessions"))
+    top.reject_unknown()
+    return Config(
+        path=path,
+        network=network,
+        data_dir=data_dir,
+        chain=chain,
+        wallet=wallet,
+        policy=policy,
+        sessions=sessions,
+    )
+
+
+def _chain(r: _Reader, network: str) -> ChainConfig:
+    kind = r.string("kind", "auto", CHAIN_KINDS)
+    url = r.string("url", None)
+    if url is None:
+        url = DEFAULT_RPC_URL[("btcd" if kind == "btcd" else "bitcoind", network)]
+    if not (url.startswith("http://") or url.startswith("https://")):
+        raise r.error("url", f"must start with http:// or https://, got {url!r}")
+    cfg = ChainConfig(
+        url=url.rstrip("/"),
+        kind=kind,
+        user=r.string("user", None),
+        password=r.string("password", None),
+        password_file=r.path_value("password_file", must_exist=True),
+        cookie=r.path_value("cookie"),
+        cert=r.path_value("cert", must_exist=True),
+        timeout=r.number("timeout", 30.0) or 30.0,
+    )
+    r.reject_unknown()
+    if cfg.cookie is None and cfg.user is None:
+        raise r.error("user", "set either user (with password or password_file) or cookie")
+    if cfg.user is not None and cfg.password is None and cfg.password_file is None:
+        raise r.error("password", f"user {cfg.user!r} is set but neither password nor password_file is")
+    if cfg.password is not None and cfg.password_file is not None:
+        raise r.error("password_file", "set password or password_file, not both")
+    if cfg.cert is not None and not cfg.url.startswith("https://"):
+        raise r.error("cert", "a TLS cert is set but url is not https:// (btcd needs https)")
+    if cfg.kind == "btcd" and not cfg.url.startswith("https://"):
+        raise r.error("url", "btcd serves its RPC over TLS; use https:// and set cert = rpc.cert")
+    return cfg
+
+
+def _wallet(r: _Reader) -> WalletConfig:
+    cfg = WalletConfig(
+        gap_limit=r.integer("gap_limit", 20, minimum=1, maximum=10_000),
+        birthday=r.integer("birthday", 0, minimum=0),
+        fallback_fee_rate=r.number("fallback_fee_rate", None),
+        min_confirmations=r.integer("min_confirmations", 1, minimum=0),
+        mempool=r.boolean("mempool", True),
+    )
+    r.reject_unknown()
+    return cfg
+
+
+def _policy(r: _Reader, network: str) -> PolicyConfig:
+    dests = r.get("allowed_destinations", list, [], "a list of addresses")
+    for i, d in enumerate(dests):
+        if not isinstance(d, str) or not d.strip():
+            raise r.error("allowed_destinations", f"entry {i} must be an address string, got {d!r}")
+    checked = tuple(_check_address(r, "allowed_destinations", d.strip(), network) for d in dests)
+    cfg = PolicyConfig(
+        allowed_destinations=checked,
+        max_fee_sat=r.integer("max_fee_sat", 100_000, minimum=0),
+        max_fee_rate=r.number("max_fee_rate", 200.0) or 200.0,
+        allow_any_destination=r.boolean("allow_any_destination", False),
+    )
+    r.reject_unknown()
+    return cfg
+
+
+def _check_address(r: _Reader, key: str, address: str, network: str) -> str:
+    """Refuse an address that is invalid or belongs to another network than ``network``."""
+    from l2custody.errors import L2CustodyError
+    from l2custody.wallet.addresses import address_to_script
+
+    try:
+        address_to_script(address, EMBIT_NETWORK[network])
+    except L2CustodyError as exc:
+        raise r.error(key, exc.message) from None
+    return address
+
+
+def _sessions(r: _Reader) -> SessionsConfig:
+    cfg = SessionsConfig(
+        deadline_margin_blocks=r.integer("deadline_margin_blocks", 144, minimum=0, maximum=2015),
+    )
+    r.reject_unknown()
+    return cfg
+
+
+def chain_password(cfg: ChainConfig) -> str | None:
+    """The RPC password, read from ``password_file`` when one is configured."""
+    if cfg.password_file is not None:
+        try:
+            return cfg.password_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read [chain] password_file {cfg.password_file}: {exc.strerror}") from None
+    return cfg.password
+
+
+# --- writing -----------------------------------------------------------------
+
+_TEMPLATE = """\
+# l2custody configuration ({network}). Written by `l2custody init`; edit freely.
+# Every value is checked when l2custody starts; a bad one is reported with its key.
+
+network = "{network}"          # regtest | signet | testnet | mainnet
+data_dir = {data_dir}          # the store (l2custody.sqlite) and signer exports live here
+
+[chain]
+# JSON-RPC of Bitcoin Core (http://...) or btcd (https://..., with its rpc.cert).
+kind = "{kind}"                # auto | bitcoind | btcd
+url = {url}
+{auth}
+{cert}
+timeout = 30                   # seconds per request
+
+[wallet]
+gap_limit = 20                 # unused addresses watched past the last used one, per branch
+birthday = {birthday}                   # first block to scan; set it to the wallet's creation height
+{fallback_fee}
+min_confirmations = 1          # confirmations a coin needs before a spend may use it
+mempool = true                 # report unconfirmed payments seen in the mempool
+
+[policy]
+# Where a spend may pay besides our own descriptor. Anything else is refused
+# before a signer sees it. Add addresses here to allow them:
+#   allowed_destinations = ["bcrt1q..."]
+allowed_destinations = []
+max_fee_sat = 100000           # absolute fee cap per transaction
+max_fee_rate = 200             # sat/vB cap
+allow_any_destination = false  # true disables the destination check (not recommended)
+
+[sessions]
+deadline_margin_blocks = 144   # blocks kept in hand before a peer may forget a negotiated channel
+"""
+
+
+def _q(value: str | Path) -> str:
+    """A TOML basic string (escapes backslashes and quotes)."""
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def render_config(
+    network: str,
+    data_dir: Path,
+    chain_url: str | None = None,
+    chain_kind: str = "auto",
+    chain_user: str | None = None,
+    chain_password: str | None = None,
+    chain_cookie: Path | None = None,
+    chain_cert: Path | None = None,
+    birthday: int = 0,
+) -> str:
+    """The text of a starting config; ``parse_config`` accepts what this returns."""
+    if network not in NETWORKS:
+        raise ConfigError(f"unknown network {network!r}; use one of {', '.join(NETWORKS)}")
+    if chain_kind not in CHAIN_KINDS:
+        raise ConfigError(f"unknown chain kind {chain_kind!r}; use one of {', '.join(CHAIN_KINDS)}")
+    if chain_kind == "auto" and chain_cert is not None:
+        chain_kind = "btcd"
+    url = chain_url or DEFAULT_RPC_URL[("btcd" if chain_kind == "btcd" else "bitcoind", network)]
+    if chain_cookie is not None:
+        auth = f"cookie = {_q(chain_cookie)}   # Bitcoin Core's .cookie file"
+    elif chain_user is not None:
+        auth = f"user = {_q(chain_user)}\npassword = {_q(chain_password or '')}"
+    else:
+        cookie_dir = {"mainnet": "", "testnet": "testnet3/", "signet": "signet/", "regtest": "regtest/"}
+        auth = f"cookie = {_q(Path('~/.bitcoin') / (cookie_dir[network] + '.cookie'))}"
+    cert = f"cert = {_q(chain_cert)}" if chain_cert else "# cert = \"~/.btcd/rpc.cert\"   # btcd only"
+    fallback = (
+        "fallback_fee_rate = 2           # sat/vB used when the chain has no fee estimate"
+        if network == "regtest"
+        else "# fallback_fee_rate = 5         # sat/vB used when the chain has no fee estimate"
+    )
+    return _TEMPLATE.format(
+        network=network,
+        data_dir=_q(data_dir),
+        kind=chain_kind,
+        url=_q(url),
+        auth=auth,
+        cert=cert,
+        birthday=birthday,
+        fallback_fee=fallback,
+    )
+
+
+def write_config(path: Path, text: str, force: bool = False) -> None:
+    """Write ``text`` to ``path`` (mode 0600: it may hold the RPC password).
+
+    Refuses to overwrite an existing file unless ``force``. The text is
+    validated first, so a config we write is always one we can read.
+    """
+    parse_config(tomllib.loads(text), path)
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists; pass --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def init_config(
+    path: Path | str | None,
+    network: str,
+    data_dir: Path | None = None,
+    force: bool = False,
+    **chain: Any,
+) -> Config:
+    """``l2custody init``: write a starting config and create the data dir (0700).
+
+    ``chain`` takes render_config's chain_* keywords. Returns the loaded config.
+    """
+    path = resolve_config_path(path)
+    if network not in NETWORKS:
+        raise ConfigError(f"unknown network {network!r}; use one of {', '.join(NETWORKS)}")
+    data_dir = (data_dir or default_data_dir(network)).expanduser().absolute()
+    text = render_config(network, data_dir, **chain)
+    write_config(path, text, force=force)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return load_config(path)
+

@@ -1,0 +1,633 @@
+"""The SQLite store: one file per config (``data_dir/l2custody.sqlite``).
+
+WAL mode, a busy timeout so several l2custody processes can share it, file
+mode 0600, and versioned migrations: ``MIGRATIONS`` is an append-only list of
+SQL scripts; entry *i* brings the schema to version *i + 1* (``PRAGMA
+user_version``). Later layers add their tables by appending one entry —
+never by editing an old one.
+
+The audit log is append-only: SQLite triggers refuse UPDATE and DELETE on it.
+Write methods that belong together run inside :meth:`Store.transaction`, so
+what a later step depends on is on disk before that step runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from l2custody.errors import SessionNotFound, SignerUnavailable, StoreError, WalletNotFound
+
+MIGRATIONS: list[str] = [
+    # 1: the multisig wallet (issue 3)
+    """
+    CREATE TABLE wallets (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        descriptor TEXT NOT NULL,
+        network TEXT NOT NULL,
+        birthday INTEGER NOT NULL DEFAULT 0,
+        created REAL NOT NULL
+    );
+    CREATE TABLE addresses (
+        wallet_id INTEGER NOT NULL REFERENCES wallets(id),
+        change INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        script BLOB NOT NULL,
+        address TEXT NOT NULL,
+        used INTEGER NOT NULL DEFAULT 0,
+        issued INTEGER NOT NULL DEFAULT 0,
+        label TEXT,
+        PRIMARY KEY (wallet_id, change, idx)
+    );
+    CREATE UNIQUE INDEX addresses_script ON addresses(script);
+    CREATE TABLE transactions (
+        txid TEXT PRIMARY KEY,
+        raw BLOB NOT NULL,
+        height INTEGER,
+        block_hash TEXT,
+        first_seen REAL NOT NULL
+    );
+    CREATE TABLE utxos (
+        txid TEXT NOT NULL,
+        vout INTEGER NOT NULL,
+        wallet_id INTEGER NOT NULL REFERENCES wallets(id),
+        value INTEGER NOT NULL,
+        script BLOB NOT NULL,
+        change INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        height INTEGER,
+        block_hash TEXT,
+        spent_by TEXT,
+        spent_height INTEGER,
+        reserved_by TEXT,
+        PRIMARY KEY (txid, vout)
+    );
+    CREATE INDEX utxos_unspent ON utxos(wallet_id, spent_by);
+    CREATE TABLE blocks (
+        height INTEGER PRIMARY KEY,
+        hash TEXT NOT NULL
+    );
+    CREATE TABLE psbts (
+        id TEXT PRIMARY KEY,
+        wallet_id INTEGER NOT NULL REFERENCES wallets(id),
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        psbt TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        txid TEXT,
+        details TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE INDEX psbts_fingerprint ON psbts(fingerprint);
+    CREATE TABLE signers (
+        name TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        path TEXT,
+        fingerprint TEXT NOT NULL,
+        details TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        details TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
+]
+
+
+# --- records -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WalletRecord:
+    id: int
+    name: str
+    descriptor: str
+    network: str
+    birthday: int
+    created: float
+
+
+@dataclass(frozen=True)
+class AddressRecord:
+    change: bool
+    index: int
+    script: bytes
+    address: str
+    used: bool = False
+    issued: bool = False
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class UtxoRecord:
+    txid: str
+    vout: int
+    value: int
+    script: bytes
+    change: bool
+    index: int
+    height: int | None  # None: unconfirmed
+    block_hash: str | None
+    spent_by: str | None = None
+    spent_height: int | None = None
+    reserved_by: str | None = None
+
+    @property
+    def outpoint(self) -> str:
+        return f"{self.txid}:{self.vout}"
+
+
+@dataclass(frozen=True)
+class PsbtRecord:
+    id: str
+    kind: str  # "send", "funding", "sweep", "imported" ...
+    state: str  # "created", "verified", "signed", "finalized", "broadcast", "aborted" ...
+    psbt: str  # base64
+    fingerprint: str
+    txid: str | None
+    details: dict[str, Any]
+    created: float
+    updated: float
+
+
+@dataclass(frozen=True)
+class SignerRecord:
+    name: str
+    kind: str  # "software" | "file" | "hwi"
+    path: str | None
+    fingerprint: str  # 8 hex
+    details: dict[str, Any]
+    created: float
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    ts: float
+    actor: str
+    action: str
+    subject: str
+    details: dict[str, Any]
+
+
+# --- the store -----------------------------------------------------------------
+
+
+class Store:
+    """One open SQLite database. Use :meth:`open`; close with :meth:`close`."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self._depth = 0
+
+    @classmethod
+    def open(cls, path: Path | str, migrations: list[str] | None = None) -> "Store":
+        """Open (creating, mode 0600) the database at ``path`` and migrate it.
+
+        Raises StoreError if the file cannot be opened or was written by a
+        newer l2custody (schema version above ours).
+        """
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not path.exists():
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            conn = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=FULL")
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the store {path}: {exc}; check the data_dir in the config") from None
+        store = cls(conn, path)
+        store.migrate(MIGRATIONS if migrations is None else migrations)
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- schema ----------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self, migrations: list[str]) -> None:
+        """Apply the migrations above the current version, each atomically."""
+        current = self.version
+        if current > len(migrations):
+            raise StoreError(
+                f"the store {self.path} has schema version {current}, newer than this "
+                f"l2custody knows ({len(migrations)}); upgrade l2custody"
+            )
+        for number in range(current + 1, len(migrations) + 1):
+            script = migrations[number - 1]
+            try:
+                # executescript commits first; BEGIN/COMMIT makes the step atomic.
+                self.conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+            except sqlite3.Error as exc:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise StoreError(f"migration {number} of {self.path} failed: {exc}") from None
+
+    # --- transactions ----------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit of writes (BEGIN IMMEDIATE ... COMMIT); nests by joining."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._depth -= 1
+            return
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"the store {self.path} is busy or locked: {exc}; retry") from None
+        self._depth = 1
+        try:
+            yield self.conn
+        except BaseException:
+            self._depth = 0
+            self.conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.conn.execute("COMMIT")
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        """Run one statement (for later layers' own tables)."""
+        return self.conn.execute(sql, tuple(params))
+
+    # --- audit -------------------------------------------------------------------
+
+    def audit(self, actor: str, action: str, subject: str, details: dict[str, Any] | None = None) -> int:
+        """Append one entry to the audit log; returns its id."""
+        cur = self.conn.execute(
+            "INSERT INTO audit (ts, actor, action, subject, details) VALUES (?, ?, ?, ?, ?)",
+            (time.time(), actor, action, subject, _dumps(details or {})),
+        )
+        return int(cur.lastrowid or 0)
+
+    def audit_log(self, subject: str | None = None, limit: int | None = None) -> list[AuditEntry]:
+        """Audit entries, oldest first (optionally for one subject; ``limit`` newest)."""
+        sql = "SELECT id, ts, actor, action, subject, details FROM audit"
+        params: list[Any] = []
+        if subject is not None:
+            sql += " WHERE subject = ?"
+            params.append(subject)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = self.conn.execute(sql, params).fetchall()
+        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in reversed(rows)]
+
+    # --- wallets -----------------------------------------------------------------
+
+    def add_wallet(self, name: str, descriptor: str, network: str, birthday: int) -> WalletRecord:
+        try:
+            cur = self.conn.execute(
+                "INSERT INTO wallets (name, descriptor, network, birthday, created) VALUES (?, ?, ?, ?, ?)",
+                (name, descriptor, network, birthday, time.time()),
+            )
+        except sqlite3.IntegrityError:
+            raise StoreError(f"a wallet named {name!r} already exists in {self.path}") from None
+        return self.wallet(wallet_id=int(cur.lastrowid or 0))
+
+    def wallet(self, name: str | None = None, wallet_id: int | None = None) -> WalletRecord:
+        """The wallet by name or id, or the only wallet. Raises WalletNotFound."""
+        sql = "SELECT id, name, descriptor, network, birthday, created FROM wallets"
+        if wallet_id is not None:
+            rows = self.conn.execute(sql + " WHERE id = ?", (wallet_id,)).fetchall()
+        elif name is not None:
+            rows = self.conn.execute(sql + " WHERE name = ?", (name,)).fetchall()
+        else:
+            rows = self.conn.execute(sql + " ORDER BY id").fetchall()
+        if not rows:
+            what = f"named {name!r} " if name else ""
+            raise WalletNotFound(
+                f"no wallet {what}in {self.path}; create one with `l2custody wallet create` "
+                "or `l2custody wallet import`"
+            )
+        return WalletRecord(*rows[0])
+
+    def wallets(self) -> list[WalletRecord]:
+        rows = self.conn.execute("SELECT id, name, descriptor, network, birthday, created FROM wallets ORDER BY id")
+        return [WalletRecord(*r) for r in rows]
+
+    # --- addresses ---------------------------------------------------------------
+
+    def add_addresses(self, wallet_id: int, records: Iterable[AddressRecord]) -> None:
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO addresses (wallet_id, change, idx, script, address, used, issued, label)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (wallet_id, int(a.change), a.index, a.script, a.address, int(a.used), int(a.issued), a.label)
+                for a in records
+            ],
+        )
+
+    def addresses(
+        self, wallet_id: int, change: bool | None = None, used: bool | None = None
+    ) -> list[AddressRecord]:
+        sql = "SELECT change, idx, script, address, used, issued, label FROM addresses WHERE wallet_id = ?"
+        params: list[Any] = [wallet_id]
+        if change is not None:
+            sql += " AND change = ?"
+            params.append(int(change))
+        if used is not None:
+            sql += " AND used = ?"
+            params.append(int(used))
+        rows = self.conn.execute(sql + " ORDER BY change, idx", params)
+        return [_address(r) for r in rows]
+
+    def address_by_script(self, script: bytes) -> AddressRecord | None:
+        row = self.conn.execute(
+            "SELECT change, idx, script, address, used, issued, label FROM addresses WHERE script = ?", (script,)
+        ).fetchone()
+        return _address(row) if row else None
+
+    def mark_used(self, wallet_id: int, change: bool, index: int) -> None:
+        self.conn.execute(
+            "UPDATE addresses SET used = 1 WHERE wallet_id = ? AND change = ? AND idx = ?",
+            (wallet_id, int(change), index),
+        )
+
+    def issue_address(self, wallet_id: int, change: bool, index: int, label: str | None) -> None:
+        self.conn.execute(
+            "UPDATE addresses SET issued = 1, label = COALESCE(?, label) WHERE wallet_id = ? AND change = ? AND idx = ?",
+            (label, wallet_id, int(change), index),
+        )
+
+    def branch_state(self, wallet_id: int, change: bool) -> tuple[int, int]:
+        """(highest derived index, highest used-or-issued index) of one branch; -1 if none."""
+        row = self.conn.execute(
+            "SELECT COALESCE(MAX(idx), -1), COALESCE(MAX(CASE WHEN used OR issued THEN idx END), -1)"
+            " FROM addresses WHERE wallet_id = ? AND change = ?",
+            (wallet_id, int(change)),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    # --- transactions and UTXOs -------------------------------------------------------
+
+    def add_transaction(self, txid: str, raw: bytes, height: int | None, block_hash: str | None) -> None:
+        """Record a transaction that touches the wallet (keeps first_seen; updates its block)."""
+        self.conn.execute(
+            "INSERT INTO transactions (txid, raw, height, block_hash, first_seen) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(txid) DO UPDATE SET height = excluded.height, block_hash = excluded.block_hash",
+            (txid, raw, height, block_hash, time.time()),
+        )
+
+    def transaction_raw(self, txid: str) -> bytes | None:
+        row = self.conn.execute("SELECT raw FROM transactions WHERE txid = ?", (txid,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def transaction_height(self, txid: str) -> tuple[bool, int | None]:
+        """(known, height) of a recorded transaction; height None = unconfirmed."""
+        row = self.conn.execute("SELECT height FROM transactions WHERE txid = ?", (txid,)).fetchone()
+        return (True, row[0]) if row else (False, None)
+
+    def unconfirmed_txids(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT txid FROM transactions WHERE height IS NULL")]
+
+    def add_utxo(self, wallet_id: int, u: UtxoRecord) -> None:
+        """Record an output paying the wallet; a known one gets its (new) confirmation."""
+        self.conn.execute(
+            "INSERT INTO utxos (txid, vout, wallet_id, value, script, change, idx, height, block_hash,"
+            " spent_by, spent_height, reserved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(txid, vout) DO UPDATE SET height = excluded.height, block_hash = excluded.block_hash",
+            (
+                u.txid, u.vout, wallet_id, u.value, u.script, int(u.change), u.index,
+                u.height, u.block_hash, u.spent_by, u.spent_height, u.reserved_by,
+            ),
+        )
+
+    def spend_utxo(self, txid: str, vout: int, spent_by: str, spent_height: int | None) -> None:
+        self.conn.execute(
+            "UPDATE utxos SET spent_by = ?, spent_height = ?, reserved_by = NULL WHERE txid = ? AND vout = ?",
+            (spent_by, spent_height, txid, vout),
+        )
+
+    def utxos(
+        self, wallet_id: int, unspent: bool = True, include_reserved: bool = True
+    ) -> list[UtxoRecord]:
+        sql = (
+            "SELECT txid, vout, value, script, change, idx, height, block_hash, spent_by, spent_height,"
+            " reserved_by FROM utxos WHERE wallet_id = ?"
+        )
+        if unspent:
+            sql += " AND spent_by IS NULL"
+        if not include_reserved:
+            sql += " AND reserved_by IS NULL"
+        rows = self.conn.execute(sql + " ORDER BY height IS NULL, height, txid, vout", (wallet_id,))
+        return [_utxo(r) for r in rows]
+
+    def utxo(self, txid: str, vout: int) -> UtxoRecord | None:
+        row = self.conn.execute(
+            "SELECT txid, vout, value, script, change, idx, height, block_hash, spent_by, spent_height,"
+            " reserved_by FROM utxos WHERE txid = ? AND vout = ?",
+            (txid, vout),
+        ).fetchone()
+        return _utxo(row) if row else None
+
+    def reserve_utxos(self, outpoints: Iterable[tuple[str, int]], session_id: str) -> None:
+        """Reserve unspent, unreserved UTXOs for a session; all or nothing (StoreError)."""
+        with self.transaction():
+            for txid, vout in outpoints:
+                cur = self.conn.execute(
+                    "UPDATE utxos SET reserved_by = ? WHERE txid = ? AND vout = ? AND spent_by IS NULL"
+                    " AND (reserved_by IS NULL OR reserved_by = ?)",
+                    (session_id, txid, vout, session_id),
+                )
+                if cur.rowcount != 1:
+                    raise StoreError(
+                        f"UTXO {txid}:{vout} is spent, unknown or reserved by another session; "
+                        "run `l2custody wallet utxos` to see what is free"
+                    )
+
+    def release_utxos(self, session_id: str) -> int:
+        """Release every UTXO reserved by ``session_id``; returns how many."""
+        cur = self.conn.execute("UPDATE utxos SET reserved_by = NULL WHERE reserved_by = ?", (session_id,))
+        return cur.rowcount
+
+    def rollback_above(self, height: int) -> tuple[int, int]:
+        """Undo what blocks above ``height`` did (a reorg): returns (removed utxos, unspent).
+
+        Outputs created above are deleted and spends above are undone; the
+        transactions above become unconfirmed until a rescan finds them again.
+        """
+        with self.transaction():
+            removed = self.conn.execute("DELETE FROM utxos WHERE height > ?", (height,)).rowcount
+            unspent = self.conn.execute(
+                "UPDATE utxos SET spent_by = NULL, spent_height = NULL WHERE spent_height > ?", (height,)
+            ).rowcount
+            self.conn.execute("UPDATE transactions SET height = NULL, block_hash = NULL WHERE height > ?", (height,))
+            self.conn.execute("DELETE FROM blocks WHERE height > ?", (height,))
+        return removed, unspent
+
+    def drop_unconfirmed(self, txid: str) -> None:
+        """Forget an unconfirmed transaction that left the mempool: its outputs, its spends."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM utxos WHERE txid = ? AND height IS NULL", (txid,))
+            self.conn.execute(
+                "UPDATE utxos SET spent_by = NULL, spent_height = NULL WHERE spent_by = ? AND spent_height IS NULL",
+                (txid,),
+            )
+            self.conn.execute("DELETE FROM transactions WHERE txid = ? AND height IS NULL", (txid,))
+
+    # --- scan state --------------------------------------------------------------------
+
+    def set_block(self, height: int, block_hash: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO blocks (height, hash) VALUES (?, ?)", (height, block_hash))
+
+    def block_hash(self, height: int) -> str | None:
+        row = self.conn.execute("SELECT hash FROM blocks WHERE height = ?", (height,)).fetchone()
+        return row[0] if row else None
+
+    def scanned_tip(self) -> tuple[int, str] | None:
+        """(height, hash) of the last scanned block, None before the first scan."""
+        row = self.conn.execute("SELECT height, hash FROM blocks ORDER BY height DESC LIMIT 1").fetchone()
+        return (int(row[0]), row[1]) if row else None
+
+    def prune_blocks(self, below: int) -> None:
+        """Forget block hashes below ``below`` (deeper than any reorg we handle)."""
+        self.conn.execute("DELETE FROM blocks WHERE height < ?", (below,))
+
+    # --- PSBT sessions -------------------------------------------------------------------
+
+    def add_psbt(
+        self,
+        id: str,
+        wallet_id: int,
+        kind: str,
+        state: str,
+        psbt: str,
+        fingerprint: str,
+        details: dict[str, Any] | None = None,
+    ) -> PsbtRecord:
+        now = time.time()
+        try:
+            self.conn.execute(
+                "INSERT INTO psbts (id, wallet_id, kind, state, psbt, fingerprint, details, created, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (id, wallet_id, kind, state, psbt, fingerprint, _dumps(details or {}), now, now),
+            )
+        except sqlite3.IntegrityError:
+            raise StoreError(f"a PSBT session {id} already exists") from None
+        return self.psbt(id)
+
+    def update_psbt(
+        self,
+        id: str,
+        state: str | None = None,
+        psbt: str | None = None,
+        txid: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> PsbtRecord:
+        """Change a session's state/PSBT/txid; ``details`` are merged into the stored ones."""
+        current = self.psbt(id)
+        merged = {**current.details, **(details or {})}
+        self.conn.execute(
+            "UPDATE psbts SET state = ?, psbt = ?, txid = ?, details = ?, updated = ? WHERE id = ?",
+            (
+                state or current.state,
+                psbt or current.psbt,
+                txid or current.txid,
+                _dumps(merged),
+                time.time(),
+                id,
+            ),
+        )
+        return self.psbt(id)
+
+    def psbt(self, id: str) -> PsbtRecord:
+        row = self.conn.execute(_PSBT_SELECT + " WHERE id = ?", (id,)).fetchone()
+        if row is None:
+            raise SessionNotFound(f"no PSBT session {id!r}; list them with `l2custody psbt list`")
+        return _psbt(row)
+
+    def psbt_by_fingerprint(self, fingerprint: str) -> PsbtRecord | None:
+        row = self.conn.execute(
+            _PSBT_SELECT + " WHERE fingerprint = ? ORDER BY created DESC LIMIT 1", (fingerprint,)
+        ).fetchone()
+        return _psbt(row) if row else None
+
+    def psbts(self, state: str | None = None, kind: str | None = None) -> list[PsbtRecord]:
+        sql, params = _PSBT_SELECT + " WHERE 1=1", []
+        if state is not None:
+            sql += " AND state = ?"
+            params.append(state)
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
+        return [_psbt(r) for r in self.conn.execute(sql + " ORDER BY created", params)]
+
+    # --- signers -----------------------------------------------------------------------------
+
+    def add_signer(
+        self, name: str, kind: str, path: str | None, fingerprint: str, details: dict[str, Any] | None = None
+    ) -> SignerRecord:
+        try:
+            self.conn.execute(
+                "INSERT INTO signers (name, kind, path, fingerprint, details, created) VALUES (?, ?, ?, ?, ?, ?)",
+                (name, kind, path, fingerprint, _dumps(details or {}), time.time()),
+            )
+        except sqlite3.IntegrityError:
+            raise StoreError(f"a signer named {name!r} already exists; pick another name") from None
+        return self.signer(name)
+
+    def signer(self, name: str) -> SignerRecord:
+        row = self.conn.execute(
+            "SELECT name, kind, path, fingerprint, details, created FROM signers WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            raise SignerUnavailable(f"no signer named {name!r}; see `l2custody signer list`")
+        return SignerRecord(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5])
+
+    def signers(self) -> list[SignerRecord]:
+        rows = self.conn.execute("SELECT name, kind, path, fingerprint, details, created FROM signers ORDER BY name")
+        return [SignerRecord(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
+
+
+_PSBT_SELECT = "SELECT id, kind, state, psbt, fingerprint, txid, details, created, updated FROM psbts"
+
+
+def _dumps(details: dict[str, Any]) -> str:
+    return json.dumps(details, sort_keys=True, default=str)
+
+
+def _address(r: tuple[Any, ...]) -> AddressRecord:
+    return AddressRecord(bool(r[0]), r[1], bytes(r[2]), r[3], bool(r[4]), bool(r[5]), r[6])
+
+
+def _utxo(r: tuple[Any, ...]) -> UtxoRecord:
+    return UtxoRecord(r[0], r[1], r[2], bytes(r[3]), bool(r[4]), r[5], r[6], r[7], r[8], r[9], r[10])
+
+
+def _psbt(r: tuple[Any, ...]) -> PsbtRecord:
+    return PsbtRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8])
