@@ -142,6 +142,13 @@ class UpfrontShutdownRefused(PeerRefused):
     code, kind = 56, "upfront-shutdown-refused"
 
 
+class FundingNegotiationLost(NodeError):
+    """The node no longer knows a channel negotiation (it restarted, or the peer
+    gave up): nothing was secured or broadcast; start the open again."""
+
+    code, kind = 57, "funding-negotiation-lost"
+
+
 # --- custody flows (60-79) ---------------------------------------------------
 class SessionError(L2CustodyError):
     code, kind = 60, "session"

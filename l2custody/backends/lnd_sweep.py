@@ -1,0 +1,107 @@
+"""Sweeping lnd's own wallet (force-close proceeds land there) to an address.
+
+The sweep spends every confirmed UTXO of the default account to one output
+and leaves ``max(keep, lnd's anchor reserve)`` as change in lnd's wallet:
+lnd's ``FundPsbt`` with an explicit template (inputs = all confirmed coins,
+output = destination), signed by ``FinalizePsbt`` and published by
+``PublishTransaction``. A dry run funds the template (so the figures are
+lnd's own), then releases the leases: nothing is sent or stays locked.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import grpc
+
+from l2custody.backends.base import SweepResult
+from l2custody.errors import InsufficientFunds, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from l2custody.backends.lnd import LndBackend
+
+DUST_SAT = 546
+# vbytes per input by lnrpc.AddressType: p2wkh, np2wkh, (unused...), p2tr
+_INPUT_VBYTES = {0: 68, 1: 91, 2: 68, 3: 91, 4: 58, 5: 58}
+_CHANGE_VBYTES = 43  # a p2tr change output, the largest lnd makes
+
+
+def estimate_vsize(input_types: list[int], dest_script_len: int, with_change: bool) -> int:
+    """A slight over-estimate of the sweep's vsize, so lnd's fee fits inside ours."""
+    vsize = 11 + sum(_INPUT_VBYTES.get(t, 91) for t in input_types)
+    vsize += 9 + dest_script_len
+    return vsize + (_CHANGE_VBYTES if with_change else 0)
+
+
+def sweep(
+    backend: LndBackend, address: str, *, keep_sat: int | None, fee_rate: float | None, dry_run: bool
+) -> SweepResult:
+    from embit.psbt import PSBT
+    from embit.script import address_to_scriptpubkey
+
+    try:
+        dest_script = address_to_scriptpubkey(address).data
+    except Exception:
+        raise UsageError(f"{address!r} is not a bitcoin address") from None
+    ln, _, wk, wkstub = backend._stubs()
+    t = backend.creds.timeout
+    utxos = list(
+        wkstub.ListUnspent(wk.ListUnspentRequest(min_confs=1, max_confs=2**31 - 1, account="default"), timeout=t).utxos
+    )
+    if not utxos:
+        raise InsufficientFunds(f"node {backend.name!r} has no confirmed coins in its wallet; nothing to sweep")
+    required = wkstub.RequiredReserve(wk.RequiredReserveRequest(additional_public_channels=0), timeout=t).required_reserve
+    keep = max(keep_sat or 0, required)
+    if fee_rate is None:
+        fee_rate = wkstub.EstimateFee(wk.EstimateFeeRequest(conf_target=6), timeout=t).sat_per_kw * 4 / 1000
+    rate = max(1, math.ceil(fee_rate))
+    total = sum(u.amount_sat for u in utxos)
+    fee_estimate = math.ceil(estimate_vsize([u.address_type for u in utxos], len(dest_script), keep > 0) * rate)
+    amount = total - keep - fee_estimate
+    if amount < DUST_SAT:
+        raise InsufficientFunds(
+            f"node {backend.name!r} has {total} sat confirmed; after keeping {keep} sat "
+            f"(anchor reserve {required} sat) and about {fee_estimate} sat fee there is nothing to sweep"
+        )
+    outpoints = [ln.OutPoint(txid_str=u.outpoint.txid_str, output_index=u.outpoint.output_index) for u in utxos]
+
+    def fund(amount: int) -> tuple[object, int]:
+        template = wk.TxTemplate(inputs=outpoints, outputs={address: amount})
+        req = wk.FundPsbtRequest(raw=template, sat_per_vbyte=rate, min_confs=1, spend_unconfirmed=False)
+        funded = wkstub.FundPsbt(req, timeout=t)
+        index = funded.change_output_index
+        return funded, PSBT.parse(funded.funded_psbt).tx.vout[index].value if index >= 0 else 0
+
+    funded, kept = fund(amount)
+    if kept < keep:  # lnd's fee came out above our estimate: give it the difference
+        _release(wkstub, wk, funded.locked_utxos, t)
+        amount -= keep - kept
+        if amount < DUST_SAT:
+            raise InsufficientFunds(f"node {backend.name!r}: nothing left to sweep after keeping {keep} sat")
+        funded, kept = fund(amount)
+    done = False
+    try:
+        inputs = tuple(f"{u.outpoint.txid_str}:{u.outpoint.output_index}" for u in utxos)
+        result = SweepResult(address, amount, PSBT.parse(funded.funded_psbt).fee(), kept, inputs, dry_run)
+        if not dry_run:
+            req = wk.FinalizePsbtRequest(funded_psbt=funded.funded_psbt)
+            raw = wkstub.FinalizePsbt(req, timeout=t).raw_final_tx
+        done = True
+    finally:
+        if dry_run or not done:
+            _release(wkstub, wk, funded.locked_utxos, t)
+    if dry_run:
+        return result
+    txid = backend.publish(raw, label="l2custody sweep")
+    return SweepResult(address, amount, result.fee_sat, kept, inputs, False, txid)
+
+
+def _release(wkstub: object, wk: object, leases: object, timeout: float) -> None:
+    for lease in leases:  # type: ignore[attr-defined]
+        try:
+            wkstub.ReleaseOutput(  # type: ignore[attr-defined]
+                wk.ReleaseOutputRequest(id=lease.id, outpoint=lease.outpoint), timeout=timeout  # type: ignore[attr-defined]
+            )
+        except grpc.RpcError:
+            pass  # leases expire on their own (10 minutes)
