@@ -1,0 +1,407 @@
+"""What a signer reviews before signing: ``summarize`` a PSBT, ``verify`` it against policy.
+
+``summarize`` never raises for a readable PSBT: it describes every input
+(ours? which address index? signatures?) and output (ours? change?
+foreign?), the fee, fee rate and vsize, warnings, and the problems that
+``verify`` would refuse. ``verify`` is the same analysis as code, plus the
+policy (or the exact expected outputs), and raises on the first problem:
+
+- PsbtTampered: an input that is not ours; an input whose attached previous
+  transaction disagrees with its witness_utxo (the segwit fee attack); key
+  metadata or witness script that are not our descriptor's; a signature
+  from a key not in the descriptor, with a sighash other than ALL, or that
+  does not verify; an output that claims to be our change but pays
+  elsewhere, or carries another wallet's change metadata (foreign change);
+  an output that differs from ``expected_outputs``; a PSBT whose
+  fingerprint differs from the one verified earlier;
+- NetworkMismatch: global xpubs or expected addresses of another network;
+- PolicyViolation: a foreign destination the policy does not allow, or a
+  fee above ``max_fee_sat`` / ``max_fee_rate``.
+
+Every message names the input or output (index, address, amount).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Mapping, Sequence
+
+from embit.psbt import PSBT
+
+from l2custody.amounts import format_sats
+from l2custody.errors import L2CustodyError, NetworkMismatch, PsbtError, PsbtTampered
+from l2custody.wallet import size
+from l2custody.wallet.addresses import address_to_script, human_network, script_to_address
+from l2custody.wallet.descriptor import Derived, MultisigDescriptor
+from l2custody.wallet.policy import Policy
+from l2custody.wallet.psbt import (
+    TxOut,
+    check_signatures,
+    final_witness_valid,
+    input_utxo,
+    psbt_fingerprint,
+    psbt_txid,
+)
+
+#: Warn above these (the policy caps are what refuse).
+HIGH_FEE_RATE = 100.0
+HIGH_FEE_SHARE = 0.03
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    index: int
+    txid: str
+    vout: int
+    value: int | None
+    address: str | None
+    ours: bool
+    change: bool | None
+    derivation_index: int | None
+    signatures: int  # valid signatures (K when finalized)
+    signed_by: tuple[str, ...]  # master fingerprints of the cosigners that signed
+    finalized: bool
+    has_prev_tx: bool
+
+
+@dataclass(frozen=True)
+class OutputInfo:
+    index: int
+    address: str | None
+    value: int
+    script_pubkey: str  # hex
+    ours: bool
+    change: bool
+    derivation_index: int | None
+    foreign_keys: tuple[str, ...] = ()  # fingerprints of other wallets' key origins on it
+
+    @property
+    def kind(self) -> str:
+        """``change`` (our change branch), ``self`` (our receive branch) or ``foreign``."""
+        if not self.ours:
+            return "foreign"
+        return "change" if self.change else "self"
+
+
+@dataclass(frozen=True)
+class PsbtSummary:
+    txid: str
+    fingerprint: str
+    network: str
+    inputs: tuple[InputInfo, ...]
+    outputs: tuple[OutputInfo, ...]
+    total_in: int | None
+    total_out: int
+    fee: int | None
+    vsize: int
+    fee_rate: float | None
+    locktime: int
+    rbf: bool
+    threshold: int
+    complete: bool  # every input has K valid signatures (or is finalized)
+    warnings: tuple[str, ...] = ()
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def sent(self) -> int:
+        """Sats leaving the wallet to foreign outputs."""
+        return sum(o.value for o in self.outputs if not o.ours)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for o, info in zip(d["outputs"], self.outputs):
+            o["kind"] = info.kind
+        d["sent"] = self.sent
+        return d
+
+
+def _describe_in(i: int, txid: str, vout: int, address: str | None, value: int | None) -> str:
+    amount = format_sats(value) if value is not None else "unknown amount"
+    return f"input {i} ({txid}:{vout}, {address or 'unknown address'}, {amount})"
+
+
+def _describe_out(j: int, address: str | None, value: int, spk: bytes) -> str:
+    return f"output {j} ({address or 'script ' + spk.hex()}, {format_sats(value)})"
+
+
+def _input_derived(
+    desc: MultisigDescriptor, psbt: PSBT, i: int, known: Mapping[bytes, tuple[bool, int]]
+) -> tuple[Derived | None, str | None]:
+    """Our address behind input ``i``, or (None, reason) if it is not provably ours."""
+    utxo = input_utxo(psbt, i)
+    if utxo is None:
+        return None, "carries no witness_utxo or non_witness_utxo, so nobody can check what it spends"
+    spk = utxo.script_pubkey.data
+    claims = {
+        desc.match_derivation(d.fingerprint, d.derivation)
+        for d in psbt.inputs[i].bip32_derivations.values()
+    } - {None}
+    if len(claims) > 1:
+        return None, "has key origins pointing at different addresses of this wallet"
+    if claims:
+        derived = desc.derive(*claims.pop())
+    elif spk in known:
+        derived = desc.derive(*known[spk])
+    else:
+        return None, "is not a coin of this wallet (its key origins are not our cosigners' keys)"
+    if derived.script_pubkey != spk:
+        return None, f"claims to be our address {derived.address} but spends a different script"
+    return derived, None
+
+
+def _analyze(
+    psbt: PSBT, desc: MultisigDescriptor, known: Mapping[bytes, tuple[bool, int]]
+) -> tuple[PsbtSummary, list[L2CustodyError]]:
+    problems: list[L2CustodyError] = []
+    warnings: list[str] = []
+    net = desc.network
+    inputs: list[InputInfo] = []
+    in_weights: list[int] = []
+    values: list[int | None] = []
+    for i, pin in enumerate(psbt.inputs):
+        utxo = input_utxo(psbt, i)
+        txid, vout = pin.txid.hex(), pin.vout
+        value = utxo.value if utxo is not None else None
+        address = script_to_address(utxo.script_pubkey.data, net) if utxo is not None else None
+        where = _describe_in(i, txid, vout, address, value)
+        values.append(value)
+        nwu = pin.non_witness_utxo
+        if nwu is not None:
+            if nwu.txid() != pin.txid:
+                problems.append(PsbtTampered(f"{where}: the attached previous transaction has txid {nwu.txid().hex()}, not {txid}"))
+            elif pin.witness_utxo is not None and (
+                vout >= len(nwu.vout)
+                or nwu.vout[vout].value != pin.witness_utxo.value
+                or nwu.vout[vout].script_pubkey != pin.witness_utxo.script_pubkey
+            ):
+                problems.append(PsbtTampered(
+                    f"{where}: witness_utxo disagrees with the previous transaction it comes from "
+                    "(a forged input amount would hide the real fee); refusing"
+                ))
+        else:
+            warnings.append(f"input {i} lacks its previous transaction (non_witness_utxo); some hardware signers refuse such inputs")
+        if pin.sighash_type not in (None, 1):
+            problems.append(PsbtTampered(f"{where} asks for sighash type {pin.sighash_type}; only SIGHASH_ALL is signed"))
+        derived, reason = _input_derived(desc, psbt, i, known)
+        finalized = pin.final_scriptwitness is not None and bool(pin.final_scriptwitness.items)
+        signed_by: list[str] = []
+        valid = 0
+        if derived is None:
+            problems.append(PsbtTampered(f"{where} {reason}; refusing to sign a PSBT with inputs that are not ours"))
+        else:
+            if pin.witness_script is not None and pin.witness_script.data != derived.witness_script:
+                problems.append(PsbtTampered(f"{where}: its witness script is not our multisig script for that address"))
+            for pub, der in pin.bip32_derivations.items():
+                expected = derived.bip32.get(pub.sec())
+                if expected is None or (der.fingerprint, list(der.derivation)) != (expected[0], list(expected[1])):
+                    problems.append(PsbtTampered(
+                        f"{where}: key origin {der.fingerprint.hex()} for key {pub.sec().hex()[:16]}... "
+                        "is not one of this address's keys; a signer could be misled"
+                    ))
+                    break
+            if finalized:
+                if final_witness_valid(psbt, i, derived):
+                    valid = desc.threshold
+                    signed_by = ["(finalized)"]
+                else:
+                    problems.append(PsbtTampered(f"{where}: its final witness does not satisfy our script"))
+            for check in check_signatures(psbt, i, derived):
+                if check.valid:
+                    valid += 1
+                    signed_by.append(check.fingerprint or "?")
+                else:
+                    who = f"fingerprint {check.fingerprint}" if check.fingerprint else f"key {check.pubkey.hex()[:16]}..."
+                    problems.append(PsbtTampered(
+                        f"{where}: signature from {who} is refused: {check.reason}"
+                        + ("; that key is not in this wallet's descriptor" if not check.fingerprint else "")
+                    ))
+        if finalized:
+            in_weights.append(4 * 41 + len(pin.final_scriptwitness.serialize()))
+        else:
+            in_weights.append(size.multisig_input_weight(desc.threshold, desc.n))
+        inputs.append(InputInfo(
+            i, txid, vout, value, address, derived is not None,
+            derived.change if derived else None, derived.index if derived else None,
+            valid, tuple(signed_by), finalized, nwu is not None,
+        ))
+
+    outputs: list[OutputInfo] = []
+    for j, pout in enumerate(psbt.outputs):
+        spk = pout.script_pubkey.data
+        address = script_to_address(spk, net)
+        where = _describe_out(j, address, pout.value, spk)
+        claims = {desc.match_derivation(d.fingerprint, d.derivation) for d in pout.bip32_derivations.values()} - {None}
+        foreign_keys = tuple(sorted({
+            d.fingerprint.hex() for d in pout.bip32_derivations.values() if not desc.contains_key(d.fingerprint)
+        }))
+        ours, change, index = False, False, None
+        if len(claims) > 1:
+            problems.append(PsbtTampered(f"{where} has key origins pointing at different addresses of this wallet"))
+        elif claims:
+            derived = desc.derive(*claims.pop())
+            if derived.script_pubkey != spk:
+                branch = "change" if derived.change else "receive"
+                problems.append(PsbtTampered(
+                    f"{where} claims to be our {branch} address {derived.address} (index {derived.index}) "
+                    "but pays a different script: foreign change; refusing"
+                ))
+            else:
+                ours, change, index = True, derived.change, derived.index
+        elif spk in known:
+            ours, (change, index) = True, known[spk]
+        if foreign_keys and not ours:
+            warnings.append(f"output {j} carries key origins of other wallets ({', '.join(foreign_keys)}): it looks like change but is not ours")
+        if pout.value < size.dust_threshold(spk):
+            warnings.append(f"{where} is below the dust threshold; nodes will not relay the transaction")
+        outputs.append(OutputInfo(j, address, pout.value, spk.hex(), ours, change, index, foreign_keys))
+
+    for xpub, der in psbt.xpubs.items():
+        key_is_main = xpub.version == b"\x04\x88\xb2\x1e"
+        if key_is_main != (net == "main"):
+            problems.append(NetworkMismatch(
+                f"the PSBT lists cosigner key {der.fingerprint.hex()} for "
+                f"{'mainnet' if key_is_main else 'a test network'} but this wallet is on {human_network(net)}"
+            ))
+        elif not desc.contains_key(der.fingerprint):
+            warnings.append(f"the PSBT lists a cosigner key {der.fingerprint.hex()} that is not in this wallet's descriptor")
+
+    total_out = sum(o.value for o in outputs)
+    total_in = sum(v for v in values if v is not None) if all(v is not None for v in values) else None
+    fee = total_in - total_out if total_in is not None else None
+    weight = size.tx_weight(in_weights, [len(bytes.fromhex(o.script_pubkey)) for o in outputs])
+    vsize = size.vsize(weight)
+    fee_rate = fee / vsize if fee is not None and vsize else None
+    if fee is not None and fee < 0:
+        problems.append(PsbtTampered(f"the outputs ({format_sats(total_out)}) exceed the inputs ({format_sats(total_in or 0)})"))
+    if fee_rate is not None and 0 <= fee_rate < 1.0:
+        warnings.append(f"fee rate {fee_rate:.2f} sat/vB is below 1 sat/vB; nodes will not relay it")
+    if fee_rate is not None and fee_rate > HIGH_FEE_RATE:
+        warnings.append(f"high fee: {fee_rate:.1f} sat/vB")
+    leaving = sum(o.value for o in outputs if not o.ours) or total_out
+    if fee is not None and leaving and fee > HIGH_FEE_SHARE * leaving:
+        warnings.append(f"high fee: {format_sats(fee)} is {100 * fee / leaving:.1f}% of the {format_sats(leaving)} sent")
+    rbf = any(inp.sequence is not None and inp.sequence < 0xFFFFFFFE for inp in psbt.inputs)
+    if not rbf:
+        warnings.append("the transaction does not signal replace-by-fee; its fee cannot be bumped")
+    if sum(1 for o in outputs if o.change) > 1:
+        warnings.append("more than one change output")
+    if psbt.tx.version != 2:
+        warnings.append(f"transaction version {psbt.tx.version} (expected 2)")
+    summary = PsbtSummary(
+        txid=psbt_txid(psbt),
+        fingerprint=psbt_fingerprint(psbt),
+        network=net,
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        total_in=total_in,
+        total_out=total_out,
+        fee=fee,
+        vsize=vsize,
+        fee_rate=fee_rate,
+        locktime=psbt.tx.locktime,
+        rbf=rbf,
+        threshold=desc.threshold,
+        complete=bool(inputs) and all(i.signatures >= desc.threshold for i in inputs),
+        warnings=tuple(warnings),
+        problems=tuple(p.message for p in problems),
+    )
+    return summary, problems
+
+
+def summarize(
+    psbt: PSBT, desc: MultisigDescriptor, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
+) -> PsbtSummary:
+    """Describe the PSBT for a human or a script; problems are listed, not raised.
+
+    ``known_scripts`` maps scripts of our addresses to (change, index) for
+    PSBTs whose outputs lack BIP-32 metadata.
+    """
+    return _analyze(psbt, desc, known_scripts or {})[0]
+
+
+def verify(
+    psbt: PSBT,
+    desc: MultisigDescriptor,
+    policy: Policy,
+    expected_outputs: Sequence[TxOut] | None = None,
+    *,
+    verified_fingerprint: str | None = None,
+    known_scripts: Mapping[bytes, tuple[bool, int]] | None = None,
+) -> PsbtSummary:
+    """Refuse (raise) anything a signer must not sign; return the summary otherwise.
+
+    With ``expected_outputs``, the PSBT must contain exactly those outputs
+    (script and amount, e.g. channel funding outputs) and nothing else but
+    change to our own descriptor; the destination policy is then not
+    consulted, the fee caps still are. With ``verified_fingerprint``, the
+    PSBT must be the one verified before (``psbt_fingerprint``).
+    """
+    summary, problems = _analyze(psbt, desc, known_scripts or {})
+    if verified_fingerprint is not None and summary.fingerprint != verified_fingerprint:
+        raise PsbtTampered(
+            f"the PSBT changed since it was verified (fingerprint {verified_fingerprint[:16]}..., now "
+            f"{summary.fingerprint[:16]}...): inputs, outputs, amounts or locktime differ; refusing. "
+            "Verify the new PSBT from scratch"
+        )
+    if problems:
+        raise problems[0]
+    if summary.fee is None:  # pragma: no cover - missing utxo info is a problem above
+        raise PsbtError("cannot compute the fee: some inputs lack their previous output")
+    if expected_outputs is not None:
+        _match_expected(summary, expected_outputs, desc.network)
+    else:
+        for out in summary.outputs:
+            if out.ours:
+                continue
+            if out.foreign_keys:
+                raise PsbtTampered(
+                    f"{_describe_out(out.index, out.address, out.value, bytes.fromhex(out.script_pubkey))} "
+                    f"is marked as change of another wallet (key fingerprints {', '.join(out.foreign_keys)}): "
+                    "foreign change; refusing"
+                )
+            policy.check_destination(out.index, out.address, out.value, bytes.fromhex(out.script_pubkey), desc.network)
+    policy.check_fee(summary.fee, summary.fee_rate or 0.0)
+    return summary
+
+
+def _match_expected(summary: PsbtSummary, expected: Sequence[TxOut], network: str) -> None:
+    remaining: list[TxOut] = []
+    for k, exp in enumerate(expected):
+        if exp.address is not None:
+            try:
+                script = address_to_script(exp.address, network)
+            except NetworkMismatch as exc:
+                raise NetworkMismatch(f"expected output {k}: {exc.message}") from exc
+            if script != bytes(exp.script_pubkey):
+                raise PsbtError(f"expected output {k}: address {exp.address} does not match its script")
+        remaining.append(exp)
+
+    def label(t: TxOut) -> str:
+        return f"{t.address or script_to_address(bytes(t.script_pubkey), network) or bytes(t.script_pubkey).hex()} {format_sats(t.value)}"
+
+    for out in summary.outputs:
+        spk = bytes.fromhex(out.script_pubkey)
+        exact = next((t for t in remaining if bytes(t.script_pubkey) == spk and t.value == out.value), None)
+        if exact is not None:
+            remaining.remove(exact)
+            continue
+        if out.ours and out.change:
+            continue
+        where = _describe_out(out.index, out.address, out.value, spk)
+        same_script = next((t for t in remaining if bytes(t.script_pubkey) == spk), None)
+        if same_script is not None:
+            raise PsbtTampered(
+                f"{where}: the amount to that address should be {format_sats(same_script.value)}; refusing"
+            )
+        wanted = "; ".join(label(t) for t in remaining) or "none left"
+        raise PsbtTampered(
+            f"{where} is not one of the expected outputs ({wanted}) nor change to this wallet; refusing"
+        )
+    if remaining:
+        raise PsbtTampered(
+            "expected output(s) missing from the PSBT: " + "; ".join(label(t) for t in remaining)
+        )
