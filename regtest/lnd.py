@@ -213,11 +213,15 @@ class LndNode:
     def _ready(self) -> bool:
         if not (self.admin_macaroon.exists() and self.tls_cert.exists()):
             return False
+        from lndgrpc.compiled import stateservice_pb2 as state
+
         try:
-            info = self.info()
+            # GetInfo answers before the server accepts peers; SERVER_ACTIVE is "fully started".
+            current = self._stub("stateservice_pb2_grpc", "StateStub").GetState(
+                state.GetStateRequest(), timeout=RPC_TIMEOUT).state
+            return current == state.SERVER_ACTIVE and bool(self.info().synced_to_chain)
         except grpc.RpcError:
             return False
-        return bool(info.synced_to_chain)
 
     def stop(self, timeout: float = 30.0) -> str | None:
         """Stop lnd (SIGTERM, then SIGKILL); return an error text instead of raising."""

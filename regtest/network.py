@@ -121,6 +121,11 @@ class Network:
         self.lnd.append(node)
         try:
             node.start(self.detached)
+        except BaseException:
+            # The error is the caller's; the dead node must not be reported again at stop().
+            self.lnd.remove(node)
+            node.stop()
+            raise
         finally:
             self.write_state()
         return node
@@ -136,6 +141,10 @@ class Network:
         self.cln.append(node)
         try:
             node.start(self.detached)
+        except BaseException:
+            self.cln.remove(node)
+            node.stop()
+            raise
         finally:
             self.write_state()
         return node

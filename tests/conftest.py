@@ -1,0 +1,123 @@
+"""Shared pytest fixtures: regtest networks on real daemons, one per test module.
+
+- ``network``: btcd + 2 lnd, each lnd wallet funded with 1 BTC in 4 coins.
+- ``chain_network``: btcd only (plus the faucet), for chain-level tests.
+- ``cln_network``: bitcoind + 1 lnd + 1 Core Lightning node, each funded;
+  skipped, naming the missing binary, where lightningd/bitcoind are absent.
+
+A module's network directory (all daemon logs) is deleted when every test of
+the module passed and kept, and listed at the end of the run, when one
+failed (or always with ``L2C_KEEP_DIRS=1``). In CI (``CI=true``) a missing or
+unbuildable lnd/btcd fails the integration tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from regtest import HarnessError, Network, cln_unavailable, confirmed_balance, wait_for
+from regtest.binaries import ensure_go_daemons
+
+_failed_modules: set[str] = set()
+_kept_dirs: list[str] = []
+_binaries_error: list[str] = []  # memo of a failed lookup/build, so it is tried once
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and getattr(item, "module", None) is not None:
+        _failed_modules.add(item.module.__name__)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    cln_items = [i for i in items if i.get_closest_marker("cln")]
+    reason = cln_unavailable() if cln_items else None
+    for item in cln_items:
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for path in _kept_dirs:
+        terminalreporter.write_line(f"regtest network kept for inspection (daemon logs): {path}")
+
+
+def _require_go_daemons() -> None:
+    """Find or build lnd/btcd once per session; fail in CI, skip elsewhere, if impossible."""
+    if not _binaries_error:
+        try:
+            ensure_go_daemons()
+            _binaries_error.append("")
+        except HarnessError as exc:
+            _binaries_error.append(exc.message)
+    if _binaries_error[0]:
+        message = f"lnd/btcd unavailable: {_binaries_error[0]}"
+        if _in_ci():
+            pytest.fail(message + " (CI requires the lnd integration tests)", pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def regtest_dir(request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A directory for this module's network: deleted if all its tests passed."""
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    path = tmp_path_factory.mktemp(f"rt-{name}", numbered=True)
+    yield path
+    if request.module.__name__ in _failed_modules or os.environ.get("L2C_KEEP_DIRS"):
+        _kept_dirs.append(str(path))
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _started(workdir: Path, lnd: int, cln: int = 0, chain: str | None = None) -> Iterator[Network]:
+    net = Network.start(workdir, lnd=lnd, cln=cln, chain=chain)
+    try:
+        yield net
+    finally:
+        net.stop()  # raises, listing every daemon that misbehaved
+
+
+@pytest.fixture(scope="module")
+def network(regtest_dir: Path) -> Iterator[Network]:
+    """btcd + 2 lnd (``network.lnd[0]``, ``[1]``), each wallet holding 4 x 0.25 BTC confirmed."""
+    _require_go_daemons()
+    for net in _started(regtest_dir / "lnd", lnd=2):
+        for node in net.lnd:
+            net.fund_node(node, 100_000_000, utxos=4, confirm=False)
+        net.mine(1)
+        for node in net.lnd:
+            wait_for(lambda n=node: confirmed_balance(n) >= 100_000_000, 60,
+                     what=f"{node.name} to see its funding confirmed")
+        yield net
+
+
+@pytest.fixture(scope="module")
+def chain_network(regtest_dir: Path) -> Iterator[Network]:
+    """btcd only (lnd=0): the chain daemon and the faucet."""
+    _require_go_daemons()
+    yield from _started(regtest_dir / "chain", lnd=0)
+
+
+@pytest.fixture(scope="module")
+def cln_network(regtest_dir: Path) -> Iterator[Network]:
+    """bitcoind + 1 lnd + 1 cln, each funded with 0.5 BTC; skipped without lightningd/bitcoind."""
+    reason = cln_unavailable()
+    if reason:
+        pytest.skip(reason)
+    _require_go_daemons()
+    for net in _started(regtest_dir / "cln", lnd=1, cln=1, chain="bitcoind"):
+        for node in net.nodes:
+            net.fund_node(node, 50_000_000)
+        yield net
