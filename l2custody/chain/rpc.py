@@ -73,6 +73,7 @@ class JsonRpcChain:
         self._tls = parts.scheme == "https"
         self._path = parts.path or "/"
         self._conn: http.client.HTTPConnection | None = None
+        self._ssl: ssl.SSLContext | None = None
         self._auth: str | None = None
         self._id = 0
 
@@ -100,20 +101,30 @@ class JsonRpcChain:
         if self._conn is not None:
             return self._conn
         if self._tls:
-            ctx = ssl.create_default_context()
-            if self._cert is not None:
+            self._conn = http.client.HTTPSConnection(
+                self._host, self._port, timeout=self._timeout, context=self._tls_context()
+            )
+        else:
+            self._conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        return self._conn
+
+    def _tls_context(self) -> ssl.SSLContext:
+        # built once: loading certificates costs more than the request (btcd closes every connection)
+        if self._ssl is None:
+            if self._cert is None:
+                self._ssl = ssl.create_default_context()
+            else:
                 try:
-                    ctx = ssl.create_default_context(cafile=str(self._cert))
+                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                    ctx.load_verify_locations(cafile=str(self._cert))
                 except (OSError, ssl.SSLError) as exc:
                     raise ChainUnreachable(
                         f"cannot load the TLS certificate {self._cert} for {self.url}: {exc}; "
                         "set [chain] cert to btcd's rpc.cert"
                     ) from None
                 ctx.check_hostname = False  # the pinned cert is the trust anchor
-            self._conn = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout, context=ctx)
-        else:
-            self._conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
-        return self._conn
+                self._ssl = ctx
+        return self._ssl
 
     def _authorization(self) -> str:
         if self._auth is None:
@@ -286,11 +297,11 @@ class JsonRpcChain:
 
     def test_accept(self, raw_tx: bytes) -> AcceptResult | None:
         try:
-            r = self.call("testmempoolaccept", [raw_tx.hex()])
+            r = self.call("testmempoolaccept", [raw_tx.hex()], 0.10)  # btcd needs maxfeerate
         except RpcFailure as exc:
             if exc.rpc_code == _METHOD_NOT_FOUND:
                 return None
-            raise
+            return AcceptResult(txid="", allowed=False, reason=exc.node_message)
         item = r[0]
         return AcceptResult(
             txid=str(item.get("txid", "")),

@@ -96,6 +96,12 @@ class Watchlist:
             self.scripts[a.script] = a
         self._top[change] = target
 
+    def mark_issued(self, change: bool, index: int) -> None:
+        """An address was handed out: keep ``gap_limit`` unused addresses beyond it."""
+        if index > self._last[change]:
+            self._last[change] = index
+            self.extend(change)
+
     def mark_used(self, record: AddressRecord) -> None:
         if not record.used:
             self.store.mark_used(self.wallet_id, record.change, record.index)
@@ -235,6 +241,17 @@ class Scanner:
                 outpoints[(txid_b, vout)] = utxo if known is None else _replace(known, height=height)
             self.watch.mark_used(addr)
         return True
+
+    def record_unconfirmed(self, raw: bytes) -> bool:
+        """Apply a transaction we just broadcast (spends and change) before any block has it."""
+        with self.store.transaction():
+            self.watch.load()
+            self._load_outpoints()
+            tx = Transaction.parse(raw)
+            known, height = self.store.transaction_height(tx.txid().hex())
+            if known and height is not None:
+                return True  # already confirmed: nothing to add
+            return self._scan_tx(tx, raw, 0, len(raw), None, None, _Counters())
 
     # --- reorgs and mempool -----------------------------------------------------------
 

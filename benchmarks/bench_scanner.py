@@ -1,0 +1,173 @@
+"""Scanner throughput: blocks/s and transactions/s.
+
+Two measurements:
+
+* ``synthetic`` — blocks filled with many segwit transactions, built with
+  embit and served through a MemoryChain (no RPC cost: the parser, the
+  matching and the store writes alone). A fraction of the outputs pay the
+  wallet and some inputs spend earlier wallet outputs, so both match paths
+  and the SQLite writes are exercised.
+* ``regtest`` — a real btcd from the harness: the faucet fills blocks with
+  transactions, then a fresh wallet scans them over JSON-RPC (TLS, batched
+  getblockhash/getblock). Skipped with a note if the harness is missing.
+
+Usage: .venv/bin/python benchmarks/bench_scanner.py [--blocks 50] [--txs 1000]
+       [--regtest-blocks 10] [--regtest-txs 200] [--skip-regtest]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from embit import bip32  # noqa: E402
+from embit.networks import NETWORKS  # noqa: E402
+from embit.script import Script, Witness  # noqa: E402
+from embit.transaction import Transaction, TransactionInput, TransactionOutput  # noqa: E402
+
+from l2custody.chain.memory import MemoryChain  # noqa: E402
+from l2custody.chain.scanner import Scanner  # noqa: E402
+from l2custody.store import Store  # noqa: E402
+from l2custody.wallet.descriptor import MultisigDescriptor  # noqa: E402
+
+
+def random_descriptor(network: str = "regtest") -> MultisigDescriptor:
+    keys = []
+    for _ in range(3):
+        root = bip32.HDKey.from_seed(os.urandom(32), version=NETWORKS["test"]["xprv"])
+        acct = root.derive("m/48h/1h/0h/2h").to_public()
+        keys.append(f"[{root.my_fingerprint.hex()}/48h/1h/0h/2h]{acct.to_base58(NETWORKS['test']['xpub'])}")
+    return MultisigDescriptor.from_keys(2, keys, network)
+
+
+def synthetic(blocks: int, txs_per_block: int, ours_every: int = 100) -> None:
+    desc = random_descriptor()
+    ours = [desc.derive(False, i).script_pubkey for i in range(15)]
+    chain = MemoryChain()
+    wallet_outputs: list[tuple[bytes, int]] = []
+    n = 0
+    for _ in range(blocks):
+        txs = []
+        for _ in range(txs_per_block):
+            n += 1
+            if wallet_outputs and n % (ours_every * 2) == 0:
+                prev = wallet_outputs.pop()
+            else:
+                prev = (os.urandom(32), 1)
+            vin = [
+                TransactionInput(prev[0], prev[1], sequence=0xFFFFFFFD,
+                                 witness=Witness([b"", os.urandom(71), os.urandom(71), os.urandom(105)])),
+                TransactionInput(os.urandom(32), 0, sequence=0xFFFFFFFD,
+                                 witness=Witness([os.urandom(71), os.urandom(33)])),
+            ]
+            pay_us = n % ours_every == 0
+            script = ours[n % len(ours)] if pay_us else b"\x00\x14" + os.urandom(20)
+            vout = [
+                TransactionOutput(10_000 + n, Script(script)),
+                TransactionOutput(50_000, Script(b"\x00\x20" + os.urandom(32))),
+            ]
+            tx = Transaction(vin=vin, vout=vout)
+            if pay_us:
+                wallet_outputs.append((tx.txid(), 0))
+            txs.append(tx)
+        chain.add_block(txs)
+    size_mb = sum(len(b) for b in chain.blocks) / 1e6
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.open(Path(tmp) / "s.sqlite")
+        wallet = store.add_wallet("bench", desc.to_string(), "regtest", 0)
+
+        def derive(change: bool, index: int) -> tuple[bytes, str]:
+            d = desc.derive(change, index)
+            return d.script_pubkey, d.address
+
+        scanner = Scanner(store, wallet.id, chain, derive, gap_limit=20)
+        start = time.perf_counter()
+        result = scanner.sync(mempool=False)
+        elapsed = time.perf_counter() - start
+        store.close()
+    print(
+        f"synthetic: {result.blocks} blocks, {result.transactions} txs ({size_mb:.1f} MB) in {elapsed:.2f} s "
+        f"-> {result.blocks / elapsed:,.0f} blocks/s, {result.transactions / elapsed:,.0f} tx/s, "
+        f"{size_mb / elapsed:.1f} MB/s; found {result.received} payments, {result.spent} spends"
+    )
+
+
+def regtest(blocks: int, txs_per_block: int) -> None:
+    try:
+        from regtest import Network  # type: ignore[attr-defined]
+    except ImportError as exc:
+        print(f"regtest: skipped (harness not available: {exc})")
+        return
+    from l2custody.chain.rpc import JsonRpcChain
+
+    desc = random_descriptor()
+    with tempfile.TemporaryDirectory() as tmp:
+        net = Network.start(Path(tmp) / "net", lnd=0)
+        try:
+            net.mine(101)
+            start_height = net.chain.height() + 1
+            t0 = time.perf_counter()
+            for b in range(blocks):
+                for i in range(txs_per_block):
+                    address = desc.derive(False, i % 15).address if i % 50 == 0 else _foreign(net)
+                    net.fund_address(address, 20_000 + i)
+                net.mine(1)
+            fill = time.perf_counter() - t0
+            chain = JsonRpcChain(
+                net.chain.rpc_url,
+                user=net.chain.rpc_user,
+                password=net.chain.rpc_password,
+                cert=net.chain.rpc_cert,
+            )
+            store = Store.open(Path(tmp) / "s.sqlite")
+            wallet = store.add_wallet("bench", desc.to_string(), "regtest", start_height)
+
+            def derive(change: bool, index: int) -> tuple[bytes, str]:
+                d = desc.derive(change, index)
+                return d.script_pubkey, d.address
+
+            scanner = Scanner(store, wallet.id, chain, derive, gap_limit=20, birthday=0)
+            t1 = time.perf_counter()
+            result = scanner.sync(mempool=False)
+            elapsed = time.perf_counter() - t1
+            store.close()
+            print(
+                f"regtest (btcd over TLS JSON-RPC): {result.blocks} blocks, {result.transactions} txs in "
+                f"{elapsed:.2f} s -> {result.blocks / elapsed:,.0f} blocks/s, "
+                f"{result.transactions / elapsed:,.0f} tx/s; found {result.received} payments "
+                f"(filling the blocks took {fill:.1f} s)"
+            )
+        finally:
+            net.stop()
+
+
+
+def _foreign(net: object) -> str:
+    """A foreign regtest P2WPKH address (random key)."""
+    from embit import ec
+    from embit.script import p2wpkh
+
+    return p2wpkh(ec.PrivateKey(os.urandom(32)).get_public_key()).address(NETWORKS["regtest"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--blocks", type=int, default=50)
+    ap.add_argument("--txs", type=int, default=1000, help="transactions per synthetic block")
+    ap.add_argument("--regtest-blocks", type=int, default=10)
+    ap.add_argument("--regtest-txs", type=int, default=200, help="faucet transactions per regtest block")
+    ap.add_argument("--skip-regtest", action="store_true")
+    args = ap.parse_args()
+    synthetic(args.blocks, args.txs)
+    if not args.skip_regtest:
+        regtest(args.regtest_blocks, args.regtest_txs)
+
+
+if __name__ == "__main__":
+    main()

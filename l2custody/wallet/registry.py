@@ -1,0 +1,135 @@
+"""The signer registry: named signers saved in the store, and loading them to sign.
+
+``l2custody signer add`` registers a software signer (a key file that must be
+0600), an air-gapped file signer (a directory PSBTs are written to and
+signed files are picked up from) or an HWI hardware wallet (by master
+fingerprint). When the store already holds a wallet, a signer whose key is
+not one of the wallet's keys is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from l2custody.config import Config
+from l2custody.errors import SignerError, UsageError
+from l2custody.store import SignerRecord, Store
+
+KINDS = ("software", "file", "hwi")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: BIP-48 P2WSH account path used to show a software signer's key for `wallet create`.
+DEFAULT_ACCOUNT = {"main": "48h/0h/0h/2h", "test": "48h/1h/0h/2h", "regtest": "48h/1h/0h/2h", "signet": "48h/1h/0h/2h"}
+
+
+@dataclass(frozen=True)
+class SignerInfo:
+    name: str
+    kind: str
+    path: str | None
+    fingerprint: str
+    key: str | None  # "[fp/48h/1h/0h/2h]tpub..." for software signers (what `wallet create --key` takes)
+    in_wallet: bool | None  # None: no wallet yet
+
+
+def add_signer(
+    config: Config,
+    name: str,
+    kind: str,
+    source: str,
+    fingerprint: str | None = None,
+    device_type: str | None = None,
+    account_path: str | None = None,
+) -> SignerInfo:
+    """Register a signer. ``source`` is the key file (software), the directory (file) or the
+    master fingerprint (hwi). Raises SignerError for unreadable or foreign keys."""
+    if not _NAME.match(name or ""):
+        raise UsageError(f"signer name {name!r}: use letters, digits, '_', '-' or '.' (up to 64)")
+    if kind not in KINDS:
+        raise UsageError(f"signer kind {kind!r}: use one of {', '.join(KINDS)}")
+    details: dict[str, Any] = {}
+    path: str | None = None
+    key: str | None = None
+    if kind == "software":
+        from l2custody.wallet.signers import SoftwareSigner
+
+        file = Path(source).expanduser().absolute()
+        signer = SoftwareSigner.from_file(file, name=name)
+        fp = signer.fingerprint
+        path = str(file)
+        try:
+            key = signer.account_key(account_path or DEFAULT_ACCOUNT[config.embit_network], config.embit_network).to_string()
+        except SignerError:
+            key = None  # an account-level xprv: its key is what it is
+        details["key"] = key
+    elif kind == "file":
+        directory = Path(source).expanduser().absolute()
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise SignerError(f"cannot create the signer directory {directory}: {exc.strerror}") from None
+        path = str(directory)
+        fp = (fingerprint or "").lower()
+    else:
+        fp = (fingerprint or source or "").lower()
+        details["device_type"] = device_type
+    if fp and not re.fullmatch(r"[0-9a-f]{8}", fp):
+        raise UsageError(f"fingerprint {fp!r} must be 8 hex characters (the master key fingerprint)")
+    with Store.open(config.store_path) as store:
+        in_wallet = _check_in_wallet(store, name, fp)
+        with store.transaction():
+            rec = store.add_signer(name, kind, path, fp, details)
+            store.audit("cli", "signer-added", f"signer {name}", {"kind": kind, "fingerprint": fp, "path": path})
+    return _info(rec, in_wallet)
+
+
+def _check_in_wallet(store: Store, name: str, fingerprint: str) -> bool | None:
+    wallets = store.wallets()
+    if not wallets:
+        return None
+    if not fingerprint:
+        return None
+    from l2custody.wallet.descriptor import MultisigDescriptor
+
+    desc = MultisigDescriptor.parse(wallets[0].descriptor, network=wallets[0].network)
+    if not desc.contains_key(fingerprint):
+        fps = ", ".join(k.fingerprint for k in desc.keys)
+        raise SignerError(
+            f"signer {name}'s master fingerprint {fingerprint} is not one of the wallet's keys ({fps}); "
+            "it could not sign for this wallet"
+        )
+    return True
+
+
+def list_signers(config: Config) -> list[SignerInfo]:
+    """Every registered signer, with whether its key is in the wallet."""
+    with Store.open(config.store_path) as store:
+        wallets = store.wallets()
+        desc = None
+        if wallets:
+            from l2custody.wallet.descriptor import MultisigDescriptor
+
+            desc = MultisigDescriptor.parse(wallets[0].descriptor, network=wallets[0].network)
+        return [
+            _info(r, None if desc is None or not r.fingerprint else desc.contains_key(r.fingerprint))
+            for r in store.signers()
+        ]
+
+
+def _info(rec: SignerRecord, in_wallet: bool | None) -> SignerInfo:
+    return SignerInfo(rec.name, rec.kind, rec.path, rec.fingerprint, rec.details.get("key"), in_wallet)
+
+
+def load_signer(rec: SignerRecord, network: str) -> Any:
+    """The wallet.signers object for a registered signer (the key file is re-read and re-checked)."""
+    from l2custody.wallet import signers
+
+    if rec.kind == "software":
+        return signers.SoftwareSigner.from_file(rec.path or "", name=rec.name)
+    if rec.kind == "file":
+        return signers.FileSigner(rec.path or "", name=rec.name, fingerprints=[rec.fingerprint] if rec.fingerprint else [])
+    if rec.kind == "hwi":
+        return signers.HwiSigner(rec.fingerprint, device_type=rec.details.get("device_type"), network=network, name=rec.name)
+    raise SignerError(f"signer {rec.name} has unknown kind {rec.kind!r}")

@@ -1,0 +1,543 @@
+"""The Wallet: config + store + descriptor + chain, glued into the wallet operations.
+
+The pure wallet modules (descriptor, psbt, review, coinselect, policy,
+signers) know nothing about storage or the network; this class gives them
+both. Every operation that changes something persists it before the step
+that depends on it (an address is recorded before it is shown, UTXOs are
+reserved with the PSBT session before the PSBT leaves, a broadcast is marked
+"broadcasting" before the transaction is sent) and writes an audit entry.
+
+PSBT sessions: every PSBT this wallet creates is saved as a session (id =
+the first 16 hex digits of its txid) with the outputs that were verified,
+and carries the id in a proprietary global field. Signing, combining,
+finalizing and broadcasting run :meth:`Wallet.verify` first; a PSBT that
+matches no session, or whose transaction differs from its session's, is
+refused, naming the output that changed.
+
+Cheap to construct: the store is opened, but the descriptor is parsed and
+the chain source built only when first needed, so ``wallet balance`` starts
+fast and without the network.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from l2custody.config import Config, load_config
+from l2custody.errors import (
+    DescriptorError,
+    PsbtError,
+    StoreError,
+    UsageError,
+)
+from l2custody.store import Store, UtxoRecord, WalletRecord
+from l2custody.wallet.pipeline import ACTOR, BroadcastResult, PsbtPipeline, Session, SignResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from embit.psbt import PSBT
+
+    from l2custody.chain.base import ChainSource
+    from l2custody.chain.scanner import ScanResult, Scanner
+    from l2custody.wallet.descriptor import MultisigDescriptor
+    from l2custody.wallet.policy import Policy
+    from l2custody.wallet.review import PsbtSummary
+
+
+
+@dataclass(frozen=True)
+class AddressInfo:
+    address: str
+    change: bool
+    index: int
+    used: bool
+    issued: bool
+    label: str | None
+
+
+@dataclass(frozen=True)
+class Balance:
+    """Sats by state. ``spendable`` is what a new spend may use (confirmed enough, not reserved)."""
+
+    confirmed: int
+    unconfirmed: int
+    reserved: int
+    spendable: int
+    utxos: int
+    scanned_height: int | None
+
+    @property
+    def total(self) -> int:
+        return self.confirmed + self.unconfirmed
+
+
+@dataclass(frozen=True)
+class UtxoInfo:
+    txid: str
+    vout: int
+    value: int
+    address: str
+    change: bool
+    index: int
+    height: int | None
+    confirmations: int
+    reserved_by: str | None
+
+    @property
+    def outpoint(self) -> str:
+        return f"{self.txid}:{self.vout}"
+
+
+def open_wallet(config_path: Path | str | None = None, chain: "ChainSource | None" = None) -> "Wallet":
+    """Load the config (``--config`` / ``$L2CUSTODY_CONFIG`` / default) and open its wallet."""
+    return Wallet.open(load_config(config_path), chain=chain)
+
+
+class Wallet(PsbtPipeline):
+    """One multisig wallet of one store. See the module docstring for the promises.
+
+    The PSBT steps (verify, sign, combine, finalize, broadcast) come from
+    :class:`~l2custody.wallet.pipeline.PsbtPipeline`.
+    """
+
+    def __init__(
+        self, config: Config, store: Store, record: WalletRecord, chain: "ChainSource | None" = None
+    ) -> None:
+        self.config, self.store, self.record = config, store, record
+        self._chain = chain
+        self._network_checked = False
+
+    # --- opening and creating ------------------------------------------------------------
+
+    @classmethod
+    def open(cls, config: Config, chain: "ChainSource | None" = None, name: str | None = None) -> "Wallet":
+        """The wallet in ``config``'s store (WalletNotFound if none was created)."""
+        store = Store.open(config.store_path)
+        try:
+            record = store.wallet(name)
+        except BaseException:
+            store.close()
+            raise
+        if record.network != config.embit_network:
+            store.close()
+            raise StoreError(
+                f"the store {config.store_path} holds a {record.network} wallet but {config.path} is for "
+                f"{config.network}; use the config the wallet was created with"
+            )
+        return cls(config, store, record, chain)
+
+    @classmethod
+    def create(
+        cls,
+        config: Config,
+        threshold: int,
+        keys: Sequence[str],
+        name: str = "treasury",
+        birthday: int | None = None,
+        chain: "ChainSource | None" = None,
+    ) -> "Wallet":
+        """Create the ``wsh(sortedmulti(K, keys.../<0;1>/*))`` wallet and save it."""
+        from l2custody.wallet.descriptor import MultisigDescriptor
+
+        desc = MultisigDescriptor.from_keys(threshold, list(keys), config.embit_network)
+        return cls._save(config, desc, name, birthday, "wallet-created", chain)
+
+    @classmethod
+    def import_(
+        cls,
+        config: Config,
+        source: str,
+        name: str | None = None,
+        birthday: int | None = None,
+        chain: "ChainSource | None" = None,
+    ) -> "Wallet":
+        """Import a descriptor, Core ``listdescriptors`` JSON, BSMS record or Sparrow/Caravan export.
+
+        ``source`` is the text itself or a path to a file holding it.
+        """
+        from l2custody.wallet.formats import import_wallet
+
+        text = source
+        path = Path(source).expanduser()
+        if len(source) < 4096 and "\n" not in source and path.is_file():
+            try:
+                text = path.read_text()
+            except OSError as exc:
+                raise DescriptorError(f"cannot read {path}: {exc.strerror}") from None
+        imported = import_wallet(text, network=config.embit_network)
+        wallet_name = name or imported.name or "treasury"
+        return cls._save(config, imported.descriptor, wallet_name, birthday, f"wallet-imported-{imported.source}", chain)
+
+    @classmethod
+    def _save(
+        cls,
+        config: Config,
+        desc: "MultisigDescriptor",
+        name: str,
+        birthday: int | None,
+        action: str,
+        chain: "ChainSource | None",
+    ) -> "Wallet":
+        if desc.network != config.embit_network:
+            from l2custody.errors import NetworkMismatch
+
+            raise NetworkMismatch(f"the descriptor is for {desc.network} but the config is for {config.network}")
+        store = Store.open(config.store_path)
+        try:
+            existing = store.wallets()
+            if existing:
+                raise StoreError(
+                    f"{config.store_path} already holds the wallet {existing[0].name!r}; one wallet per config. "
+                    "Use another --config (with its own data_dir) for a second wallet"
+                )
+            start = config.wallet.birthday if birthday is None else birthday
+            if start < 0:
+                raise UsageError(f"birthday must be a block height (0 or more), got {start}")
+            with store.transaction():
+                record = store.add_wallet(name, desc.to_string(), desc.network, start)
+                store.audit(
+                    "cli",
+                    action,
+                    f"wallet {name}",
+                    {"descriptor": record.descriptor, "id": desc.descriptor_id, "birthday": start},
+                )
+        except BaseException:
+            store.close()
+            raise
+        wallet = cls(config, store, record, chain)
+        wallet.__dict__["descriptor"] = desc
+        return wallet
+
+    def close(self) -> None:
+        self.store.close()
+        close = getattr(self._chain, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> "Wallet":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- lazily built parts --------------------------------------------------------------
+
+    @functools.cached_property
+    def descriptor(self) -> "MultisigDescriptor":
+        from l2custody.wallet.descriptor import MultisigDescriptor
+
+        return MultisigDescriptor.parse(self.record.descriptor, network=self.record.network)
+
+    @functools.cached_property
+    def policy(self) -> "Policy":
+        from l2custody.wallet.policy import Policy
+
+        return Policy.from_config(self.config.policy)
+
+    @property
+    def chain(self) -> "ChainSource":
+        """The chain source, built on first use and checked to be on the wallet's network."""
+        if self._chain is None:
+            from l2custody.chain.rpc import JsonRpcChain
+
+            self._chain = JsonRpcChain.from_config(self.config.chain)
+        if not self._network_checked:
+            self._chain.check_network(self.record.network)
+            self._network_checked = True
+        return self._chain
+
+    def warnings(self) -> list[str]:
+        """Descriptor warnings (legal but probably a mistake, e.g. BIP-48 coin type)."""
+        return self.descriptor.warnings()
+
+    def export(self, fmt: str = "descriptor") -> str:
+        """The wallet as a descriptor, a BSMS record or Core ``importdescriptors`` JSON."""
+        from l2custody.wallet.formats import export_wallet
+
+        return export_wallet(self.descriptor, fmt)
+
+    # --- addresses ------------------------------------------------------------------------
+
+    def _scanner(self) -> "Scanner":
+        from l2custody.chain.scanner import Scanner
+
+        return Scanner(
+            self.store,
+            self.record.id,
+            self.chain,
+            self._derive,
+            gap_limit=self.config.wallet.gap_limit,
+            birthday=self.record.birthday,
+        )
+
+    def _derive(self, change: bool, index: int) -> tuple[bytes, str]:
+        d = self.descriptor.derive(change, index)
+        return d.script_pubkey, d.address
+
+    def _watchlist(self):  # -> Watchlist, loaded (inside a store transaction)
+        from l2custody.chain.scanner import Watchlist
+
+        watch = Watchlist(self.store, self.record.id, self._derive, self.config.wallet.gap_limit)
+        watch.load()
+        return watch
+
+    def next_address(self, label: str | None = None, change: bool = False) -> AddressInfo:
+        """The lowest address never used nor handed out; recorded as issued before it is returned."""
+        with self.store.transaction():
+            watch = self._watchlist()
+            fresh = [
+                a for a in self.store.addresses(self.record.id, change=change, used=False) if not a.issued
+            ]
+            rec = fresh[0]
+            self.store.issue_address(self.record.id, change, rec.index, label)
+            watch.mark_issued(change, rec.index)
+            self.store.audit(
+                ACTOR, "address-issued", rec.address, {"change": change, "index": rec.index, "label": label}
+            )
+        return AddressInfo(rec.address, change, rec.index, False, True, label)
+
+    def addresses(self, show_used: bool = False, change: bool = False) -> list[AddressInfo]:
+        """Addresses of a branch up to the highest used or issued one (used ones only with ``show_used``)."""
+        _top, last = self.store.branch_state(self.record.id, change)
+        out = []
+        for a in self.store.addresses(self.record.id, change=change):
+            if a.index > last or (a.used and not show_used):
+                continue
+            out.append(AddressInfo(a.address, a.change, a.index, a.used, a.issued, a.label))
+        return out
+
+    # --- chain following ------------------------------------------------------------------
+
+    def sync(self, progress: Callable[[int, int], None] | None = None) -> "ScanResult":
+        """Scan new blocks (and the mempool) for the wallet; resumes where the last sync stopped."""
+        result = self._scanner().sync(progress=progress, mempool=self.config.wallet.mempool)
+        self._update_session_states()
+        return result
+
+    def _update_session_states(self) -> None:
+        with self.store.transaction():
+            for rec in self.store.psbts(state="broadcast") + self.store.psbts(state="confirmed"):
+                if rec.txid is None:
+                    continue
+                known, height = self.store.transaction_height(rec.txid)
+                state = "confirmed" if known and height is not None else "broadcast"
+                if state != rec.state:
+                    self.store.update_psbt(rec.id, state=state, details={"height": height})
+                    self.store.audit(ACTOR, f"tx-{state}", rec.id, {"txid": rec.txid, "height": height})
+
+    def _tip(self) -> int | None:
+        scanned = self.store.scanned_tip()
+        return scanned[0] if scanned else None
+
+    def utxos(self, include_reserved: bool = True) -> list[UtxoInfo]:
+        """Unspent outputs (unconfirmed included) with their address index and confirmations."""
+        tip = self._tip()
+        addr = {(a.change, a.index): a.address for a in self.store.addresses(self.record.id)}
+        return [
+            UtxoInfo(
+                u.txid,
+                u.vout,
+                u.value,
+                addr.get((u.change, u.index), ""),
+                u.change,
+                u.index,
+                u.height,
+                _confirmations(u, tip),
+                u.reserved_by,
+            )
+            for u in self.store.utxos(self.record.id, include_reserved=include_reserved)
+        ]
+
+    def balance(self) -> Balance:
+        """Balance from the store (no network): run :meth:`sync` first for fresh figures."""
+        tip = self._tip()
+        utxos = self.store.utxos(self.record.id)
+        min_conf = self.config.wallet.min_confirmations
+        return Balance(
+            confirmed=sum(u.value for u in utxos if u.height is not None),
+            unconfirmed=sum(u.value for u in utxos if u.height is None),
+            reserved=sum(u.value for u in utxos if u.reserved_by is not None),
+            spendable=sum(
+                u.value for u in utxos if u.reserved_by is None and _confirmations(u, tip) >= max(min_conf, 0)
+            ),
+            utxos=len(utxos),
+            scanned_height=tip,
+        )
+
+    # --- spending: creating a session ---------------------------------------------------------
+
+    def fee_rate(self, fee_rate: float | None = None) -> float:
+        """The fee rate to use: the given one, the chain's estimate, or the configured fallback."""
+        if fee_rate is not None:
+            if not fee_rate > 0:
+                raise UsageError(f"fee rate must be positive, got {fee_rate}")
+            return float(fee_rate)
+        estimate = self.chain.estimate_fee_rate(6)
+        if estimate is not None:
+            return max(estimate, 1.0)
+        if self.config.wallet.fallback_fee_rate is not None:
+            return self.config.wallet.fallback_fee_rate
+        raise UsageError(
+            f"the chain source {self.chain.url} has no fee estimate; pass --fee-rate (sat/vB) "
+            "or set [wallet] fallback_fee_rate in the config"
+        )
+
+    def spendable_coins(self, outpoints: Sequence[str] | None = None) -> list[UtxoRecord]:
+        """Coins a new spend may use; with ``outpoints`` ("txid:n"), exactly those (checked)."""
+        tip = self._tip()
+        min_conf = self.config.wallet.min_confirmations
+        if outpoints is None:
+            return [
+                u
+                for u in self.store.utxos(self.record.id, include_reserved=False)
+                if _confirmations(u, tip) >= min_conf
+            ]
+        chosen = []
+        for text in outpoints:
+            txid, vout = _outpoint(text)
+            u = self.store.utxo(txid, vout)
+            if u is None:
+                raise UsageError(f"{text} is not a coin of this wallet; see `l2custody wallet utxos`")
+            if u.spent_by is not None:
+                raise UsageError(f"{text} is already spent (by {u.spent_by})")
+            if u.reserved_by is not None:
+                raise UsageError(
+                    f"{text} is reserved by session {u.reserved_by}; finish or abort that session first"
+                )
+            chosen.append(u)
+        return chosen
+
+    def psbt_utxo(self, u: UtxoRecord):  # -> wallet.psbt.Utxo
+        """The wallet.psbt Utxo of a stored coin (with its previous transaction for hardware signers)."""
+        from l2custody.wallet.psbt import Utxo
+
+        return Utxo(u.txid, u.vout, u.value, u.script, u.change, u.index, u.height, self.store.transaction_raw(u.txid))
+
+    def create_send(
+        self,
+        address: str,
+        amount: int,
+        fee_rate: float | None = None,
+        utxos: Sequence[str] | None = None,
+        subtract_fee: bool = False,
+    ) -> Session:
+        """Build, verify and save a PSBT paying ``amount`` sats to ``address``; reserves its coins.
+
+        Coin selection is wallet/coinselect.py's (see its docstring); with
+        ``utxos`` exactly those coins are spent. The destination must be our
+        own or allowed by the policy (PolicyViolation says how to allow it).
+        """
+        from l2custody.wallet import coinselect
+        from l2custody.wallet.psbt import TxOut, build_psbt
+
+        out = TxOut.to_address(address, int(amount), self.record.network)
+        if out.script_pubkey not in self._known_scripts():
+            self.policy.check_destination(0, out.address, out.value, out.script_pubkey, self.record.network)
+        rate = self.fee_rate(fee_rate)
+        coins = [self.psbt_utxo(u) for u in self.spendable_coins(utxos)]
+        if utxos is None:
+            sel = coinselect.select(
+                coins, out.value, rate, desc=self.descriptor,
+                output_script_lens=(len(out.script_pubkey),), subtract_fee=subtract_fee,
+            )
+            coins, wants_change = list(sel.utxos), sel.change > 0
+        else:
+            wants_change = True
+        tip = self.chain.tip_height()
+        # the change address is recorded (issued) before it goes into a PSBT
+        change = self.next_address(label="change", change=True) if wants_change else None
+        psbt = build_psbt(
+            self.descriptor, coins, [out], change.index if change else None, rate, tip,
+            subtract_fee_from=0 if subtract_fee else None,
+        )
+        return self.save_session(psbt, "send", expected_outputs=None, details={"to": address})
+
+    def save_session(
+        self,
+        psbt: "PSBT",
+        kind: str,
+        expected_outputs: Sequence[Any] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Session:
+        """Verify a freshly built PSBT and save it as a session, reserving its inputs.
+
+        ``expected_outputs`` (wallet.psbt.TxOut) are the foreign outputs the
+        session may pay (e.g. channel funding outputs; the destination policy
+        is then not consulted). Without them the policy decides, and the
+        foreign outputs that passed are what later steps insist on.
+        """
+        from l2custody.wallet.pipeline import SESSION_KEY
+        from l2custody.wallet.psbt import psbt_txid
+        from l2custody.wallet.review import verify
+
+        summary = verify(
+            psbt, self.descriptor, self.policy, expected_outputs, known_scripts=self._known_scripts()
+        )
+        session_id = psbt_txid(psbt)[:16]
+        psbt.unknown[SESSION_KEY] = session_id.encode()
+        foreign = [
+            {"script": o.script_pubkey, "value": o.value, "address": o.address}
+            for o in summary.outputs
+            if not o.ours
+        ]
+        info = {
+            "expected_outputs": foreign,
+            "policy_checked": expected_outputs is None,
+            "fee": summary.fee,
+            "fee_rate": summary.fee_rate,
+            **(details or {}),
+        }
+        with self.store.transaction():
+            self.store.add_psbt(session_id, self.record.id, kind, "verified", psbt.to_base64(), summary.fingerprint, info)
+            self.store.reserve_utxos([(i.txid, i.vout) for i in summary.inputs], session_id)
+            self.store.audit(
+                ACTOR, "psbt-created", session_id,
+                {"kind": kind, "fingerprint": summary.fingerprint, "fee": summary.fee, "outputs": foreign},
+            )
+        return Session(session_id, kind, "verified", psbt, summary, summary.txid, info)
+
+    def abort(self, session_id: str, reason: str = "") -> int:
+        """Abandon an unbroadcast session: its coins are released. Returns how many."""
+        rec = self.store.psbt(session_id)
+        if rec.state in ("broadcasting", "broadcast", "confirmed"):
+            raise PsbtError(f"session {session_id} is {rec.state}; it cannot be aborted any more")
+        with self.store.transaction():
+            released = self.store.release_utxos(session_id)
+            self.store.update_psbt(session_id, state="aborted", details={"abort_reason": reason})
+            self.store.audit(ACTOR, "psbt-aborted", session_id, {"released": released, "reason": reason})
+        return released
+
+    def _known_scripts(self) -> dict[bytes, tuple[bool, int]]:
+        return {a.script: (a.change, a.index) for a in self.store.addresses(self.record.id)}
+
+
+
+def _confirmations(u: UtxoRecord, tip: int | None) -> int:
+    if u.height is None or tip is None:
+        return 0
+    return max(tip - u.height + 1, 0)
+
+
+def _outpoint(text: str) -> tuple[str, int]:
+    txid, sep, vout = text.strip().partition(":")
+    if not sep or len(txid) != 64 or not vout.isdigit():
+        raise UsageError(f"{text!r} is not an outpoint; write it as TXID:N (see `l2custody wallet utxos`)")
+    try:
+        bytes.fromhex(txid)
+    except ValueError:
+        raise UsageError(f"{text!r} is not an outpoint: the txid is not hex") from None
+    return txid.lower(), int(vout)
+
+
+__all__ = [
+    "AddressInfo",
+    "Balance",
+    "BroadcastResult",
+    "Session",
+    "SignResult",
+    "UtxoInfo",
+    "Wallet",
+    "open_wallet",
+]
