@@ -59,7 +59,7 @@ class Selection:
     fee: int
     change: int
     algorithm: str  # "bnb" | "lowest-larger" | "largest-first"
-    waste: int
+    waste: float
 
     @property
     def total_in(self) -> int:
@@ -69,8 +69,8 @@ class Selection:
 @dataclass(frozen=True)
 class _Coin:
     utxo: Utxo
-    effective: int
-    waste: int
+    effective: float
+    waste: float
 
 
 class _Exact:
@@ -105,13 +105,13 @@ class _Exact:
         return total - self.target, 0
 
 
-def _bnb(pool: list[_Coin], target: int, cost_of_change: int, max_tries: int) -> list[_Coin] | None:
+def _bnb(pool: list[_Coin], target: float, cost_of_change: float, max_tries: int) -> list[_Coin] | None:
     """Depth-first search for a set with effective value in [target, target + cost_of_change]."""
     available = sum(c.effective for c in pool)
     if available < target:
         return None
     selection: list[int] = []
-    value = waste = 0
+    value = waste = 0.0
     best: list[int] | None = None
     best_waste = float("inf")
     depth = 0
@@ -154,6 +154,16 @@ def _bnb(pool: list[_Coin], target: int, cost_of_change: int, max_tries: int) ->
     return [pool[i] for i in best] if best is not None else None
 
 
+def _check_payer_keeps_enough(sel: Selection, target: int) -> None:
+    """With subtract_fee the output pays the fee; it must keep at least a dust threshold."""
+    kept = target - sel.fee if sel.change else sel.total_in - sel.fee
+    if kept < _CHANGE_DUST:
+        raise InsufficientFunds(
+            f"sending {format_sats(target)} with the fee subtracted leaves {format_sats(kept)} for the "
+            f"recipient after a {format_sats(sel.fee)} fee; send more or lower the fee rate"
+        )
+
+
 def select(
     utxos: Sequence[Utxo],
     target: int,
@@ -178,11 +188,13 @@ def select(
         raise UsageError(f"fee rate must be positive, got {fee_rate}")
     lt_rate = fee_rate if long_term_fee_rate is None else long_term_fee_rate
     in_weight = size.multisig_input_weight(desc.threshold, desc.n)
-    in_fee = 0 if subtract_fee else size.fee_for_weight(in_weight, fee_rate)
-    per_input_waste = size.fee_for_weight(in_weight, fee_rate) - size.fee_for_weight(in_weight, lt_rate)
+    # Unrounded fees while searching (rounding each piece up would miss exact
+    # fits by a few sats); the exact, rounded fee is settled per candidate.
+    in_fee = 0.0 if subtract_fee else fee_rate * in_weight / 4
+    per_input_waste = (fee_rate - lt_rate) * in_weight / 4
     lens = list(output_script_lens)
     exact = _Exact(target, fee_rate, in_weight, lens, subtract_fee)
-    skeleton_fee = 0 if subtract_fee else size.fee_for_weight(size.tx_weight([], lens), fee_rate)
+    skeleton_fee = 0.0 if subtract_fee else fee_rate * size.tx_weight([], lens) / 4
     goal = target + skeleton_fee
 
     pool = sorted(
@@ -201,10 +213,13 @@ def select(
         if settled is not None:
             fee, change = settled
             excess = (sum(u.value for u in coins) - target - fee) if subtract_fee else fee - exact.fees(len(coins))[0]
-            return Selection(coins, fee, change, "bnb", per_input_waste * len(coins) + max(0, excess))
+            chosen = Selection(coins, fee, change, "bnb", per_input_waste * len(coins) + max(0, excess))
+            if subtract_fee:
+                _check_payer_keeps_enough(chosen, target)
+            return chosen
 
     candidates: list[Selection] = []
-    need_with_change = goal + (0 if subtract_fee else size.fee_for_weight(size.output_weight(CHANGE_SCRIPT_LEN), fee_rate)) + _CHANGE_DUST
+    need_with_change = goal + (0 if subtract_fee else fee_rate * size.output_weight(CHANGE_SCRIPT_LEN) / 4) + _CHANGE_DUST
     larger = [c for c in pool if c.effective >= need_with_change]
     if larger:
         coin = min(larger, key=lambda c: c.effective)
@@ -221,7 +236,10 @@ def select(
             candidates.append(Selection(tuple(taken), settled[0], settled[1], "largest-first", waste))
             break
     if candidates:
-        return min(candidates, key=lambda s: (len(s.utxos), s.total_in))
+        best = min(candidates, key=lambda s: (len(s.utxos), s.total_in))
+        if subtract_fee:
+            _check_payer_keeps_enough(best, target)
+        return best
 
     spendable = sum(c.utxo.value for c in pool)
     too_small = [u for u in utxos if u.value - in_fee <= 0]
