@@ -30,7 +30,7 @@ import hashlib
 import math
 import random
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from embit import ec
 from embit.psbt import PSBT, DerivationPath
@@ -392,20 +392,26 @@ def count_signatures(psbt: PSBT) -> list[int]:
     ]
 
 
-def derive_input(desc: MultisigDescriptor, psbt: PSBT, i: int) -> Derived | None:
-    """Which of our addresses input ``i`` spends, from its BIP-32 metadata; None if not ours.
+def derive_input(
+    desc: MultisigDescriptor, psbt: PSBT, i: int, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
+) -> Derived | None:
+    """Which of our addresses input ``i`` spends, from its BIP-32 metadata (or ``known_scripts``).
 
-    The claim in the metadata is only trusted if re-deriving gives exactly
-    the script the input spends.
+    None if it is not ours. The claim in the metadata is only trusted if
+    re-deriving gives exactly the script the input spends.
     """
     utxo = input_utxo(psbt, i)
     if utxo is None:
         return None
+    spk = utxo.script_pubkey.data
     for der in psbt.inputs[i].bip32_derivations.values():
         hit = desc.match_derivation(der.fingerprint, der.derivation)
         if hit is not None:
             derived = desc.derive(*hit)
-            return derived if derived.script_pubkey == utxo.script_pubkey.data else None
+            return derived if derived.script_pubkey == spk else None
+    if known_scripts and spk in known_scripts:
+        derived = desc.derive(*known_scripts[spk])
+        return derived if derived.script_pubkey == spk else None
     return None
 
 
@@ -465,7 +471,9 @@ def final_witness_valid(psbt: PSBT, i: int, derived: Derived) -> bool:
     return True
 
 
-def finalize_psbt(psbt: PSBT, desc: MultisigDescriptor) -> PSBT:
+def finalize_psbt(
+    psbt: PSBT, desc: MultisigDescriptor, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
+) -> PSBT:
     """A finalized copy (BIP-174 finalizer): every input gets its witness from K valid signatures.
 
     Unlike a strict BIP-174 finalizer it keeps key origins and the witness
@@ -477,7 +485,7 @@ def finalize_psbt(psbt: PSBT, desc: MultisigDescriptor) -> PSBT:
     """
     result = copy_psbt(psbt)
     for i, pin in enumerate(result.inputs):
-        derived = derive_input(desc, result, i)
+        derived = derive_input(desc, result, i, known_scripts)
         if derived is None:
             raise PsbtTampered(f"input {i} does not spend an address of this wallet; refusing to finalize")
         if pin.final_scriptwitness is not None and pin.final_scriptwitness.items:
@@ -521,9 +529,11 @@ def extract(psbt: PSBT) -> bytes:
     return tx.serialize()
 
 
-def finalize(psbt: PSBT, desc: MultisigDescriptor) -> bytes:
+def finalize(
+    psbt: PSBT, desc: MultisigDescriptor, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
+) -> bytes:
     """Finalize and extract in one step: the raw signed transaction, ready to broadcast."""
-    return extract(finalize_psbt(psbt, desc))
+    return extract(finalize_psbt(psbt, desc, known_scripts))
 
 
 def output_addresses(psbt: PSBT, network: str) -> list[str | None]:

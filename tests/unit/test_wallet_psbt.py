@@ -341,3 +341,16 @@ def test_size_figures_match_known_values() -> None:
 
 def test_outside_address_is_not_ours() -> None:
     assert outside_address() not in WALLET["regtest_receive"]
+
+
+def test_finalize_needs_key_origins_or_known_scripts_to_recognise_inputs() -> None:
+    psbt, utxos = simple_psbt()
+    s0, s1, _ = signers()
+    both = combine([s0.sign(psbt), s1.sign(psbt)])
+    for pin in both.inputs:
+        pin.bip32_derivations = {}
+    with pytest.raises(PsbtTampered, match="input 0 does not spend an address of this wallet"):
+        finalize(both, DESC)
+    known = {u.script_pubkey: (u.change, u.index) for u in utxos}
+    raw = finalize(both, DESC, known_scripts=known)
+    assert_valid_multisig_spend(raw, {u.outpoint: (u.value, u.script_pubkey) for u in utxos}, 2)
