@@ -37,8 +37,8 @@ weight, exactly as ``psbt.build_psbt`` computes them: pass
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from l2custody.amounts import format_sats
 from l2custody.errors import InsufficientFunds, UsageError

@@ -21,16 +21,20 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterable, Sequence
 
 from embit import base58, bip32, hashes
 from embit.descriptor.checksum import checksum as _bip380_checksum
 from embit.networks import NETWORKS
 
 from l2custody.errors import DescriptorError, NetworkMismatch
-from l2custody.wallet.addresses import human_network, normalize_network, script_to_address
+from l2custody.wallet.addresses import (
+    human_network,
+    normalize_network,
+    script_to_address,
+)
 
 HARDENED = 0x80000000
 #: At most 15 cosigners: the limit of hardware signers and of P2SH-era

@@ -13,8 +13,9 @@ layer passes them to ``verify(..., expected_outputs=...)`` instead.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from l2custody.amounts import format_sats
 from l2custody.errors import ConfigError, PolicyViolation

@@ -29,8 +29,9 @@ import binascii
 import hashlib
 import math
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from embit import ec
 from embit.psbt import PSBT, DerivationPath
@@ -140,7 +141,7 @@ def psbt_fingerprint(psbt: PSBT) -> str:
     broadcasting to detect "changed since verified".
     """
     h = hashlib.sha256(psbt.tx.serialize())
-    for i, inp in enumerate(psbt.inputs):
+    for i in range(len(psbt.inputs)):
         utxo = input_utxo(psbt, i)
         if utxo is None:
             h.update(b"\x00")

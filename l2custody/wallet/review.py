@@ -23,15 +23,19 @@ Every message names the input or output (index, address, amount).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Mapping, Sequence
 
 from embit.psbt import PSBT
 
 from l2custody.amounts import format_sats
 from l2custody.errors import L2CustodyError, NetworkMismatch, PsbtError, PsbtTampered
 from l2custody.wallet import size
-from l2custody.wallet.addresses import address_to_script, human_network, script_to_address
+from l2custody.wallet.addresses import (
+    address_to_script,
+    human_network,
+    script_to_address,
+)
 from l2custody.wallet.descriptor import Derived, MultisigDescriptor
 from l2custody.wallet.policy import Policy
 from l2custody.wallet.psbt import (

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from embit import bip32, bip39
 from embit.descriptor.arguments import Key

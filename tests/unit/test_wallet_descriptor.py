@@ -83,7 +83,7 @@ def test_derived_carries_script_and_bip32_origin_of_every_key() -> None:
     assert d.witness_script[0] == 0x52 and d.witness_script[-2:] == bytes([0x53, 0xAE])
     fps = sorted(fp.hex() for fp, _ in d.bip32.values())
     assert fps == sorted(k[1:9] for k in KEYS)
-    for fp, path in d.bip32.values():
+    for _fp, path in d.bip32.values():
         assert path == parse_path("48h/1h/0h/2h") + [1, 3]
 
 
