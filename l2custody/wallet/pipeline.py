@@ -35,6 +35,17 @@ ACTOR = "wallet"
 SESSION_KEY = b"\xfc\x09l2custody\x00"
 #: Session states after which no signature or broadcast step applies.
 CLOSED_STATES = ("aborted",)
+#: The order states advance in; a step never moves a session backwards.
+STATE_ORDER = (
+    "created", "verified", "partially-signed", "signed", "finalized",
+    "broadcasting", "broadcast-unknown", "broadcast", "confirmed",
+)
+
+
+def advance(current: str, new: str) -> str:
+    """The later of two states (unknown states count as the newest)."""
+    rank = {s: i for i, s in enumerate(STATE_ORDER)}
+    return new if rank.get(new, len(rank)) >= rank.get(current, -1) else current
 
 
 @dataclass(frozen=True)
@@ -169,6 +180,7 @@ class PsbtPipeline:
 
         summary = summarize(psbt, self.descriptor, known_scripts=self._known_scripts())
         with self.store.transaction():
+            state = advance(self.store.psbt(session.id).state, state)
             self.store.update_psbt(session.id, state=state, psbt=psbt.to_base64())
             self.store.audit(ACTOR, action, session.id, details)
         return Session(session.id, session.kind, state, psbt, summary, session.txid, session.details)
@@ -257,24 +269,25 @@ class PsbtPipeline:
         ``broadcast-unknown`` — check the chain (``wallet sync``) before anything else.
         """
         session, raw = self.finalize(psbt)
+        previous = session.state
         with self.store.transaction():
-            self.store.update_psbt(session.id, state="broadcasting", txid=session.txid)
+            self.store.update_psbt(session.id, state=advance(previous, "broadcasting"), txid=session.txid)
             self.store.audit(ACTOR, "broadcast-started", session.id, {"txid": session.txid})
         try:
             txid = self.chain.broadcast(raw)
         except BroadcastRejected as exc:
             with self.store.transaction():
-                self.store.update_psbt(session.id, state="finalized")
+                self.store.update_psbt(session.id, state=previous)
                 self.store.audit(ACTOR, "broadcast-rejected", session.id, {"reason": exc.message})
             raise
         except BroadcastUnknown as exc:
             with self.store.transaction():
-                self.store.update_psbt(session.id, state="broadcast-unknown")
+                self.store.update_psbt(session.id, state=advance(previous, "broadcast-unknown"))
                 self.store.audit(ACTOR, "broadcast-unknown", session.id, {"reason": exc.message})
             raise
         self._scanner().record_unconfirmed(raw)
         with self.store.transaction():
-            self.store.update_psbt(session.id, state="broadcast", txid=txid)
+            self.store.update_psbt(session.id, state=advance(previous, "broadcast"), txid=txid)
             self.store.audit(ACTOR, "broadcast", session.id, {"txid": txid})
         done = Session(session.id, session.kind, "broadcast", session.psbt, session.summary, txid, session.details)
         return BroadcastResult(done, txid, raw)

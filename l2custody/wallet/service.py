@@ -317,15 +317,19 @@ class Wallet(PsbtPipeline):
         return result
 
     def _update_session_states(self) -> None:
+        """Sessions whose transaction the scan found (or lost in a reorg) follow it."""
         with self.store.transaction():
-            for rec in self.store.psbts(state="broadcast") + self.store.psbts(state="confirmed"):
-                if rec.txid is None:
-                    continue
-                known, height = self.store.transaction_height(rec.txid)
-                state = "confirmed" if known and height is not None else "broadcast"
-                if state != rec.state:
-                    self.store.update_psbt(rec.id, state=state, details={"height": height})
-                    self.store.audit(ACTOR, f"tx-{state}", rec.id, {"txid": rec.txid, "height": height})
+            for state in ("broadcast-unknown", "broadcast", "confirmed"):
+                for rec in self.store.psbts(state=state):
+                    if rec.txid is None:
+                        continue
+                    known, height = self.store.transaction_height(rec.txid)
+                    if not known:
+                        continue  # not seen (yet): an unknown broadcast stays unknown
+                    new = "confirmed" if height is not None else "broadcast"
+                    if new != rec.state:
+                        self.store.update_psbt(rec.id, state=new, details={"height": height})
+                        self.store.audit(ACTOR, f"tx-{new}", rec.id, {"txid": rec.txid, "height": height})
 
     def _tip(self) -> int | None:
         scanned = self.store.scanned_tip()
@@ -477,10 +481,11 @@ class Wallet(PsbtPipeline):
         )
         session_id = psbt_txid(psbt)[:16]
         psbt.unknown[SESSION_KEY] = session_id.encode()
+        # what later steps insist on: every output but our change (payments to ourselves included)
         foreign = [
             {"script": o.script_pubkey, "value": o.value, "address": o.address}
             for o in summary.outputs
-            if not o.ours
+            if not (o.ours and o.change)
         ]
         info = {
             "expected_outputs": foreign,

@@ -1,7 +1,7 @@
 """The wallet, signer and psbt commands as a user runs them (CliRunner + one subprocess).
 
 Everything here runs without a node: commands that need the chain are in
-tests/integration/test_wallet_cli.py (real btcd). Where a PSBT session is
+tests/integration/test_wallet_flow.py (real btcd). Where a PSBT session is
 needed, it is created through the library on a MemoryChain (real blocks, no
 node), and the CLI is then used on the PSBT file, as a signer would.
 """
@@ -12,70 +12,22 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
-
-from dataclasses import dataclass
 
 import pytest
 from embit import ec
 from embit.networks import NETWORKS
 from embit.script import Script, p2wpkh
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
-from typer.testing import CliRunner
 
-import cli.main
 from cli.main import app
+from cli_runner import L2CUSTODY, fails, invoke, ok, run, runner
 from l2custody.chain.memory import MemoryChain
 from l2custody.config import load_config
 from l2custody.wallet.psbt import load_psbt
 from l2custody.wallet.service import Wallet
 
-cli.main._register()
-runner = CliRunner()
 MAINNET_ADDR = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
-L2CUSTODY = Path(sys.executable).parent / "l2custody"
-
-
-@dataclass
-class Result:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def invoke(argv: list[str]) -> Result:
-    """Run the real entry point (cli.main.main: error translation included) in CliRunner's isolation."""
-    with runner.isolation() as (out, err, _mixed):
-        try:
-            cli.main.main(argv)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        return Result(code, out.getvalue().decode(), err.getvalue().decode())
-
-
-def run(config: Path, *args: str, json_out: bool = False) -> Result:
-    return invoke(["--config", str(config)] + (["--json"] if json_out else []) + list(args))
-
-
-def ok(config: Path, *args: str):
-    result = run(config, *args, json_out=True)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
-def fails(config: Path, *args: str, code: int | None = None):
-    result = run(config, *args, json_out=True)
-    assert result.exit_code != 0, result.output
-    err = json.loads(result.stdout.strip().splitlines()[-1])
-    if code is not None:
-        assert err["code"] == code, err
-    return err
 
 
 def foreign_address() -> str:

@@ -1,0 +1,66 @@
+"""Running the real ``l2custody`` entry point inside CliRunner's isolation, for CLI tests.
+
+``cli.main.main`` holds the error translation (message on stderr or
+``{"error", "code"}`` with --json, non-zero exit), so tests go through it
+rather than through ``app`` alone.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+import cli.main
+
+cli.main._register()
+runner = CliRunner()
+#: The installed console script, for the one subprocess run per suite.
+L2CUSTODY = Path(sys.executable).parent / "l2custody"
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def invoke(argv: list[str]) -> Result:
+    """Run ``l2custody ARGV`` in-process; returns exit code, stdout and stderr."""
+    with runner.isolation() as (out, err, _mixed):
+        try:
+            cli.main.main(argv)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return Result(code, out.getvalue().decode(), err.getvalue().decode())
+
+
+def run(config: Path, *args: str, json_out: bool = False) -> Result:
+    return invoke(["--config", str(config)] + (["--json"] if json_out else []) + list(args))
+
+
+def ok(config: Path, *args: str) -> Any:
+    """Run with --json, assert success, return the decoded output."""
+    result = run(config, *args, json_out=True)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def fails(config: Path, *args: str, code: int | None = None) -> dict[str, Any]:
+    """Run with --json, assert failure (and the error code), return the error object."""
+    result = run(config, *args, json_out=True)
+    assert result.exit_code != 0, result.output
+    err = json.loads(result.stdout.strip().splitlines()[-1])
+    if code is not None:
+        assert err["code"] == code, err
+    return err
