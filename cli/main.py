@@ -72,7 +72,10 @@ def _register() -> None:
     # stay cheap (typer only), the library is imported inside command bodies.
     import importlib
 
-    for name in ("init", "wallet", "psbt", "signer", "node", "channel", "session", "sweep"):
+    for name in (
+        "init", "wallet", "psbt", "signer", "node", "channel", "channel_open", "channel_close",
+        "session", "sweep", "report", "watch",
+    ):
         try:
             importlib.import_module(f"cli.{name}")
         except ModuleNotFoundError as exc:
