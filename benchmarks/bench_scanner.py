@@ -7,12 +7,14 @@ Two measurements:
   matching and the store writes alone). A fraction of the outputs pay the
   wallet and some inputs spend earlier wallet outputs, so both match paths
   and the SQLite writes are exercised.
-* ``regtest`` — a real btcd from the harness: the faucet fills blocks with
-  transactions, then a fresh wallet scans them over JSON-RPC (TLS, batched
+* ``regtest`` — a real btcd from the harness: each round, a faucet payment
+  fans out to many coins (one block), then every coin is spent in its own
+  transaction (a full block, 1 in 50 paying the wallet); a fresh wallet then
+  scans from before the first round over JSON-RPC (TLS, batched
   getblockhash/getblock). Skipped with a note if the harness is missing.
 
 Usage: .venv/bin/python benchmarks/bench_scanner.py [--blocks 50] [--txs 1000]
-       [--regtest-blocks 10] [--regtest-txs 200] [--skip-regtest]
+       [--regtest-rounds 5] [--regtest-txs 1000] [--skip-regtest]
 """
 
 from __future__ import annotations
@@ -98,9 +100,9 @@ def synthetic(blocks: int, txs_per_block: int, ours_every: int = 100) -> None:
     )
 
 
-def regtest(blocks: int, txs_per_block: int) -> None:
+def regtest(rounds: int, txs_per_block: int) -> None:
     try:
-        from regtest import Network  # type: ignore[attr-defined]
+        from regtest import Network
     except ImportError as exc:
         print(f"regtest: skipped (harness not available: {exc})")
         return
@@ -110,21 +112,14 @@ def regtest(blocks: int, txs_per_block: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         net = Network.start(Path(tmp) / "net", lnd=0)
         try:
-            net.mine(101)
+            chain = JsonRpcChain(
+                net.chain.rpc_url, user=net.chain.rpc_user, password=net.chain.rpc_password, cert=net.chain.rpc_cert
+            )
             start_height = net.chain.height() + 1
             t0 = time.perf_counter()
-            for b in range(blocks):
-                for i in range(txs_per_block):
-                    address = desc.derive(False, i % 15).address if i % 50 == 0 else _foreign(net)
-                    net.fund_address(address, 20_000 + i)
-                net.mine(1)
+            for _ in range(rounds):
+                _fill_block(net, chain, desc, txs_per_block)
             fill = time.perf_counter() - t0
-            chain = JsonRpcChain(
-                net.chain.rpc_url,
-                user=net.chain.rpc_user,
-                password=net.chain.rpc_password,
-                cert=net.chain.rpc_cert,
-            )
             store = Store.open(Path(tmp) / "s.sqlite")
             wallet = store.add_wallet("bench", desc.to_string(), "regtest", start_height)
 
@@ -132,13 +127,13 @@ def regtest(blocks: int, txs_per_block: int) -> None:
                 d = desc.derive(change, index)
                 return d.script_pubkey, d.address
 
-            scanner = Scanner(store, wallet.id, chain, derive, gap_limit=20, birthday=0)
+            scanner = Scanner(store, wallet.id, chain, derive, gap_limit=20, birthday=start_height)
             t1 = time.perf_counter()
             result = scanner.sync(mempool=False)
             elapsed = time.perf_counter() - t1
             store.close()
             print(
-                f"regtest (btcd over TLS JSON-RPC): {result.blocks} blocks, {result.transactions} txs in "
+                f"regtest (btcd, TLS JSON-RPC, batched): {result.blocks} blocks, {result.transactions} txs in "
                 f"{elapsed:.2f} s -> {result.blocks / elapsed:,.0f} blocks/s, "
                 f"{result.transactions / elapsed:,.0f} tx/s; found {result.received} payments "
                 f"(filling the blocks took {fill:.1f} s)"
@@ -147,26 +142,42 @@ def regtest(blocks: int, txs_per_block: int) -> None:
             net.stop()
 
 
-
-def _foreign(net: object) -> str:
-    """A foreign regtest P2WPKH address (random key)."""
+def _fill_block(net, chain, desc: MultisigDescriptor, count: int) -> None:  # type: ignore[no-untyped-def]
+    """Fan a faucet payment out to ``count`` coins of a key we hold, then spend each in its own tx."""
     from embit import ec
-    from embit.script import p2wpkh
+    from embit.script import p2pkh_from_p2wpkh, p2wpkh, witness_p2wpkh
 
-    return p2wpkh(ec.PrivateKey(os.urandom(32)).get_public_key()).address(NETWORKS["regtest"])
+    key = ec.PrivateKey(os.urandom(32))
+    script = p2wpkh(key.get_public_key())
+    fanout = net.fund_addresses([(script.address(NETWORKS["regtest"]), 20_000)] * count)
+    net.mine(1)
+    prev = bytes.fromhex(fanout)
+    raws = []
+    for vout in range(count):
+        ours = vout % 50 == 0
+        dest = desc.derive(False, vout % 15).script_pubkey if ours else b"\x00\x14" + os.urandom(20)
+        tx = Transaction(
+            vin=[TransactionInput(prev, vout, sequence=0xFFFFFFFD)],
+            vout=[TransactionOutput(10_000, Script(dest)), TransactionOutput(9_500, Script(b"\x00\x14" + os.urandom(20)))],
+        )
+        sig = key.sign(tx.sighash_segwit(0, p2pkh_from_p2wpkh(script), 20_000))
+        tx.vin[0].witness = witness_p2wpkh(sig, key.get_public_key())
+        raws.append([tx.serialize().hex()])
+    chain.call_batch("sendrawtransaction", raws)
+    net.mine(1)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--blocks", type=int, default=50)
     ap.add_argument("--txs", type=int, default=1000, help="transactions per synthetic block")
-    ap.add_argument("--regtest-blocks", type=int, default=10)
-    ap.add_argument("--regtest-txs", type=int, default=200, help="faucet transactions per regtest block")
+    ap.add_argument("--regtest-rounds", type=int, default=5, help="regtest rounds (a fan-out block + a full block)")
+    ap.add_argument("--regtest-txs", type=int, default=1000, help="transactions per full regtest block")
     ap.add_argument("--skip-regtest", action="store_true")
     args = ap.parse_args()
     synthetic(args.blocks, args.txs)
     if not args.skip_regtest:
-        regtest(args.regtest_blocks, args.regtest_txs)
+        regtest(args.regtest_rounds, args.regtest_txs)
 
 
 if __name__ == "__main__":
