@@ -429,34 +429,53 @@ class Wallet(PsbtPipeline):
     ) -> Session:
         """Build, verify and save a PSBT paying ``amount`` sats to ``address``; reserves its coins.
 
-        Coin selection is wallet/coinselect.py's (see its docstring); with
-        ``utxos`` exactly those coins are spent. The destination must be our
-        own or allowed by the policy (PolicyViolation says how to allow it).
+        The destination must be our own or allowed by the policy
+        (PolicyViolation says how to allow it); checked before anything is built.
         """
-        from l2custody.wallet import coinselect
-        from l2custody.wallet.psbt import TxOut, build_psbt
+        from l2custody.wallet.psbt import TxOut
 
         out = TxOut.to_address(address, int(amount), self.record.network)
         if out.script_pubkey not in self._known_scripts():
             self.policy.check_destination(0, out.address, out.value, out.script_pubkey, self.record.network)
+        psbt = self.build_spend([out], fee_rate, utxos, subtract_fee_from=0 if subtract_fee else None)
+        return self.save_session(psbt, "send", expected_outputs=None, details={"to": address})
+
+    def build_spend(
+        self,
+        outputs: Sequence[Any],
+        fee_rate: float | None = None,
+        utxos: Sequence[str] | None = None,
+        subtract_fee_from: int | None = None,
+    ) -> "PSBT":
+        """An unsigned PSBT paying ``outputs`` (wallet.psbt.TxOut) from the wallet's coins, not saved.
+
+        Coin selection is wallet/coinselect.py's (see its docstring) over the
+        spendable coins; with ``utxos`` ("txid:n") exactly those are spent. A
+        change address is recorded (issued) before it goes into the PSBT. Pass
+        the result to :meth:`save_session` to verify it and reserve its coins.
+        """
+        from l2custody.wallet import coinselect
+        from l2custody.wallet.psbt import build_psbt
+
+        if not outputs:
+            raise UsageError("nothing to pay: give at least one output")
         rate = self.fee_rate(fee_rate)
         coins = [self.psbt_utxo(u) for u in self.spendable_coins(utxos)]
         if utxos is None:
             sel = coinselect.select(
-                coins, out.value, rate, desc=self.descriptor,
-                output_script_lens=(len(out.script_pubkey),), subtract_fee=subtract_fee,
+                coins, sum(o.value for o in outputs), rate, desc=self.descriptor,
+                output_script_lens=[len(o.script_pubkey) for o in outputs],
+                subtract_fee=subtract_fee_from is not None,
             )
             coins, wants_change = list(sel.utxos), sel.change > 0
         else:
             wants_change = True
         tip = self.chain.tip_height()
-        # the change address is recorded (issued) before it goes into a PSBT
         change = self.next_address(label="change", change=True) if wants_change else None
-        psbt = build_psbt(
-            self.descriptor, coins, [out], change.index if change else None, rate, tip,
-            subtract_fee_from=0 if subtract_fee else None,
+        return build_psbt(
+            self.descriptor, coins, list(outputs), change.index if change else None, rate, tip,
+            subtract_fee_from=subtract_fee_from,
         )
-        return self.save_session(psbt, "send", expected_outputs=None, details={"to": address})
 
     def save_session(
         self,

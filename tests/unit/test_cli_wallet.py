@@ -313,6 +313,20 @@ def test_foreign_change_is_refused_naming_the_output(session) -> None:
     assert "foreign change" in err["error"] and "output" in err["error"] and dest in err["error"]
 
 
+def test_psbt_of_another_network_is_refused(session) -> None:
+    """The same keys announced as mainnet xpubs: a PSBT made for another network."""
+    config, path, dest, w = session
+    from embit import bip32
+
+    def mainnet(psbt) -> None:  # type: ignore[no-untyped-def]
+        psbt.xpubs = {
+            bip32.HDKey.from_base58(k.to_base58(NETWORKS["main"]["xpub"])): der for k, der in psbt.xpubs.items()
+        }
+
+    err = fails(config, "psbt", "verify", str(_tamper(path, mainnet)), code=13)
+    assert "mainnet" in err["error"] or "main" in err["error"]
+
+
 def test_psbt_signed_by_two_signers_through_the_cli_is_complete(session, tmp_path: Path) -> None:
     config, path, dest, w = session
     first = ok(config, "psbt", "sign", str(path), "--signer", "alice")
