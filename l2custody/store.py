@@ -108,6 +108,20 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
+    # 2: Lightning nodes (issue 4; l2custody/backends/registry.py). Paths only:
+    # secrets stay in files (lndconnect ones are written 0600 under data_dir/nodes).
+    """
+    CREATE TABLE nodes (
+        name TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('lnd', 'cln')),
+        host TEXT,
+        tls_cert TEXT,
+        macaroon TEXT,
+        rpc_file TEXT,
+        timeout REAL NOT NULL DEFAULT 30.0,
+        created REAL NOT NULL
+    );
+    """,
 ]
 
 
