@@ -122,6 +122,40 @@ MIGRATIONS: list[str] = [
         created REAL NOT NULL
     );
     """,
+    # 3: closes and sweeps (issue 4; l2custody/custody/closing.py, sweeping.py). A row is
+    # written before the node is asked, then follows the transaction to its verification.
+    """
+    CREATE TABLE closes (
+        channel_point TEXT PRIMARY KEY,
+        node TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        expected_address TEXT,
+        address_source TEXT,
+        closing_txid TEXT,
+        vout INTEGER,
+        value INTEGER,
+        height INTEGER,
+        details TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE TABLE sweeps (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        node TEXT NOT NULL,
+        state TEXT NOT NULL,
+        address TEXT NOT NULL,
+        amount INTEGER,
+        fee INTEGER,
+        kept INTEGER,
+        txid TEXT,
+        vout INTEGER,
+        height INTEGER,
+        details TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    """,
 ]
 
 
