@@ -209,6 +209,27 @@ def list_(
     )
 
 
+@sub.command("export")
+def export(
+    session: Annotated[str, typer.Argument(help="Session id (see `psbt list`).")],
+    out: Annotated[Optional[Path], typer.Option(help="File to write (default: ./SESSION.psbt).")] = None,
+) -> None:
+    """Write a session's PSBT, with every signature collected so far, to a file.
+
+    Example: l2custody psbt export 3f2a9c0d1e2b4a5c --out pay.psbt
+    """
+    from l2custody.wallet.service import open_wallet
+
+    with open_wallet(STATE.config) as w:
+        s = w.session(session)
+    target = out or Path(f"{s.id}.psbt")
+    _write(target, s.psbt)
+    emit(
+        {"session": s.id, "state": s.state, "file": str(target), "psbt": s.base64},
+        f"Session {s.id} ({s.state}) written to {target}.",
+    )
+
+
 @sub.command("abort")
 def abort(
     session: Annotated[str, typer.Argument(help="Session id (see `psbt list`).")],

@@ -106,6 +106,15 @@ class PsbtPipeline:
                     continue
         return self.store.psbt_by_fingerprint(psbt_fingerprint(psbt))
 
+    def session(self, session_id: str) -> Session:
+        """A saved session with its current PSBT (every signature collected so far); SessionNotFound."""
+        from l2custody.wallet.review import summarize
+
+        rec = self.store.psbt(session_id)
+        psbt = self._stored_psbt(rec)
+        summary = summarize(psbt, self.descriptor, known_scripts=self._known_scripts())
+        return Session(rec.id, rec.kind, rec.state, psbt, summary, rec.txid or summary.txid, rec.details)
+
     def summarize(self, psbt: "PSBT") -> tuple["PsbtSummary", PsbtRecord | None]:
         """What the PSBT does (never raises for a readable PSBT) and its session, for display."""
         from l2custody.wallet.review import summarize

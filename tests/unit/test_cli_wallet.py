@@ -360,6 +360,29 @@ def test_combine_merges_copies_signed_apart(session, tmp_path: Path) -> None:
     assert out["complete"] is True
 
 
+def test_export_writes_the_session_psbt_with_its_signatures(session, tmp_path: Path) -> None:
+    config, path, dest, w = session
+    signed = ok(config, "psbt", "sign", str(path), "--signer", "alice", "--out", str(tmp_path / "elsewhere.psbt"))
+    out = ok(config, "psbt", "export", signed["session"], "--out", str(tmp_path / "again.psbt"))
+    psbt = load_psbt((tmp_path / "again.psbt").read_bytes())
+    assert out["state"] == "partially-signed" and sum(len(i.partial_sigs) for i in psbt.inputs) >= 1
+    err = fails(config, "psbt", "export", "0000000000000000", code=61)
+    assert "psbt list" in err["error"]
+
+
+def test_hardware_signer_without_hwi_says_how_to_install(session) -> None:
+    config, path, dest, w = session
+    try:
+        import hwilib  # noqa: F401
+        pytest.skip("HWI is installed here; this checks the message when it is missing")
+    except ImportError:
+        pass
+    fp = w.descriptor.keys[0].fingerprint
+    ok(config, "signer", "add", "ledger", "--hwi", fp)
+    err = fails(config, "psbt", "sign", str(path), "--signer", "ledger", code=36)
+    assert "pip install" in err["error"] and "hwi" in err["error"]
+
+
 def test_abort_releases_the_coins(session) -> None:
     config, path, dest, w = session
     sid = ok(config, "psbt", "list")[0]["id"]
