@@ -30,7 +30,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from l2custody.wallet.review import PsbtSummary
 
-ACTOR = "wallet"
+def default_actor() -> str:
+    """Who is acting, for the audit log: the operating-system user (``wallet`` if unknown)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in the environment (containers)
+        return "wallet"
+
+
 #: Proprietary PSBT global key (BIP-174 0xFC, identifier "l2custody", subtype 0) holding the session id.
 SESSION_KEY = b"\xfc\x09l2custody\x00"
 #: Session states after which no signature or broadcast step applies.
@@ -90,7 +99,9 @@ def session_id_of(psbt: "PSBT") -> str | None:
 
 
 class PsbtPipeline:
-    """Mixin: needs ``store``, ``record``, ``descriptor``, ``policy``, ``chain``, ``_known_scripts()``."""
+    """Mixin: needs ``store``, ``record``, ``descriptor``, ``policy``, ``chain``, ``actor``, ``_known_scripts()``."""
+
+    actor: str
 
     # --- finding and checking -----------------------------------------------------------
 
@@ -156,12 +167,12 @@ class PsbtPipeline:
         if summary.fingerprint != rec.fingerprint:
             raise PsbtTampered(
                 f"{where}: the PSBT changed since it was verified ({self._what_changed(rec, psbt)}); refusing. "
-                f"Use the PSBT the session saved (l2custody psbt show) or create a new spend"
+                f"Use the session's own PSBT (`l2custody psbt export {rec.id}`) or create a new spend"
             )
         merged = combine([self._stored_psbt(rec), psbt])
         summary = verify(merged, self.descriptor, self.policy, expected, known_scripts=known)
         if audit:
-            self.store.audit(ACTOR, "psbt-verified", rec.id, {"fingerprint": summary.fingerprint})
+            self.store.audit(self.actor, "psbt-verified", rec.id, {"fingerprint": summary.fingerprint})
         return Session(rec.id, rec.kind, rec.state, merged, summary, summary.txid, rec.details)
 
     def _stored_psbt(self, rec: PsbtRecord) -> "PSBT":
@@ -191,7 +202,7 @@ class PsbtPipeline:
         with self.store.transaction():
             state = advance(self.store.psbt(session.id).state, state)
             self.store.update_psbt(session.id, state=state, psbt=psbt.to_base64())
-            self.store.audit(ACTOR, action, session.id, details)
+            self.store.audit(self.actor, action, session.id, details)
         return Session(session.id, session.kind, state, psbt, summary, session.txid, session.details)
 
     # --- the steps ---------------------------------------------------------------------
@@ -216,7 +227,7 @@ class PsbtPipeline:
             if not collected:
                 paths = signer.export(session.psbt, session.id)
                 with self.store.transaction():
-                    self.store.audit(ACTOR, "psbt-exported", session.id, {"signer": rec.name, "files": [str(p) for p in paths]})
+                    self.store.audit(self.actor, "psbt-exported", session.id, {"signer": rec.name, "files": [str(p) for p in paths]})
                 return SignResult(session, rec.name, 0, session.summary.complete, tuple(paths))
             signed = combine([session.psbt, *collected])
         else:
@@ -281,23 +292,23 @@ class PsbtPipeline:
         previous = session.state
         with self.store.transaction():
             self.store.update_psbt(session.id, state=advance(previous, "broadcasting"), txid=session.txid)
-            self.store.audit(ACTOR, "broadcast-started", session.id, {"txid": session.txid})
+            self.store.audit(self.actor, "broadcast-started", session.id, {"txid": session.txid})
         try:
             txid = self.chain.broadcast(raw)
         except BroadcastRejected as exc:
             with self.store.transaction():
                 self.store.update_psbt(session.id, state=previous)
-                self.store.audit(ACTOR, "broadcast-rejected", session.id, {"reason": exc.message})
+                self.store.audit(self.actor, "broadcast-rejected", session.id, {"reason": exc.message})
             raise
         except BroadcastUnknown as exc:
             with self.store.transaction():
                 self.store.update_psbt(session.id, state=advance(previous, "broadcast-unknown"))
-                self.store.audit(ACTOR, "broadcast-unknown", session.id, {"reason": exc.message})
+                self.store.audit(self.actor, "broadcast-unknown", session.id, {"reason": exc.message})
             raise
         self._scanner().record_unconfirmed(raw)
         with self.store.transaction():
             self.store.update_psbt(session.id, state=advance(previous, "broadcast"), txid=txid)
-            self.store.audit(ACTOR, "broadcast", session.id, {"txid": txid})
+            self.store.audit(self.actor, "broadcast", session.id, {"txid": txid})
         done = Session(session.id, session.kind, "broadcast", session.psbt, session.summary, txid, session.details)
         return BroadcastResult(done, txid, raw)
 

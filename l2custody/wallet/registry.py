@@ -17,6 +17,7 @@ from typing import Any
 from l2custody.config import Config
 from l2custody.errors import SignerError, UsageError
 from l2custody.store import SignerRecord, Store
+from l2custody.wallet.pipeline import default_actor
 
 KINDS = ("software", "file", "hwi")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -81,7 +82,7 @@ def add_signer(
         in_wallet = _check_in_wallet(store, name, fp)
         with store.transaction():
             rec = store.add_signer(name, kind, path, fp, details)
-            store.audit("cli", "signer-added", f"signer {name}", {"kind": kind, "fingerprint": fp, "path": path})
+            store.audit(default_actor(), "signer-added", f"signer {name}", {"kind": kind, "fingerprint": fp, "path": path})
     return _info(rec, in_wallet)
 
 

@@ -34,15 +34,16 @@ from l2custody.errors import (
     UsageError,
 )
 from l2custody.store import Store, UtxoRecord, WalletRecord
-from l2custody.wallet.pipeline import ACTOR, BroadcastResult, PsbtPipeline, Session, SignResult
+from l2custody.wallet.pipeline import BroadcastResult, PsbtPipeline, Session, SignResult, default_actor
 
 if TYPE_CHECKING:  # pragma: no cover
     from embit.psbt import PSBT
 
     from l2custody.chain.base import ChainSource
-    from l2custody.chain.scanner import ScanResult, Scanner
+    from l2custody.chain.scanner import ScanResult, Scanner, Watchlist
     from l2custody.wallet.descriptor import MultisigDescriptor
     from l2custody.wallet.policy import Policy
+    from l2custody.wallet.psbt import Utxo
     from l2custody.wallet.review import PsbtSummary
 
 
@@ -103,9 +104,16 @@ class Wallet(PsbtPipeline):
     """
 
     def __init__(
-        self, config: Config, store: Store, record: WalletRecord, chain: "ChainSource | None" = None
+        self,
+        config: Config,
+        store: Store,
+        record: WalletRecord,
+        chain: "ChainSource | None" = None,
+        actor: str | None = None,
     ) -> None:
         self.config, self.store, self.record = config, store, record
+        #: who the audit log names for this wallet's actions (OS user by default; "custody" etc. for services)
+        self.actor = actor or default_actor()
         self._chain = chain
         self._network_checked = False
 
@@ -198,7 +206,7 @@ class Wallet(PsbtPipeline):
             with store.transaction():
                 record = store.add_wallet(name, desc.to_string(), desc.network, start)
                 store.audit(
-                    "cli",
+                    default_actor(),
                     action,
                     f"wallet {name}",
                     {"descriptor": record.descriptor, "id": desc.descriptor_id, "birthday": start},
@@ -207,7 +215,7 @@ class Wallet(PsbtPipeline):
             store.close()
             raise
         wallet = cls(config, store, record, chain)
-        wallet.__dict__["descriptor"] = desc
+        wallet.__dict__["descriptor"] = desc  # prime the cached_property: no need to parse it again
         return wallet
 
     def close(self) -> None:
@@ -276,7 +284,8 @@ class Wallet(PsbtPipeline):
         d = self.descriptor.derive(change, index)
         return d.script_pubkey, d.address
 
-    def _watchlist(self):  # -> Watchlist, loaded (inside a store transaction)
+    def _watchlist(self) -> "Watchlist":
+        """The gap window, loaded (call inside a store transaction)."""
         from l2custody.chain.scanner import Watchlist
 
         watch = Watchlist(self.store, self.record.id, self._derive, self.config.wallet.gap_limit)
@@ -294,7 +303,7 @@ class Wallet(PsbtPipeline):
             self.store.issue_address(self.record.id, change, rec.index, label)
             watch.mark_issued(change, rec.index)
             self.store.audit(
-                ACTOR, "address-issued", rec.address, {"change": change, "index": rec.index, "label": label}
+                self.actor, "address-issued", rec.address, {"change": change, "index": rec.index, "label": label}
             )
         return AddressInfo(rec.address, change, rec.index, False, True, label)
 
@@ -329,7 +338,7 @@ class Wallet(PsbtPipeline):
                     new = "confirmed" if height is not None else "broadcast"
                     if new != rec.state:
                         self.store.update_psbt(rec.id, state=new, details={"height": height})
-                        self.store.audit(ACTOR, f"tx-{new}", rec.id, {"txid": rec.txid, "height": height})
+                        self.store.audit(self.actor, f"tx-{new}", rec.id, {"txid": rec.txid, "height": height})
 
     def _tip(self) -> int | None:
         scanned = self.store.scanned_tip()
@@ -413,7 +422,7 @@ class Wallet(PsbtPipeline):
             chosen.append(u)
         return chosen
 
-    def psbt_utxo(self, u: UtxoRecord):  # -> wallet.psbt.Utxo
+    def psbt_utxo(self, u: UtxoRecord) -> "Utxo":
         """The wallet.psbt Utxo of a stored coin (with its previous transaction for hardware signers)."""
         from l2custody.wallet.psbt import Utxo
 
@@ -517,7 +526,7 @@ class Wallet(PsbtPipeline):
             self.store.add_psbt(session_id, self.record.id, kind, "verified", psbt.to_base64(), summary.fingerprint, info)
             self.store.reserve_utxos([(i.txid, i.vout) for i in summary.inputs], session_id)
             self.store.audit(
-                ACTOR, "psbt-created", session_id,
+                self.actor, "psbt-created", session_id,
                 {"kind": kind, "fingerprint": summary.fingerprint, "fee": summary.fee, "outputs": foreign},
             )
         return Session(session_id, kind, "verified", psbt, summary, summary.txid, info)
@@ -530,7 +539,7 @@ class Wallet(PsbtPipeline):
         with self.store.transaction():
             released = self.store.release_utxos(session_id)
             self.store.update_psbt(session_id, state="aborted", details={"abort_reason": reason})
-            self.store.audit(ACTOR, "psbt-aborted", session_id, {"released": released, "reason": reason})
+            self.store.audit(self.actor, "psbt-aborted", session_id, {"released": released, "reason": reason})
         return released
 
     def _known_scripts(self) -> dict[bytes, tuple[bool, int]]:
