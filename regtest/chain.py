@@ -102,8 +102,11 @@ class ChainNode:
                              "retrying on fresh ports\n")
 
     def _rpc_ready(self) -> bool:
+        # A short timeout: whatever holds the port may accept and never answer
+        # (the conflict we retry on), and the daemon's death must stay noticed.
+        probe = JsonRpc(self.rpc_url, self.rpc_user, self.rpc_password, self.rpc_cert, timeout=3)
         try:
-            self.rpc("getblockchaininfo")
+            probe.call("getblockchaininfo")
             return True
         except (ChainRpcError, OSError):  # OSError: btcd has not written rpc.cert yet
             return False

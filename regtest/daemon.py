@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,6 +67,7 @@ class Daemon:
         self.marker = marker
         self.proc: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
+        self._stopping = False
 
     @classmethod
     def attach(cls, name: str, pid: int, log_path: Path, marker: str) -> Daemon:
@@ -81,13 +83,17 @@ class Daemon:
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: "
                       f"{' '.join(self.argv)}\n".encode())
             log.flush()
+            # The death signal follows the thread that forks, so only a daemon
+            # started from the main thread is tied to the test process's life.
+            tie = (not detached and sys.platform == "linux"
+                   and threading.current_thread() is threading.main_thread())
             self.proc = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=detached,
-                preexec_fn=None if detached or sys.platform != "linux" else _die_with_parent,
+                preexec_fn=_die_with_parent if tie else None,
             )
         self.pid = self.proc.pid
 
@@ -155,10 +161,12 @@ class Daemon:
             return None
         if not self.alive():
             code = self.returncode()
-            if self.proc is not None and code not in (0, None, -signal.SIGTERM):
+            crashed = self.proc is not None and code not in (0, None, -signal.SIGTERM)
+            if crashed and not self._stopping:
                 return (f"{self.name} had already exited with code {code}. "
                         f"Last lines of {self.log_path}:\n{self.log_tail(20)}")
             return None
+        self._stopping = True  # whatever exit code follows, we asked for it
         try:
             os.kill(self.pid, signal.SIGTERM)
         except ProcessLookupError:

@@ -122,10 +122,10 @@ class LndNode:
         return self._stub("invoices_pb2_grpc", "InvoicesStub")
 
     # --- small conveniences the network and tests use --------------------------------
-    def info(self) -> Any:
+    def info(self, timeout: float = RPC_TIMEOUT) -> Any:
         from lndgrpc.compiled import lightning_pb2 as ln
 
-        return self.ln.GetInfo(ln.GetInfoRequest(), timeout=RPC_TIMEOUT)
+        return self.ln.GetInfo(ln.GetInfoRequest(), timeout=timeout)
 
     def new_address(self) -> str:
         """A fresh P2WKH address of the node's wallet."""
@@ -143,7 +143,7 @@ class LndNode:
     def block_height(self) -> int:
         """The height lnd has processed, or -1 while it cannot answer."""
         try:
-            info = self.info()
+            info = self.info(timeout=5)
         except grpc.RpcError:
             return -1
         return int(info.block_height) if info.synced_to_chain else -1
@@ -217,9 +217,10 @@ class LndNode:
 
         try:
             # GetInfo answers before the server accepts peers; SERVER_ACTIVE is "fully started".
+            # Short timeouts: a port held by someone else may accept and never answer.
             current = self._stub("stateservice_pb2_grpc", "StateStub").GetState(
-                state.GetStateRequest(), timeout=RPC_TIMEOUT).state
-            return current == state.SERVER_ACTIVE and bool(self.info().synced_to_chain)
+                state.GetStateRequest(), timeout=3).state
+            return current == state.SERVER_ACTIVE and bool(self.info(timeout=3).synced_to_chain)
         except grpc.RpcError:
             return False
 

@@ -172,7 +172,8 @@ class Network:
         tip = self.chain.height()
 
         def lagging() -> list[str]:
-            return [n.name for n in self.nodes if n.block_height() < tip]
+            # A node a test has stopped on purpose is not waited for.
+            return [n.name for n in self.nodes if n.alive() and n.block_height() < tip]
 
         wait_for(lambda: not lagging(), timeout,
                  what=f"nodes to reach block {tip} (lagging: {', '.join(lagging()) or 'none'})")

@@ -84,3 +84,12 @@ def test_mined_blocks_reach_every_node(network: Network) -> None:
     hashes = network.mine(3)
     assert len(set(hashes)) == 3 and network.chain.rpc("getbestblockhash") == hashes[-1]
     assert {n.info().block_hash for n in network.lnd} == {hashes[-1]}
+
+
+def test_a_node_stopped_on_purpose_is_not_waited_for_and_comes_back(network: Network) -> None:
+    bob = network.lnd[1]
+    assert bob.stop() is None and not bob.alive()
+    network.mine(1)  # returns although bob cannot follow: a stopped node is not waited for
+    bob.restart()
+    network.sync_all()
+    assert bob.info().block_height == network.chain.height()
