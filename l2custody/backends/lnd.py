@@ -29,7 +29,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
+# gRPC's C core logs failed TLS handshakes at INFO on stderr, which reads like a
+# crash to a CLI user; our errors say it better. Only effective before grpc loads.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+import grpc  # noqa: E402
 
 from l2custody.backends.base import (
     AnchorReserve,

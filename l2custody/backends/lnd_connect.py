@@ -167,6 +167,7 @@ _AUTH_MARKERS = (
     "root key with id",
     "macaroon locked to different ip",
     "incorrect macaroon ip",
+    "encoded macaroon",
 )
 _STARTING_MARKERS = (
     "wallet locked",
@@ -212,8 +213,8 @@ def translate_rpc_error(exc: Any, *, node: str, host: str, action: str, timeout:
             return NodeAuthError(
                 f"TLS handshake with {where} failed: the certificate l2custody has is not the "
                 "one the node presents (lnd regenerates tls.cert when it is deleted or its "
-                "tlsextraip/tlsextradomain change). Copy the node's current tls.cert and run "
-                f"`l2custody node add {node} ...` again. ({details})"
+                "tlsextraip/tlsextradomain change), or this address is not lnd's gRPC port. Copy "
+                f"the node's current tls.cert, check the port, and re-add the node. ({details})"
             )
         return NodeUnreachable(
             f"cannot reach {where} to {action}: {details}. Check that lnd is running, that "
