@@ -196,7 +196,8 @@ def _build_btcd(go: str, out: Path, log: Path) -> None:
     env = _go_env() | {"GOBIN": str(out)}
     _run(
         f"go install btcd {BTCD_VERSION}",
-        [go, "install", f"{BTCD_MODULE}@{BTCD_VERSION}", f"{BTCD_MODULE}/cmd/btcctl@{BTCD_VERSION}"],
+        [go, "install", f"{BTCD_MODULE}@{BTCD_VERSION}",
+         f"{BTCD_MODULE}/cmd/btcctl@{BTCD_VERSION}"],
         out, log, env,
     )
 

@@ -27,7 +27,8 @@ class ClnNode:
     def __init__(self, name: str, directory: Path, binary: Path, chain: ChainNode,
                  bitcoin_cli: Path, extra_args: tuple[str, ...] = ()) -> None:
         if chain.kind != "bitcoind":
-            raise HarnessError(f"{name}: Core Lightning needs bitcoind as its chain, not {chain.kind}")
+            raise HarnessError(
+                f"{name}: Core Lightning needs bitcoind as its chain, not {chain.kind}")
         self.name = name
         self.dir = directory
         self.binary = binary

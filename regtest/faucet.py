@@ -16,7 +16,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from embit import compact
 from embit.ec import PrivateKey
@@ -33,9 +33,9 @@ _NULL_TXID = bytes(32)
 
 
 class RpcCaller(Protocol):
-    def rpc(self, method: str, *params: object) -> object: ...
+    def rpc(self, method: str, *params: Any) -> Any: ...
 
-    def rpc_batch(self, calls: list[tuple[str, list[object]]]) -> list[object]: ...
+    def rpc_batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class Faucet:
     # --- following the chain ------------------------------------------------
     def scan(self, chain: RpcCaller) -> None:
         """Bring the coin set up to the chain tip; rescan from genesis after a reorg."""
-        tip = int(chain.rpc("getblockcount"))  # type: ignore[arg-type]
+        tip = int(chain.rpc("getblockcount"))
         if self._hashes:
             height = min(len(self._hashes) - 1, tip)
             if chain.rpc("getblockhash", height) != self._hashes[height]:
@@ -112,7 +112,7 @@ class Faucet:
             heights = range(start, min(start + 100, tip + 1))
             hashes = [str(h) for h in chain.rpc_batch([("getblockhash", [h]) for h in heights])]
             blocks = chain.rpc_batch([("getblock", [h, 0]) for h in hashes])
-            for height, block_hash, raw in zip(heights, hashes, blocks):
+            for height, block_hash, raw in zip(heights, hashes, blocks, strict=True):
                 self._apply_block(bytes.fromhex(str(raw)), height)
                 self._hashes.append(block_hash)
 
@@ -132,7 +132,7 @@ class Faucet:
         self.scan(chain)
         tip = len(self._hashes) - 1
         in_mempool: set[tuple[str, int]] = set()
-        for txid in chain.rpc("getrawmempool") or []:  # type: ignore[union-attr]
+        for txid in chain.rpc("getrawmempool") or []:
             try:
                 raw = bytes.fromhex(str(chain.rpc("getrawtransaction", txid)))
             except ChainRpcError:

@@ -106,10 +106,8 @@ def pay(payer: LndNode, payee: LndNode, sats: int, memo: str = "regtest") -> Pay
         # The preimage is known before the HTLC leaves the commitments; balances
         # (and cooperative closes) are right only once it has.
         for node in (payer, payee):
-            wait_for(lambda n=node: not any(
-                c.pending_htlcs for c in n.ln.ListChannels(ln.ListChannelsRequest(),
-                                                           timeout=RPC_TIMEOUT).channels),
-                30, what=f"HTLCs on {node.name}'s channels to settle")
+            wait_for(lambda n=node: _no_pending_htlcs(n), 30,  # type: ignore[misc]
+                     what=f"HTLCs on {node.name}'s channels to settle")
     return PaymentResult(
         status=ln.Payment.PaymentStatus.Name(last.status),
         payment_hash=last.payment_hash,
@@ -118,6 +116,13 @@ def pay(payer: LndNode, payee: LndNode, sats: int, memo: str = "regtest") -> Pay
         fee_sat=int(last.fee_sat),
         failure_reason=ln.PaymentFailureReason.Name(last.failure_reason),
     )
+
+
+def _no_pending_htlcs(node: LndNode) -> bool:
+    from lndgrpc.compiled import lightning_pb2 as ln
+
+    channels = node.ln.ListChannels(ln.ListChannelsRequest(), timeout=RPC_TIMEOUT).channels
+    return not any(c.pending_htlcs for c in channels)
 
 
 def close_channel(net: Network, a: LndNode, channel_point: str) -> str:

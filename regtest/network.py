@@ -244,7 +244,8 @@ class Network:
         otherwise returns them. The directories stay: the caller decides.
         """
         errors: list[str] = []
-        for node in [*self.cln, *self.lnd, self.chain]:
+        daemons: list[Node | ChainNode] = [*self.cln, *self.lnd, self.chain]
+        for node in daemons:
             try:
                 error = node.stop()
             except Exception as exc:  # keep going: every daemon must be stopped
@@ -267,7 +268,8 @@ class Network:
         """How to reach everything (what ``python -m regtest up --json`` prints)."""
         return {
             "workdir": str(self.workdir),
-            "faucet": {"address": self.faucet.address, "key_file": str(self.workdir / "faucet.key")},
+            "faucet": {"address": self.faucet.address,
+                       "key_file": str(self.workdir / "faucet.key")},
             "chain": self.chain.to_state(),
             "lnd": [n.to_state() for n in self.lnd],
             "cln": [n.to_state() for n in self.cln],

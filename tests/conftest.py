@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
 
 from regtest import HarnessError, Network, cln_unavailable, confirmed_balance, wait_for
 from regtest.binaries import ensure_go_daemons
+from regtest.lnd import LndNode
 
 _failed_modules: set[str] = set()
 _kept_dirs: list[str] = []
@@ -32,12 +33,15 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
-    if report.failed and getattr(item, "module", None) is not None:
-        _failed_modules.add(item.module.__name__)
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    module = getattr(item, "module", None)
+    if report.failed and module is not None:
+        _failed_modules.add(module.__name__)
+    return report
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -89,6 +93,10 @@ def _started(workdir: Path, lnd: int, cln: int = 0, chain: str | None = None) ->
         net.stop()  # raises, listing every daemon that misbehaved
 
 
+def _has_at_least(node: LndNode, sats: int) -> Callable[[], bool]:
+    return lambda: confirmed_balance(node) >= sats
+
+
 @pytest.fixture(scope="module")
 def network(regtest_dir: Path) -> Iterator[Network]:
     """btcd + 2 lnd (``network.lnd[0]``, ``[1]``), each wallet holding 4 x 0.25 BTC confirmed."""
@@ -98,7 +106,7 @@ def network(regtest_dir: Path) -> Iterator[Network]:
             net.fund_node(node, 100_000_000, utxos=4, confirm=False)
         net.mine(1)
         for node in net.lnd:
-            wait_for(lambda n=node: confirmed_balance(n) >= 100_000_000, 60,
+            wait_for(_has_at_least(node, 100_000_000), 60,
                      what=f"{node.name} to see its funding confirmed")
         yield net
 

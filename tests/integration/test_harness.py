@@ -1,6 +1,9 @@
-"""The harness on real btcd + 2 lnd: a channel opened, paid across and closed, judged by the chain."""
+"""The harness on real btcd + 2 lnd: a channel opened, paid across and closed, judged by
+the chain."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from lndgrpc.compiled import lightning_pb2 as ln
@@ -8,6 +11,7 @@ from lndgrpc.compiled import walletkit_pb2 as wk
 
 from regtest import Network, confirmed_balance, wait_for
 from regtest.lightning import close_channel, find_channel, open_channel, pay
+from regtest.lnd import LndNode
 
 pytestmark = pytest.mark.integration
 
@@ -19,15 +23,15 @@ def _sats(btc: float) -> int:
     return round(btc * 100_000_000)
 
 
-def _unspent(node: object) -> list[object]:
-    return list(node.walletkit.ListUnspent(wk.ListUnspentRequest(min_confs=1),  # type: ignore
-                                           timeout=30).utxos)
+def _unspent(node: LndNode) -> list[Any]:
+    return list(node.walletkit.ListUnspent(wk.ListUnspentRequest(min_confs=1), timeout=30).utxos)
 
 
 def test_two_synced_lnd_nodes_with_funded_wallets(network: Network) -> None:
     chain = network.chain
     assert (chain.kind, chain.network) == ("btcd", "regtest")
-    assert chain.rpc_url.startswith("https://127.0.0.1:") and chain.rpc_cert.exists()
+    assert chain.rpc_url.startswith("https://127.0.0.1:")
+    assert chain.rpc_cert is not None and chain.rpc_cert.exists()
     a, b = network.lnd
     assert a.pubkey != b.pubkey
     for node in network.lnd:

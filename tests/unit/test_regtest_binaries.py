@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from regtest import BuildError, MissingBinary, cln_unavailable
-from regtest.binaries import BTCD_BUILD, LND_BUILD, ENV_VARS, build_into_cache, find_binary
+from regtest.binaries import BTCD_BUILD, ENV_VARS, LND_BUILD, build_into_cache, find_binary
 
 
 @pytest.fixture
@@ -61,7 +61,8 @@ def test_cached_build_is_reused(bare_env: Path, tmp_path: Path) -> None:
 
 
 def test_missing_go_toolchain_names_the_step(bare_env: Path) -> None:
-    with pytest.raises(BuildError, match="step 'find the Go toolchain' failed: `go` is not on PATH"):
+    with pytest.raises(BuildError,
+                       match="step 'find the Go toolchain' failed: `go` is not on PATH"):
         build_into_cache(LND_BUILD)
 
 

@@ -44,7 +44,8 @@ def _daemon(tmp_path: Path, script: str) -> Daemon:
 
 def test_daemon_dying_at_start_fails_fast_with_its_log_tail(tmp_path: Path) -> None:
     # Output is computed so that it differs from the command line the log header repeats.
-    daemon = _daemon(tmp_path, "import sys; print('fatal: bad value ' + 'foo'.upper()); sys.exit(3)")
+    daemon = _daemon(tmp_path,
+                     "import sys; print('fatal: bad value ' + 'foo'.upper()); sys.exit(3)")
     daemon.start()
     with pytest.raises(DaemonStartError) as err:
         daemon.wait_ready(lambda: False, timeout=30, what="never")
@@ -69,7 +70,8 @@ def test_stop_terminates_and_reports_a_daemon_that_ignores_sigterm(tmp_path: Pat
     assert not polite.alive()
 
     stubborn = _daemon(tmp_path, "import signal, time; signal.signal(signal.SIGTERM, "
-                                 "signal.SIG_IGN); print('armed'.upper(), flush=True); time.sleep(60)")
+                                 "signal.SIG_IGN); print('armed'.upper(), flush=True); "
+                                 "time.sleep(60)")
     stubborn.start()
     wait_for(lambda: "ARMED" in stubborn.log_tail(), timeout=10, what="toy to ignore SIGTERM")
     error = stubborn.stop(timeout=0.5)
