@@ -190,7 +190,7 @@ class BitcoindNode(ChainNode):
             f"-rpcport={self.rpc_port}", f"-port={self.p2p_port}", "-rpcbind=127.0.0.1",
             "-rpcallowip=127.0.0.1", "-bind=127.0.0.1", "-listenonion=0", "-dnsseed=0",
             "-discover=0", f"-rpcuser={self.rpc_user}", f"-rpcpassword={self.rpc_password}",
-            "-txindex=1", "-fallbackfee=0.00001", "-printtoconsole=1",
+            "-txindex=1", "-printtoconsole=1",
             *self.extra_args,
         ]
 
