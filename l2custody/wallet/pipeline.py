@@ -43,7 +43,10 @@ def default_actor() -> str:
 #: Proprietary PSBT global key (BIP-174 0xFC, identifier "l2custody", subtype 0) holding the session id.
 SESSION_KEY = b"\xfc\x09l2custody\x00"
 #: Session states after which no signature or broadcast step applies.
-CLOSED_STATES = ("aborted",)
+CLOSED_STATES = ("aborted", "failed")
+#: Session kinds driven by the custody layer: finalized, broadcast and aborted only
+#: through `l2custody session ...` (which checks that every channel is counter-signed).
+CUSTODY_KINDS = ("funding",)
 #: The order states advance in; a step never moves a session backwards.
 STATE_ORDER = (
     "created", "verified", "partially-signed", "signed", "finalized",
@@ -92,6 +95,11 @@ class BroadcastResult:
     raw: bytes
 
 
+def is_pipeline_session(rec: PsbtRecord) -> bool:
+    """Sessions saved by ``Wallet.save_session`` (other layers may keep their own rows in ``psbts``)."""
+    return "expected_outputs" in rec.details
+
+
 def session_id_of(psbt: "PSBT") -> str | None:
     """The session id a PSBT carries in our proprietary field, if any."""
     raw = psbt.unknown.get(SESSION_KEY)
@@ -112,10 +120,13 @@ class PsbtPipeline:
         for sid in (session_id_of(psbt), psbt_txid(psbt)[:16]):
             if sid:
                 try:
-                    return self.store.psbt(sid)
+                    rec = self.store.psbt(sid)
                 except SessionNotFound:
                     continue
-        return self.store.psbt_by_fingerprint(psbt_fingerprint(psbt))
+                if is_pipeline_session(rec):
+                    return rec
+        rec = self.store.psbt_by_fingerprint(psbt_fingerprint(psbt))
+        return rec if rec is not None and is_pipeline_session(rec) else None
 
     def session(self, session_id: str) -> Session:
         """A saved session with its current PSBT (every signature collected so far); SessionNotFound."""
@@ -275,6 +286,12 @@ class PsbtPipeline:
         from l2custody.wallet.psbt import extract, finalize_psbt
 
         session = self.verify(psbt)
+        if session.kind in CUSTODY_KINDS:
+            raise PsbtError(
+                f"session {session.id} funds Lightning channels: finalize and broadcast it with "
+                f"`l2custody session broadcast {session.id}` (it checks every channel is counter-signed "
+                "and the deadline first)"
+            )
         final = finalize_psbt(session.psbt, self.descriptor)
         final.unknown[SESSION_KEY] = session.id.encode()
         raw = extract(final)

@@ -34,7 +34,15 @@ from l2custody.errors import (
     UsageError,
 )
 from l2custody.store import Store, UtxoRecord, WalletRecord
-from l2custody.wallet.pipeline import BroadcastResult, PsbtPipeline, Session, SignResult, default_actor
+from l2custody.wallet.pipeline import (
+    CUSTODY_KINDS,
+    BroadcastResult,
+    PsbtPipeline,
+    Session,
+    SignResult,
+    default_actor,
+    is_pipeline_session,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from embit.psbt import PSBT
@@ -330,8 +338,8 @@ class Wallet(PsbtPipeline):
         with self.store.transaction():
             for state in ("broadcast-unknown", "broadcast", "confirmed"):
                 for rec in self.store.psbts(state=state):
-                    if rec.txid is None:
-                        continue
+                    if rec.txid is None or not is_pipeline_session(rec):
+                        continue  # other layers' rows follow their own rules
                     known, height = self.store.transaction_height(rec.txid)
                     if not known:
                         continue  # not seen (yet): an unknown broadcast stays unknown
@@ -534,6 +542,11 @@ class Wallet(PsbtPipeline):
     def abort(self, session_id: str, reason: str = "") -> int:
         """Abandon an unbroadcast session: its coins are released. Returns how many."""
         rec = self.store.psbt(session_id)
+        if rec.kind in CUSTODY_KINDS:
+            raise PsbtError(
+                f"session {session_id} funds Lightning channels; abort it with `l2custody session abort "
+                f"{session_id}` (it also makes the nodes forget the channels)"
+            )
         if rec.state in ("broadcasting", "broadcast", "confirmed"):
             raise PsbtError(f"session {session_id} is {rec.state}; it cannot be aborted any more")
         with self.store.transaction():
