@@ -86,7 +86,7 @@ def _register() -> None:
 def main(argv: list[str] | None = None) -> None:
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except L2CustodyError as exc:
         fail(exc)
     except typer.Abort:
@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, click.exceptions.Exit):
             sys.exit(exc.exit_code)
         raise
+    # without standalone mode click returns a command's typer.Exit(code) instead of exiting
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 def fail(exc: L2CustodyError) -> None:

@@ -22,16 +22,23 @@ if TYPE_CHECKING:  # pragma: no cover
     from l2custody.backends.lnd import LndBackend
 
 DUST_SAT = 546
-# vbytes per input by lnrpc.AddressType: p2wkh, np2wkh, (unused...), p2tr
-_INPUT_VBYTES = {0: 68, 1: 91, 2: 68, 3: 91, 4: 58, 5: 58}
-_CHANGE_VBYTES = 43  # a p2tr change output, the largest lnd makes
+# Worst-case weight units per input by lnrpc.AddressType (73-byte signatures, as
+# lnd's own estimator): p2wkh, np2wkh, (unused p2wkh, unused np2wkh), p2tr, (unused p2tr)
+_INPUT_WEIGHT = {0: 273, 1: 365, 2: 273, 3: 365, 4: 230, 5: 230}
+_CHANGE_WEIGHT = 4 * 43  # a p2tr change output, the largest lnd makes
+
+
+def _varint_len(n: int) -> int:
+    return 1 if n < 0xFD else 3 if n <= 0xFFFF else 5
 
 
 def estimate_vsize(input_types: list[int], dest_script_len: int, with_change: bool) -> int:
-    """A slight over-estimate of the sweep's vsize, so lnd's fee fits inside ours."""
-    vsize = 11 + sum(_INPUT_VBYTES.get(t, 91) for t in input_types)
-    vsize += 9 + dest_script_len
-    return vsize + (_CHANGE_VBYTES if with_change else 0)
+    """The sweep's vsize, counted like lnd does (never below what lnd will pay for)."""
+    outputs = 2 if with_change else 1
+    weight = 4 * (4 + 4 + _varint_len(len(input_types)) + _varint_len(outputs)) + 2
+    weight += sum(_INPUT_WEIGHT.get(t, 365) for t in input_types)
+    weight += 4 * (8 + 1 + dest_script_len) + (_CHANGE_WEIGHT if with_change else 0)
+    return -(-weight // 4)
 
 
 def sweep(
