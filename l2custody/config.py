@@ -352,7 +352,8 @@ gap_limit = 20                 # unused addresses watched past the last used one
 birthday = {birthday}                   # first block to scan; set it to the wallet's creation height
 {fallback_fee}
 min_confirmations = 1          # confirmations a coin needs before a spend may use it
-mempool = true                 # report unconfirmed payments seen in the mempool
+mempool = true                 # report unconfirmed payments seen in the mempool (each sync reads
+                               # every mempool transaction it has not seen: costly on a busy mainnet)
 
 [policy]
 # Where a spend may pay besides our own descriptor. Anything else is refused

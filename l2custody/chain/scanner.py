@@ -34,8 +34,10 @@ from l2custody.store import AddressRecord, Store, UtxoRecord
 
 #: Block hashes older than this many blocks below the tip are pruned from the store.
 REORG_DEPTH = 2016
-#: Blocks fetched per round trip (hashes and blocks are batched separately).
+#: Blocks fetched per round trip at most (hashes and blocks are batched separately) ...
 BLOCK_BATCH = 20
+#: ... and about this many bytes of raw block per round trip (hex doubles it in the JSON).
+BATCH_BYTES = 8_000_000
 
 #: ``derive(change, index) -> (script_pubkey, address)`` for the wallet's descriptor.
 Deriver = Callable[[bool, int], tuple[bytes, str]]
@@ -172,10 +174,13 @@ class Scanner:
         """Scan blocks start..tip; returns (last height scanned, whether a reorg interrupted)."""
         height = start - 1
         prev = self.store.block_hash(height) if height >= 0 else None
+        batch = BLOCK_BATCH
         while height < tip:
-            count = min(BLOCK_BATCH, tip - height)
+            count = min(batch, tip - height)
             hashes = self.chain.block_hashes(height + 1, count)
             blocks = self.chain.raw_blocks(hashes)
+            average = sum(len(b) for b in blocks) / len(blocks)
+            batch = max(1, min(BLOCK_BATCH, int(BATCH_BYTES / max(average, 1.0))))
             with self.store.transaction():
                 for block_hash, raw in zip(hashes, blocks):
                     parent = raw[4:36][::-1].hex()

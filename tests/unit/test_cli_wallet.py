@@ -408,6 +408,21 @@ def test_help_texts_have_examples() -> None:
     assert "Example" in result.stdout and "--subtract-fee" in result.stdout
 
 
+def test_balance_and_help_do_not_import_grpc_pyln_or_embit(wallet: Path) -> None:
+    """Cold start: commands that do not need them must not pay for the heavy libraries."""
+    import sys
+
+    probe = (
+        "import sys\nfrom cli.main import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('grpc', 'pyln', 'lndgrpc', 'embit'))\n"
+        "print('HEAVY', heavy, file=sys.stderr)"
+    )
+    env = {**os.environ, "L2CUSTODY_CONFIG": str(wallet)}
+    for argv in (["--help"], ["wallet", "balance"], ["wallet", "utxos"]):
+        proc = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, env=env, timeout=60)
+        assert "HEAVY []" in proc.stderr, (argv, proc.stderr[-500:])
+
+
 def test_installed_command_runs_as_a_user_would(wallet: Path) -> None:
     env = {**os.environ, "L2CUSTODY_CONFIG": str(wallet)}
     proc = subprocess.run([str(L2CUSTODY), "--json", "wallet", "balance"], capture_output=True, text=True, env=env, timeout=60)
