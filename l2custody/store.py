@@ -596,16 +596,20 @@ class Store:
         psbt: str | None = None,
         txid: str | None = None,
         details: dict[str, Any] | None = None,
+        fingerprint: str | None = None,
     ) -> PsbtRecord:
-        """Change a session's state/PSBT/txid; ``details`` are merged into the stored ones."""
+        """Change a session's state/PSBT/txid (and fingerprint, for a session created
+        before its PSBT existed); ``details`` are merged into the stored ones."""
         current = self.psbt(id)
         merged = {**current.details, **(details or {})}
         self.conn.execute(
-            "UPDATE psbts SET state = ?, psbt = ?, txid = ?, details = ?, updated = ? WHERE id = ?",
+            "UPDATE psbts SET state = ?, psbt = ?, txid = ?, fingerprint = ?, details = ?, updated = ?"
+            " WHERE id = ?",
             (
                 state or current.state,
                 psbt or current.psbt,
                 txid or current.txid,
+                fingerprint or current.fingerprint,
                 _dumps(merged),
                 time.time(),
                 id,
