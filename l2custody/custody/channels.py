@@ -1,0 +1,285 @@
+"""Channel views: what a node says about its channels, joined with what our store knows.
+
+A :class:`ChannelView` answers the two custody questions about a channel:
+
+- where does a cooperative close pay (``close_address``) and is that an
+  address of our multisig descriptor (``close_ours``)?  The node's own report
+  wins (lnd reports the upfront address of open channels); for channels in
+  other states we fall back on our close record (the address we asked for) or
+  the funding session that reserved it. ``close_ours`` is None when nobody
+  knows the address.
+- where did the funding come from (``funding``): ``"session"`` when the
+  funding txid is one of our funding sessions (``session_id``), else
+  ``"foreign"`` (lnd's own wallet, the peer, another tool).
+
+Pure joins over the store plus one ``list_channels`` call per backend; no
+writes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from l2custody.backends.base import ChannelInfo, ChannelState, NodeBackend, scid_to_str
+from l2custody.errors import ChannelNotFound, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from l2custody.config import Config
+    from l2custody.store import Store
+    from l2custody.wallet.service import Wallet
+
+FUNDING_SESSION = "session"
+FUNDING_FOREIGN = "foreign"
+
+
+@dataclass(frozen=True)
+class OwnedAddress:
+    """An address of our descriptor, with where it sits in it."""
+
+    address: str
+    change: bool
+    index: int
+    label: str | None
+
+
+@dataclass(frozen=True)
+class ChannelView:
+    """One channel of one node with our custody facts. See the module docstring."""
+
+    channel: ChannelInfo
+    close_address: str | None
+    close_address_from: str  # "node" | "close-record" | "session" | "unknown"
+    close_ours: bool | None  # None: no address known (or none committed: set at close)
+    close_owned: OwnedAddress | None
+    funding: str  # "session" | "foreign"
+    session_id: str | None = None
+    close_state: str | None = None  # our close record's state, if we closed/verified it
+
+    @property
+    def node(self) -> str:
+        return self.channel.node
+
+    @property
+    def channel_point(self) -> str:
+        return self.channel.channel_point
+
+    def to_dict(self) -> dict[str, Any]:
+        ch = self.channel
+        return {
+            "node": ch.node,
+            "channel_point": ch.channel_point,
+            "short_channel_id": ch.short_channel_id,
+            "peer": ch.peer_pubkey,
+            "state": ch.state.value,
+            "active": ch.active,
+            "private": ch.private,
+            "initiator": ch.initiator,
+            "capacity_sat": ch.capacity_sat,
+            "local_balance_sat": ch.local_balance_sat,
+            "remote_balance_sat": ch.remote_balance_sat,
+            "commitment_type": ch.commitment_type,
+            "close_address": self.close_address,
+            "close_address_from": self.close_address_from,
+            "close_address_ours": self.close_ours,
+            "close_address_index": (
+                None if self.close_owned is None
+                else f"{'change' if self.close_owned.change else 'receive'}/{self.close_owned.index}"
+            ),
+            "funding": self.funding,
+            "session_id": self.session_id,
+            "close_state": self.close_state,
+            "closing_txid": ch.closing_txid,
+            "close_type": ch.close_type.value if ch.close_type else None,
+            "settled_sat": ch.settled_sat,
+            "limbo_sat": ch.limbo_sat,
+            "maturity_height": ch.maturity_height,
+            "blocks_til_maturity": ch.blocks_til_maturity,
+        }
+
+
+# --- ownership -------------------------------------------------------------------------
+def owned_address(wallet: Wallet, address: str | None) -> OwnedAddress | None:
+    """``address`` as an address of the wallet's descriptor (known to the store), else None.
+
+    Addresses of another network or that are not addresses at all are simply
+    not ours (None), never an error: a node may report anything.
+    """
+    from l2custody.errors import L2CustodyError
+    from l2custody.wallet.addresses import address_to_script
+
+    if not address:
+        return None
+    try:
+        script = address_to_script(address, wallet.record.network)
+    except L2CustodyError:
+        return None
+    rec = wallet.store.address_by_script(script)
+    if rec is None:
+        return None
+    return OwnedAddress(rec.address, rec.change, rec.index, rec.label)
+
+
+# --- funding sessions ---------------------------------------------------------------------
+def funding_sessions_by_txid(store: Store) -> dict[str, dict[str, Any]]:
+    """Funding txid -> ``{"id", "close_addresses": {channel_point: address}}`` for our sessions.
+
+    Reads the PSBT sessions of kind ``funding`` (the funding-session layer
+    keeps its sessions there); the txid is the row's, or that of its PSBT
+    (segwit inputs: final before signing).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for rec in store.psbts(kind="funding"):
+        txid = rec.txid or _psbt_txid(rec.psbt)
+        if not txid:
+            continue
+        out[txid] = {"id": rec.id, "close_addresses": _session_close_addresses(rec.details)}
+    return out
+
+
+def _psbt_txid(psbt_b64: str) -> str | None:
+    from l2custody.errors import L2CustodyError
+    from l2custody.wallet.psbt import load_psbt, psbt_txid
+
+    try:
+        return psbt_txid(load_psbt(psbt_b64))
+    except (L2CustodyError, ValueError):
+        return None
+
+
+def _session_close_addresses(details: dict[str, Any]) -> dict[str, str]:
+    """channel point -> reserved close address, from a stored FundingSession (if present)."""
+    raw = details.get("session")
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return {}
+    if not isinstance(raw, dict):
+        return {}
+    out = {}
+    for leg in raw.get("legs", ()):
+        if isinstance(leg, dict) and leg.get("channel_point") and leg.get("close_address"):
+            out[str(leg["channel_point"])] = str(leg["close_address"])
+    return out
+
+
+# --- views ------------------------------------------------------------------------------------
+def view_channels(wallet: Wallet, channels: Iterable[ChannelInfo]) -> list[ChannelView]:
+    """Join channels (from any nodes) with the store: close address ownership, funding source."""
+    from l2custody.custody.close_records import close_records
+
+    sessions = funding_sessions_by_txid(wallet.store)
+    records = {r.channel_point: r for r in close_records(wallet.store)}
+    views = []
+    for ch in channels:
+        session = sessions.get(ch.funding_txid)
+        record = records.get(ch.channel_point)
+        address, source = ch.close_address, "node" if ch.close_address_known else "unknown"
+        if address is None and record is not None and record.expected_address:
+            address, source = record.expected_address, "close-record"
+        if address is None and session is not None and session["close_addresses"].get(ch.channel_point):
+            address, source = session["close_addresses"][ch.channel_point], "session"
+        owned = owned_address(wallet, address)
+        ours = None if address is None else owned is not None
+        views.append(
+            ChannelView(
+                channel=ch,
+                close_address=address,
+                close_address_from=source,
+                close_ours=ours,
+                close_owned=owned,
+                funding=FUNDING_SESSION if session else FUNDING_FOREIGN,
+                session_id=session["id"] if session else None,
+                close_state=record.state if record else None,
+            )
+        )
+    return views
+
+
+def list_channel_views(
+    wallet: Wallet, backends: Sequence[NodeBackend], *, include_closed: bool = True
+) -> list[ChannelView]:
+    """Every channel of every given node, as views (open and pending first, then closed)."""
+    channels: list[ChannelInfo] = []
+    for backend in backends:
+        channels.extend(backend.list_channels(include_closed=include_closed))
+    order = {s: i for i, s in enumerate(ChannelState)}
+    channels.sort(key=lambda c: (order[c.state], c.node, c.channel_point))
+    return view_channels(wallet, channels)
+
+
+def find_view(views: Sequence[ChannelView], ref: str) -> ChannelView:
+    """The view named by ``ref``: a channel point ``txid:n``, a short channel id
+    ``BLOCKxTXxOUT`` or lnd's numeric channel id. ChannelNotFound if none,
+    UsageError if the reference is malformed or matches several nodes' channels."""
+    key = _normalize_ref(ref)
+    hits = [v for v in views if v.channel_point == key or (v.channel.short_channel_id or "") == key]
+    if not hits:
+        raise ChannelNotFound(
+            f"no channel {ref} on the node(s) checked; see `l2custody channel list` "
+            "(a channel point is FUNDING_TXID:OUTPUT, a short id BLOCKxTXxOUTPUT)"
+        )
+    nodes = {v.node for v in hits}
+    if len(nodes) > 1:
+        raise UsageError(
+            f"channel {ref} is known to several nodes ({', '.join(sorted(nodes))}); pass --node NAME"
+        )
+    return hits[0]
+
+
+def _normalize_ref(ref: str) -> str:
+    from l2custody.backends.base import parse_channel_point
+
+    text = ref.strip()
+    if ":" in text:
+        txid, vout = parse_channel_point(text)
+        return f"{txid}:{vout}"
+    if text.isdigit():
+        return scid_to_str(int(text))
+    parts = text.lower().split("x")
+    if len(parts) == 3 and all(p.isdigit() for p in parts):
+        return "x".join(str(int(p)) for p in parts)
+    raise UsageError(
+        f"{ref!r} is not a channel reference: use the channel point (FUNDING_TXID:OUTPUT) "
+        "or the short channel id (BLOCKxTXxOUTPUT) shown by `l2custody channel list`"
+    )
+
+
+# --- what the CLI calls --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChannelDetail:
+    """``channel show``: the view, our close record and the channel's audit history."""
+
+    view: ChannelView
+    close: dict[str, Any] | None
+    history: tuple[dict[str, Any], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.view.to_dict(), "close": self.close, "history": list(self.history)}
+
+
+def channel_list(config: Config, node: str | None = None, *, include_closed: bool = True) -> list[ChannelView]:
+    """``channel list``: the channels of one node or of every registered node."""
+    from l2custody.custody.context import open_custody
+
+    with open_custody(config) as custody:
+        return list_channel_views(custody.wallet, custody.backends(node), include_closed=include_closed)
+
+
+def channel_show(config: Config, ref: str, node: str | None = None) -> ChannelDetail:
+    """``channel show``: one channel by channel point or short id."""
+    from l2custody.custody.close_records import close_record
+    from l2custody.custody.context import open_custody
+
+    with open_custody(config) as custody:
+        _backend, view = custody.locate(ref, node)
+        store = custody.wallet.store
+        record = close_record(store, view.channel_point)
+        history = tuple(
+            {"ts": e.ts, "actor": e.actor, "action": e.action, "details": e.details}
+            for e in store.audit_log(subject=view.channel_point)
+        )
+        return ChannelDetail(view, record.to_dict() if record else None, history)

@@ -1,0 +1,93 @@
+"""The ``closes`` table: one row per channel close we requested or observed.
+
+Written before the node is asked (state ``requested``), then moved along by
+``closing.py`` as the close proceeds; see its docstring for the states.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from l2custody.store import Store
+
+COOPERATIVE, FORCE = "cooperative", "force"
+REQUESTED, PENDING, VERIFIED, VIOLATION = "requested", "pending", "verified", "violation"
+FAILED, UNKNOWN, IN_NODE_WALLET = "failed", "unknown", "in-node-wallet"
+#: States after which nothing more happens to a close (a wait can stop).
+SETTLED_STATES = frozenset({VERIFIED, VIOLATION, IN_NODE_WALLET, FAILED})
+
+# where a close pays
+UPFRONT, DELIVERY, FOREIGN_UPFRONT, NODE_WALLET = "upfront", "delivery", "foreign-upfront", "node-wallet"
+
+# --- records ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CloseRecord:
+    """One row of the ``closes`` table."""
+
+    channel_point: str
+    node: str
+    kind: str  # cooperative | force
+    state: str
+    expected_address: str | None
+    address_source: str | None  # upfront | delivery | foreign-upfront | node-wallet
+    closing_txid: str | None = None
+    vout: int | None = None
+    value: int | None = None
+    height: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    created: float = 0.0
+    updated: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "channel_point": self.channel_point,
+            "node": self.node,
+            "kind": self.kind,
+            "state": self.state,
+            "expected_address": self.expected_address,
+            "address_source": self.address_source,
+            "closing_txid": self.closing_txid,
+            "vout": self.vout,
+            "value": self.value,
+            "height": self.height,
+            "details": self.details,
+        }
+
+
+_COLUMNS = (
+    "channel_point, node, kind, state, expected_address, address_source, closing_txid, vout, value, "
+    "height, details, created, updated"
+)
+
+
+def _record(row: tuple[Any, ...]) -> CloseRecord:
+    return CloseRecord(*row[:10], json.loads(row[10]), row[11], row[12])  # type: ignore[misc]
+
+
+def close_records(store: Store) -> list[CloseRecord]:
+    """Every close we requested or observed, oldest first."""
+    return [_record(r) for r in store.execute(f"SELECT {_COLUMNS} FROM closes ORDER BY created")]
+
+
+def close_record(store: Store, channel_point: str) -> CloseRecord | None:
+    row = store.execute(f"SELECT {_COLUMNS} FROM closes WHERE channel_point = ?", (channel_point,)).fetchone()
+    return _record(row) if row else None
+
+
+def save_record(store: Store, rec: CloseRecord) -> CloseRecord:
+    """Insert or replace ``rec`` (call inside a store transaction)."""
+    now = time.time()
+    rec = replace(rec, created=rec.created or now, updated=now)
+    store.execute(
+        f"INSERT OR REPLACE INTO closes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            rec.channel_point, rec.node, rec.kind, rec.state, rec.expected_address, rec.address_source,
+            rec.closing_txid, rec.vout, rec.value, rec.height, json.dumps(rec.details, sort_keys=True),
+            rec.created, rec.updated,
+        ),
+    )
+    return rec

@@ -1,0 +1,374 @@
+"""Sweeping a node's hot wallet into the multisig (second half of invariant 5).
+
+Force-close proceeds (and anything else sent to the node's wallet) are moved
+to a fresh multisig address, keeping ``max(--keep, the node's anchor
+reserve)`` in the node so it can still fee-bump its anchor channels. The
+node builds, signs and publishes the sweep (``NodeBackend.sweep_to``).
+
+Every sweep is a row in the ``sweeps`` table, written (with its address,
+recorded as issued) before the node is asked, and follows the transaction::
+
+    started -> broadcast -> verified        (the wallet holds the output)
+        \\-> failed (node refused: nothing sent) | unknown (no answer: check the chain)
+
+A dry run (:func:`preview_sweep`) asks the node for the exact figures but
+sends, records and issues nothing: it shows the address the sweep would use
+without handing it out.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from l2custody.backends.base import (
+    AnchorReserve,
+    Capability,
+    ChannelState,
+    NodeBackend,
+    OnchainBalance,
+    SweepResult,
+)
+from l2custody.errors import BroadcastUnknown, L2CustodyError, NodeUnreachable, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from l2custody.config import Config
+    from l2custody.store import Store
+    from l2custody.wallet.service import Wallet
+
+ACTOR = "sweeping"
+STARTED, BROADCAST, VERIFIED, FAILED, UNKNOWN = "started", "broadcast", "verified", "failed", "unknown"
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    """One row of the ``sweeps`` table."""
+
+    id: int
+    node: str
+    state: str
+    address: str
+    amount: int | None = None
+    fee: int | None = None
+    kept: int | None = None
+    txid: str | None = None
+    vout: int | None = None
+    height: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    created: float = 0.0
+    updated: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "node": self.node, "state": self.state, "address": self.address,
+            "amount_sat": self.amount, "fee_sat": self.fee, "kept_sat": self.kept, "txid": self.txid,
+            "vout": self.vout, "height": self.height, "details": self.details,
+        }
+
+
+_COLUMNS = "id, node, state, address, amount, fee, kept, txid, vout, height, details, created, updated"
+
+
+def _record(row: tuple[Any, ...]) -> SweepRecord:
+    return SweepRecord(*row[:10], json.loads(row[10]), row[11], row[12])  # type: ignore[misc]
+
+
+def sweep_records(store: Store, node: str | None = None) -> list[SweepRecord]:
+    """Sweeps (of one node, or all), oldest first."""
+    sql, params = f"SELECT {_COLUMNS} FROM sweeps", ()
+    if node is not None:
+        sql, params = sql + " WHERE node = ?", (node,)
+    return [_record(r) for r in store.execute(sql + " ORDER BY id", params)]
+
+
+def sweep_record(store: Store, sweep_id: int) -> SweepRecord:
+    row = store.execute(f"SELECT {_COLUMNS} FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+    if row is None:
+        raise UsageError(f"no sweep #{sweep_id}; list them with `l2custody sweep-status`")
+    return _record(row)
+
+
+def _update(store: Store, rec: SweepRecord, action: str, **changes: Any) -> SweepRecord:
+    details = {**rec.details, **changes.pop("details", {})}
+    rec = replace(rec, details=details, updated=time.time(), **changes)
+    with store.transaction():
+        store.execute(
+            "UPDATE sweeps SET state = ?, amount = ?, fee = ?, kept = ?, txid = ?, vout = ?, height = ?,"
+            " details = ?, updated = ? WHERE id = ?",
+            (rec.state, rec.amount, rec.fee, rec.kept, rec.txid, rec.vout, rec.height,
+             json.dumps(rec.details, sort_keys=True), rec.updated, rec.id),
+        )
+        store.audit(ACTOR, action, f"sweep {rec.id}", {"node": rec.node, **rec.to_dict()})
+    return rec
+
+
+# --- what is there to sweep -----------------------------------------------------------------
+@dataclass(frozen=True)
+class TimeLocked:
+    """Force-close funds still on their way to the node wallet."""
+
+    channel_point: str
+    limbo_sat: int
+    maturity_height: int | None
+    blocks_til_maturity: int | None
+
+
+@dataclass(frozen=True)
+class SweepPreview:
+    """What ``sweep`` would do now (nothing was sent, recorded or handed out)."""
+
+    node: str
+    address: str  # the next multisig address; not issued by a dry run
+    result: SweepResult | None  # None: nothing to sweep (see ``reason``)
+    balance: OnchainBalance
+    reserve: AnchorReserve | None
+    time_locked: tuple[TimeLocked, ...]
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.result
+        return {
+            "node": self.node,
+            "address": self.address,
+            "dry_run": True,
+            "amount_sat": r.amount_sat if r else 0,
+            "fee_sat": r.fee_sat if r else 0,
+            "kept_sat": r.kept_sat if r else None,
+            "inputs": list(r.inputs) if r else [],
+            "node_confirmed_sat": self.balance.confirmed_sat,
+            "node_unconfirmed_sat": self.balance.unconfirmed_sat,
+            "anchor_reserve_sat": self.reserve.required_sat if self.reserve else None,
+            "time_locked": [t.__dict__ for t in self.time_locked],
+            "reason": self.reason,
+        }
+
+
+def peek_address(wallet: Wallet) -> str:
+    """The receive address ``next_address`` would hand out next, without handing it out."""
+    store, wid = wallet.store, wallet.record.id
+    fresh = [a for a in store.addresses(wid, change=False, used=False) if not a.issued]
+    if fresh:
+        return min(fresh, key=lambda a: a.index).address
+    _top, last = store.branch_state(wid, False)
+    return wallet.descriptor.address(False, last + 1)
+
+
+def time_locked(backend: NodeBackend) -> tuple[TimeLocked, ...]:
+    """Force-close balances the node has not swept into its wallet yet."""
+    return tuple(
+        TimeLocked(c.channel_point, c.limbo_sat, c.maturity_height, c.blocks_til_maturity)
+        for c in backend.list_channels(include_closed=False)
+        if c.state in (ChannelState.FORCE_CLOSING, ChannelState.CLOSING) and c.limbo_sat
+    )
+
+
+def _check_args(backend: NodeBackend, keep_sat: int | None, fee_rate: float | None) -> None:
+    if not backend.supports(Capability.SWEEP):
+        raise backend._not_supported("sweeping the node wallet")
+    if keep_sat is not None and keep_sat < 0:
+        raise UsageError(f"--keep must be 0 or more sat, got {keep_sat}")
+    if fee_rate is not None and not fee_rate > 0:
+        raise UsageError(f"fee rate must be positive (sat/vB), got {fee_rate}")
+
+
+def preview_sweep(
+    backend: NodeBackend, wallet: Wallet, *, keep_sat: int | None = None, fee_rate: float | None = None
+) -> SweepPreview:
+    """The dry run: the node's figures for a sweep now. Sends, locks and records nothing."""
+    from l2custody.errors import InsufficientFunds
+
+    _check_args(backend, keep_sat, fee_rate)
+    address = peek_address(wallet)
+    balance = backend.onchain_balance()
+    reserve = backend.anchor_reserve() if backend.supports(Capability.ANCHOR_RESERVE) else None
+    locked = time_locked(backend)
+    try:
+        result = backend.sweep_to(address, keep_sat=keep_sat, fee_rate=fee_rate, dry_run=True)
+    except InsufficientFunds as exc:
+        return SweepPreview(backend.name, address, None, balance, reserve, locked, exc.message)
+    return SweepPreview(backend.name, address, result, balance, reserve, locked)
+
+
+# --- sweeping ---------------------------------------------------------------------------------
+def sweep_node(
+    backend: NodeBackend, wallet: Wallet, *, keep_sat: int | None = None, fee_rate: float | None = None
+) -> SweepRecord:
+    """Sweep the node's confirmed funds to a fresh multisig address (see the module docstring).
+
+    Raises InsufficientFunds when nothing is left after the reserve and the
+    fee (nothing recorded then but the issued address), the node's errors
+    (recorded as ``failed``), and BroadcastUnknown/NodeUnreachable when the
+    outcome is unknown (recorded as ``unknown``: check the chain).
+    """
+    from l2custody.errors import InsufficientFunds
+
+    _check_args(backend, keep_sat, fee_rate)
+    store = wallet.store
+    with store.transaction():
+        address = wallet.next_address(label=f"sweep {backend.name}").address
+        now = time.time()
+        cur = store.execute(
+            "INSERT INTO sweeps (node, state, address, details, created, updated) VALUES (?, ?, ?, ?, ?, ?)",
+            (backend.name, STARTED, address,
+             json.dumps({"keep_sat": keep_sat, "fee_rate": fee_rate}, sort_keys=True), now, now),
+        )
+        rec = sweep_record(store, int(cur.lastrowid))
+        store.audit(ACTOR, "sweep-started", f"sweep {rec.id}", rec.to_dict())
+    try:
+        result = backend.sweep_to(address, keep_sat=keep_sat, fee_rate=fee_rate)
+    except (BroadcastUnknown, NodeUnreachable) as exc:
+        _update(store, rec, "sweep-unknown", state=UNKNOWN, details={"error": exc.message})
+        raise type(exc)(
+            f"{exc.message} — sweep #{rec.id} to {address} may have gone out; check with "
+            f"`l2custody sweep-status {backend.name}` (after a block) before sweeping again"
+        ) from None
+    except InsufficientFunds as exc:
+        _update(store, rec, "sweep-failed", state=FAILED, details={"error": exc.message})
+        raise
+    except L2CustodyError as exc:
+        _update(store, rec, "sweep-failed", state=FAILED, details={"error": exc.message})
+        raise
+    return _update(
+        store, rec, "sweep-broadcast", state=BROADCAST, amount=result.amount_sat, fee=result.fee_sat,
+        kept=result.kept_sat, txid=result.txid, details={"inputs": list(result.inputs)},
+    )
+
+
+# --- verification --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SweepStatus:
+    record: SweepRecord
+    confirmations: int
+    message: str
+
+    @property
+    def settled(self) -> bool:
+        return self.record.state in (VERIFIED, FAILED)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.record.to_dict(), "confirmations": self.confirmations, "message": self.message}
+
+
+def sweep_status(wallet: Wallet, sweep_id: int, *, sync: bool = True) -> SweepStatus:
+    """Where sweep ``sweep_id`` stands; marks it verified once the wallet holds
+    its output with at least one confirmation. Syncs the wallet first."""
+    store = wallet.store
+    rec = sweep_record(store, sweep_id)
+    if rec.state == VERIFIED:
+        return SweepStatus(rec, _confirmations(wallet, rec.txid),
+                           f"verified: {rec.amount or 0:,} sat in the multisig at {rec.txid}:{rec.vout}")
+    if rec.state == FAILED:
+        return SweepStatus(rec, 0, f"failed: {rec.details.get('error', 'the node sent nothing')}")
+    if sync:
+        wallet.sync()
+    from l2custody.wallet.addresses import address_to_script
+
+    # started/unknown sweeps have no txid: whatever pays their (fresh) address is theirs
+    script = address_to_script(rec.address, wallet.record.network)
+    ours = [
+        u for u in store.utxos(wallet.record.id, unspent=False)
+        if u.script == script and (rec.txid is None or u.txid == rec.txid)
+    ]
+    if not ours:
+        if rec.txid is None:
+            return SweepStatus(rec, 0, f"{rec.state}: nothing has paid {rec.address} yet "
+                                       f"({rec.details.get('error', 'no answer from the node')})")
+        known, _ = store.transaction_height(rec.txid)
+        what = "seen, but not paying the sweep address" if known else "not seen yet by the wallet"
+        return SweepStatus(rec, 0, f"sweep transaction {rec.txid} {what}")
+    utxo = ours[0]
+    if rec.state != BROADCAST:
+        rec = _update(store, rec, "sweep-found", state=BROADCAST, txid=utxo.txid)
+    confs = _confirmations(wallet, rec.txid)
+    if confs < 1:
+        return SweepStatus(rec, 0, f"sweep {rec.txid} pays {utxo.value:,} sat to the multisig; waiting for confirmation")
+    rec = _update(store, rec, "sweep-verified", state=VERIFIED, vout=utxo.vout, height=utxo.height,
+                  amount=utxo.value)
+    return SweepStatus(rec, confs, f"verified: {utxo.value:,} sat in the multisig at {rec.txid}:{utxo.vout}")
+
+
+def _confirmations(wallet: Wallet, txid: str | None) -> int:
+    if not txid:
+        return 0
+    known, height = wallet.store.transaction_height(txid)
+    tip = wallet.store.scanned_tip()
+    if not known or height is None or tip is None:
+        return 0
+    return max(tip[0] - height + 1, 0)
+
+
+def wait_for_sweep(
+    wallet: Wallet,
+    sweep_id: int,
+    *,
+    timeout: float = 3600.0,
+    interval: float = 5.0,
+    progress: Callable[[SweepStatus], None] | None = None,
+) -> SweepStatus:
+    """Poll :func:`sweep_status` until verified (or failed) or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = sweep_status(wallet, sweep_id)
+        if progress is not None:
+            progress(status)
+        if status.settled or time.monotonic() >= deadline:
+            return status
+        time.sleep(interval)
+
+
+# --- what the CLI calls --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SweepReport:
+    """``sweep``: the dry-run preview, or the sweep made (and, with a wait, its status)."""
+
+    preview: SweepPreview | None
+    record: SweepRecord | None
+    status: SweepStatus | None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.preview is not None:
+            return self.preview.to_dict()
+        assert self.record is not None
+        return {**self.record.to_dict(), "dry_run": False,
+                "status": self.status.to_dict() if self.status else None}
+
+
+def sweep_command(
+    config: Config,
+    node: str,
+    *,
+    keep_sat: int | None = None,
+    fee_rate: float | None = None,
+    dry_run: bool = False,
+    wait: bool = False,
+    timeout: float = 3600.0,
+    progress: Callable[[SweepStatus], None] | None = None,
+) -> SweepReport:
+    """``sweep NODE``: preview (``dry_run``) or sweep, and with ``wait`` follow it
+    until the wallet holds the output."""
+    from l2custody.custody.context import open_custody
+
+    with open_custody(config) as custody:
+        backend = custody.backend(node)
+        if dry_run:
+            return SweepReport(preview_sweep(backend, custody.wallet, keep_sat=keep_sat, fee_rate=fee_rate),
+                               None, None)
+        record = sweep_node(backend, custody.wallet, keep_sat=keep_sat, fee_rate=fee_rate)
+        status = None
+        if wait:
+            status = wait_for_sweep(custody.wallet, record.id, timeout=timeout, progress=progress)
+        return SweepReport(None, record, status)
+
+
+def sweep_status_command(config: Config, node: str | None = None) -> list[SweepStatus]:
+    """``sweep-status``: every sweep (of ``node``), verifying the unfinished ones (one wallet sync)."""
+    from l2custody.wallet.service import Wallet
+
+    with Wallet.open(config) as wallet:
+        records = sweep_records(wallet.store, node)
+        if any(r.state not in (VERIFIED, FAILED) for r in records):
+            wallet.sync()
+        return [sweep_status(wallet, r.id, sync=False) for r in records]
