@@ -1,0 +1,114 @@
+"""lnd's ChannelAcceptor: answer every inbound channel request with a decision.
+
+``ChannelAcceptor`` is a bidirectional stream: lnd sends a
+``ChannelAcceptRequest`` per inbound ``open_channel`` and waits (up to its
+``--acceptortimeout``, 15 s by default) for a ``ChannelAcceptResponse`` with
+the same ``pending_chan_id``. ``upfront_shutdown`` in an accepting response
+becomes our committed cooperative-close address (lnd fails the open when the
+peer lacks option_upfront_shutdown_script); ``error`` in a rejecting response
+is sent to the peer.
+
+While no acceptor is connected lnd falls back to its default policy (accept,
+no upfront address): the caller should keep the stream up (reconnect) for as
+long as it guards the node.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from l2custody.backends.acceptor import Decide, InboundDecision, InboundRequest
+from l2custody.backends.lnd_convert import commitment_type
+
+if TYPE_CHECKING:  # pragma: no cover
+    from l2custody.backends.lnd import LndBackend
+
+_ANNOUNCE_BIT = 0x01  # BOLT 2 channel_flags: announce_channel
+_INTERNAL_ERROR = "internal error at the receiving node; please try again later"
+
+
+def to_request(node: str, req: Any) -> InboundRequest:
+    """``lnrpc.ChannelAcceptRequest`` -> InboundRequest."""
+    return InboundRequest(
+        node=node,
+        peer_pubkey=req.node_pubkey.hex(),
+        pending_chan_id=req.pending_chan_id.hex(),
+        funding_sat=req.funding_amt,
+        push_sat=req.push_amt // 1000,
+        private=not (req.channel_flags & _ANNOUNCE_BIT),
+        csv_delay=req.csv_delay,
+        commitment_type=commitment_type(req.commitment_type),
+        wants_zero_conf=req.wants_zero_conf,
+        channel_reserve_sat=req.channel_reserve,
+        dust_limit_sat=req.dust_limit,
+        max_accepted_htlcs=req.max_accepted_htlcs,
+    )
+
+
+def to_response(ln: Any, pending_chan_id: bytes, decision: InboundDecision) -> Any:
+    """InboundDecision -> ``lnrpc.ChannelAcceptResponse``."""
+    if decision.accept:
+        return ln.ChannelAcceptResponse(
+            accept=True, pending_chan_id=pending_chan_id, upfront_shutdown=decision.upfront_shutdown or ""
+        )
+    return ln.ChannelAcceptResponse(accept=False, pending_chan_id=pending_chan_id, error=decision.error)
+
+
+def accept_channels(
+    backend: LndBackend,
+    decide: Decide,
+    stop: threading.Event,
+    *,
+    on_error: Callable[[InboundRequest, BaseException], None] | None = None,
+) -> None:
+    """Answer lnd's inbound channel requests with ``decide`` until ``stop`` is set.
+
+    Returns when ``stop`` is set (the stream is cancelled). A ``decide`` that
+    raises gets the request rejected with a neutral message (the exception
+    goes to ``on_error``), so a bug never lets a channel in unguarded. Raises
+    NodeUnreachable/NodeAuthError/NodeError when the stream fails (lnd
+    stopped, credentials refused): the caller decides whether to reconnect.
+    """
+    import grpc
+
+    ln, stub, _, _ = backend._stubs()
+    responses: queue.Queue[Any] = queue.Queue()
+
+    def outgoing() -> Any:
+        while True:
+            item = responses.get()
+            if item is None:
+                return
+            yield item
+
+    call = stub.ChannelAcceptor(outgoing())
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.2):
+            if finished.is_set():
+                return
+        call.cancel()
+
+    watcher = threading.Thread(target=watch, name=f"acceptor-stop-{backend.name}", daemon=True)
+    watcher.start()
+    try:
+        for raw in call:
+            request = to_request(backend.name, raw)
+            try:
+                decision = decide(request)
+            except Exception as exc:  # a bug must not let the channel in unguarded
+                decision = InboundDecision.reject(_INTERNAL_ERROR)
+                if on_error is not None:
+                    on_error(request, exc)
+            responses.put(to_response(ln, raw.pending_chan_id, decision))
+    except grpc.RpcError as exc:
+        if not (stop.is_set() and exc.code() == grpc.StatusCode.CANCELLED):
+            raise backend.translate(exc, "guard inbound channels (ChannelAcceptor)") from None
+    finally:
+        finished.set()
+        responses.put(None)
+        call.cancel()
