@@ -73,7 +73,7 @@ def _register() -> None:
     import importlib
 
     for name in (
-        "init", "wallet", "psbt", "signer", "node", "channel", "channel_open", "channel_close",
+        "init", "wallet", "psbt", "signer", "node", "guard", "channel", "channel_open", "channel_close",
         "session", "sweep", "report", "watch",
     ):
         try:
