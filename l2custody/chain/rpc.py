@@ -172,7 +172,7 @@ class JsonRpcChain:
             except ConnectionRefusedError as exc:
                 self.close()
                 raise _Unreachable(self, method, exc, sent=False) from None
-            except ssl.SSLError as exc:
+            except ssl.SSLCertVerificationError as exc:  # the handshake failed: nothing was sent
                 self.close()
                 raise ChainUnreachable(
                     f"TLS to the chain source {self.url} failed ({exc.reason or exc}); "
