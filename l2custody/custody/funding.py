@@ -80,6 +80,7 @@ class FundingContext:
     resolve: NodeResolver
     progress: Callable[[str], None] = _quiet
     actor: str = ACTOR
+    owns_wallet: bool = False  # close() closes the wallet too
     _nodes: dict[str, NodeBackend] = field(default_factory=dict)
 
     @property
@@ -114,12 +115,25 @@ class FundingContext:
             except Exception:  # closing is best effort; the process may be exiting
                 pass
         self._nodes.clear()
+        if self.owns_wallet:
+            self.wallet.close()
 
     def __enter__(self) -> FundingContext:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_context(config_path: Any = None, progress: Callable[[str], None] = _quiet) -> FundingContext:
+    """The context the CLI uses: the configured wallet and the registered nodes
+    (``l2custody node add``). Opens the store; touches no network."""
+    from l2custody.backends.registry import NodeRegistry
+    from l2custody.wallet.service import open_wallet
+
+    wallet = open_wallet(config_path)
+    registry = NodeRegistry(wallet.store, wallet.config.data_dir)
+    return FundingContext(wallet, registry.backend, progress, owns_wallet=True)
 
 
 # --- pre-flight ---------------------------------------------------------------------------
@@ -486,6 +500,7 @@ def outcome_text(session: FundingSession) -> str:
     for leg in session.legs:
         counts[leg.state.value] = counts.get(leg.state.value, 0) + 1
     legs = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-    tail = "coins released" if "left to clean up" not in session.error else "see the problems above"
-    return (f"Session {session.id} {session.state.value}: nothing was broadcast; channels: {legs}; {tail}. "
-            "Nothing was lost.")
+    text = f"Session {session.id} {session.state.value}: nothing was broadcast; channels: {legs}; coins released."
+    if "left to clean up" in session.error:
+        text += " " + session.error[session.error.index("left to clean up"):]
+    return text + " Nothing was lost."

@@ -190,7 +190,8 @@ class FundingSession:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready (states as their values)."""
+        return json.loads(json.dumps(asdict(self)))
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> FundingSession:
@@ -232,7 +233,7 @@ class SessionView:
         return self.session.blocks_left(self.tip_height, self.margin)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self.session)
+        data = self.session.to_dict()
         data.pop("psbt", None)
         data.update(
             tip_height=self.tip_height,

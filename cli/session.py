@@ -1,0 +1,192 @@
+"""``l2custody session ...``: funding sessions after negotiation.
+
+Signatures at the signers' pace (``sign``), the broadcast (``broadcast``, or
+automatically with the last signature), following the confirmation and the
+channels (``status``), and a clean way out (``abort``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.main import STATE, app, emit
+
+sub = typer.Typer(
+    help="Funding sessions: list, show, sign, status, broadcast, abort.",
+    no_args_is_help=True,
+)
+app.add_typer(sub, name="session")
+
+IdArg = Annotated[str, typer.Argument(help="The session id (fs-...), see `l2custody session list`.")]
+
+
+def _progress(message: str) -> None:
+    typer.echo(f"… {message}", err=True)
+
+
+def _context():  # type: ignore[no-untyped-def]
+    from l2custody.custody.funding import open_context
+
+    return open_context(STATE.config, _progress)
+
+
+@sub.command("list")
+def list_(
+    all_: Annotated[bool, typer.Option("--all", "-a", help="Include finished, aborted and failed sessions.")] = False,
+) -> None:
+    """Funding sessions (open ones; --all for every one).
+
+    Example: l2custody session list --all
+    """
+    from cli.funding_render import sessions_table
+    from l2custody.custody.session_store import list_sessions
+    from l2custody.wallet.service import open_wallet
+
+    with open_wallet(STATE.config) as w:
+        rows = [s.to_dict() for s in list_sessions(w.store, include_final=all_)]
+    for row in rows:
+        row.pop("psbt", None)
+    emit(rows, sessions_table(rows))
+
+
+@sub.command("show")
+def show(session_id: IdArg) -> None:
+    """The session as stored: channels, close addresses, signatures, deadline.
+
+    Example: l2custody session show fs-1a2b3c4d
+    """
+    from cli.funding_render import session_text
+    from l2custody.custody.lifecycle import show as show_session
+
+    with _context() as ctx:
+        data = show_session(ctx, session_id).to_dict()
+    emit(data, session_text(data))
+
+
+@sub.command("sign")
+def sign(
+    session_id: IdArg,
+    signer: Annotated[str, typer.Option("--signer", "-s", help="A registered signer (see `l2custody signer list`).")],
+    no_broadcast: Annotated[
+        bool, typer.Option("--no-broadcast", help="Do not broadcast when this signature completes the PSBT.")
+    ] = False,
+) -> None:
+    """Add a signer's signatures (verified first); the last needed one broadcasts.
+
+    With the last needed signature the funding transaction is broadcast
+    (unless --no-broadcast).
+
+    A file signer gets the PSBT exported on the first run; run the same
+    command again once the signed file is back in its directory.
+
+    Examples:
+
+      l2custody session sign fs-1a2b3c4d --signer alice
+
+      l2custody session sign fs-1a2b3c4d --signer coldcard   # exports, then collects
+    """
+    from cli.funding_render import session_text
+    from l2custody.custody.lifecycle import sign_session
+
+    with _context() as ctx:
+        out = sign_session(ctx, session_id, signer, broadcast=not no_broadcast)
+    data = out.view.to_dict()
+    data.update(signer=out.result.signer, added=out.result.added, complete=out.result.complete,
+                exported=[str(p) for p in out.result.exported],
+                broadcast_txid=out.broadcast.txid if out.broadcast else None, broadcast_error=out.broadcast_error)
+    if out.result.exported:
+        head = (f"PSBT exported for {out.result.signer}: {', '.join(data['exported'])}.\nSign it on the device, "
+                f"put the signed file back into that directory as {session_id}-signed.psbt, then run this "
+                "command again.")
+    else:
+        head = f"{out.result.signer} added {out.result.added} signature(s)."
+    if out.broadcast:
+        head += f"\nBroadcast {out.broadcast.txid}."
+    if out.broadcast_error:
+        head += f"\nNot broadcast: {out.broadcast_error}"
+    emit(data, head + "\n\n" + session_text(data))
+    if out.broadcast_error:
+        raise typer.Exit(1)
+
+
+@sub.command("status")
+def status(
+    session_id: IdArg,
+    wait: Annotated[bool, typer.Option("--wait", "-w", help="Keep following until the channels are open.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="With --wait: give up after this many seconds.")] = 3600,
+) -> None:
+    """Follow a session: confirmations, channels opening, close-address check.
+
+    Also checks the close address each node committed against the reserved
+    one, and settles sessions left half-negotiated by a process that died.
+
+    Examples:
+
+      l2custody session status fs-1a2b3c4d
+
+      l2custody session status fs-1a2b3c4d --wait --timeout 7200
+    """
+    from cli.funding_render import session_text
+    from l2custody.custody.lifecycle import follow, refresh
+
+    def update(v) -> None:  # type: ignore[no-untyped-def]
+        s = v.session
+        open_ = sum(1 for leg in s.legs if leg.state.value == "open")
+        _progress(f"{s.state.value}: {v.confirmations} confirmation(s), {open_}/{len(s.legs)} channel(s) open")
+
+    with _context() as ctx:
+        v = follow(ctx, session_id, timeout=timeout, on_update=update) if wait else refresh(ctx, session_id)
+    data = v.to_dict()
+    emit(data, session_text(data))
+
+
+@sub.command("broadcast")
+def broadcast(session_id: IdArg) -> None:
+    """Finalize and broadcast a fully signed session (again after an unknown outcome).
+
+    Refused unless every channel is counter-signed and still pending on its
+    node, the transaction is exactly the one the peers signed, and the
+    deadline margin ([sessions] deadline_margin_blocks) is not reached.
+
+    Example: l2custody session broadcast fs-1a2b3c4d
+    """
+    from cli.funding_render import session_text
+    from l2custody.custody.lifecycle import broadcast_session, view
+
+    with _context() as ctx:
+        out = broadcast_session(ctx, session_id)
+        data = view(ctx, out.session).to_dict()
+    emit(data, f"Broadcast {out.txid}.\n\n" + session_text(data))
+
+
+@sub.command("abort")
+def abort(
+    session_id: IdArg,
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the audit log.")] = "",
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Also when a broadcast had an unknown outcome and the chain does not know the "
+                                     "transaction, or a negotiating process still seems alive."),
+    ] = False,
+) -> None:
+    """Give up an unbroadcast session: nodes forget its channels, coins are released.
+
+    Nothing was broadcast, nothing is lost.
+
+    Example: l2custody session abort fs-1a2b3c4d --reason "peer offline"
+    """
+    from cli.funding_render import session_text
+    from l2custody.custody.lifecycle import abort_session, leftovers, view
+
+    with _context() as ctx:
+        session = abort_session(ctx, session_id, reason, force=force)
+        data = view(ctx, session).to_dict()
+    left = leftovers(session)
+    head = f"Session {session.id} {session.state.value}; coins released."
+    if left:
+        head += " Still held by a node (run abort again): " + ", ".join(left)
+    emit(data, head + "\n\n" + session_text(data))
+    if left:
+        raise typer.Exit(1)
