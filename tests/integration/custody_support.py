@@ -1,0 +1,118 @@
+"""Shared set-up for the closing, sweeping and guard integration tests.
+
+A 2-of-3 multisig wallet (three software signers) configured against the
+harness btcd, the harness lnd nodes registered through `l2custody node add`,
+and channels opened with lnd's own wallet (the funding-session layer has its
+own tests): optionally with an upfront close address, as the product would.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cli_runner import Result, ok, runner
+from regtest import Network, wait_for
+from regtest.lightning import channel_point_str, find_channel
+from regtest.lnd import RPC_TIMEOUT, LndNode
+
+import cli.main
+
+
+@dataclass
+class Setup:
+    net: Network
+    config: Path
+    dir: Path
+
+    def node_name(self, node: LndNode) -> str:
+        return node.name
+
+
+def make_setup(net: Network, directory: Path) -> Setup:
+    """init + 3 software signers + a 2-of-3 wallet + lnd[0] registered by its name
+    (lnd[1] is the peer: someone else's node)."""
+    config = directory / "config.toml"
+    ok(
+        config, "init", "--network", "regtest", "--data-dir", str(directory / "data"),
+        "--chain-url", net.chain.rpc_url, "--chain-user", net.chain.rpc_user,
+        "--chain-password", net.chain.rpc_password, "--chain-cert", str(net.chain.rpc_cert),
+        "--birthday", str(net.chain.height()),
+    )
+    keys = [
+        ok(config, "signer", "add", name, "--software", str(directory / f"{name}.key"), "--generate")["key"]
+        for name in ("alice", "bob", "carol")
+    ]
+    ok(config, "wallet", "create", "-k", "2", *sum((["--key", k] for k in keys), []))
+    node = net.lnd[0]
+    ok(config, "node", "add", node.name, "--lnd", "--host", node.grpc_host,
+       "--tls-cert", str(node.tls_cert), "--macaroon", str(node.admin_macaroon))
+    return Setup(net, config, directory)
+
+
+def invoke_input(config: Path, *args: str, input: str, json_out: bool = True) -> Result:
+    """Run ``l2custody`` with text on stdin (for prompts)."""
+    argv = ["--config", str(config)] + (["--json"] if json_out else []) + list(args)
+    with runner.isolation(input=input) as (out, err, _mixed):
+        try:
+            cli.main.main(argv)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return Result(code, out.getvalue().decode(), err.getvalue().decode())
+
+
+def open_channel(net: Network, a: LndNode, b: LndNode, sats: int, *, push_sat: int = 0,
+                 close_address: str = "") -> str:
+    """a opens a channel to b from its own wallet (with ``close_address`` as upfront
+    shutdown script if given), mined and active on both sides. Returns the channel point."""
+    from lndgrpc.compiled import lightning_pb2 as ln
+
+    net.connect(a, b)
+    point = a.ln.OpenChannelSync(
+        ln.OpenChannelRequest(node_pubkey=bytes.fromhex(b.pubkey), local_funding_amount=sats,
+                              push_sat=push_sat, sat_per_vbyte=2, close_address=close_address),
+        timeout=RPC_TIMEOUT,
+    )
+    cp = channel_point_str(point)
+    txid = cp.split(":")[0]
+    wait_for(lambda: txid in net.chain.rpc("getrawmempool"), 30, what=f"funding tx {txid} in the mempool")
+    net.mine(1)
+    wait_for(lambda: all((c := find_channel(n, cp)) is not None and c.active for n in (a, b)), 60,
+             what=f"channel {cp} active on {a.name} and {b.name}")
+    return cp
+
+
+def channel_json(setup: Setup, cp: str) -> dict[str, Any]:
+    views = ok(setup.config, "channel", "list")
+    [view] = [v for v in views if v["channel_point"] == cp and v["node"] == setup.net.lnd[0].name]
+    return view
+
+
+def wallet_address(setup: Setup) -> str:
+    return ok(setup.config, "wallet", "address")["address"]
+
+
+def audit_actions(setup: Setup, subject: str) -> list[tuple[str, dict[str, Any]]]:
+    """(action, details) of the audit entries about ``subject``, read straight from the store."""
+    import sqlite3
+
+    db = sqlite3.connect(setup.dir / "data" / "l2custody.sqlite")
+    try:
+        rows = db.execute("SELECT action, details FROM audit WHERE subject = ? ORDER BY id", (subject,)).fetchall()
+    finally:
+        db.close()
+    return [(a, json.loads(d)) for a, d in rows]
+
+
+def tx_outputs(net: Network, txid: str) -> list[tuple[str | None, int]]:
+    """(address, sats) of each output, as btcd decodes the transaction."""
+    tx = net.chain.rpc("getrawtransaction", txid, 1)
+    out = []
+    for vout in tx["vout"]:
+        spk = vout["scriptPubKey"]
+        addrs = spk.get("addresses") or ([spk["address"]] if spk.get("address") else [None])
+        out.append((addrs[0], round(vout["value"] * 100_000_000)))
+    return out
