@@ -61,7 +61,12 @@ def invoke_input(config: Path, *args: str, input: str, json_out: bool = True) ->
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        return Result(code, out.getvalue().decode(), err.getvalue().decode())
+        stdout = out.getvalue().decode()
+        # CliRunner echoes the typed answer to stdout (a terminal would echo it itself)
+        echoed = input.splitlines()[0] if input else ""
+        if echoed and echoed in stdout:
+            stdout = stdout.replace(echoed + "\n", "", 1).lstrip(" ")
+        return Result(code, stdout, err.getvalue().decode())
 
 
 def open_channel(net: Network, a: LndNode, b: LndNode, sats: int, *, push_sat: int = 0,
