@@ -482,7 +482,11 @@ class LndBackend(NodeBackend):
 
     def subscribe_channel_events(self) -> Iterator[ChannelEvent]:
         ln, stub, _, _ = self._stubs()
+        # Started here, not on the first next(): events from now on are delivered.
         call = stub.SubscribeChannelEvents(ln.ChannelEventSubscription())
+        return self._events(call)
+
+    def _events(self, call: Any) -> Iterator[ChannelEvent]:
         try:
             for update in call:
                 event = conv.from_event(self.name, update)

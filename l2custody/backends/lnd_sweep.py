@@ -64,7 +64,9 @@ def sweep(
         fee_rate = wkstub.EstimateFee(wk.EstimateFeeRequest(conf_target=6), timeout=t).sat_per_kw * 4 / 1000
     rate = max(1, math.ceil(fee_rate))
     total = sum(u.amount_sat for u in utxos)
-    fee_estimate = math.ceil(estimate_vsize([u.address_type for u in utxos], len(dest_script), keep > 0) * rate)
+    # Always with room for a change output: lnd sizes the fee with one before it
+    # decides the change is dust (and then leaves the few sats to the fee).
+    fee_estimate = math.ceil(estimate_vsize([u.address_type for u in utxos], len(dest_script), True) * rate)
     amount = total - keep - fee_estimate
     if amount < DUST_SAT:
         raise InsufficientFunds(
