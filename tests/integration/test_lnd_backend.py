@@ -80,7 +80,7 @@ def forget_on_peer(node: LndNode, point: str) -> None:
 
 @pytest.fixture(scope="module")
 def nodes(network: Network) -> Iterator[tuple[LndBackend, LndBackend]]:
-    alice, bob = network.lnd
+    alice, bob = network.lnd[:2]
     a, b = backend(alice), backend(bob)
     a.connect_peer(bob.pubkey, bob.p2p_host)
     yield a, b
@@ -91,7 +91,7 @@ def nodes(network: Network) -> Iterator[tuple[LndBackend, LndBackend]]:
 # --- identity and credentials ----------------------------------------------------------------
 def test_info_and_peers(network: Network, nodes: tuple[LndBackend, LndBackend]) -> None:
     a, b = nodes
-    alice, bob = network.lnd
+    alice, bob = network.lnd[:2]
     info = a.info()
     assert (info.pubkey, info.network, info.kind) == (alice.pubkey, "regtest", "lnd")
     assert info.synced_to_chain and info.block_height == network.chain.height()
@@ -102,7 +102,7 @@ def test_info_and_peers(network: Network, nodes: tuple[LndBackend, LndBackend]) 
 
 
 def test_real_credential_failures(network: Network) -> None:
-    alice, bob = network.lnd
+    alice, bob = network.lnd[:2]
     with pytest.raises(NodeAuthError, match="rejected the macaroon") as err:
         backend(alice, macaroon=bob.admin_macaroon).info()
     assert "signature mismatch" in err.value.message  # lnd's own words
@@ -154,7 +154,7 @@ def test_psbt_funding_secured_before_signing_then_published_and_closed(
     network: Network, nodes: tuple[LndBackend, LndBackend]
 ) -> None:
     a, b = nodes
-    alice, bob = network.lnd
+    alice, bob = network.lnd[:2]
     close_to = bob.new_address()  # any address of ours would do; this one we can look up
     events: list[ChannelEvent] = []
     stream = a.subscribe_channel_events()
@@ -211,7 +211,7 @@ def _collect(stream: Iterator[ChannelEvent], into: list[ChannelEvent], n: int) -
 
 def test_secure_from_another_process_then_abandon(network: Network, nodes: tuple[LndBackend, LndBackend]) -> None:
     a, b = nodes
-    alice, bob = network.lnd
+    alice, bob = network.lnd[:2]
     first = backend(alice)
     intent = first.open_start(OpenRequest(bob.pubkey, 500_000, private=True))
     funded = Funded(alice, intent)
@@ -229,7 +229,7 @@ def test_secure_from_another_process_then_abandon(network: Network, nodes: tuple
 
 
 def test_cancel_after_secure_is_refused_in_favour_of_abandon(network: Network, nodes: tuple[LndBackend, LndBackend]) -> None:
-    alice, bob = network.lnd
+    alice, bob = network.lnd[:2]
     a = backend(alice)
     intent = a.open_start(OpenRequest(bob.pubkey, 450_000, private=True))
     funded = Funded(alice, intent)
@@ -244,7 +244,7 @@ def test_cancel_after_secure_is_refused_in_favour_of_abandon(network: Network, n
 
 def test_cancel_before_secure_and_refusals(network: Network, nodes: tuple[LndBackend, LndBackend]) -> None:
     a, _ = nodes
-    alice, bob = network.lnd
+    alice, bob = network.lnd[:2]
     intent = a.open_start(OpenRequest(bob.pubkey, 400_000, private=True))
     funded = Funded(alice, intent)
     with pytest.raises(PsbtError, match="pays 400000 sat to the channel output, the node negotiated 400001"):
@@ -259,7 +259,7 @@ def test_cancel_before_secure_and_refusals(network: Network, nodes: tuple[LndBac
 
 def test_lnd_restarts_around_the_secure_step(network: Network, nodes: tuple[LndBackend, LndBackend]) -> None:
     a, b = nodes
-    alice, bob = network.lnd
+    alice, bob = network.lnd[:2]
     # Restart between negotiation and verify: the negotiation is gone, nothing secured.
     lost = a.open_start(OpenRequest(bob.pubkey, 300_000, private=True))
     lost_psbt = Funded(alice, lost)
@@ -288,7 +288,7 @@ def test_lnd_restarts_around_the_secure_step(network: Network, nodes: tuple[LndB
 
 
 def test_force_close_limbo_and_sweep(network: Network, nodes: tuple[LndBackend, LndBackend], tmp_path: Path) -> None:
-    alice, bob = network.lnd
+    alice, bob = network.lnd[:2]
     a = backend(alice)
     point = next(c.channel_point for c in a.list_channels(include_closed=False) if c.state is ChannelState.OPEN)
     with pytest.raises(UsageError, match="only pending channels we opened"):
@@ -363,3 +363,61 @@ def test_anchor_reserve_preflight_on_an_empty_wallet(network: Network) -> None:
     finally:
         carol.close()
         carol_node.stop()
+
+
+def test_classic_interactive_flow_node_publishes(network: Network, nodes: tuple[LndBackend, LndBackend]) -> None:
+    alice, bob = network.lnd[:2]
+    a = backend(alice)
+    intent = a.open_start(OpenRequest(bob.pubkey, 350_000, private=True, node_publishes=True))
+    funded = Funded(alice, intent)
+    signed = alice.walletkit.FinalizePsbt(wk.FinalizePsbtRequest(funded_psbt=funded.psbt), timeout=30).signed_psbt
+    point = a.open_finalize_interactive(intent, signed)
+    assert point.split(":")[0] in mempool(network)  # lnd published it itself
+    assert channel(a, point).state is ChannelState.PENDING_OPEN
+    network.mine(1)
+    wait_for(lambda: channel(a, point).state is ChannelState.OPEN, 60, what="the interactive channel to open")
+    a.close()
+
+
+def test_node_cli_on_real_lnd(network: Network, tmp_path: Path) -> None:
+    import json
+
+    from cli_runner import ok, run
+
+    alice = network.lnd[0]
+    config = tmp_path / "config.toml"
+    ok(config, "init", "--network", "regtest", "--data-dir", str(tmp_path / "data"),
+       "--chain-user", "u", "--chain-password", "p")
+    ok(config, "node", "add", "alice", "--lnd", "--host", alice.grpc_host,
+       "--tls-cert", str(alice.tls_cert), "--macaroon", str(alice.admin_macaroon))
+    result = run(config, "node", "check", "alice")
+    assert result.exit_code == 0, result.output
+    assert "all checks passed" in result.stdout and alice.pubkey in result.stdout
+    report = json.loads(run(config, "node", "check", "alice", json_out=True).stdout)
+    assert [c["name"] for c in report["checks"]] == [
+        "reachable", "synced", "network", "version", "permissions", "anchor reserve"]
+
+    ok(config, "node", "add", "ro", "--lnd", "--host", alice.grpc_host, "--tls-cert", str(alice.tls_cert),
+       "--macaroon", str(alice.admin_macaroon.parent / "readonly.macaroon"))
+    result = run(config, "node", "check", "ro", json_out=True)
+    assert result.exit_code == 1
+    perms = {c["name"]: c for c in json.loads(result.stdout)["checks"]}["permissions"]
+    assert not perms["ok"] and "OpenChannel needs" in perms["detail"] and "offchain:write" in perms["detail"]
+
+    signet = tmp_path / "signet.toml"
+    ok(signet, "init", "--network", "signet", "--data-dir", str(tmp_path / "signet"),
+       "--chain-user", "u", "--chain-password", "p")
+    ok(signet, "node", "add", "alice", "--lnd", "--lndconnect", _lndconnect(alice))
+    result = run(signet, "node", "check", "alice", json_out=True)
+    assert result.exit_code == 1
+    network_check = {c["name"]: c for c in json.loads(result.stdout)["checks"]}["network"]
+    assert "node is on regtest, the wallet on signet" in network_check["detail"]
+
+
+def _lndconnect(node: LndNode) -> str:
+    import base64
+    import ssl
+
+    b64 = lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("=")  # noqa: E731
+    der = ssl.PEM_cert_to_DER_cert(node.tls_cert.read_text())
+    return f"lndconnect://{node.grpc_host}?cert={b64(der)}&macaroon={b64(node.admin_macaroon.read_bytes())}"
