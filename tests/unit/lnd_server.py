@@ -36,6 +36,7 @@ LND_MESSAGES = {
     "bumping anchor channel closings (see debug log for details)",
     "upfront mismatch": "cannot close channel 626fee109850449849f86be45af6c11ba25f9e87c1e0fc66c9ffd05775920d97:0: "
     "shutdown script does not match upfront shutdown script",
+    "no upfront support": "peer does not support option upfront shutdown script",
     "pending limit": "remote canceled funding, possibly timed out: received funding error from 0340f569: "
     "chan_id=320dc705, err=Number of pending channels exceed maximum",
 }
@@ -75,6 +76,9 @@ class Script:
     delay: float = 0.0
     info: Any = None
     seen_macaroons: list[str] = field(default_factory=list)
+    # OpenChannel: one entry per call, either an error text or a psbt_fund address
+    opens: list[str] = field(default_factory=list)
+    seen_opens: list[Any] = field(default_factory=list)
 
 
 @contextmanager
@@ -95,8 +99,24 @@ def fake_lnd(script: Script, cert: bytes, key: bytes) -> Iterator[int]:
         request_deserializer=ln.GetInfoRequest.FromString,
         response_serializer=ln.GetInfoResponse.SerializeToString,
     )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("lnrpc.Lightning", {"GetInfo": handler}),))
+    def open_channel(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        script.seen_opens.append(request)
+        answer = script.opens.pop(0)
+        if not answer.startswith("bcrt1"):
+            context.abort(grpc.StatusCode.UNKNOWN, answer)
+        fund = ln.ReadyForPsbtFunding(funding_address=answer, funding_amount=request.local_funding_amount)
+        yield ln.OpenStatusUpdate(psbt_fund=fund, pending_chan_id=request.funding_shim.psbt_shim.pending_chan_id)
+        while context.is_active():  # lnd keeps the stream open until the channel is pending
+            time.sleep(0.05)
+
+    opener = grpc.unary_stream_rpc_method_handler(
+        open_channel,
+        request_deserializer=ln.OpenChannelRequest.FromString,
+        response_serializer=ln.OpenStatusUpdate.SerializeToString,
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    methods = {"GetInfo": handler, "OpenChannel": opener}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("lnrpc.Lightning", methods),))
     port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, cert)]))
     server.start()
     try:

@@ -201,3 +201,31 @@ def test_unknown_lnd_message_is_a_node_error(cert_pair: tuple[bytes, bytes], fil
         with pytest.raises(NodeError, match="refused to get node info: something new"):
             backend.info()
         backend.close()
+
+
+# --- a peer that cannot commit an upfront shutdown address ---------------------------------------
+FUNDING_ADDRESS = "bcrt1qgllfke42pcnytr8k2sy68xce2zjpgzrw8rkj9uvktuckf9j4nkxsp0fup2"
+CLOSE_TO = "bcrt1qyzetegj4kjqsmh2v5k08p997r70n59tt9ljsy4"
+PEER = "03" + "cd" * 32
+
+
+def test_peer_without_upfront_shutdown_is_refused_unless_allowed(cert_pair: tuple[bytes, bytes], files: tuple[Path, Path]) -> None:
+    from l2custody.backends.base import OpenRequest
+
+    no_upfront = LND_MESSAGES["no upfront support"]
+    script = Script(opens=[no_upfront, no_upfront, FUNDING_ADDRESS])
+    with fake_lnd(script, *cert_pair) as port:
+        backend = LndBackend.from_paths("west", f"127.0.0.1:{port}", *files, timeout=5)
+        with pytest.raises(UpfrontShutdownRefused, match="cannot commit one") as err:
+            backend.open_start(OpenRequest(PEER, 200_000, close_address=CLOSE_TO))
+        assert no_upfront in err.value.message
+        intent = backend.open_start(OpenRequest(PEER, 200_000, close_address=CLOSE_TO, allow_no_upfront_shutdown=True))
+        backend.close()
+    assert intent.close_address is None and intent.funding_address == FUNDING_ADDRESS
+    assert intent.funding_script == bytes.fromhex("0020") + bytes.fromhex(
+        "47fe9b66aa0e26458cf65409a39b1950a414086e38ed22f1965f316496559d8d"
+    )
+    # what lnd was asked: with the address twice, then (allowed) without it
+    assert [r.close_address for r in script.seen_opens] == [CLOSE_TO, CLOSE_TO, ""]
+    assert all(r.funding_shim.psbt_shim.no_publish for r in script.seen_opens)
+    assert len({r.funding_shim.psbt_shim.pending_chan_id for r in script.seen_opens}) == 3
