@@ -231,13 +231,15 @@ def preflight(ctx: FundingContext, requests: Sequence[ChannelRequest], *, fee_ra
     from l2custody.wallet import coinselect
 
     check_requests(requests)
+    by_node: dict[str, list[ChannelRequest]] = {}
+    for r in requests:
+        by_node.setdefault(r.node, []).append(r)
+    for name in by_node:
+        ctx.node(name)  # NodeNotFound before any network access
     ctx.progress("syncing the multisig wallet")
     ctx.wallet.sync()
     rate = ctx.wallet.fee_rate(fee_rate)
     tip = ctx.wallet.chain.tip_height()
-    by_node: dict[str, list[ChannelRequest]] = {}
-    for r in requests:
-        by_node.setdefault(r.node, []).append(r)
     infos = {}
     for name, reqs in by_node.items():
         ctx.progress(f"checking node {name}")

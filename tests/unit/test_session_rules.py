@@ -55,3 +55,33 @@ def test_blocks_left_counts_down_to_the_margin():
 def test_a_session_survives_a_json_round_trip_unchanged():
     session = make_session()
     assert FundingSession.from_json(session.to_json()) == session
+
+
+def test_a_rebroadcast_is_allowed_while_the_outcome_is_open_and_open_legs_count_as_signed():
+    for state in (SessionState.BROADCASTING, SessionState.BROADCAST):
+        make_session(state=state, leg_states=(LegState.SECURED, LegState.OPEN)).check_broadcastable(501, 144)
+
+
+@pytest.mark.parametrize("leg", [LegState.PLANNED, LegState.CANCELLED, LegState.ABANDONED])
+def test_legs_never_secured_or_undone_block_the_broadcast(leg):
+    with pytest.raises(SessionError, match=f"\\({leg.value}\\)"):
+        make_session(leg_states=(LegState.SECURED, leg)).check_broadcastable(501, 144)
+
+
+def test_states_that_may_be_on_chain_are_never_undone():
+    assert {s for s in SessionState if s.may_be_on_chain} == {
+        SessionState.BROADCASTING, SessionState.BROADCAST, SessionState.CONFIRMED}
+    assert {s for s in SessionState if s.is_final} == {
+        SessionState.CONFIRMED, SessionState.ABORTED, SessionState.FAILED}
+
+
+def test_views_are_json_ready_and_count_down():
+    import json
+
+    from l2custody.custody.session import SessionView
+
+    view = SessionView(make_session(), tip_height=600, margin=144, signatures=1, threshold=2)
+    data = json.loads(json.dumps(view.to_dict()))
+    assert data["state"] == "secured" and data["legs"][0]["state"] == "secured"
+    assert data["blocks_left"] == PEER_FORGET_BLOCKS - 144 - 100 and "psbt" not in data
+    assert data["deadline_height"] == 500 + PEER_FORGET_BLOCKS
