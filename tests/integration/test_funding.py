@@ -199,6 +199,97 @@ def test_interactive_open_signs_at_once_and_lnd_publishes(setup) -> None:
     assert "--signer" in err["error"]
 
 
+class LostAnswerChain:
+    """MOCK of one fault we cannot cause on demand: the chain source's broadcast RPC times out.
+    With ``sends`` the transaction reached btcd before the answer was lost; without, it did not."""
+
+    def __init__(self, real, sends: bool) -> None:  # type: ignore[no-untyped-def]
+        self.real, self.sends = real, sends
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.real, name)
+
+    def broadcast(self, raw: bytes) -> str:
+        from l2custody.errors import BroadcastUnknown
+
+        if self.sends:
+            self.real.broadcast(raw)
+        raise BroadcastUnknown("sendrawtransaction timed out after 30s (simulated): it may or may not have gone out")
+
+
+class ForeignCloseAddressNode:
+    """MOCK of a fault lnd never commits on its own: a node reporting another close address
+    than the one l2custody reserved (everything else is the real lnd backend)."""
+
+    def __init__(self, real, address: str) -> None:  # type: ignore[no-untyped-def]
+        self.real, self.address = real, address
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.real, name)
+
+    def list_channels(self, **kw):  # type: ignore[no-untyped-def]
+        from dataclasses import replace
+
+        return [replace(c, close_address=self.address) if c.close_address else c for c in self.real.list_channels(**kw)]
+
+
+def _context(config: Path, chain=None, wrap=None):  # type: ignore[no-untyped-def]
+    from l2custody.backends.registry import NodeRegistry
+    from l2custody.config import load_config
+    from l2custody.custody.funding import FundingContext
+    from l2custody.wallet.service import Wallet
+
+    cfg = load_config(config)
+    wallet = Wallet.open(cfg, chain=chain)
+    registry = NodeRegistry(wallet.store, cfg.data_dir)
+    resolve = registry.backend if wrap is None else (lambda name: wrap(registry.backend(name)))
+    return FundingContext(wallet, resolve, owns_wallet=True)
+
+
+def test_an_unknown_broadcast_outcome_stays_pending_and_a_foreign_close_address_is_a_violation(setup) -> None:
+    from l2custody.chain.rpc import JsonRpcChain
+    from l2custody.config import load_config
+    from l2custody.custody.lifecycle import broadcast_session, refresh
+    from l2custody.custody.session import LegState
+    from l2custody.errors import BroadcastUnknown
+    from l2custody.store import Store
+
+    net, config, d = setup
+    lnd0, lnd1 = net.lnd[:2]
+    s = ok(config, "channel", "open", "lnd-0", peer(lnd1), "240000", "--private", "--fee-rate", "2")
+    sid, txid = s["id"], s["txid"]
+    ok(config, "session", "sign", sid, "--signer", "alice")
+    ok(config, "session", "sign", sid, "--signer", "carol", "--no-broadcast")
+    real = JsonRpcChain.from_config(load_config(config).chain)
+
+    with _context(config, chain=LostAnswerChain(real, sends=False)) as ctx:
+        with pytest.raises(BroadcastUnknown, match="stays broadcast-pending"):
+            broadcast_session(ctx, sid)
+    assert ok(config, "session", "show", sid)["state"] == "broadcasting" and txid not in mempool(net)
+    err = fails(config, "session", "abort", sid, code=60)
+    assert "unknown outcome" in err["error"] and "--force" in err["error"]
+    status = ok(config, "session", "status", sid)
+    assert status["state"] == "broadcasting" and any("broadcast" in n and "again" in n for n in status["notes"])
+
+    with _context(config, chain=LostAnswerChain(real, sends=True)) as ctx:
+        with pytest.raises(BroadcastUnknown):
+            broadcast_session(ctx, sid)  # a rebroadcast is allowed; this time it went out
+    wait_in_mempool(net, txid)
+    assert ok(config, "session", "status", sid)["state"] == "broadcast"
+    net.mine(1)
+
+    outside = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
+    with _context(config, wrap=lambda b: ForeignCloseAddressNode(b, outside)) as ctx:
+        wait_for(lambda: refresh(ctx, sid).session.legs[0].state is LegState.OPEN, 60,
+                 what="the channel to open")
+        view = refresh(ctx, sid)
+    assert view.session.legs[0].close_address_ok is False
+    assert any("CUSTODY VIOLATION" in n for n in view.notes)
+    with Store.open(load_config(config).store_path) as store:
+        [violation] = [e for e in store.audit_log(subject=sid) if e.action == "custody-violation"]
+    assert violation.details["committed"] == outside and violation.details["reserved"] == s["legs"][0]["close_address"]
+
+
 def test_installed_command_lists_the_sessions(setup) -> None:
     net, config, d = setup
     env = {**os.environ, "L2CUSTODY_CONFIG": str(config)}
@@ -206,6 +297,6 @@ def test_installed_command_lists_the_sessions(setup) -> None:
                           text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     states = sorted(s["state"] for s in json.loads(proc.stdout))
-    assert states == ["aborted", "aborted", "confirmed", "confirmed"]
+    assert states == ["aborted", "aborted", "confirmed", "confirmed", "confirmed"]
     human = subprocess.run([str(L2CUSTODY), "session", "list"], capture_output=True, text=True, env=env, timeout=60)
     assert human.returncode == 0 and "No funding sessions" in human.stdout  # none left open
