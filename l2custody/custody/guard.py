@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.acceptor import InboundDecision, InboundRequest
 from l2custody.backends.base import NodeBackend
-from l2custody.errors import NodeUnreachable, NotSupported, UsageError
+from l2custody.errors import NodeAuthError, NodeError, NotSupported, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.config import Config
@@ -207,8 +207,9 @@ def run_guard(
 ) -> GuardSummary:
     """Guard ``backend``'s inbound channels until ``stop`` is set.
 
-    Reconnects (with a growing delay) when the node goes away; other node
-    errors (credentials, unsupported) end the guard by raising. Writes
+    Reconnects (with a growing delay, logged) when the stream fails: the node
+    went away, is restarting, or reset the stream. Refused credentials and
+    unsupported nodes end the guard by raising. Writes
     ``guard-started`` / ``guard-stopped`` audit entries.
     """
     acceptor = _acceptor(backend)
@@ -226,7 +227,9 @@ def run_guard(
                 if not stop.is_set():  # the node ended the stream without an error
                     emit(GuardEvent("disconnected", backend.name, reason="the node closed the stream"))
                     stop.wait(delay)
-            except NodeUnreachable as exc:
+            except (NodeAuthError, NotSupported):
+                raise
+            except NodeError as exc:  # unreachable, restarting ("not yet ready"), stream reset
                 emit(GuardEvent("disconnected", backend.name,
                                 reason=f"{exc.message}; retrying in {delay:g}s (the node applies its "
                                        "default policy meanwhile)"))
