@@ -290,6 +290,46 @@ def test_an_unknown_broadcast_outcome_stays_pending_and_a_foreign_close_address_
     assert violation.details["committed"] == outside and violation.details["reserved"] == s["legs"][0]["close_address"]
 
 
+class NoUpfrontShutdownPeer:
+    """MOCK of a peer lnd cannot play: one without option_upfront_shutdown_script (every lnd
+    supports it). It refuses a close address; without one the real lnd negotiates as usual."""
+
+    def __init__(self, real) -> None:  # type: ignore[no-untyped-def]
+        self.real = real
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.real, name)
+
+    def open_start(self, request):  # type: ignore[no-untyped-def]
+        from dataclasses import replace
+
+        from l2custody.errors import UpfrontShutdownRefused
+
+        if not request.allow_no_upfront_shutdown:
+            raise UpfrontShutdownRefused(f"peer {request.peer_pubkey} cannot commit an upfront shutdown address")
+        return self.real.open_start(replace(request, close_address=None))
+
+
+def test_a_peer_that_cannot_commit_the_close_address_is_refused_unless_allowed(setup) -> None:
+    from l2custody.custody.batch import channel_request
+    from l2custody.custody.funding import open_channels
+    from l2custody.custody.lifecycle import abort_session, show
+    from l2custody.errors import UpfrontShutdownRefused
+
+    net, config, d = setup
+    lnd1 = net.lnd[1]
+    request = channel_request("lnd-0", peer(lnd1), 230_000, private=True)
+    with _context(config, wrap=NoUpfrontShutdownPeer) as ctx:
+        with pytest.raises(UpfrontShutdownRefused, match="nothing was broadcast"):
+            open_channels(ctx, [request], fee_rate=2)
+        session = open_channels(ctx, [request], fee_rate=2, allow_no_upfront_shutdown=True)
+        assert session.state.value == "secured" and session.legs[0].upfront_shutdown is False
+        notes = show(ctx, session.id).notes
+        assert any("no upfront shutdown address" in n for n in notes)
+        assert abort_session(ctx, session.id).state.value == "aborted"
+    assert reserved(config) == 0
+
+
 def test_installed_command_lists_the_sessions(setup) -> None:
     net, config, d = setup
     env = {**os.environ, "L2CUSTODY_CONFIG": str(config)}
@@ -297,6 +337,6 @@ def test_installed_command_lists_the_sessions(setup) -> None:
                           text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     states = sorted(s["state"] for s in json.loads(proc.stdout))
-    assert states == ["aborted", "aborted", "confirmed", "confirmed", "confirmed"]
+    assert states == ["aborted", "aborted", "aborted", "confirmed", "confirmed", "confirmed", "failed"]
     human = subprocess.run([str(L2CUSTODY), "session", "list"], capture_output=True, text=True, env=env, timeout=60)
     assert human.returncode == 0 and "No funding sessions" in human.stdout  # none left open
