@@ -228,6 +228,48 @@ def test_secure_from_another_process_then_abandon(network: Network, nodes: tuple
     assert mempool(network) == []
 
 
+_CHILD = """
+import json, os, sys
+from l2custody.backends.base import OpenRequest
+from l2custody.backends.lnd import LndBackend
+host, cert, mac, peer = sys.argv[1:5]
+b = LndBackend.from_paths("alice", host, cert, mac)
+intent = b.open_start(OpenRequest(peer, 550_000, private=True))
+print(json.dumps(intent.to_dict()), flush=True)
+psbt = bytes.fromhex(sys.stdin.readline().strip())
+b._verify(intent, psbt, True)  # psbt_verify(skip_finalize) sent; chan_pending not awaited
+os._exit(9)                    # the client process dies with its OpenChannel stream
+"""
+
+
+def test_client_dying_right_after_verify_still_leaves_a_secured_channel(
+    network: Network, nodes: tuple[LndBackend, LndBackend]
+) -> None:
+    import json
+    import sys
+
+    from l2custody.backends.lnd_funding import funding_outpoint
+
+    a, b = nodes
+    alice, bob = network.lnd[:2]
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, alice.grpc_host, str(alice.tls_cert), str(alice.admin_macaroon), bob.pubkey],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    intent = FundingIntent.from_dict(json.loads(child.stdout.readline()))
+    funded = Funded(alice, intent)
+    child.stdin.write(funded.psbt.hex() + "\n")
+    child.stdin.flush()
+    assert child.wait(timeout=60) == 9
+    point = funding_outpoint(funded.psbt, intent.funding_script, intent.amount_sat)
+    wait_for(lambda: (c := channel(a, point)) is not None and c.state is ChannelState.PENDING_OPEN, 30,
+             what="the channel to be pending although its client died")
+    assert channel(b, point).state is ChannelState.PENDING_OPEN and mempool(network) == []
+    a.abandon_pending(point)
+    forget_on_peer(bob, point)
+    funded.release()
+
+
 def test_cancel_after_secure_is_refused_in_favour_of_abandon(network: Network, nodes: tuple[LndBackend, LndBackend]) -> None:
     alice, bob = network.lnd[:2]
     a = backend(alice)
