@@ -66,7 +66,13 @@ def view(ctx: FundingContext, session: FundingSession, notes: list[str] | None =
     from l2custody.wallet.psbt import load_psbt
     from l2custody.wallet.review import summarize
 
-    tip = ctx.wallet.chain.tip_height() if tip is None else tip
+    notes = list(notes or [])
+    if tip is None:
+        try:
+            tip = ctx.wallet.chain.tip_height()
+        except L2CustodyError as exc:  # show what is stored even without the chain
+            tip = session.start_height
+            notes.append(f"chain unreachable, deadline figures assume no new block: {exc.message}")
     signatures = 0
     if session.psbt:
         summary = summarize(load_psbt(session.psbt), ctx.wallet.descriptor)
@@ -75,8 +81,7 @@ def view(ctx: FundingContext, session: FundingSession, notes: list[str] | None =
     confirmations = 0
     if session.confirm_height is not None:
         confirmations = max(tip - session.confirm_height + 1, 0)
-    return SessionView(session, tip, ctx.margin, signatures, ctx.wallet.descriptor.threshold, confirmations,
-                       list(notes or []))
+    return SessionView(session, tip, ctx.margin, signatures, ctx.wallet.descriptor.threshold, confirmations, notes)
 
 
 def show(ctx: FundingContext, session_id: str) -> SessionView:
@@ -332,7 +337,7 @@ def refresh(ctx: FundingContext, session_id: str) -> SessionView:
     elif session.state is SessionState.SECURED:
         try:
             _check_still_pending(ctx, session)
-        except SessionError as exc:
+        except L2CustodyError as exc:  # a node that forgot a channel, or cannot be reached now
             notes.append(exc.message)
     return view(ctx, session, notes + _static_notes(session))
 
@@ -354,8 +359,8 @@ def follow(ctx: FundingContext, session_id: str, *, timeout: float = 600.0, inte
             on_update(current)
         if done(current.session) or time.monotonic() >= deadline:
             return current
-        if current.session.state in (SessionState.SECURED, SessionState.NEGOTIATING):
-            return current  # waiting for people (signatures), not for the chain
+        if current.session.state in (SessionState.SECURED, SessionState.NEGOTIATING, SessionState.BROADCASTING):
+            return current  # waiting for people (signatures, a decision), not for the chain
         time.sleep(interval)
 
 

@@ -76,3 +76,23 @@ def test_installed_command_shows_channel_open_help(config: Path) -> None:
     proc = subprocess.run([str(L2CUSTODY), "channel", "open", "--help"], capture_output=True, text=True,
                           env={**os.environ, "L2CUSTODY_CONFIG": str(config)}, timeout=60)
     assert proc.returncode == 0 and "--allow-no-upfront-shutdown" in proc.stdout
+
+
+def test_show_works_from_the_store_when_the_chain_is_unreachable(config: Path) -> None:
+    from l2custody.config import load_config
+    from l2custody.custody.session import ChannelRequest, FundingLeg, FundingSession, SessionState
+    from l2custody.custody.session_store import create_session
+    from l2custody.store import Store
+
+    leg = FundingLeg(ChannelRequest("west", PEER, 300_000), close_address="bcrt1qclose")
+    session = FundingSession("fs-0000abcd", SessionState.NEGOTIATING, 700, (leg,))
+    with Store.open(load_config(config).store_path) as store:
+        create_session(store, store.wallet().id, session)
+    shown = ok(config, "session", "show", "fs-0000abcd")
+    assert shown["state"] == "negotiating" and shown["tip_height"] == 700
+    assert any("chain unreachable" in n for n in shown["notes"])
+    human = run(config, "session", "show", "fs-0000abcd")
+    assert human.exit_code == 0 and "Session fs-0000abcd: negotiating" in human.stdout
+    assert "session abort fs-0000abcd" in human.stdout
+    listed = run(config, "session", "list")
+    assert "fs-0000abcd" in listed.stdout and "negotiating" in listed.stdout
