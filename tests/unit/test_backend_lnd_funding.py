@@ -7,7 +7,6 @@ import os
 
 import pytest
 from embit import ec
-from embit.networks import NETWORKS
 from embit.psbt import PSBT
 from embit.script import Script, p2wpkh
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
