@@ -18,7 +18,6 @@ writes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -124,45 +123,18 @@ def owned_address(wallet: Wallet, address: str | None) -> OwnedAddress | None:
 
 # --- funding sessions ---------------------------------------------------------------------
 def funding_sessions_by_txid(store: Store) -> dict[str, dict[str, Any]]:
-    """Funding txid -> ``{"id", "close_addresses": {channel_point: address}}`` for our sessions.
+    """Funding txid -> ``{"id", "close_addresses": {channel_point: address}}`` for our
+    funding sessions (``custody/session_store.py``: one ``psbts`` row per session)."""
+    from l2custody.custody.session_store import list_sessions
 
-    Reads the PSBT sessions of kind ``funding`` (the funding-session layer
-    keeps its sessions there); the txid is the row's, or that of its PSBT
-    (segwit inputs: final before signing).
-    """
     out: dict[str, dict[str, Any]] = {}
-    for rec in store.psbts(kind="funding"):
-        txid = rec.txid or _psbt_txid(rec.psbt)
-        if not txid:
+    for session in list_sessions(store):
+        if not session.txid:
             continue
-        out[txid] = {"id": rec.id, "close_addresses": _session_close_addresses(rec.details)}
-    return out
-
-
-def _psbt_txid(psbt_b64: str) -> str | None:
-    from l2custody.errors import L2CustodyError
-    from l2custody.wallet.psbt import load_psbt, psbt_txid
-
-    try:
-        return psbt_txid(load_psbt(psbt_b64))
-    except (L2CustodyError, ValueError):
-        return None
-
-
-def _session_close_addresses(details: dict[str, Any]) -> dict[str, str]:
-    """channel point -> reserved close address, from a stored FundingSession (if present)."""
-    raw = details.get("session")
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            return {}
-    if not isinstance(raw, dict):
-        return {}
-    out = {}
-    for leg in raw.get("legs", ()):
-        if isinstance(leg, dict) and leg.get("channel_point") and leg.get("close_address"):
-            out[str(leg["channel_point"])] = str(leg["close_address"])
+        out[session.txid] = {
+            "id": session.id,
+            "close_addresses": {leg.channel_point: leg.close_address for leg in session.legs if leg.channel_point},
+        }
     return out
 
 
@@ -215,7 +187,7 @@ def find_view(views: Sequence[ChannelView], ref: str) -> ChannelView:
     """The view named by ``ref``: a channel point ``txid:n``, a short channel id
     ``BLOCKxTXxOUT`` or lnd's numeric channel id. ChannelNotFound if none,
     UsageError if the reference is malformed or matches several nodes' channels."""
-    key = _normalize_ref(ref)
+    key = parse_channel_ref(ref)
     hits = [v for v in views if v.channel_point == key or (v.channel.short_channel_id or "") == key]
     if not hits:
         raise ChannelNotFound(
@@ -230,7 +202,8 @@ def find_view(views: Sequence[ChannelView], ref: str) -> ChannelView:
     return hits[0]
 
 
-def _normalize_ref(ref: str) -> str:
+def parse_channel_ref(ref: str) -> str:
+    """A channel point (lower-case txid) or ``BLOCKxTXxOUT`` short id; UsageError otherwise."""
     from l2custody.backends.base import parse_channel_point
 
     text = ref.strip()

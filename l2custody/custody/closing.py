@@ -73,7 +73,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import Store
     from l2custody.wallet.service import Wallet
 
-ACTOR = "closing"
 
 _FORCE_TYPES = (CloseType.LOCAL_FORCE, CloseType.REMOTE_FORCE, CloseType.BREACH)
 
@@ -204,37 +203,39 @@ def close_channel(
                          "peer": ch.peer_pubkey, "fee_rate": fee_rate, "initiated": "us"},
             ),
         )
-        store.audit(ACTOR, "close-requested", cp, rec.to_dict())
+        store.audit(wallet.actor, "close-requested", cp, rec.to_dict())
     try:
         result = backend.close_channel(
             cp, delivery_address=destination if plan.address_source == DELIVERY else None,
             fee_rate=fee_rate, force=force,
         )
     except (NodeUnreachable, BroadcastUnknown) as exc:
-        _finish(store, rec, UNKNOWN, "close-unknown", {"error": exc.message})
+        _finish(wallet, rec, UNKNOWN, "close-unknown", {"error": exc.message})
         raise type(exc)(
             f"{exc.message} — the close of {cp} may or may not have started; check with "
             f"`l2custody channel close-status {cp}` before trying again"
         ) from None
     except L2CustodyError as exc:
-        _finish(store, rec, FAILED, "close-failed", {"error": exc.message})
+        _finish(wallet, rec, FAILED, "close-failed", {"error": exc.message})
         raise
-    rec = _record_result(store, rec, result)
+    rec = _record_result(wallet, rec, result)
     return CloseOutcome(plan, rec, result.closing_txid)
 
 
-def _finish(store: Store, rec: CloseRecord, state: str, action: str, details: dict[str, Any]) -> CloseRecord:
+def _finish(wallet: Wallet, rec: CloseRecord, state: str, action: str, details: dict[str, Any]) -> CloseRecord:
+    store = wallet.store
     with store.transaction():
         rec = save_record(store, replace(rec, state=state, details={**rec.details, **details}))
-        store.audit(ACTOR, action, rec.channel_point, {"state": state, **details})
+        store.audit(wallet.actor, action, rec.channel_point, {"state": state, **details})
     return rec
 
 
-def _record_result(store: Store, rec: CloseRecord, result: CloseResult) -> CloseRecord:
+def _record_result(wallet: Wallet, rec: CloseRecord, result: CloseResult) -> CloseRecord:
+    store = wallet.store
     with store.transaction():
         rec = save_record(store, replace(rec, state=PENDING, closing_txid=result.closing_txid))
         store.audit(
-            ACTOR, "close-broadcast", rec.channel_point,
+            wallet.actor, "close-broadcast", rec.channel_point,
             {"closing_txid": result.closing_txid, "kind": rec.kind, "expected_address": rec.expected_address},
         )
     return rec
@@ -324,19 +325,19 @@ def close_status(backend: NodeBackend, wallet: Wallet, channel_point: str, *, sy
             assert ch is not None
             with store.transaction():
                 rec = save_record(store, _observed_record(ch, wallet))
-                store.audit(ACTOR, "close-observed", channel_point, rec.to_dict())
+                store.audit(wallet.actor, "close-observed", channel_point, rec.to_dict())
         elif ch is not None:  # an unknown/failed close that did happen after all
-            rec = _finish(store, rec, PENDING, "close-found", {"closing_txid": ch.closing_txid})
+            rec = _finish(wallet, rec, PENDING, "close-found", {"closing_txid": ch.closing_txid})
     if ch is not None and ch.closing_txid and rec.closing_txid != ch.closing_txid:
         # lnd's first answer can precede the final closing tx (fee renegotiation, RBF)
-        rec = _finish(store, replace(rec, closing_txid=ch.closing_txid), rec.state, "close-txid-changed",
+        rec = _finish(wallet, replace(rec, closing_txid=ch.closing_txid), rec.state, "close-txid-changed",
                       {"closing_txid": ch.closing_txid})
     if rec.state in (VERIFIED, VIOLATION, IN_NODE_WALLET):
         return _settled_status(wallet, rec, ch)
     if sync:
         wallet.sync()
     if rec.kind == FORCE:
-        return _force_status(store, rec, ch)
+        return _force_status(wallet, rec, ch)
     return _coop_status(wallet, rec, ch)
 
 
@@ -364,9 +365,10 @@ def _settled_status(wallet: Wallet, rec: CloseRecord, ch: ChannelInfo | None) ->
     return CloseStatus(rec, ch, confs, None, None, str(rec.details.get("problem", "custody violation")), None)
 
 
-def _force_status(store: Store, rec: CloseRecord, ch: ChannelInfo | None) -> CloseStatus:
+def _force_status(wallet: Wallet, rec: CloseRecord, ch: ChannelInfo | None) -> CloseStatus:
+    store = wallet.store
     if ch is not None and ch.state is ChannelState.CLOSED:
-        rec = _finish(store, rec, IN_NODE_WALLET, "force-close-resolved",
+        rec = _finish(wallet, rec, IN_NODE_WALLET, "force-close-resolved",
                       {"settled_sat": ch.settled_sat, "close_height": ch.close_height})
         return CloseStatus(rec, ch, 0, None, None,
                            f"force close resolved: {ch.settled_sat or 0:,} sat went to node {rec.node!r}'s wallet",
@@ -420,49 +422,51 @@ def _coop_status(wallet: Wallet, rec: CloseRecord, ch: ChannelInfo | None) -> Cl
                 f"source cannot return it (no txindex) to show where {due if due is not None else 'our'} sat "
                 "went. Treating it as a custody violation: inspect it with a block explorer."
             )
-            return _violation(store, rec, ch, problem, None)
+            return _violation(wallet, rec, ch, problem, None)
         return CloseStatus(rec, ch, confs, None, None, f"closing transaction {txid} not seen yet",
                            "wait, then check again")
     our_scripts = {a.script: (a.change, a.index) for a in store.addresses(wallet.record.id)}
     verdict = judge_closing_tx(raw, cp, network=wallet.record.network, our_scripts=our_scripts,
                                expected_address=rec.expected_address, due_sat=due)
     if not verdict.ok:
-        return _violation(store, rec, ch, verdict.problem or "custody violation", verdict)
+        return _violation(wallet, rec, ch, verdict.problem or "custody violation", verdict)
     main = verdict.main_output
     if confs < 1:
         msg = (f"closing transaction {txid} pays {main.value:,} sat to the multisig ({main.address}); "
                "waiting for confirmation") if main else f"closing transaction {txid} waiting for confirmation"
         return CloseStatus(rec, ch, 0, verdict, None, msg, "wait for a block, then check again")
     if main is None:  # nothing was due
-        rec = _verified(store, rec, verdict, None, height)
+        rec = _verified(wallet, rec, verdict, None, height)
         return CloseStatus(rec, ch, confs, verdict, None, "verified: " + "; ".join(verdict.notes), None)
     utxo = store.utxo(txid, main.index)
     if utxo is None:
         return CloseStatus(rec, ch, confs, verdict, None,
                            f"closing transaction {txid} is confirmed and pays the multisig, but the wallet does "
                            "not hold the output yet", "l2custody wallet sync, then check again")
-    rec = _verified(store, rec, verdict, main.index, height)
+    rec = _verified(wallet, rec, verdict, main.index, height)
     return CloseStatus(rec, ch, confs, verdict, f"{txid}:{main.index}",
                        f"verified: {main.value:,} sat in the multisig at {txid}:{main.index} ({main.address})", None)
 
 
-def _verified(store: Store, rec: CloseRecord, verdict: CloseVerdict, vout: int | None, height: int | None) -> CloseRecord:
+def _verified(wallet: Wallet, rec: CloseRecord, verdict: CloseVerdict, vout: int | None, height: int | None) -> CloseRecord:
+    store = wallet.store
     value = verdict.outputs[vout].value if vout is not None else 0
     with store.transaction():
         rec = save_record(store, replace(rec, state=VERIFIED, vout=vout, value=value, height=height,
                                    details={**rec.details, "notes": list(verdict.notes)}))
-        store.audit(ACTOR, "close-verified", rec.channel_point,
+        store.audit(wallet.actor, "close-verified", rec.channel_point,
                     {"closing_txid": rec.closing_txid, "vout": vout, "value": value, "height": height,
                      "address": verdict.outputs[vout].address if vout is not None else None,
                      "notes": list(verdict.notes)})
     return rec
 
 
-def _violation(store: Store, rec: CloseRecord, ch: ChannelInfo | None, problem: str,
+def _violation(wallet: Wallet, rec: CloseRecord, ch: ChannelInfo | None, problem: str,
                verdict: CloseVerdict | None) -> CloseStatus:
+    store = wallet.store
     with store.transaction():
         rec = save_record(store, replace(rec, state=VIOLATION, details={**rec.details, "problem": problem}))
-        store.audit(ACTOR, "custody-violation", rec.channel_point,
+        store.audit(wallet.actor, "custody-violation", rec.channel_point,
                     {"problem": problem, "closing_txid": rec.closing_txid,
                      "verdict": verdict.to_dict() if verdict else None})
     return CloseStatus(rec, ch, 0, verdict, None, problem, None)
@@ -474,7 +478,7 @@ def wait_for_close(
     channel_point: str,
     *,
     timeout: float = 3600.0,
-    interval: float = 5.0,
+    interval: float = 2.0,
     progress: Callable[[CloseStatus], None] | None = None,
 ) -> CloseStatus:
     """Poll :func:`close_status` until the close is settled (verified, violation,

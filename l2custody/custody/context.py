@@ -51,8 +51,9 @@ class Custody:
     def locate(self, ref: str, node: str | None = None) -> tuple[NodeBackend, ChannelView]:
         """The node and view of channel ``ref`` (channel point or short id), searched on
         ``node`` or on every registered node."""
-        from l2custody.custody.channels import find_view, list_channel_views
+        from l2custody.custody.channels import find_view, list_channel_views, parse_channel_ref
 
+        parse_channel_ref(ref)  # a malformed reference fails before any node is asked
         backends = self.backends(node)
         view = find_view(list_channel_views(self.wallet, backends), ref)
         return self.backend(view.node), view

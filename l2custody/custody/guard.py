@@ -29,8 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from l2custody.config import Config
     from l2custody.wallet.service import Wallet
 
-ACTOR = "guard"
-
 
 def _pubkey(text: str) -> str:
     key = text.strip().lower().split("@", 1)[0]
@@ -150,21 +148,21 @@ class Guard:
         details = {"peer": req.peer_pubkey, "funding_sat": req.funding_sat, "push_sat": req.push_sat,
                    "private": req.private, "pending_chan_id": req.pending_chan_id}
         if reason is not None:
-            store.audit(ACTOR, "inbound-rejected", f"node {self.node}", {**details, "reason": reason})
+            store.audit(self.wallet.actor, "inbound-rejected", f"node {self.node}", {**details, "reason": reason})
             self.rejected += 1
             self.log(GuardEvent("rejected", self.node, req.peer_pubkey, req.funding_sat, req.pending_chan_id,
                                 reason=reason))
             return InboundDecision.reject(reason)
         with store.transaction():
             address = self.wallet.next_address(label=f"inbound {req.pending_chan_id[:16]} {self.node}").address
-            store.audit(ACTOR, "inbound-accepted", f"node {self.node}", {**details, "close_address": address})
+            store.audit(self.wallet.actor, "inbound-accepted", f"node {self.node}", {**details, "close_address": address})
         self.accepted += 1
         self.log(GuardEvent("accepted", self.node, req.peer_pubkey, req.funding_sat, req.pending_chan_id,
                             close_address=address))
         return InboundDecision.accept_to(address)
 
     def on_error(self, req: InboundRequest, exc: BaseException) -> None:
-        self.wallet.store.audit(ACTOR, "inbound-rejected", f"node {self.node}",
+        self.wallet.store.audit(self.wallet.actor, "inbound-rejected", f"node {self.node}",
                                 {"peer": req.peer_pubkey, "pending_chan_id": req.pending_chan_id,
                                  "reason": f"guard error: {exc!r}"})
         self.rejected += 1
@@ -216,7 +214,7 @@ def run_guard(
     guard = Guard(wallet, backend.name, policy, log)
     emit = guard.log
     started = time.monotonic()
-    wallet.store.audit(ACTOR, "guard-started", f"node {backend.name}", policy.to_dict())
+    wallet.store.audit(wallet.actor, "guard-started", f"node {backend.name}", policy.to_dict())
     delay = reconnect_delay
     try:
         while not stop.is_set():
@@ -238,7 +236,7 @@ def run_guard(
                 delay = min(delay * 2, max_reconnect_delay)
     finally:
         summary = GuardSummary(backend.name, guard.accepted, guard.rejected, time.monotonic() - started)
-        wallet.store.audit(ACTOR, "guard-stopped", f"node {backend.name}", summary.to_dict())
+        wallet.store.audit(wallet.actor, "guard-stopped", f"node {backend.name}", summary.to_dict())
         emit(GuardEvent("stopped", backend.name,
                         reason=f"{summary.accepted} accepted, {summary.rejected} rejected"))
     return summary

@@ -39,7 +39,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import Store
     from l2custody.wallet.service import Wallet
 
-ACTOR = "sweeping"
 STARTED, BROADCAST, VERIFIED, FAILED, UNKNOWN = "started", "broadcast", "verified", "failed", "unknown"
 
 
@@ -91,7 +90,8 @@ def sweep_record(store: Store, sweep_id: int) -> SweepRecord:
     return _record(row)
 
 
-def _update(store: Store, rec: SweepRecord, action: str, **changes: Any) -> SweepRecord:
+def _update(wallet: Wallet, rec: SweepRecord, action: str, **changes: Any) -> SweepRecord:
+    store = wallet.store
     details = {**rec.details, **changes.pop("details", {})}
     rec = replace(rec, details=details, updated=time.time(), **changes)
     with store.transaction():
@@ -101,7 +101,7 @@ def _update(store: Store, rec: SweepRecord, action: str, **changes: Any) -> Swee
             (rec.state, rec.amount, rec.fee, rec.kept, rec.txid, rec.vout, rec.height,
              json.dumps(rec.details, sort_keys=True), rec.updated, rec.id),
         )
-        store.audit(ACTOR, action, f"sweep {rec.id}", {"node": rec.node, **rec.to_dict()})
+        store.audit(wallet.actor, action, f"sweep {rec.id}", {"node": rec.node, **rec.to_dict()})
     return rec
 
 
@@ -216,20 +216,20 @@ def sweep_node(
              json.dumps({"keep_sat": keep_sat, "fee_rate": fee_rate}, sort_keys=True), now, now),
         )
         rec = sweep_record(store, int(cur.lastrowid))
-        store.audit(ACTOR, "sweep-started", f"sweep {rec.id}", rec.to_dict())
+        store.audit(wallet.actor, "sweep-started", f"sweep {rec.id}", rec.to_dict())
     try:
         result = backend.sweep_to(address, keep_sat=keep_sat, fee_rate=fee_rate)
     except (BroadcastUnknown, NodeUnreachable) as exc:
-        _update(store, rec, "sweep-unknown", state=UNKNOWN, details={"error": exc.message})
+        _update(wallet, rec, "sweep-unknown", state=UNKNOWN, details={"error": exc.message})
         raise type(exc)(
             f"{exc.message} — sweep #{rec.id} to {address} may have gone out; check with "
             f"`l2custody sweep-status {backend.name}` (after a block) before sweeping again"
         ) from None
     except InsufficientFunds as exc:
-        _update(store, rec, "sweep-failed", state=FAILED, details={"error": exc.message})
+        _update(wallet, rec, "sweep-failed", state=FAILED, details={"error": exc.message})
         raise
     except L2CustodyError as exc:
-        _update(store, rec, "sweep-failed", state=FAILED, details={"error": exc.message})
+        _update(wallet, rec, "sweep-failed", state=FAILED, details={"error": exc.message})
         raise
     return _update(
         store, rec, "sweep-broadcast", state=BROADCAST, amount=result.amount_sat, fee=result.fee_sat,
@@ -281,11 +281,11 @@ def sweep_status(wallet: Wallet, sweep_id: int, *, sync: bool = True) -> SweepSt
         return SweepStatus(rec, 0, f"sweep transaction {rec.txid} {what}")
     utxo = ours[0]
     if rec.state != BROADCAST:
-        rec = _update(store, rec, "sweep-found", state=BROADCAST, txid=utxo.txid)
+        rec = _update(wallet, rec, "sweep-found", state=BROADCAST, txid=utxo.txid)
     confs = _confirmations(wallet, rec.txid)
     if confs < 1:
         return SweepStatus(rec, 0, f"sweep {rec.txid} pays {utxo.value:,} sat to the multisig; waiting for confirmation")
-    rec = _update(store, rec, "sweep-verified", state=VERIFIED, vout=utxo.vout, height=utxo.height,
+    rec = _update(wallet, rec, "sweep-verified", state=VERIFIED, vout=utxo.vout, height=utxo.height,
                   amount=utxo.value)
     return SweepStatus(rec, confs, f"verified: {utxo.value:,} sat in the multisig at {rec.txid}:{utxo.vout}")
 
@@ -305,7 +305,7 @@ def wait_for_sweep(
     sweep_id: int,
     *,
     timeout: float = 3600.0,
-    interval: float = 5.0,
+    interval: float = 2.0,
     progress: Callable[[SweepStatus], None] | None = None,
 ) -> SweepStatus:
     """Poll :func:`sweep_status` until verified (or failed) or ``timeout`` seconds pass."""
