@@ -172,3 +172,10 @@ class CustodyViolation(L2CustodyError):
     """An invariant does not hold (foreign close address, foreign output...)."""
 
     code, kind = 70, "custody-violation"
+
+
+class CustodyCheckFailed(CustodyViolation):
+    """A custody check could not be completed (store, node or payload trouble), so
+    the action it guards was refused: the checks fail closed."""
+
+    code, kind = 71, "custody-check-failed"
