@@ -51,6 +51,7 @@ class Capability(str, enum.Enum):
     INTERACTIVE_FUNDING = "interactive-funding"  # open_finalize_interactive
     ABANDON_PENDING = "abandon-pending"  # abandon_pending
     PUBLISH = "publish"  # publish(raw_tx)
+    PUBLISH_PSBT = "publish-psbt"  # publish_psbt(signed_psbt): see its docstring, it is a duty
     ANCHOR_RESERVE = "anchor-reserve"  # anchor_reserve()
     SWEEP = "sweep"  # sweep_to()
     NEW_ADDRESS = "new-address"  # new_address()
@@ -423,6 +424,22 @@ class NodeBackend(ABC):
         """Broadcast through the node. Returns the txid. BroadcastRejected when
         refused; BroadcastUnknown when we cannot tell (timeout)."""
         raise self._not_supported("publishing transactions")
+
+    def publish_psbt(self, signed_psbt: bytes) -> str:
+        """Broadcast a finalized PSBT through the node, which records it as the
+        funding of the channels it secured for it (CLN ``sendpsbt``: stored and
+        rebroadcast after a restart). Returns the txid.
+
+        A backend with ``Capability.PUBLISH_PSBT`` must be handed the signed
+        funding PSBT of every transaction that funds a channel it secured
+        (``open_secure``), before or together with any other broadcast of it,
+        and again when a broadcast is retried: publishing the same transaction
+        twice is harmless, not telling the node is not (CLN from v25.12 keeps
+        such channels marked "funding withheld" until then, and a withheld
+        channel is forgotten without a closing transaction when it closes).
+        PsbtError when the PSBT is not finalized (nothing sent); BroadcastRejected;
+        BroadcastUnknown (timeout: check the chain, publishing again is safe)."""
+        raise self._not_supported("publishing funding PSBTs")
 
     # --- hot wallet -----------------------------------------------------------------
     def anchor_reserve(self, additional_public_channels: int = 0) -> AnchorReserve:

@@ -98,7 +98,9 @@ class LndBackend(NodeBackend):
     """lnd over gRPC. ``LndBackend(name, LndCredentials(...))`` does no I/O."""
 
     kind = "lnd"
-    capabilities = frozenset(Capability)
+    # PUBLISH_PSBT is for nodes that must be told about the funding broadcast (CLN);
+    # lnd learns of a PSBT-funded channel's transaction from the chain.
+    capabilities = frozenset(Capability) - {Capability.PUBLISH_PSBT}
 
     def __init__(self, name: str, creds: LndCredentials) -> None:
         super().__init__(name)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import NodeBackend, normalize_network
+from l2custody.backends.cln_convert import MIN_CLN_VERSION
 from l2custody.errors import ConfigError, L2CustodyError, NodeNotFound, NotSupported, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -217,10 +218,10 @@ def backend_for(record: NodeRecord) -> NodeBackend:
         assert record.host and record.macaroon
         return LndBackend(record.name, LndCredentials(record.host, record.tls_cert, record.macaroon, record.timeout))
     if record.kind == "cln":
-        raise NotSupported(
-            f"node {record.name!r} is a Core Lightning node; CLN support is not built yet "
-            "(the node is recorded and will work once it is)"
-        )
+        from l2custody.backends.cln import ClnBackend
+
+        assert record.rpc_file
+        return ClnBackend(record.name, record.rpc_file, record.timeout)
     raise NotSupported(f"node {record.name!r} has unknown kind {record.kind!r}")
 
 
@@ -244,7 +245,7 @@ class NodeCheck:
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
-    m = re.match(r"(\d+)\.(\d+)", version)
+    m = re.search(r"(\d+)\.(\d+)", version)  # lnd "0.20.1-beta", CLN "v25.12.1"
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
@@ -279,15 +280,19 @@ def check_node(record: NodeRecord, network: str, backend: NodeBackend | None = N
         info.network == want,
         info.network if info.network == want else f"node is on {info.network}, the wallet on {want}: wrong node or wrong config",
     )
-    too_old = record.kind == "lnd" and _version_tuple(info.version) < MIN_LND_VERSION
+    minimum = {"lnd": MIN_LND_VERSION, "cln": MIN_CLN_VERSION}.get(record.kind, (0, 0))
+    too_old = _version_tuple(info.version) < minimum
+    product = "Core Lightning" if record.kind == "cln" else record.kind
     add(
         "version",
         not too_old,
-        f"{info.version}" + (f" is too old: l2custody needs lnd {'.'.join(map(str, MIN_LND_VERSION))} or newer" if too_old else ""),
+        f"{info.version}" + (f" is too old: l2custody needs {product} {'.'.join(map(str, minimum))} or newer" if too_old else ""),
     )
     try:
         problems = backend.access_problems()
-        add("permissions", not problems, "; ".join(problems) if problems else "the macaroon allows everything l2custody does")
+        fine = "the macaroon allows everything l2custody does" if record.kind == "lnd" else (
+            "the lightning-rpc socket allows every command")
+        add("permissions", not problems, "; ".join(problems) if problems else fine)
     except L2CustodyError as exc:
         add("permissions", False, exc.message)
     try:
@@ -337,9 +342,10 @@ def check_configured_node(config: Config, name: str) -> NodeCheck:
     """``node check``: ``check_node`` against the wallet's network from the config."""
     with open_registry(config) as registry:
         record = registry.get(name)
-    if record.kind != "lnd":
-        return check_node(record, config.network)
-    backend = backend_for(record)
+    try:
+        backend = backend_for(record)
+    except NotSupported:
+        return check_node(record, config.network)  # reports it as an item
     try:
         return check_node(record, config.network, backend)
     finally:

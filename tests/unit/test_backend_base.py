@@ -78,10 +78,10 @@ def test_optional_operations_raise_not_supported_naming_node_and_operation() -> 
     assert backend.access_problems() == []
 
 
-def test_lnd_declares_every_capability() -> None:
+def test_lnd_declares_every_capability_but_publish_psbt() -> None:
     from l2custody.backends.lnd import LndBackend
 
-    assert LndBackend.capabilities == frozenset(Capability)
+    assert LndBackend.capabilities == frozenset(Capability) - {Capability.PUBLISH_PSBT}
 
 
 def test_funding_intent_round_trips_through_json() -> None:

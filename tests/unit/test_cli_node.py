@@ -105,14 +105,15 @@ def test_lndconnect_secrets_are_written_0600_and_removed_with_the_node(config: P
     assert not mac.exists() and not mac.parent.exists()
 
 
-def test_cln_node_is_recorded_but_check_says_not_built(config: Path, tmp_path: Path) -> None:
+def test_cln_node_is_recorded_and_check_says_lightningd_is_not_there(config: Path, tmp_path: Path) -> None:
     sock = tmp_path / "lightning-rpc"
-    sock.write_text("")
+    sock.write_text("")  # a path that exists but nothing listens on (a stale socket)
     added = ok(config, "node", "add", "east", "--cln", "--rpc-file", str(sock))
     assert added["kind"] == "cln" and added["rpc_file"] == str(sock)
     result = run(config, "node", "check", "east")
     assert result.exit_code == 1
-    assert "CLN support is not built yet" in result.stdout and "FAIL" in result.stdout
+    assert "reachable" in result.stdout and "FAIL" in result.stdout
+    assert "lightningd is not running" in " ".join(result.stdout.split())
     err = fails(config, "node", "add", "east2", "--cln", "--rpc-file", str(tmp_path / "nope"), code=11)
     assert "does not exist" in err["error"]
     err = fails(config, "node", "add", "east3", "--cln", code=10)
