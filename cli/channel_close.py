@@ -202,7 +202,7 @@ def close(
              f"closing tx {report['closing_txid']}", f"Pays to: {where}"]
     status = report["status"]
     if status:
-        lines.append(f"Status: {status['state']}: {status['message']}")
+        lines.append(f"Status: {status['message']}")
     else:
         lines.append(f"Next: after a confirmation, `l2custody channel close-status {rec['channel_point']}` "
                      "verifies it on chain" + (f"; then `l2custody sweep {rec['node']}`" if report["force"] else ""))
@@ -242,7 +242,7 @@ def close_status(
 
 
 def _progress(status: Any) -> None:
-    typer.echo(f"… {status.state}: {status.message}", err=True)
+    typer.echo(f"… {status.message}", err=True)
 
 
 def _exit_on_violation(status: dict[str, Any] | None) -> None:

@@ -80,14 +80,14 @@ def _done(out: dict[str, Any]) -> str:
              f"  txid {out['txid']}, fee {out['fee_sat']:,} sat, {out['kept_sat']:,} sat kept in the node"]
     status = out["status"]
     if status:
-        lines.append(f"  status: {status['state']}: {status['message']}")
+        lines.append(f"  status: {status['message']}")
     else:
         lines.append(f"Next: after a confirmation, `l2custody sweep-status {out['node']}` checks the wallet holds it")
     return "\n".join(lines)
 
 
 def _progress(status: Any) -> None:
-    typer.echo(f"… {status.record.state}: {status.message}", err=True)
+    typer.echo(f"… {status.message}", err=True)
 
 
 @app.command("sweep-status")

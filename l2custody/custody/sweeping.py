@@ -232,7 +232,7 @@ def sweep_node(
         _update(wallet, rec, "sweep-failed", state=FAILED, details={"error": exc.message})
         raise
     return _update(
-        store, rec, "sweep-broadcast", state=BROADCAST, amount=result.amount_sat, fee=result.fee_sat,
+        wallet, rec, "sweep-broadcast", state=BROADCAST, amount=result.amount_sat, fee=result.fee_sat,
         kept=result.kept_sat, txid=result.txid, details={"inputs": list(result.inputs)},
     )
 

@@ -85,6 +85,21 @@ def test_an_unanswered_sweep_is_recorded_unknown_then_found_on_chain(wallet, cha
     assert actions == ["sweep-started", "sweep-unknown", "sweep-found", "sweep-verified"]
 
 
+def test_a_sweep_is_recorded_with_the_node_figures_then_verified(wallet, chain) -> None:  # type: ignore[no-untyped-def]
+    backend = SweepingStandIn()
+    address = peek_address(wallet)
+    tx = closing_tx(random_outpoint(), [(script_of(wallet, address), 700_000)])
+    backend.answer = SweepResult("", 700_000, 0, 0, (), False, tx.txid().hex())
+    rec = sweep_node(backend, wallet, keep_sat=50_000, fee_rate=2)
+    assert (rec.state, rec.address, rec.amount, rec.fee, rec.kept, rec.txid) == (
+        "broadcast", address, 700_000, 200, 50_000, tx.txid().hex())
+    assert backend.calls == [(address, 50_000, False)]
+    chain.add_block([tx])
+    done = sweep_status(wallet, rec.id)
+    assert done.record.state == "verified" and done.settled and "700,000 sat in the multisig" in done.message
+    assert wallet.balance().confirmed == 700_000
+
+
 def test_refusals_are_recorded_and_bad_options_refused_before_anything(wallet) -> None:  # type: ignore[no-untyped-def]
     backend = SweepingStandIn()
     backend.answer = InsufficientFunds("node 'west': nothing left to sweep after keeping 50000 sat")
