@@ -180,7 +180,8 @@ def close_channel(
     """Close ``view``'s channel on ``backend`` (see :func:`plan_close` for where it pays).
 
     The close record (and, for a channel without an upfront address, the
-    fresh multisig address) is persisted before the node is asked. Node
+    fresh multisig address; a retry reuses the one of the earlier attempt)
+    is persisted before the node is asked. Node
     errors are recorded (``failed``; ``unknown`` when the node did not
     answer) and re-raised. Returns once the node reports the closing txid.
     """
@@ -194,7 +195,12 @@ def close_channel(
     with store.transaction():
         destination = plan.destination
         if plan.address_source == DELIVERY:
-            destination = wallet.next_address(label=f"close {cp}").address
+            # a retry after a refused or unanswered close reuses its address (the node may hold it)
+            earlier = close_record(store, cp)
+            if earlier is not None and earlier.address_source == DELIVERY and earlier.expected_address:
+                destination = earlier.expected_address
+            else:
+                destination = wallet.next_address(label=f"close {cp}").address
         rec = save_record(
             store,
             CloseRecord(

@@ -111,8 +111,13 @@ def test_node_refusals_and_silences_are_recorded(wallet) -> None:  # type: ignor
         close_channel(backend, wallet, view)
     assert "close-status" in unknown.value.message
     assert close_record(wallet.store, view.channel_point).state == "unknown"
+    backend.close_error = None
+    close_channel(backend, wallet, view)  # the retry reuses the first attempt's delivery address
+    assert len({delivery for _, delivery, _ in backend.closes}) == 1
+    assert [a.label for a in wallet.addresses(show_used=True)] == [f"close {view.channel_point}"]
     with pytest.raises(UsageError, match="fee fixed in the commitment"):
         close_channel(backend, wallet, view, force=True, fee_rate=3)
+    assert close_record(wallet.store, view.channel_point).state == "pending"
 
 
 # --- verification ------------------------------------------------------------------------------
