@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""l2custody custody plugin for Core Lightning (pyln-client; glue only).
+
+Load it so that lightningd stops if it dies::
+
+    important-plugin=/path/to/l2custody/plugins/l2custody_plugin.py
+    l2custody-config=/home/op/.config/l2custody/config.toml
+    l2custody-policy=enforce
+
+What it does (the rules live in ``l2custody/custody/cln_policy/``):
+
+- ``openchannel`` / ``openchannel2``: a peer-opened channel gets a fresh
+  multisig address as ``close_to`` (checked valid on the node's network and
+  recorded as issued first), or is rejected by the inbound options
+  (``l2custody-min-channel``, ``-max-channel``, ``-allowed-peer``,
+  ``-denied-peer``, ``-allow-private``).
+- ``rpc_command`` (only for the commands in ``FILTERED``): refuses ``close``
+  to a destination that is not ours, ``withdraw``/``multiwithdraw``/
+  ``txprepare`` to destinations neither ours nor in ``[policy]
+  allowed_destinations``, ``fundchannel``-style opens with a foreign
+  ``close_to``, ``signpsbt``/``sendpsbt`` with an output nobody can explain
+  (ours, allowed, an l2custody session, the node's wallet, its channel
+  funding outputs), and splices. The error names the rule and how to allow.
+- Notifications ``channel_state_changed``, ``channel_opened``,
+  ``coin_movement``, ``connect``, ``disconnect`` go to the audit log.
+- Methods ``custody-status``, ``custody-address [label]``, ``custody-reload``.
+
+``l2custody-policy``: ``enforce`` (default) refuses; ``audit`` only logs and
+audits what it would refuse (and lets commands through after an internal
+error) — for a trial run, never for production.
+
+Fail closed: pyln-client answers "continue" when a hook handler raises, so
+every handler here catches its own errors and refuses (rpc_command: error
+code 71; inbound channel: rejected), logging the traceback. No handler calls
+lightningd's RPC while lightningd waits on the hook: PSBT checks that must
+ask the node (``listaddresses``, ``listpeerchannels``, never a filtered
+method) run on a worker thread and answer the hook from there.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import traceback
+from typing import Any
+
+try:
+    from pyln.client import LightningRpc, Plugin, RpcException
+
+    from l2custody.custody.cln_policy import FILTERED, OPTIONS
+    from l2custody.custody.cln_policy.runtime import CustodyPlugin, PendingCommand
+except ImportError as exc:  # lightningd shows our stderr: say which python lacks what
+    sys.stderr.write(
+        f"l2custody plugin: cannot import {exc.name or exc} with {sys.executable}; run the plugin with "
+        "the python of the l2custody install (see plugins/README.md)\n"
+    )
+    sys.exit(1)
+
+NOTIFICATIONS = ("channel_state_changed", "channel_opened", "coin_movement", "connect", "disconnect")
+
+plugin = Plugin()
+_state: dict[str, Any] = {"runtime": None}
+
+for _name, (_default, _type, _multi, _description) in OPTIONS.items():
+    plugin.add_option(_name, _default, _description, opt_type=_type, multi=_multi)
+
+
+def _log(message: str, level: str = "info") -> None:
+    for line in message.rstrip().splitlines() or [""]:
+        plugin.log(line, level=level)
+
+
+def _runtime() -> CustodyPlugin | None:
+    return _state["runtime"]
+
+
+def _rpc() -> LightningRpc:
+    """A private connection (pyln's shared one carries per-request state)."""
+    assert plugin.rpc is not None
+    return LightningRpc(plugin.rpc.socket_path)
+
+
+def _in_thread(name: str, work: Any) -> None:
+    threading.Thread(target=work, name=name, daemon=True).start()
+
+
+@plugin.init()
+def init(options: dict[str, Any], configuration: dict[str, Any], plugin: Plugin, **kwargs: Any) -> Any:
+    try:
+        _state["runtime"] = CustodyPlugin.start(options, configuration, _log)
+    except Exception as exc:
+        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        _log(traceback.format_exc(), "debug")
+        return {"disable": f"l2custody: {message}"}
+    _log(f"l2custody custody plugin started: {_state['runtime'].describe()}", "info")
+    return None
+
+
+def _openchannel(hook: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    runtime = _runtime()
+    if runtime is None:  # not initialised: never accept a channel we cannot commit
+        return {"result": "reject", "error_message": "this node cannot accept channels right now"}
+    return runtime.on_openchannel(hook, kwargs.get(hook))
+
+
+@plugin.hook("openchannel")
+def on_openchannel(plugin: Plugin, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    return _openchannel("openchannel", kwargs)
+
+
+@plugin.hook("openchannel2")
+def on_openchannel2(plugin: Plugin, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    return _openchannel("openchannel2", kwargs)
+
+
+def on_rpc_command(plugin: Plugin, request: Any, *args: Any, **kwargs: Any) -> None:
+    """Background hook: answered here, or from a worker thread for PSBTs the node must explain."""
+    try:
+        runtime = _runtime()
+        if runtime is None:
+            request.set_result({"return": {"error": {
+                "code": 71, "message": "the l2custody plugin is not initialised; refusing (fail closed)"}}})
+            return
+        answer = runtime.on_rpc_command(kwargs.get("rpc_command"))
+        if not isinstance(answer, PendingCommand):
+            request.set_result(answer)
+            return
+        pending = answer
+
+        def finish() -> None:
+            try:
+                rpc = _rpc()
+                result = runtime.finish_command(pending, _node_lookup(rpc))
+            except BaseException as exc:  # finish_command never raises; belt and braces
+                result = {"return": {"error": {"code": 71, "message": f"l2custody check failed: {exc!r}"}}}
+            request.set_result(result)
+
+        _in_thread("l2custody-psbt-check", finish)
+    except BaseException as exc:
+        _log(traceback.format_exc(), "error")
+        request.set_result({"return": {"error": {
+            "code": 71, "message": f"l2custody plugin error ({exc!r}); refusing (fail closed)"}}})
+
+
+def _node_lookup(rpc: LightningRpc) -> Any:
+    from l2custody.custody.cln_policy.node import RpcNodeLookup
+
+    return RpcNodeLookup(lambda method, params: rpc.call(method, params))
+
+
+plugin.add_hook("rpc_command", on_rpc_command, background=True, filters=list(FILTERED))
+
+
+def _record(topic: str) -> None:
+    def handler(plugin: Plugin, *args: Any, **kwargs: Any) -> None:
+        runtime = _runtime()
+        if runtime is not None:
+            runtime.on_notification(topic, kwargs.get(topic))
+
+    handler.__name__ = f"on_{topic}"
+    plugin.add_subscription(topic, handler)
+
+
+for _topic in NOTIFICATIONS:
+    _record(_topic)
+
+
+@plugin.async_method("custody-status")
+def custody_status(plugin: Plugin, request: Any, **kwargs: Any) -> None:
+    """The custody wallet, the plugin's decisions, and where each channel's cooperative close pays."""
+    runtime = _runtime()
+
+    def work() -> None:
+        try:
+            if runtime is None:
+                raise RpcException("the l2custody plugin is not initialised")
+            rpc = _rpc()
+            request.set_result(runtime.status(lambda method, params: rpc.call(method, params)))
+        except Exception as exc:
+            request.set_exception(exc if isinstance(exc, RpcException) else RpcException(
+                getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"))
+
+    _in_thread("l2custody-status", work)
+
+
+@plugin.method("custody-address")
+def custody_address(plugin: Plugin, label: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """A fresh address of the custody multisig, recorded as issued (optional label)."""
+    runtime = _runtime()
+    if runtime is None:
+        raise RpcException("the l2custody plugin is not initialised")
+    try:
+        return runtime.new_address(label)
+    except Exception as exc:
+        raise RpcException(getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}") from exc
+
+
+@plugin.method("custody-reload")
+def custody_reload(plugin: Plugin, **kwargs: Any) -> dict[str, Any]:
+    """Re-read the [policy] section of the l2custody config (e.g. after adding an allowed destination)."""
+    runtime = _runtime()
+    if runtime is None:
+        raise RpcException("the l2custody plugin is not initialised")
+    try:
+        return runtime.reload()
+    except Exception as exc:
+        raise RpcException(getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}") from exc
+
+
+if __name__ == "__main__":
+    plugin.run()
