@@ -89,9 +89,12 @@ def init(options: dict[str, Any], configuration: dict[str, Any], plugin: Plugin,
     try:
         _state["runtime"] = CustodyPlugin.start(options, configuration, _log)
     except Exception as exc:
+        # Exit rather than answer {"disable": ...}: lightningd v25.12 keeps running when even an
+        # important-plugin disables itself, but shuts down when one dies.
         message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         _log(traceback.format_exc(), "debug")
-        return {"disable": f"l2custody: {message}"}
+        _log(f"l2custody plugin cannot start, exiting: {message}", "error")
+        sys.exit(1)
     _log(f"l2custody custody plugin started: {_state['runtime'].describe()}", "info")
     return None
 

@@ -141,15 +141,30 @@ class PluginProcess:
     def notify(self, topic: str, body: Any) -> None:
         self.send(topic, {topic: body}, notification=True)
 
-    def start(self, config: Config | Path | str, network: str = "regtest", lightning_dir: Path | None = None,
-              **options: Any) -> Any:
-        """getmanifest + init; returns init's result (None, or {"disable": why})."""
+    def start(self, config: Config | Path | str, network: str = "regtest", **options: Any) -> Any:
+        """getmanifest + init; returns init's result (None when the plugin started)."""
         self.result("getmanifest", {"allow-deprecated-apis": False})
-        opts = {"l2custody-config": str(getattr(config, "path", config)), **options}
-        directory = lightning_dir or Path(getattr(config, "path", config)).parent
-        return self.result("init", {"options": opts, "configuration": {
-            "lightning-dir": str(directory), "rpc-file": "lightning-rpc", "startup": True,
-            "network": network, "feature_set": {}}})
+        return self.result("init", self._init_params(config, network, options))
+
+    def start_fails(self, config: Config | Path | str, network: str = "regtest", **options: Any) -> int:
+        """getmanifest + an init the plugin cannot accept: it must exit without answering.
+        Returns the exit code; the reason is in ``log_text()``."""
+        self.result("getmanifest", {"allow-deprecated-apis": False})
+        request_id = self.send("init", self._init_params(config, network, options))
+        try:
+            answer = self.reply(request_id)
+        except AssertionError as exc:
+            if "plugin exited" not in str(exc):
+                raise
+            return self.proc.wait(10)
+        raise AssertionError(f"the plugin answered init instead of exiting: {answer}")
+
+    @staticmethod
+    def _init_params(config: Config | Path | str, network: str, options: dict[str, Any]) -> dict[str, Any]:
+        path = Path(getattr(config, "path", config))
+        return {"options": {"l2custody-config": str(path), **options}, "configuration": {
+            "lightning-dir": str(path.parent), "rpc-file": "lightning-rpc", "startup": True,
+            "network": network, "feature_set": {}}}
 
     def log_text(self) -> str:
         return "\n".join(str(entry.get("message")) for entry in self.logs)

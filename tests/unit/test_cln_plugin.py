@@ -93,18 +93,19 @@ def test_manifest_declares_options_hooks_filters_subscriptions_and_methods() -> 
     assert {m["name"] for m in manifest["rpcmethods"]} == {"custody-status", "custody-address", "custody-reload"}
 
 
-def test_init_disables_the_plugin_with_the_reason(fresh: tuple[PluginProcess, Config], tmp_path: Path) -> None:
+def test_init_that_cannot_start_exits_with_the_reason(fresh: tuple[PluginProcess, Config], tmp_path: Path) -> None:
+    """Exiting (not answering {"disable": ...}) is what stops lightningd for an important-plugin."""
     proc, cfg = fresh
-    answer = proc.start(cfg, network="bitcoin")
-    assert "disable" in answer and "lightningd runs on mainnet" in answer["disable"]
+    assert proc.start_fails(cfg, network="bitcoin") == 1
+    assert "cannot start, exiting: lightningd runs on mainnet" in proc.log_text()
     for options, fragment in [
         ({"l2custody-policy": "lenient"}, "l2custody-policy='lenient'"),
-        ({"l2custody-config": str(tmp_path / "nowhere.toml")}, "nowhere.toml"),
+        ({"l2custody-config": str(tmp_path / "nowhere.toml")}, "no config file at " + str(tmp_path / "nowhere.toml")),
     ]:
         other = PluginProcess()
         try:
-            answer = other.start(options.pop("l2custody-config", cfg.path), **options)
-            assert fragment in answer["disable"], answer
+            assert other.start_fails(options.pop("l2custody-config", cfg.path), **options) == 1
+            assert fragment in other.log_text()
         finally:
             other.close()
 

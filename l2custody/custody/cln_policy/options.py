@@ -16,7 +16,7 @@ option                         default     meaning
 =============================  ==========  ==============================================
 
 Amounts take ``150000``, ``150000sat``, ``0.0015btc``. Every bad value is a
-UsageError naming the option; the plugin then disables itself at init (as
+UsageError naming the option; the plugin then exits at init (as
 an ``important-plugin``, lightningd stops with that message).
 """
 

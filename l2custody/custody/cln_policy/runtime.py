@@ -107,7 +107,8 @@ class CustodyPlugin:
     def start(cls, raw_options: Mapping[str, Any], configuration: Mapping[str, Any], log: Log) -> CustodyPlugin:
         """Validate the options, check the node's network against the wallet's, open the wallet.
 
-        Raises an L2CustodyError that says what to fix (the plugin then disables itself).
+        Raises an L2CustodyError that says what to fix (the plugin then exits, which stops
+        lightningd when it is loaded as an important-plugin).
         """
         from l2custody.config import load_config
         from l2custody.wallet.addresses import human_network, normalize_network
