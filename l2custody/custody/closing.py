@@ -338,6 +338,11 @@ def close_status(backend: NodeBackend, wallet: Wallet, channel_point: str, *, sy
         # lnd's first answer can precede the final closing tx (fee renegotiation, RBF)
         rec = _finish(wallet, replace(rec, closing_txid=ch.closing_txid), rec.state, "close-txid-changed",
                       {"closing_txid": ch.closing_txid})
+    forced = ch is not None and (ch.state is ChannelState.FORCE_CLOSING or ch.close_type in _FORCE_TYPES)
+    if rec.kind == COOPERATIVE and forced and rec.state not in (VERIFIED, VIOLATION):
+        # the cooperative close did not happen: one side published its commitment instead
+        rec = _finish(wallet, replace(rec, kind=FORCE, address_source=NODE_WALLET, expected_address=None),
+                      rec.state, "close-became-force", {"close_type": ch.close_type.value if ch.close_type else None})
     if rec.state in (VERIFIED, VIOLATION, IN_NODE_WALLET):
         return _settled_status(wallet, rec, ch)
     if sync:

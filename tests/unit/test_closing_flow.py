@@ -172,6 +172,17 @@ def test_a_force_close_ends_in_the_node_wallet_and_points_to_sweep(wallet) -> No
     assert [r.state for r in close_records(wallet.store)] == ["in-node-wallet"]
 
 
+def test_a_cooperative_close_overtaken_by_a_force_close_is_followed_as_one(wallet) -> None:  # type: ignore[no-untyped-def]
+    ch = channel()
+    backend = StandInBackend(channels=[ch])
+    close_channel(backend, wallet, view_channels(wallet, [ch])[0])
+    backend.channels = [replace(ch, state=ChannelState.CLOSED, settled_sat=250_000, close_type=CloseType.REMOTE_FORCE,
+                                closing_txid="dd" * 32)]
+    status = close_status(backend, wallet, ch.channel_point)
+    assert (status.state, status.record.kind, status.next_step) == ("in-node-wallet", "force", "l2custody sweep west")
+    assert "close-became-force" in [e.action for e in wallet.store.audit_log(subject=ch.channel_point)]
+
+
 def test_an_open_channel_has_no_close_to_follow(wallet) -> None:  # type: ignore[no-untyped-def]
     ch = channel()
     with pytest.raises(UsageError, match="channel close"):
