@@ -61,6 +61,13 @@ def open_channel(net: Network, a: LndNode, b: LndNode, sats: int, push_sat: int 
     wait_for(lambda: txid in net.chain.rpc("getrawmempool"), 30,
              what=f"funding transaction {txid} in the mempool")
     net.mine(1)
+    wait_usable(a, b, chan_point)
+    return chan_point
+
+
+def wait_usable(a: LndNode, b: LndNode, chan_point: str) -> None:
+    """Wait until the confirmed channel a -- b is active on both and payments can use it."""
+    from lndgrpc.compiled import lightning_pb2 as ln
 
     def active() -> bool:
         return all((c := find_channel(n, chan_point)) is not None and c.active for n in (a, b))
@@ -82,7 +89,6 @@ def open_channel(net: Network, a: LndNode, b: LndNode, sats: int, push_sat: int 
         return True
 
     wait_for(in_graph, 60, what=f"channel {chan_point} in the graphs of {a.name} and {b.name}")
-    return chan_point
 
 
 def pay(payer: LndNode, payee: LndNode, sats: int, memo: str = "regtest") -> PaymentResult:
