@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test unit daemons venv
 
-## demo: btcd + 2 lnd on regtest, a channel, a payment, the result, then everything stopped
+## demo: a 2-of-3 multisig funds an lnd channel, a payment, a close back into the multisig (regtest), then everything stopped
 demo: daemons
 	$(PY) -m regtest.demo
 
