@@ -79,6 +79,7 @@ def test_withdraw_to_a_foreign_address_is_refused(custody: tuple[ClnNode, Config
         node.rpc.withdraw(foreign, 100_000)
     error = rpc_error(err.value)
     assert error["code"] == 70 and "rule spend-destination" in error["message"] and foreign in error["message"]
+    assert error["data"] == {"rule": "spend-destination", "plugin": "l2custody"}
     with pytest.raises(RpcError) as err:  # positional, as lightning-cli sends it
         node.rpc.call("withdraw", [foreign, "all"])
     assert rpc_error(err.value)["code"] == 70
