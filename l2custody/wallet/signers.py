@@ -83,11 +83,20 @@ def check_secret_file(path: Path) -> None:
 
 
 def write_secret_file(path: Path, text: str) -> None:
-    """Create ``path`` with mode 0600 holding ``text``; never overwrites an existing file."""
+    """Create ``path`` with mode 0600 holding ``text``; never overwrites an existing file.
+
+    A missing parent folder is created with mode 0700 (only its owner may list it).
+    """
+    path = Path(path)
     try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as exc:
         raise SignerError(f"{path} already exists; refusing to overwrite a key file") from exc
+    except OSError as exc:
+        raise SignerError(
+            f"cannot create key file {path}: {exc.strerror}; choose a folder you can write to"
+        ) from exc
     with os.fdopen(fd, "w") as f:
         f.write(text.rstrip("\n") + "\n")
 

@@ -125,6 +125,20 @@ def test_generated_mnemonics_are_valid_and_written_0600(tmp_path: Path) -> None:
         generate_mnemonic(13)
 
 
+def test_a_key_file_in_a_missing_folder_gets_a_private_folder(tmp_path: Path) -> None:
+    path = tmp_path / "keys" / "laptop.key"
+    write_secret_file(path, generate_mnemonic())
+    assert (os.stat(path.parent).st_mode & 0o777) == 0o700
+    assert (os.stat(path).st_mode & 0o777) == 0o600
+
+
+def test_a_key_file_that_cannot_be_created_is_a_signer_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    with pytest.raises(SignerError, match="cannot create key file"):
+        write_secret_file(blocker / "laptop.key", generate_mnemonic())
+
+
 # --- air-gapped file round trip -------------------------------------------------------------
 def test_file_signer_exports_binary_and_base64(tmp_path: Path) -> None:
     psbt = unsigned()
