@@ -89,7 +89,14 @@ def write_secret_file(path: Path, text: str) -> None:
     """
     path = Path(path)
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.parent.is_dir():
+            path.parent.mkdir(mode=0o700, parents=True)
+    except OSError as exc:
+        raise SignerError(
+            f"cannot create key file {path}: its folder cannot be made ({exc.strerror}); "
+            "choose a folder you can write to"
+        ) from exc
+    try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as exc:
         raise SignerError(f"{path} already exists; refusing to overwrite a key file") from exc
