@@ -30,7 +30,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,7 @@ from l2custody.errors import (
     L2CustodyError,
     NodeError,
     NodeUnreachable,
+    NotSupported,
     PeerRefused,
     PsbtError,
     UpfrontShutdownRefused,
@@ -80,6 +81,7 @@ class ClnBackend(NodeBackend):
         super().__init__(name)
         self.conn = ClnConnection(name, Path(rpc_file), timeout)
         self._version: str | None = None
+        self._owned: dict[str, bool] = {}  # close_to addresses -> the node's own wallet's?
 
     def __repr__(self) -> str:
         return f"ClnBackend({self.name!r}, rpc_file={str(self.conn.rpc_file)!r})"
@@ -129,7 +131,8 @@ class ClnBackend(NodeBackend):
         for e in entries:
             if _withheld_on_chain(e):
                 self._repair_withheld(e)
-        out = [c for c in (conv.channel_info(self.name, e) for e in entries) if c is not None]
+        own = self._own_addresses(e.get("close_to_addr") for e in entries)
+        out = [c for c in (conv.channel_info(self.name, e, own) for e in entries) if c is not None]
         if include_closed:
             seen = {c.channel_point for c in out}
             closed = self.call("listclosedchannels", {}, action="list closed channels")["closedchannels"]
@@ -138,6 +141,18 @@ class ClnBackend(NodeBackend):
                 if info.channel_point not in seen:
                     out.append(info)
         return out
+
+    def _own_addresses(self, addresses: Iterable[str | None]) -> set[str]:
+        """Which of ``addresses`` belong to the node's own wallet (``listaddresses``,
+        v24.11+; remembered, ownership does not change). On older nodes none are
+        known, so a default close_to shows as committed (the safe side)."""
+        for address in {a for a in addresses if a} - self._owned.keys():
+            try:
+                found = self.call("listaddresses", {"address": address}, action="look up a close address")
+            except NotSupported:
+                return set()
+            self._owned[address] = bool(found.get("addresses"))
+        return {a for a, mine in self._owned.items() if mine}
 
     def _repair_withheld(self, entry: dict[str, Any]) -> bool:
         """A channel still marked "funding withheld" whose funding is confirmed (it
@@ -164,7 +179,7 @@ class ClnBackend(NodeBackend):
         force: bool = False,
     ) -> CloseResult:
         entry = self._entry(channel_point)
-        ch = conv.channel_info(self.name, entry)
+        ch = conv.channel_info(self.name, entry, self._own_addresses([entry.get("close_to_addr")]))
         assert ch is not None
         if ch.state is not ChannelState.OPEN:
             raise UsageError(f"channel {channel_point} is {ch.state.value}, not open; nothing to close")
@@ -247,26 +262,33 @@ class ClnBackend(NodeBackend):
                     f"one of {sorted(_CHANNEL_TYPES)} (or none: the node's default)"
                 )
             params["channel_type"] = _CHANNEL_TYPES[request.commitment_type]
-        result = self.call("fundchannel_start", params, action=f"open a channel to {peer}", timeout=NEGOTIATION_TIMEOUT)
+        action = f"open a channel to {peer}"
+        result = self.call("fundchannel_start", params, action=action, timeout=NEGOTIATION_TIMEOUT)
         close_address = request.close_address
         if close_address:
             committed = result.get("close_to")
             want = address_to_scriptpubkey(close_address).data.hex()
-            if committed is None and request.allow_no_upfront_shutdown:
-                close_address = None
-            elif committed != want:
+            if committed != want:
+                # lightningd has already sent close_to in open_channel (it only forgets it on its own
+                # side when the feature is not negotiated), and a peer may still enforce it: start
+                # over without one rather than keep a channel whose close script the two sides disagree on.
                 self._cancel_negotiation(peer)
-                if committed is None:
+                if committed is None and request.allow_no_upfront_shutdown:
+                    del params["close_to"]
+                    result = self.call("fundchannel_start", params, action=action, timeout=NEGOTIATION_TIMEOUT)
+                    close_address = None
+                elif committed is None:
                     raise UpfrontShutdownRefused(
                         f"peer {peer} does not support option_upfront_shutdown_script, so node "
                         f"{self.name!r} cannot commit the close address {request.close_address}; the "
                         "open was cancelled. Allow it explicitly (--allow-no-upfront-shutdown) to open "
                         "without one (a cooperative close then needs a destination at close time)."
                     )
-                raise NodeError(
-                    f"node {self.name!r} committed close script {committed}, not {want} "
-                    f"({request.close_address}); the open was cancelled. Investigate before retrying."
-                )
+                else:
+                    raise NodeError(
+                        f"node {self.name!r} committed close script {committed}, not {want} "
+                        f"({request.close_address}); the open was cancelled. Investigate before retrying."
+                    )
         return FundingIntent(
             node=self.name,
             kind=self.kind,

@@ -11,7 +11,7 @@ strings from older nodes); they become whole satoshis here.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from l2custody.backends.base import (
@@ -214,13 +214,17 @@ def _closing_txid(entry: Mapping[str, Any], kind: CloseType | None) -> str | Non
     return None
 
 
-def channel_info(node: str, entry: Mapping[str, Any]) -> ChannelInfo | None:
+def channel_info(node: str, entry: Mapping[str, Any], own_addresses: Collection[str] = ()) -> ChannelInfo | None:
     """One ``listpeerchannels`` entry -> ChannelInfo; None for a negotiation that
     has no funding output yet (state OPENINGD).
 
-    ``close_address`` is ``close_to_addr`` (the upfront shutdown address, ours);
-    CLN reports it in every state, so ``close_address_known`` is True (None then
-    means "no upfront address") unless the script has no address form. Balances: ``to_us_msat`` of ``total_msat``.
+    CLN's ``close_to``/``close_to_addr`` is where a mutual close pays our side:
+    the upfront shutdown script when one was committed, otherwise the node's
+    own default (a fresh address of its wallet, which ``close`` may still
+    replace with a destination). ``own_addresses`` are addresses known to be
+    the node wallet's (``listaddresses``): such a close_to is reported as no
+    upfront address (None). CLN reports close_to in every state, so
+    ``close_address_known`` is True unless the script has no address form. Balances: ``to_us_msat`` of ``total_msat``.
     """
     txid = entry.get("funding_txid")
     if not txid:
@@ -234,6 +238,8 @@ def channel_info(node: str, entry: Mapping[str, Any]) -> ChannelInfo | None:
     close_to_addr = entry.get("close_to_addr") or None
     # close_to without close_to_addr: a script with no address form; not "none".
     close_known = close_to_addr is not None or not entry.get("close_to")
+    if close_to_addr in own_addresses:
+        close_to_addr = None  # the node's default destination, not an upfront commitment
     settled = None
     limbo = 0
     maturity = None

@@ -2,31 +2,31 @@
 
 lightningd keeps an emergency reserve (``min-emergency-msat``, 25000 sat by
 default) in its wallet while it has anchor channels, to fee-bump their
-closes: ``withdraw ... all`` leaves exactly that as change by itself. When the
+closes: a sweep of "all" leaves exactly that as change by itself. When the
 operator wants to keep more (``keep_sat``), the sweep sends a computed amount
 from all confirmed coins and the rest stays as change.
 
-The figures come from ``fundpsbt`` with ``reserve: 0`` (lightningd's own coin
-selection and fee, nothing locked), so a dry run shows what the real sweep
-(``withdraw``, which signs and broadcasts) will do.
+The transaction is lightningd's own: ``txprepare`` (its coin selection, fee and
+change; the inputs are reserved), then ``txsend`` (signs and broadcasts) or,
+for a dry run or figures we do not accept, ``txdiscard`` (nothing stays
+reserved). The figures shown are those of the transaction that is sent.
 """
 
 from __future__ import annotations
 
 import base64
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import SweepResult
 from l2custody.backends.cln_convert import sat
 from l2custody.backends.cln_rpc import CallTimeout
-from l2custody.errors import BroadcastUnknown, InsufficientFunds, UsageError
+from l2custody.errors import BroadcastUnknown, InsufficientFunds, L2CustodyError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.backends.cln import ClnBackend
 
 DUST_SAT = 546
-CHANGE_WEIGHT = 4 * 43  # lightningd's change is a p2tr output
 
 
 def feerate_param(fee_rate: float | None) -> str:
@@ -37,10 +37,6 @@ def feerate_param(fee_rate: float | None) -> str:
     if fee_rate <= 0:
         raise UsageError(f"fee rate must be positive, got {fee_rate} sat/vB")
     return f"{max(253, math.ceil(fee_rate * 250))}perkw"
-
-
-def _output_weight(script: bytes) -> int:
-    return 4 * (8 + 1 + len(script))
 
 
 def _outputs(psbt_b64: str) -> list[tuple[bytes, int]]:
@@ -55,6 +51,35 @@ def _inputs(psbt_b64: str) -> list[str]:
 
     tx = PSBT.parse(base64.b64decode(psbt_b64)).tx
     return [f"{i.txid.hex()}:{i.vout}" for i in tx.vin]
+
+
+class _Prepared:
+    """One ``txprepare``d sweep: its figures, and the way to send or drop it."""
+
+    def __init__(self, backend: ClnBackend, prepared: dict[str, Any], dest: bytes, coins: dict[str, int]) -> None:
+        self.backend = backend
+        self.txid = str(prepared["txid"])
+        outputs = _outputs(prepared["psbt"])
+        self.inputs = tuple(_inputs(prepared["psbt"]))
+        self.amount = sum(v for s, v in outputs if s == dest)
+        self.fee = sum(coins.get(p, 0) for p in self.inputs) - sum(v for _, v in outputs)
+        self.kept = sum(coins.values()) - self.amount - self.fee
+
+    def discard(self) -> None:
+        try:
+            self.backend.call("txdiscard", {"txid": self.txid}, action="release the sweep's coins")
+        except L2CustodyError:
+            pass  # lightningd releases unsent reservations on its own after a while
+
+    def send(self) -> str:
+        try:
+            sent = self.backend.call("txsend", {"txid": self.txid}, action="sweep the node wallet")
+        except CallTimeout:
+            raise BroadcastUnknown(
+                f"node {self.backend.name!r} did not answer the sweep (txsend {self.txid}) in time: it may or "
+                "may not have broadcast it. Check the node's `listfunds` / the chain before sweeping again."
+            ) from None
+        return str(sent["txid"])
 
 
 def sweep(backend: ClnBackend, address: str, *, keep_sat: int | None, fee_rate: float | None,
@@ -77,41 +102,30 @@ def sweep(backend: ClnBackend, address: str, *, keep_sat: int | None, fee_rate: 
     keep = max(keep_sat or 0, reserve)
     feerate = feerate_param(fee_rate)
 
-    # Everything to one output: lightningd adds its emergency change by itself. reserve 0: nothing locked.
-    everything = backend.call("fundpsbt", {"satoshi": "all", "feerate": feerate, "startweight": _output_weight(dest),
-                                           "minconf": 1, "reserve": 0, "excess_as_change": False},
-                              action="size the sweep")
-    change_all = sum(v for _, v in _outputs(everything["psbt"]))
-    excess = sat(everything["excess_msat"])
-    if keep <= change_all:
-        amount, send = excess, "all"
-    else:  # keep more than lightningd would: one change output of at least `keep`
-        per_kw = int(everything["feerate_per_kw"])
-        extra = 0 if change_all else math.ceil(CHANGE_WEIGHT * per_kw / 1000)
-        amount = excess - (keep - change_all) - extra
-        send = amount
-    if amount < DUST_SAT:
-        raise InsufficientFunds(
+    def prepare(amount: int | str) -> _Prepared:
+        params = {"outputs": [{address: amount}], "feerate": feerate, "minconf": 1, "utxos": sorted(coins)}
+        return _Prepared(backend, backend.call("txprepare", params, action="prepare the sweep"), dest, coins)
+
+    def nothing_left() -> InsufficientFunds:
+        return InsufficientFunds(
             f"node {backend.name!r} has {total} sat confirmed; after keeping {keep} sat "
             f"(emergency reserve {reserve} sat) and the fee there is nothing to sweep"
         )
-    spent = _inputs(everything["psbt"])
-    fee = sum(coins.get(p, 0) for p in spent) - change_all - excess
-    preview = SweepResult(address, amount, fee, total - amount - fee, tuple(spent), True)
+
+    tx = prepare("all")  # lightningd keeps its emergency reserve as change by itself
+    for _ in range(3):  # the operator keeps more: send less (a change output adds to the fee, hence passes)
+        if tx.kept >= keep:
+            break
+        amount = tx.amount - (keep - tx.kept)
+        tx.discard()
+        if amount < DUST_SAT:
+            raise nothing_left()
+        tx = prepare(amount)
+    if tx.amount < DUST_SAT or tx.kept < keep:
+        tx.discard()
+        raise nothing_left()
+    result = SweepResult(address, tx.amount, tx.fee, tx.kept, tx.inputs, dry_run)
     if dry_run:
-        return preview
-    params = {"destination": address, "satoshi": send, "feerate": feerate, "minconf": 1}
-    if send != "all":
-        params["utxos"] = spent  # exactly the coins the figures were computed for
-    try:
-        result = backend.call("withdraw", params, action="sweep the node wallet")
-    except CallTimeout:
-        raise BroadcastUnknown(
-            f"node {backend.name!r} did not answer the sweep (withdraw) in time: it may or may not "
-            "have broadcast it. Check the node's `listfunds` / the chain before sweeping again."
-        ) from None
-    outputs = _outputs(result["psbt"])
-    sent = sum(v for s, v in outputs if s == dest)
-    inputs = _inputs(result["psbt"])
-    fee = sum(coins.get(p, 0) for p in inputs) - sum(v for _, v in outputs)
-    return SweepResult(address, sent, fee, total - sent - fee, tuple(inputs), False, result["txid"])
+        tx.discard()
+        return result
+    return SweepResult(address, tx.amount, tx.fee, tx.kept, tx.inputs, False, tx.send())

@@ -76,6 +76,11 @@ def test_inbound_channel_and_balances_after_a_payment() -> None:
     inbound = both[INBOUND]
     assert inbound.initiator == "remote" and inbound.capacity_sat == 500_000
     assert inbound.close_address is not None and inbound.close_address.startswith("bcrt1p")
+    # That close_to is l1's own wallet address (no plugin set one): lightningd's default destination,
+    # which `close` may replace. Known as the node's own (listaddresses), it is no upfront address.
+    entry = next(e for e in load("listpeerchannels.two.json")["channels"] if e["funding_txid"] == INBOUND[:64])
+    own = channel_info("l1", entry, {entry["close_to_addr"]})
+    assert own is not None and own.close_address is None and own.close_address_known
     assert both[EXTERNAL].state is ChannelState.OPEN
 
 
