@@ -92,6 +92,29 @@ class SessionsConfig:
 
 
 @dataclass(frozen=True)
+class WatchConfig:
+    """``l2custody watch`` and ``report`` (custody/monitor.py, custody/report.py)."""
+
+    poll_seconds: float = 30.0  # how often every node and the chain tip are read
+    sweep_threshold_sat: int = 100_000  # hot-wallet excess above which a sweep is due (and report flags it)
+    sweep_keep_sat: int = 0  # left in each node wallet on a sweep (the anchor reserve is always kept)
+    sweep_fee_rate: float | None = None  # sat/vB for automatic sweeps; None: the node's estimate
+    auto_sweep: bool = False  # False: due sweeps are only logged (dry run)
+    backup_dir: Path | None = None  # None: <data_dir>/backups
+    unreachable_alert_seconds: float = 300.0  # alert when a node stays unreachable this long
+    deadline_warning_blocks: int = 144  # warn when a funding session has this many blocks left
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Where ``watch`` sends alerts besides its log."""
+
+    webhook_url: str | None = None  # JSON POST
+    command: tuple[str, ...] = ()  # argv; the alert JSON on stdin
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``path`` is the file it was read from."""
 
@@ -102,6 +125,8 @@ class Config:
     wallet: WalletConfig = WalletConfig()
     policy: PolicyConfig = PolicyConfig()
     sessions: SessionsConfig = SessionsConfig()
+    watch: WatchConfig = WatchConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @property
     def embit_network(self) -> str:
@@ -229,6 +254,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     wallet = _wallet(_Reader(path, top.table_of("wallet"), "wallet"))
     policy = _policy(_Reader(path, top.table_of("policy"), "policy"), network)
     sessions = _sessions(_Reader(path, top.table_of("sessions"), "sessions"))
+    watch = _watch(_Reader(path, top.table_of("watch"), "watch"))
+    alerts = _alerts(_Reader(path, top.table_of("alerts"), "alerts"))
     top.reject_unknown()
     return Config(
         path=path,
@@ -238,6 +265,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         wallet=wallet,
         policy=policy,
         sessions=sessions,
+        watch=watch,
+        alerts=alerts,
     )
 
 
@@ -320,6 +349,46 @@ def _sessions(r: _Reader) -> SessionsConfig:
     return cfg
 
 
+def _watch(r: _Reader) -> WatchConfig:
+    cfg = WatchConfig(
+        poll_seconds=r.number("poll_seconds", 30.0, minimum=0.0) or 30.0,
+        sweep_threshold_sat=r.integer("sweep_threshold_sat", 100_000, minimum=0),
+        sweep_keep_sat=r.integer("sweep_keep_sat", 0, minimum=0),
+        sweep_fee_rate=r.number("sweep_fee_rate", None),
+        auto_sweep=r.boolean("auto_sweep", False),
+        backup_dir=r.path_value("backup_dir"),
+        unreachable_alert_seconds=r.number("unreachable_alert_seconds", 300.0, minimum=0.0) or 300.0,
+        deadline_warning_blocks=r.integer("deadline_warning_blocks", 144, minimum=0, maximum=2016),
+    )
+    r.reject_unknown()
+    return cfg
+
+
+def _alerts(r: _Reader) -> AlertsConfig:
+    import shlex
+
+    url = r.string("webhook_url", None) or None
+    if url is not None and not (url.startswith("http://") or url.startswith("https://")):
+        raise r.error("webhook_url", f"must start with http:// or https://, got {url!r}")
+    raw = r.get("command", (str, list), None, "a command line or a list of arguments")
+    if isinstance(raw, str):
+        try:
+            command = tuple(shlex.split(raw))
+        except ValueError as exc:
+            raise r.error("command", f"cannot split {raw!r} into arguments: {exc}") from None
+    else:
+        command = tuple(raw or ())
+        if not all(isinstance(a, str) and a for a in command):
+            raise r.error("command", f"every argument must be a non-empty string, got {raw!r}")
+    cfg = AlertsConfig(
+        webhook_url=url,
+        command=command,
+        timeout_seconds=r.number("timeout_seconds", 10.0) or 10.0,
+    )
+    r.reject_unknown()
+    return cfg
+
+
 def chain_password(cfg: ChainConfig) -> str | None:
     """The RPC password, read from ``password_file`` when one is configured."""
     if cfg.password_file is not None:
@@ -366,6 +435,23 @@ allow_any_destination = false  # true disables the destination check (not recomm
 
 [sessions]
 deadline_margin_blocks = 144   # blocks kept in hand before a peer may forget a negotiated channel
+
+[watch]
+# `l2custody watch` (and the checks of `l2custody report`)
+poll_seconds = 30              # read every node and the chain tip this often (lnd events wake it sooner)
+sweep_threshold_sat = 100000   # a node wallet holding more than this above its reserve is due a sweep
+sweep_keep_sat = 0             # left in the node wallet by a sweep (its anchor reserve is always kept)
+auto_sweep = false             # true: watch sweeps due node wallets to the multisig; false: logs a dry run
+# sweep_fee_rate = 2           # sat/vB for automatic sweeps (default: the node's estimate)
+# backup_dir = "/var/backups/l2custody"   # channel backups (default: <data_dir>/backups)
+unreachable_alert_seconds = 300   # alert when a node cannot be reached for this long
+deadline_warning_blocks = 144  # alert when a funding session has this many blocks left before its deadline
+
+[alerts]
+# Alerts always go to the log; also to a webhook (JSON POST) and/or a command (alert JSON on stdin).
+# webhook_url = "https://alerts.example/hook"
+# command = ["/usr/local/bin/page-oncall"]
+timeout_seconds = 10
 """
 
 

@@ -168,6 +168,12 @@ class ChannelNotFound(L2CustodyError):
     code, kind = 63, "channel-not-found"
 
 
+class AlertDeliveryFailed(L2CustodyError):
+    """An alert could not be handed to a sink (webhook, command); watch retries it."""
+
+    code, kind = 64, "alert-delivery"
+
+
 class CustodyViolation(L2CustodyError):
     """An invariant does not hold (foreign close address, foreign output...)."""
 

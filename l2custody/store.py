@@ -156,6 +156,42 @@ MIGRATIONS: list[str] = [
         updated REAL NOT NULL
     );
     """,
+    # 4: watch (issue 6; l2custody/custody/watch_state.py). The last channel list seen per
+    # node (written in the same transaction as the audit entries of its transitions, so a
+    # restarted watch diffs from exactly there), an alert outbox (each alert once, delivered
+    # until it goes out) and the conditions currently alerted on.
+    """
+    CREATE TABLE watch_nodes (
+        node TEXT PRIMARY KEY,
+        taken_at REAL NOT NULL,
+        channels TEXT NOT NULL,
+        last_event REAL,
+        backup_sha256 TEXT,
+        backup_at REAL
+    );
+    CREATE TABLE watch_alerts (
+        key TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        node TEXT,
+        subject TEXT NOT NULL,
+        message TEXT NOT NULL,
+        details TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL,
+        delivered REAL,
+        sent_to TEXT NOT NULL DEFAULT '[]',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT
+    );
+    CREATE INDEX watch_alerts_undelivered ON watch_alerts(delivered);
+    CREATE TABLE watch_conditions (
+        key TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        since REAL NOT NULL,
+        alerted INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 ]
 
 
