@@ -1,0 +1,143 @@
+"""``l2custody report``: where every satoshi is, and whether custody holds (one screen)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+
+from cli.main import STATE, app, emit
+from cli.render import table
+
+
+@app.command("report")
+def report(
+    node: Annotated[
+        Optional[str], typer.Option("--node", help="Only this node (default: every registered node).")
+    ] = None,
+    channels: Annotated[
+        bool, typer.Option("--channels", help="Also list every open, pending and closing channel.")
+    ] = False,
+    sync: Annotated[
+        bool, typer.Option("--sync/--no-sync", help="Bring the multisig wallet up to the chain tip first.")
+    ] = True,
+) -> None:
+    """Balances by place and the custody checks, per wallet and node.
+
+    Shows the multisig balance; for each node its channels by state with
+    their local balance, pending opens (with the funding deadline's blocks
+    left), pending closes and force-close limbo with maturity, and the
+    node's own (hot) wallet. Then the custody checks: every channel closes
+    to a multisig address, every channel we opened was funded by one of our
+    sessions, no node wallet holds more than the sweep threshold, no funding
+    session is near its deadline.
+
+    Exit status: 0 when every check passes, 1 when one fails (each failure is
+    listed with what to do), 2 on an error. Suitable for cron.
+
+    Examples:
+
+      l2custody report
+
+      l2custody report --node west --channels
+
+      l2custody --json report | jq '.findings[].message'
+    """
+    from l2custody.config import load_config
+    from l2custody.custody.observe import report_command
+
+    snapshot = report_command(load_config(STATE.config), node, sync=sync)
+    out = snapshot.to_dict(channels=True)
+    emit(out, render_report(out, channels=channels))
+    if not snapshot.ok:
+        raise typer.Exit(1)
+
+
+def _sat(value: int) -> str:
+    return f"{value:,} sat"
+
+
+def render_report(out: dict[str, Any], *, channels: bool = False) -> str:
+    """The one-screen human form of ``Snapshot.to_dict()``."""
+    m, b = out["multisig"], out["balances"]
+    tip = out["tip_height"]
+    lines = [f"Wallet {out['wallet']} ({out['network']}) at block {tip if tip is not None else '?'}", ""]
+    lines.append(table(["place", "balance"], [
+        ["multisig", b["multisig"]],
+        ["channels (local, open)", b["channels_local"]],
+        ["channels (pending open)", b["pending_open"]],
+        ["closing / force-close limbo", b["limbo"]],
+        ["node hot wallets", b["hot_wallet"]],
+    ]))
+    extra = []
+    if m["unconfirmed_sat"]:
+        extra.append(f"{_sat(m['unconfirmed_sat'])} unconfirmed")
+    if m["reserved_sat"]:
+        extra.append(f"{_sat(m['reserved_sat'])} reserved by funding sessions")
+    if extra:
+        lines.append("multisig: " + ", ".join(extra))
+    for n in out["nodes"]:
+        lines += ["", _node_title(n)]
+        rows = [[state, c["count"], c["local_sat"]] for state, c in n["channels"].items()]
+        lines.append(table(["state", "channels", "local balance"], rows, empty="  no channels"))
+        hot = n["hot_wallet"]
+        lines.append(f"hot wallet: {_sat(hot['confirmed_sat'])} confirmed, {_sat(hot['unconfirmed_sat'])} "
+                     f"unconfirmed; keeps {_sat(hot['keep_sat'])} (anchor reserve {_sat(hot['reserve_sat'])}); "
+                     f"sweepable {_sat(hot['sweepable_sat'])}")
+        for p in n["pending_opens"]:
+            left = f", {p['blocks_left']} blocks left before the funding deadline" if p["blocks_left"] is not None else ""
+            src = f"session {p['session_id']}" if p["session_id"] else p["funding"]
+            lines.append(f"pending open {p['channel_point']}: {_sat(p['capacity_sat'])} ({src}{left})")
+        for p in n["pending_closes"]:
+            when = ""
+            if p["maturity_height"]:
+                when = f", matures at block {p['maturity_height']}"
+                if p["blocks_til_maturity"] is not None:
+                    when += f" (in {p['blocks_til_maturity']} blocks)"
+            lines.append(f"{p['state'].replace('_', ' ')} {p['channel_point']}: {_sat(p['limbo_sat'])} in limbo{when}"
+                         + (f", closing tx {p['closing_txid']}" if p["closing_txid"] else ""))
+    if out["sessions"]:
+        lines += ["", "Funding sessions not settled:"]
+        lines.append(table(["session", "state", "amount", "blocks left", "deadline"], [
+            [s["id"], s["state"], s["amount_sat"], s["blocks_left"], s["deadline_height"]] for s in out["sessions"]]))
+    if channels:
+        lines += ["", _channels(out["channels"])]
+    lines += ["", _checks(out)]
+    return "\n".join(lines)
+
+
+def _node_title(n: dict[str, Any]) -> str:
+    title = f"Node {n['name']} ({n['kind']})"
+    if not n["reachable"]:
+        title += f": UNREACHABLE ({n['error']})"
+    return title
+
+
+def _channels(rows: list[dict[str, Any]]) -> str:
+    live = [c for c in rows if c["state"] != "closed"]
+    return table(
+        ["node", "channel", "state", "capacity", "local", "close to", "funding"],
+        [[c["node"], c["channel_point"], c["state"], c["capacity_sat"], c["local_balance_sat"],
+          _close(c), c["session_id"] or c["funding"]] for c in live],
+        empty="No open, pending or closing channels.",
+    )
+
+
+def _close(c: dict[str, Any]) -> str:
+    if c["close_committed"] is False:
+        return "NONE COMMITTED"
+    if c["close_ours"] is True:
+        return "multisig"
+    if c["close_ours"] is False:
+        return f"FOREIGN {c['close_address']}"
+    return "not reported"
+
+
+def _checks(out: dict[str, Any]) -> str:
+    lines = ["Custody checks:"]
+    for check, failures in out["checks"].items():
+        lines.append(f"  {'FAIL' if failures else 'ok  '}  {check}" + (f" ({failures})" if failures else ""))
+    for f in out["findings"]:
+        lines.append(f"  - {f['message']}")
+    lines.append("All checks passed." if out["ok"] else f"{len(out['findings'])} problem(s): exit status 1.")
+    return "\n".join(lines)
