@@ -1,0 +1,70 @@
+"""Channel backups kept current by ``watch``: the node's static channel backup
+(lnd ``ExportAllChannelBackups``, CLN ``staticbackup``), written to the backup
+directory whenever the node's channels change.
+
+One file per node, ``<node>.channel-backup``, replaced atomically (written to
+a temporary file, synced, renamed) and created with mode 0600 in a 0700
+directory: with the node's seed it restores the channels' funds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from l2custody.backends.base import NodeBackend
+from l2custody.errors import ConfigError
+
+SUFFIX = ".channel-backup"
+
+
+@dataclass(frozen=True)
+class BackupWritten:
+    node: str
+    path: Path
+    sha256: str
+    size: int
+    changed: bool  # False: the node handed back exactly the bytes already on disk
+
+
+def backup_path(directory: Path, node: str) -> Path:
+    return Path(directory) / f"{node}{SUFFIX}"
+
+
+def write_backup(backend: NodeBackend, directory: Path) -> BackupWritten:
+    """Ask the node for its channel backup and write it (see the module docstring).
+
+    Raises the node's errors (NotSupported, NodeUnreachable...) and ConfigError
+    when the directory cannot be written."""
+    data = backend.channel_backup()
+    path = backup_path(directory, backend.name)
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == digest:
+            return BackupWritten(backend.name, path, digest, len(data), False)
+        _write_atomically(path, data)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the channel backup {path}: {exc.strerror or exc}; check [watch] backup_dir "
+            "(it must be a directory this user can write)"
+        ) from None
+    return BackupWritten(backend.name, path, digest, len(data), True)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older file of that name may have had another mode
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,88 @@
+"""Prometheus exposition (custody/metrics.py): the page format, the loopback-only
+listen address, and the real HTTP server."""
+
+from __future__ import annotations
+
+import re
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+
+from l2custody.backends.base import OnchainBalance
+from l2custody.custody.metrics import CONTENT_TYPE, Metrics, MetricsServer, parse_listen, render
+from l2custody.custody.report import ChannelFacts, MultisigFacts, NodeFacts, ReportInputs, ReportSettings, build_snapshot
+from l2custody.errors import UsageError
+
+SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-z_]+="([^"\\]|\\.)*",?)*\})? -?[0-9.e+-]+$')
+
+
+def snapshot():  # type: ignore[no-untyped-def]
+    ch = ChannelFacts('we"st', "ab" * 32 + ":0", "open", "03" + "22" * 32, 500_000, 321_000,
+                      close_committed=False, funding="session")
+    node = NodeFacts('we"st', "lnd", (ch,), OnchainBalance(40_000, 2_000, 0, 0), 10_000)
+    inputs = ReportInputs("treasury", "regtest", 1_700_000_000.5, 812, MultisigFacts(900_000, 0), (node,))
+    return build_snapshot(inputs, ReportSettings())
+
+
+def test_the_page_is_valid_exposition_text() -> None:
+    page = render(snapshot(), last_events={'we"st': 1_700_000_000.25}, undelivered_alerts=2, duration_seconds=0.012,
+                  session_states={"secured": 1})
+    lines = page.splitlines()
+    assert page.endswith("\n")
+    for line in lines:
+        if line.startswith("#"):
+            assert re.match(r"^# (HELP|TYPE) l2custody_[a-z_]+ ", line), line
+        else:
+            assert SAMPLE.match(line), line
+    names = {line.split()[2] for line in lines if line.startswith("# TYPE")}
+    assert len(names) == len([x for x in lines if x.startswith("# TYPE")])  # each metric declared once
+    assert 'l2custody_balance_sat{place="multisig"} 900000' in lines
+    assert 'l2custody_balance_sat{place="channels_local"} 321000' in lines
+    assert 'l2custody_balance_sat{place="hot_wallet"} 42000' in lines
+    assert 'l2custody_node_balance_sat{node="we\\"st",place="channels_local"} 321000' in lines
+    assert 'l2custody_channels{node="we\\"st",state="open"} 1' in lines
+    assert 'l2custody_channels{node="we\\"st",state="closed"} 0' in lines
+    assert "l2custody_custody_violations 1" in lines
+    assert 'l2custody_custody_check_failures{check="close-address"} 1' in lines
+    assert 'l2custody_node_last_event_timestamp_seconds{node="we\\"st"} 1700000000.25' in lines
+    assert "l2custody_chain_tip_height 812" in lines and "l2custody_alerts_undelivered 2" in lines
+    assert 'l2custody_funding_sessions{state="secured"} 1' in lines
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1:9739", "localhost:0", "[::1]:9739", "127.0.0.2:1"])
+def test_loopback_addresses_are_accepted(text: str) -> None:
+    host, port = parse_listen(text)
+    assert host in ("127.0.0.1", "::1", "127.0.0.2") and 0 <= port <= 65535
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("0.0.0.0:9739", "loopback address only"), ("192.168.1.5:9739", "loopback address only"),
+    ("example.com:80", "loopback address only"), ("9739", "expected HOST:PORT"),
+    ("127.0.0.1:99999", "expected HOST:PORT"), ("127.0.0.1:", "expected HOST:PORT"),
+])
+def test_other_addresses_are_refused(text: str, problem: str) -> None:
+    with pytest.raises(UsageError, match=problem) as err:
+        parse_listen(text)
+    assert "--metrics 127.0.0.1:9739" in err.value.message
+
+
+def test_the_server_serves_the_current_page() -> None:
+    metrics = Metrics()
+    server = MetricsServer(metrics, "127.0.0.1", 0).start()
+    try:
+        with urllib.request.urlopen(server.url, timeout=10) as r:
+            assert r.headers["Content-Type"] == CONTENT_TYPE and b"no watch round" in r.read()
+        metrics.set_page("l2custody_chain_tip_height 5\n")
+        with urllib.request.urlopen(server.url, timeout=10) as r:
+            assert r.read() == b"l2custody_chain_tip_height 5\n"
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(server.url.replace("/metrics", "/other"), timeout=10)
+        assert missing.value.code == 404
+        with pytest.raises(UsageError, match="pick another port"):
+            MetricsServer(metrics, "127.0.0.1", server.address[1])
+    finally:
+        server.stop()
+    with pytest.raises(OSError):
+        socket.create_connection(server.address, timeout=2).close()
