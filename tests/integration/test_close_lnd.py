@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cli_runner import L2CUSTODY, fails, ok, run
-from custody_support import (
+from lnd_custody_support import (
     Setup,
     audit_actions,
     channel_json,

@@ -22,7 +22,7 @@ import grpc
 import pytest
 
 from cli_runner import L2CUSTODY, ok
-from custody_support import Setup, audit_actions, channel_json, make_setup, tx_outputs
+from lnd_custody_support import Setup, audit_actions, channel_json, make_setup, tx_outputs
 from l2custody.config import load_config
 from l2custody.custody.context import open_custody
 from l2custody.custody.guard import GuardEvent, GuardPolicy, GuardSummary, run_guard

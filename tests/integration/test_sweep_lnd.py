@@ -16,7 +16,7 @@ import threading
 import pytest
 
 from cli_runner import fails, ok, run
-from custody_support import Setup, audit_actions, invoke_input, make_setup, open_channel, tx_outputs
+from lnd_custody_support import Setup, audit_actions, invoke_input, make_setup, open_channel, tx_outputs
 from regtest import Network, confirmed_balance, wait_for
 from regtest.lnd import RPC_TIMEOUT
 
