@@ -9,17 +9,21 @@ leaves this module.
 Facts about lightningd this module relies on (checked on v25.12.1, see
 tests/integration/test_cln_backend.py):
 - PSBT funding: ``fundchannel_start(close_to=...)`` answers ``close_to`` only
-  when the peer negotiated option_upfront_shutdown_script (otherwise it drops
-  it silently), so we compare it with our script and cancel on a mismatch.
+  when the peer negotiated option_upfront_shutdown_script; otherwise lightningd
+  forgets it on its side, but has already sent it to the peer in open_channel,
+  and a peer may enforce it (lightningd itself does as a receiver): the two
+  sides then disagree on the close script. So the peer's init features decide
+  before anything is started, and the answer is still compared with our script.
   ``fundchannel_complete`` with the unsigned PSBT returns once the peer's
   funding_signed arrived (``commitments_secured``); nothing is broadcast.
 - From v25.12 we pass ``withhold: true`` (see ``cln_convert.complete_params``)
   and hand the signed PSBT to ``sendpsbt`` (``publish_psbt``); before v25.12
   the parameter does not exist and is left out.
-- One negotiation per peer: a second ``fundchannel_start`` fails with "Already
-  funding channel", and ``fundchannel_cancel`` (our abandon) addresses "the"
-  unconfirmed channel of a peer; so we refuse to start a second unconfirmed
-  channel to the same peer.
+- One negotiation per peer, in either direction: a second ``fundchannel_start``
+  fails with "Already funding channel", a peer opening to us meanwhile gets
+  "Multiple simultaneous opens not supported", and ``fundchannel_cancel`` (our
+  abandon) addresses "the" unconfirmed channel of a peer; so we refuse to start
+  a second unconfirmed channel to the same peer.
 - ``close`` with ``unilateraltimeout`` 0 never turns into a force close;
   lightningd has no immediate force close: ``unilateraltimeout`` 1 lets a
   responsive peer settle cooperatively within that second.
@@ -68,6 +72,7 @@ from l2custody.errors import (
 
 NEGOTIATION_TIMEOUT = 90.0  # peer round trips: fundchannel_start/complete, close
 EVENT_POLL_SECONDS = 2.0
+UPFRONT_SHUTDOWN_BITS = (4, 5)  # BOLT 9 option_upfront_shutdown_script
 _CHANNEL_TYPES = {"anchors": [12, 22], "static_remote_key": [12]}
 
 
@@ -111,8 +116,12 @@ class ClnBackend(NodeBackend):
                   timeout=NEGOTIATION_TIMEOUT)
 
     def is_connected(self, pubkey: str) -> bool:
+        return self._peer(pubkey) is not None
+
+    def _peer(self, pubkey: str) -> dict[str, Any] | None:
+        """The ``listpeers`` entry of a connected peer (netaddr, init features), else None."""
         peers = self.call("listpeers", {"id": pubkey}, action="list peers")["peers"]
-        return any(p.get("id") == pubkey and p.get("connected") for p in peers)
+        return next((p for p in peers if p.get("id") == pubkey and p.get("connected")), None)
 
     # --- channels -------------------------------------------------------------------------
     def _entries(self, peer: str | None = None) -> list[dict[str, Any]]:
@@ -262,33 +271,27 @@ class ClnBackend(NodeBackend):
                     f"one of {sorted(_CHANNEL_TYPES)} (or none: the node's default)"
                 )
             params["channel_type"] = _CHANNEL_TYPES[request.commitment_type]
-        action = f"open a channel to {peer}"
-        result = self.call("fundchannel_start", params, action=action, timeout=NEGOTIATION_TIMEOUT)
         close_address = request.close_address
-        if close_address:
-            committed = result.get("close_to")
-            want = address_to_scriptpubkey(close_address).data.hex()
-            if committed != want:
-                # lightningd has already sent close_to in open_channel (it only forgets it on its own
-                # side when the feature is not negotiated), and a peer may still enforce it: start
-                # over without one rather than keep a channel whose close script the two sides disagree on.
-                self._cancel_negotiation(peer)
-                if committed is None and request.allow_no_upfront_shutdown:
-                    del params["close_to"]
-                    result = self.call("fundchannel_start", params, action=action, timeout=NEGOTIATION_TIMEOUT)
-                    close_address = None
-                elif committed is None:
-                    raise UpfrontShutdownRefused(
-                        f"peer {peer} does not support option_upfront_shutdown_script, so node "
-                        f"{self.name!r} cannot commit the close address {request.close_address}; the "
-                        "open was cancelled. Allow it explicitly (--allow-no-upfront-shutdown) to open "
-                        "without one (a cooperative close then needs a destination at close time)."
-                    )
-                else:
-                    raise NodeError(
-                        f"node {self.name!r} committed close script {committed}, not {want} "
-                        f"({request.close_address}); the open was cancelled. Investigate before retrying."
-                    )
+        if close_address and not self._peer_offers(peer, UPFRONT_SHUTDOWN_BITS):
+            # Decided before asking: lightningd would send close_to in open_channel anyway and only
+            # forget it on its own side, while a peer may still enforce it.
+            if not request.allow_no_upfront_shutdown:
+                raise UpfrontShutdownRefused(
+                    f"peer {peer} does not offer option_upfront_shutdown_script, so node {self.name!r} "
+                    f"cannot commit the close address {close_address}; nothing was started. Allow it "
+                    "explicitly (--allow-no-upfront-shutdown) to open without one (a cooperative close "
+                    "then takes a destination at close time)."
+                )
+            del params["close_to"]
+            close_address = None
+        result = self.call("fundchannel_start", params, action=f"open a channel to {peer}",
+                           timeout=NEGOTIATION_TIMEOUT)
+        if close_address and result.get("close_to") != address_to_scriptpubkey(close_address).data.hex():
+            self._cancel_negotiation(peer)
+            raise UpfrontShutdownRefused(
+                f"node {self.name!r} did not commit the close address {close_address} with peer {peer} "
+                f"(it answered close_to={result.get('close_to')}); the open was cancelled."
+            )
         return FundingIntent(
             node=self.name,
             kind=self.kind,
@@ -301,6 +304,14 @@ class ClnBackend(NodeBackend):
             private=request.private,
             push_sat=request.push_sat,
         )
+
+    def _peer_offers(self, peer: str, bits: tuple[int, int]) -> bool:
+        """Whether the connected peer's init features carry either bit (compulsory, optional)."""
+        entry = self._peer(peer)
+        if entry is None:
+            return True  # not connected: fundchannel_start will say so
+        features = int(str(entry.get("features") or "0"), 16)
+        return any(features >> b & 1 for b in bits)
 
     def _cancel_negotiation(self, peer: str) -> None:
         try:

@@ -282,10 +282,12 @@ def closed_channel_info(node: str, entry: Mapping[str, Any]) -> ChannelInfo:
     blocks after they were fully resolved, or at once when their funding never
     confirmed). CLN does not say there whether a close was cooperative
     (``close_type`` UNKNOWN). A channel whose funding never confirmed (no
-    short_channel_id, or still withheld) is ABANDONED when the operator
+    short_channel_id) is ABANDONED when the operator
     cancelled it (``fundchannel_cancel``: cause "user"), FUNDING_CANCELED
     otherwise; its "last commitment" was never on chain."""
-    never_funded = bool(entry.get("funding_withheld")) or not entry.get("short_channel_id")
+    never_funded = not entry.get("short_channel_id")
+    # Withheld yet funded: lightningd forgot it without sending a closing transaction of its own.
+    no_close_tx = never_funded or bool(entry.get("funding_withheld"))
     if never_funded:
         kind = CloseType.ABANDONED if entry.get("close_cause") == "user" else CloseType.FUNDING_CANCELED
     else:
@@ -303,7 +305,7 @@ def closed_channel_info(node: str, entry: Mapping[str, Any]) -> ChannelInfo:
         close_address=None,
         close_address_known=False,
         commitment_type=commitment_type(entry),
-        closing_txid=None if never_funded else entry.get("last_commitment_txid") or None,
+        closing_txid=None if no_close_tx else entry.get("last_commitment_txid") or None,
         close_type=kind,
         settled_sat=0 if never_funded else sat(entry.get("final_to_us_msat")),
     )

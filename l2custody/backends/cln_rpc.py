@@ -182,6 +182,11 @@ def translate(error: Any, *, node: str, method: str, action: str) -> L2CustodyEr
             f"{where} could not {action}: {said}. Connect the node to the peer first "
             "(give PEER@HOST:PORT), and check the peer is online."
         )
+    if "owning subdaemon openingd died" in low or "peer connection lost" in low:
+        return PeerRefused(
+            f"{where} lost the connection to the peer while asked to {action} ({said}); a peer that "
+            "refuses something sends an error and disconnects. Nothing was secured: reconnect and try again."
+        )
     if code in CONNECT_ERRORS:
         return PeerRefused(f"{where} could not {action}: {said}. Check the peer's address and that it is online.")
     if code == FUNDING_NOTHING_TO_CANCEL or "no channel funding in progress" in low:

@@ -231,7 +231,7 @@ def test_abandon_a_secured_channel_that_was_never_broadcast(net: Network, cln: C
 def test_peer_without_upfront_shutdown_is_cancelled_unless_allowed(net: Network, cln: ClnBackend,
                                                                     wallet: Wallet) -> None:
     peer = net.cln[1]
-    with pytest.raises(UpfrontShutdownRefused, match="does not support option_upfront_shutdown_script"):
+    with pytest.raises(UpfrontShutdownRefused, match="does not offer option_upfront_shutdown_script"):
         cln.open_start(OpenRequest(peer.pubkey, 200_000, close_address=wallet.address()))
     states = [e["state"] for e in net.cln[0].rpc.listpeerchannels(peer.pubkey)["channels"]]
     assert "OPENINGD" not in states  # the negotiation was cancelled

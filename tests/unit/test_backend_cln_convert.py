@@ -170,8 +170,11 @@ def test_closed_channels_from_listclosedchannels() -> None:
     assert ch.channel_point == EXTERNAL and ch.state is ChannelState.CLOSED
     assert ch.closing_txid == live["scratch_txid"] and ch.close_type is CloseType.UNKNOWN
     assert ch.settled_sat == 900_000 and not ch.close_address_known
-    withheld = closed_channel_info("l1", {**entry, "funding_withheld": True, "close_cause": "remote"})
-    assert withheld.close_type is CloseType.FUNDING_CANCELED and withheld.closing_txid is None
+    # Funded but still marked withheld when it closed: lightningd v25.12.1 sent no closing transaction.
+    withheld = closed_channel_info("l1", {**entry, "funding_withheld": True})
+    assert withheld.close_type is CloseType.UNKNOWN and withheld.closing_txid is None
+    refused = {k: v for k, v in entry.items() if k != "short_channel_id"}
+    assert closed_channel_info("l1", {**refused, "close_cause": "remote"}).close_type is CloseType.FUNDING_CANCELED
     # As lightningd v25.12.1 listed a channel cancelled (fundchannel_cancel) after fundchannel_complete
     # without withhold: no short_channel_id, a "last commitment" that never existed on chain.
     cancelled = {k: v for k, v in entry.items() if k != "short_channel_id"}

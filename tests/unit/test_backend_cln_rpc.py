@@ -201,6 +201,8 @@ def test_the_request_carries_exactly_our_params_and_errors_are_translated(sockdi
          "too old or the plugin"),
         ("getinfo", {"code": -5, "message": "lightningd is shutting down"}, NodeUnreachable, "shutting down"),
         ("fundchannel_start", {"code": 304, "message": "Still syncing with bitcoin network"}, NodeError, "still syncing"),
+        ("fundchannel_start", {"code": -1, "message": "Owning subdaemon openingd died (62208)"}, PeerRefused,
+         "reconnect and try again"),
     ],
 )
 def test_lightningd_errors_become_ours(method: str, error: dict[str, object], kind: type, words: str) -> None:
