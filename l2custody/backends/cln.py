@@ -479,10 +479,12 @@ class ClnBackend(NodeBackend):
         return json.dumps({"format": "cln-staticbackup", "node": self.name, "scb": list(scb)}).encode()
 
     def subscribe_channel_events(self) -> Iterator[ChannelEvent]:
-        """Polls the channel list every few seconds (lightningd offers no stream
-        over its socket) and reports the differences; the first listing is the
-        baseline. Close the iterator to stop."""
-        known: dict[str, ChannelInfo] = {c.channel_point: c for c in self.list_channels(include_closed=False)}
+        """Changes from now on: polls the channel list every few seconds (lightningd
+        offers no stream over its socket) and reports the differences from the
+        listing taken by this call. Close the iterator to stop."""
+        return self._follow({c.channel_point: c for c in self.list_channels(include_closed=False)})
+
+    def _follow(self, known: dict[str, ChannelInfo]) -> Iterator[ChannelEvent]:
         while True:
             time.sleep(EVENT_POLL_SECONDS)
             try:

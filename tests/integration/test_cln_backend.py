@@ -276,6 +276,57 @@ def test_close_to_a_destination_when_there_is_no_upfront_script(net: Network, cl
     assert wallet.received(result.closing_txid, destination) > 390_000
 
 
+def test_channel_events_by_polling(net: Network, cln: ClnBackend, wallet: Wallet, shared: dict[str, Any]) -> None:
+    import threading
+
+    peer = net.cln[1]
+    events = cln.subscribe_channel_events()  # the baseline: channels as they are now
+    seen: list[Any] = []
+    first = threading.Thread(target=lambda: seen.append(next(events)), daemon=True)
+    first.start()
+    intent, psbt, point = open_secured(cln, wallet, peer.pubkey, 300_000, allow_no_upfront_shutdown=True,
+                                       close_address=wallet.address())
+    first.join(30)
+    assert seen and (seen[0].kind, seen[0].channel_point) == ("pending_open", point)
+    cln.publish_psbt(wallet.sign(psbt))
+    net.mine(1)
+    kinds = []
+    while "active" not in kinds:
+        event = next(events)
+        assert event.channel_point == point
+        kinds.append(event.kind)
+    events.close()
+    assert kinds[0] == "open"
+    shared["force_point"] = point
+
+
+def test_force_close_with_the_peer_gone_then_the_proceeds_reach_the_node_wallet(
+        net: Network, cln: ClnBackend, shared: dict[str, Any]) -> None:
+    point = shared["force_point"]
+    net.cln[1].stop()
+    wait_for(lambda: not cln.is_connected(net.cln[1].pubkey), 30, what="the peer to be gone")
+    with pytest.raises(PeerRefused, match="needs it online"):
+        cln.close_channel(point)
+    with pytest.raises(UsageError, match="force close uses the fee"):
+        cln.close_channel(point, force=True, fee_rate=2)
+    before = cln.onchain_balance().total_sat
+    result = cln.close_channel(point, force=True)
+    assert result.state is ChannelState.FORCE_CLOSING and result.closing_txid and result.delivery_address is None
+    wait_for(lambda: in_mempool(net, result.closing_txid or ""), 30, what="our commitment in the mempool")
+    net.mine(1)
+    ch = wait_for(lambda: next((c for c in cln.list_channels() if c.channel_point == point
+                                and c.closing_txid and c.limbo_sat), None), 60, what="the force close on chain")
+    assert ch.state is ChannelState.FORCE_CLOSING and ch.close_type is CloseType.LOCAL_FORCE
+    assert ch.closing_txid == result.closing_txid and ch.limbo_sat > 290_000
+    for _ in range(8):  # the peer's to_self_delay, then onchaind's sweep to the wallet
+        net.mine(1)
+    wait_for(lambda: cln.onchain_balance().total_sat > before + 290_000, 60, what="the proceeds in the node wallet")
+    net.mine(1)
+    wait_for(lambda: state_of(cln, point) is ChannelState.CLOSED, 60, what="onchaind to resolve every output")
+    done = next(c for c in cln.list_channels() if c.channel_point == point)
+    assert done.close_type is CloseType.LOCAL_FORCE and done.settled_sat == ch.limbo_sat and done.limbo_sat == 0
+
+
 # --- the hot wallet ---------------------------------------------------------------------------
 def test_publish_a_raw_transaction_through_the_node(net: Network, cln: ClnBackend, wallet: Wallet) -> None:
     psbt = wallet.psbt_paying((wallet.address(), 10_000))
