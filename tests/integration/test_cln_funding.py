@@ -18,7 +18,6 @@ import pytest
 
 from cli_runner import fails, ok
 from funding_support import mempool, multisig_scripts, pending_points, wait_in_mempool
-from l2custody.wallet.signers import SoftwareSigner
 from regtest import Network, WaitTimeout, is_peer, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.cln]
@@ -36,7 +35,6 @@ def setup(cln_network: Network, tmp_path_factory: pytest.TempPathFactory) -> tup
     keys = [ok(config, "signer", "add", n, "--software", str(d / f"{n}.key"), "--generate")["key"]
             for n in ("alice", "bob", "carol")]
     ok(config, "wallet", "create", "-k", "2", *sum((["--key", k] for k in keys), []))
-    assert SoftwareSigner.from_file(d / "bob.key").fingerprint
     lnd, cln = net.lnd[0], net.cln[0]
     ok(config, "node", "add", lnd.name, "--lnd", "--host", lnd.grpc_host, "--tls-cert", str(lnd.tls_cert),
        "--macaroon", str(lnd.admin_macaroon))
@@ -169,6 +167,34 @@ def test_cooperative_close_of_the_cln_channel_lands_in_the_multisig(setup: tuple
     assert status["state"] == "verified"
     after = ok(config, "wallet", "balance")
     assert after["confirmed"] > before["confirmed"]
+
+
+def test_sweep_moves_the_cln_wallet_into_the_multisig_keeping_the_emergency_reserve(
+        setup: tuple[Network, Path, Path]) -> None:
+    net, config, _ = setup
+    ok(config, "wallet", "sync")
+    before = ok(config, "wallet", "balance")["confirmed"]
+    preview = ok(config, "sweep", "cln-0", "--dry-run", "--fee-rate", "2")
+    assert preview["kept_sat"] == 25_000 and preview["amount_sat"] > 40_000_000  # the harness's 0.5 BTC
+
+    def miner() -> None:
+        wait_for(lambda: len(mempool(net)) > 0, 60, what="the sweep in the mempool")
+        net.mine(1)
+
+    import threading
+
+    thread = threading.Thread(target=miner)
+    thread.start()
+    done = ok(config, "sweep", "cln-0", "--fee-rate", "2", "--wait", "--timeout", "90")
+    thread.join()
+    assert done["status"]["state"] == "verified" and done["amount_sat"] == preview["amount_sat"]
+    tx = net.chain.rpc("getrawtransaction", done["txid"], 1)
+    paid = {o["scriptPubKey"].get("address"): round(o["value"] * 1e8) for o in tx["vout"]}
+    assert paid[done["address"]] == done["amount_sat"]  # bitcoind: the sweep pays the multisig
+    ok(config, "wallet", "sync")
+    assert ok(config, "wallet", "balance")["confirmed"] == before + done["amount_sat"]
+    outputs = net.cln[0].rpc.listfunds()["outputs"]
+    assert sum(o["amount_msat"] for o in outputs if o["status"] == "confirmed") // 1000 == 25_000
 
 
 setup_state: dict[str, str] = {}
