@@ -18,7 +18,7 @@ writes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -139,10 +139,18 @@ def funding_sessions_by_txid(store: Store) -> dict[str, dict[str, Any]]:
 
 
 # --- views ------------------------------------------------------------------------------------
-def view_channels(wallet: Wallet, channels: Iterable[ChannelInfo]) -> list[ChannelView]:
-    """Join channels (from any nodes) with the store: close address ownership, funding source."""
+def view_channels(
+    wallet: Wallet,
+    channels: Iterable[ChannelInfo],
+    owned: Callable[[str | None], OwnedAddress | None] | None = None,
+) -> list[ChannelView]:
+    """Join channels (from any nodes) with the store: close address ownership, funding source.
+
+    ``owned`` looks an address up (default :func:`owned_address`; ``report``/``watch``
+    pass an in-memory index when joining thousands of channels)."""
     from l2custody.custody.close_records import close_records
 
+    lookup = owned or (lambda address: owned_address(wallet, address))
     sessions = funding_sessions_by_txid(wallet.store)
     records = {r.channel_point: r for r in close_records(wallet.store)}
     views = []
@@ -154,15 +162,15 @@ def view_channels(wallet: Wallet, channels: Iterable[ChannelInfo]) -> list[Chann
             address, source = record.expected_address, "close-record"
         if address is None and session is not None and session["close_addresses"].get(ch.channel_point):
             address, source = session["close_addresses"][ch.channel_point], "session"
-        owned = owned_address(wallet, address)
-        ours = None if address is None else owned is not None
+        mine = lookup(address)
+        ours = None if address is None else mine is not None
         views.append(
             ChannelView(
                 channel=ch,
                 close_address=address,
                 close_address_from=source,
                 close_ours=ours,
-                close_owned=owned,
+                close_owned=mine,
                 funding=FUNDING_SESSION if session else FUNDING_FOREIGN,
                 session_id=session["id"] if session else None,
                 close_state=record.state if record else None,
