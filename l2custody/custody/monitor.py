@@ -569,17 +569,23 @@ class Watcher:
                     r.node, r.to_dict(), self.clock()))
 
     def _deliver(self) -> None:
+        """Hand every alert some sink has not taken to that sink; record the attempts."""
+        attempts = []
         for entry in undelivered(self.store):
             results = deliver(entry.alert, self.sinks, skip=entry.sent_to)
             sent = list(entry.sent_to) + [name for name, err in results.items() if err is None]
             errors = [f"{name}: {err}" for name, err in results.items() if err]
-            with self.store.transaction():
+            attempts.append((entry, sent, errors))
+            for err in errors:
+                self.log.warning("alert %s not delivered (attempt %d): %s", entry.alert.key, entry.attempts + 1, err)
+        if not attempts:
+            return
+        with self.store.transaction():
+            for entry, sent, errors in attempts:
                 record_attempt(self.store, entry.alert.key, sent, "; ".join(errors) or None, not errors)
                 if errors and entry.attempts + 1 >= MAX_ATTEMPTS:
                     self.store.audit(ACTOR, "alert-undelivered", entry.alert.subject,
                                      {"key": entry.alert.key, "errors": errors})
-            for err in errors:
-                self.log.warning("alert %s not delivered (attempt %d): %s", entry.alert.key, entry.attempts + 1, err)
 
     # --- metrics and logs ------------------------------------------------------------------------------------
     def _render(self, snapshot: Snapshot, duration: float) -> None:
