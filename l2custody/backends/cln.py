@@ -73,6 +73,7 @@ from l2custody.errors import (
 NEGOTIATION_TIMEOUT = 90.0  # peer round trips: fundchannel_start/complete, close
 EVENT_POLL_SECONDS = 2.0
 UPFRONT_SHUTDOWN_BITS = (4, 5)  # BOLT 9 option_upfront_shutdown_script
+CANCEL_WAIT = 15.0  # fundchannel_cancel of a secured channel: then the withheld close (abandon_pending)
 _CHANNEL_TYPES = {"anchors": [12, 22], "static_remote_key": [12]}
 
 
@@ -87,6 +88,7 @@ class ClnBackend(NodeBackend):
         self.conn = ClnConnection(name, Path(rpc_file), timeout)
         self._version: str | None = None
         self._owned: dict[str, bool] = {}  # close_to addresses -> the node's own wallet's?
+        self.cancel_wait = CANCEL_WAIT
 
     def __repr__(self) -> str:
         return f"ClnBackend({self.name!r}, rpc_file={str(self.conn.rpc_file)!r})"
@@ -401,7 +403,27 @@ class ClnBackend(NodeBackend):
                 "Core Lightning's fundchannel_cancel cannot tell them apart. Abandon them one at a time "
                 "after the other confirms, or by hand."
             )
-        self.call("fundchannel_cancel", {"id": ch.peer_pubkey}, action=f"abandon pending channel {channel_point}")
+        action = f"abandon pending channel {channel_point}"
+        try:
+            self.call("fundchannel_cancel", {"id": ch.peer_pubkey}, action=action, timeout=self.cancel_wait)
+            return
+        except CallTimeout:
+            pass
+        # fundchannel_cancel waits for the peer to reestablish the channel, which lnd does for an
+        # unconfirmed channel only after the funding confirms (seen after a lightningd restart). A
+        # withheld channel (v25.12+) can instead be closed: lightningd forgets it without any
+        # transaction. The peer is not told; it forgets its side after 2016 blocks.
+        current = next((e for e in self._entries(ch.peer_pubkey) if e.get("channel_id") == entry.get("channel_id")), None)
+        if current is None:
+            return  # the cancel went through after all
+        if not _withheld(current):
+            raise NodeUnreachable(
+                f"node {self.name!r} is waiting for peer {ch.peer_pubkey} to reestablish {channel_point} before "
+                "it can cancel it (the cancel stays queued in lightningd). Nothing was broadcast; reconnect the "
+                "peer, or run `lightning-cli fundchannel_cancel` once it is back."
+            )
+        self.call("close", {"id": entry["channel_id"], "unilateraltimeout": 1}, action=action,
+                  timeout=NEGOTIATION_TIMEOUT)
 
     def publish(self, raw_tx: bytes, *, label: str = "") -> str:
         from embit.transaction import Transaction

@@ -228,6 +228,29 @@ def test_abandon_a_secured_channel_that_was_never_broadcast(net: Network, cln: C
     cln.open_cancel(intent)  # nothing left: a no-op
 
 
+def test_a_secured_channel_survives_a_lightningd_restart_untouched(net: Network, cln: ClnBackend,
+                                                                  wallet: Wallet) -> None:
+    """lightningd v25.12 signs and sends the funding PSBT of non-withheld pending channels at start-up;
+    ours is withheld, so it is left alone, and the session can carry on (or abandon) afterwards."""
+    lnd = net.lnd[0]
+    intent, psbt, point = open_secured(cln, wallet, lnd.pubkey, 260_000, close_address=wallet.address())
+    net.cln[0].restart()
+    wait_for(lambda: cln.is_connected(lnd.pubkey), 60, what="lightningd to reconnect to lnd")
+    assert state_of(cln, point) is ChannelState.PENDING_OPEN
+    assert lpc(net.cln[0], point)["funding"]["withheld"] is supports_withhold(cln.version())
+    log = net.cln[0].log_path.read_text()
+    assert "for waiting channel" not in log  # spender did not try to sign/send our PSBT
+    assert cln.open_secure(intent, psbt) == point  # a session resuming after the restart
+    assert not in_mempool(net, point.split(":")[0])
+    # lnd sends no channel_reestablish for an unconfirmed channel, so lightningd's fundchannel_cancel
+    # waits (for ever); the backend then closes the withheld channel, which lightningd forgets.
+    assert "waiting for theirs" in " ".join(lpc(net.cln[0], point)["status"])
+    cln.cancel_wait = 3.0
+    cln.abandon_pending(point)
+    assert state_of(cln, point) is ChannelState.CLOSED and not in_mempool(net, point.split(":")[0])
+    wallet.rpc.call("lockunspent", True)
+
+
 def test_peer_without_upfront_shutdown_is_cancelled_unless_allowed(net: Network, cln: ClnBackend,
                                                                     wallet: Wallet) -> None:
     peer = net.cln[1]
