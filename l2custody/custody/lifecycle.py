@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from l2custody.backends.base import ChannelInfo, ChannelState
+from l2custody.backends.base import Capability, ChannelInfo, ChannelState
 from l2custody.custody.funding import FundingContext, expected_point, unwind
 from l2custody.custody.session import FundingSession, LegState, SessionState, SessionView
 from l2custody.custody.session_store import load_session
@@ -210,11 +210,36 @@ def broadcast_session(ctx: FundingContext, session_id: str) -> BroadcastOutcome:
         ) from None
     session = session.with_state(SessionState.BROADCAST)
     ctx.save(session, "funding-broadcast", {"txid": session.txid})
+    _publish_through_nodes(ctx, session, final.serialize())
     try:
         ctx.wallet.sync()  # the wallet records the spend and its change right away
     except L2CustodyError:
         pass  # the broadcast happened; `session status` syncs again
     return BroadcastOutcome(load_session(ctx.store, session_id), session.txid, rebroadcast)
+
+
+def _publish_through_nodes(ctx: FundingContext, session: FundingSession, signed_psbt: bytes) -> None:
+    """Hand the signed funding PSBT to every node that must be told (CLN ``sendpsbt``).
+
+    Such a node keeps the channels it secured marked "funding withheld" until it
+    sees the PSBT, and forgets a withheld channel without a closing transaction
+    when it closes. The transaction is already out, so a failure here is recorded
+    and reported, not raised: `session broadcast` again retries it (harmless twice).
+    """
+    for name in sorted({leg.request.node for leg in session.legs}):
+        backend = ctx.node(name)
+        if not backend.supports(Capability.PUBLISH_PSBT):
+            continue
+        try:
+            backend.publish_psbt(signed_psbt)
+        except L2CustodyError as exc:
+            ctx.audit("funding-node-publish-failed", session.id, {"node": name, "reason": exc.message})
+            ctx.progress(
+                f"warning: node {name} was not told about funding {session.txid} ({exc.message}); run "
+                f"`l2custody session broadcast {session.id}` again once it is reachable"
+            )
+        else:
+            ctx.audit("funding-node-published", session.id, {"node": name, "txid": session.txid})
 
 
 def _chain_knows(ctx: FundingContext, txid: str) -> bool:

@@ -63,6 +63,10 @@ def sign_and_confirm(net: Network, config: Path, session: dict[str, Any]) -> dic
     done = ok(config, "session", "sign", session["id"], "--signer", "carol")
     assert done["complete"] and done["broadcast_txid"] == session["txid"]
     wait_in_mempool(net, session["txid"])
+    for leg in session["legs"]:
+        if leg["request"]["node"].startswith("cln"):
+            # told at broadcast (sendpsbt), not only repaired after confirmation
+            assert cln_entry(net, leg["channel_point"])["funding"]["withheld"] is False
     net.mine(1)
     final = ok(config, "session", "status", session["id"], "--wait", "--timeout", "120")
     assert final["state"] == "confirmed"
