@@ -68,6 +68,8 @@ class NodeFollower(threading.Thread):
         while not self.stopping.is_set():
             started = time.monotonic()
             try:
+                if self.subscriptions:
+                    self.backend.info()  # the node answers again (a stream may only fail at its first read)
                 stream = self.backend.subscribe_channel_events()
             except NotSupported:
                 self.log.info("node %s offers no channel event stream; it is polled", name)
@@ -77,7 +79,7 @@ class NodeFollower(threading.Thread):
             else:
                 self.subscriptions += 1
                 if self.subscriptions > 1:
-                    self.log.info("node %s: channel event stream subscribed again (reconnect %d)",
+                    self.log.info("node %s: following channel events again (reconnect %d)",
                                   name, self.subscriptions - 1)
                 self.wakes.put(Wake(name, "subscribed", "", time.time()))
                 self._drain(stream, delay)

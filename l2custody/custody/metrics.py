@@ -111,7 +111,8 @@ def render(
     page.gauge("l2custody_node_up", "1 when the node was read in the last round.",
                (({"node": n.name}, n.reachable) for n in snapshot.nodes))
     page.gauge("l2custody_node_last_event_timestamp_seconds",
-               "Unix time of the last channel event or transition seen from the node (0: none yet).",
+               "Unix time of the last channel event received from the node (a node without an event "
+               "stream: of the last transition seen); 0: none yet.",
                (({"node": n.name}, last_events.get(n.name) or 0.0) for n in snapshot.nodes))
     page.gauge("l2custody_chain_tip_height", "The chain tip height watch last saw.",
                [({}, snapshot.tip_height if snapshot.tip_height is not None else -1)])

@@ -56,6 +56,7 @@ from l2custody.custody.report import (
     build_snapshot,
 )
 from l2custody.custody.transitions import ACTIVITY, diff_channels, transition_alerts
+from l2custody.custody.upkeep import ACTOR, drive_sessions, sweep_if_due, verify_sweeps
 from l2custody.custody.watch_state import (
     MAX_ATTEMPTS,
     Condition,
@@ -73,7 +74,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from l2custody.config import Config
     from l2custody.wallet.service import Wallet
 
-ACTOR = "watch"
 LOGGER = logging.getLogger("l2custody.watch")
 
 #: (check, finding kind) -> (alert kind, severity)
@@ -258,7 +258,7 @@ class Watcher:
         sessions = self._follow_sessions(new_block or first)
         snapshot = build_snapshot(self._inputs(now, sessions), self.options.report_settings)
         if new_block or first:
-            self._verify_sweeps()
+            verify_sweeps(self.wallet, self.log)
         reports = {n.name: n for n in snapshot.nodes}
         for name, slot in self.slots.items():
             if name in reports and (only is None or name in only):
@@ -359,13 +359,15 @@ class Watcher:
             for t in moves:
                 self.store.audit(ACTOR, t.action, t.channel_point, t.details(source, slot.woken_by))
             save_channels(self.store, name, current, now)
-            self.store.execute("UPDATE watch_nodes SET last_event = ? WHERE node = ?", (now, name))
+            self.store.execute("UPDATE watch_nodes SET last_event = ? WHERE node = ?",
+                               (now if slot.follower is None else slot.last_event, name))
             for a in raised:
                 enqueue(self.store, Alert(a.key, a.kind, a.severity, a.subject, a.message, a.node, a.details, now))
         for t in moves:
             self.log.info("node %s channel %s: %s -> %s (%s)", name, t.channel_point, t.old or "new",
                           t.new or "gone", source)
-        slot.last_event = now if slot.last_event is None else max(slot.last_event, now)
+        if slot.follower is None:  # no event stream: a transition found is the node's last event
+            slot.last_event = now if slot.last_event is None else max(slot.last_event, now)
         if any(t.kind != ACTIVITY for t in moves):
             slot.backup_due = True
 
@@ -412,7 +414,8 @@ class Watcher:
 
     def _follow_sessions(self, look: bool) -> tuple[SessionFacts, ...]:
         if look and self.chain_error is None:
-            self._drive_sessions()
+            drive_sessions(self.wallet, self._backend_for_session, self.log, lambda sid, message: self._once(
+                f"session:{sid}:{message}", logging.WARNING, "funding session %s: %s", sid, message))
         tip = self.tip
         if tip is None:
             scanned = self.store.scanned_tip()
@@ -421,111 +424,19 @@ class Watcher:
             return ()
         return read_sessions(self.store, tip, self.wallet.config.sessions.deadline_margin_blocks)
 
-    def _drive_sessions(self) -> None:
-        """Follow unsettled funding sessions; rebroadcast a funding tx the mempool does not hold."""
-        from l2custody.custody.funding import FundingContext
-        from l2custody.custody.lifecycle import broadcast_session, done, refresh
-        from l2custody.custody.session import SessionState
-        from l2custody.custody.session_store import list_sessions
-
-        sessions = [s for s in list_sessions(self.store)
-                    if not done(s) and s.state is not SessionState.SECURED]
-        if not sessions:
-            return
-        ctx = FundingContext(self.wallet, self._backend_for_session, lambda m: self.log.info("%s", m), actor=ACTOR)
-        mempool: set[str] | None = None
-        for session in sessions:
-            try:
-                session = refresh(ctx, session.id).session
-                if session.state not in (SessionState.BROADCAST, SessionState.BROADCASTING):
-                    continue
-                if mempool is None:
-                    mempool = set(self.wallet.chain.mempool_txids())
-                if session.txid in mempool:
-                    continue
-                self.log.warning("funding session %s: %s is neither confirmed nor in the mempool; rebroadcasting",
-                                 session.id, session.txid)
-                broadcast_session(ctx, session.id)
-            except L2CustodyError as exc:
-                self._once(f"session:{session.id}:{exc.message}", logging.WARNING,
-                           "funding session %s: %s", session.id, exc.message)
-
     def _backend_for_session(self, name: str) -> NodeBackend:
         slot = self.slots.get(name)
         return slot.backend if slot is not None else self.open_backend(name)
 
-    # --- sweeps ------------------------------------------------------------------------------------------
-    def _verify_sweeps(self) -> None:
-        from l2custody.custody.sweeping import BROADCAST, STARTED, UNKNOWN, sweep_records, sweep_status
-
-        for rec in sweep_records(self.store):
-            if rec.state in (STARTED, UNKNOWN, BROADCAST):
-                try:
-                    status = sweep_status(self.wallet, rec.id, sync=False)
-                except L2CustodyError as exc:
-                    self.log.warning("sweep #%d: %s", rec.id, exc.message)
-                    continue
-                if status.record.state != rec.state:
-                    self.log.info("sweep #%d of node %s: %s", rec.id, rec.node, status.message)
-
-    def _open_sweeps(self, node: str) -> list[Any]:
-        from l2custody.custody.sweeping import BROADCAST, STARTED, UNKNOWN, sweep_records
-
-        return [r for r in sweep_records(self.store, node) if r.state in (STARTED, UNKNOWN, BROADCAST)]
-
     def _sweep(self, slot: _Slot, report: NodeReport) -> None:
-        """Auto-sweep (or its logged dry run) when the node wallet is due one."""
-        from l2custody.custody.sweeping import preview_sweep, sweep_node
-        from l2custody.errors import InsufficientFunds
-
-        backend, name = slot.backend, slot.backend.name
-        if not report.reachable or not backend.supports(Capability.SWEEP):
-            return
-        if report.sweepable_sat <= self.options.sweep_threshold_sat:
-            slot.sweep_seen = None
-            return
-        if self._open_sweeps(name) or slot.sweep_seen == report.hot_confirmed_sat:
-            return  # one sweep at a time; a figure already reported is not reported again
-        keep, rate = self.options.sweep_keep_sat, self.options.sweep_fee_rate
-        if not self.options.auto_sweep:
-            slot.sweep_seen = report.hot_confirmed_sat
-            try:
-                preview = preview_sweep(backend, self.wallet, keep_sat=keep, fee_rate=rate)
-            except L2CustodyError as exc:
-                self.log.warning("node %s: sweep dry run failed: %s", name, exc.message)
-                return
-            r = preview.result
-            if r is None:
-                self.log.info("node %s: due a sweep, but %s", name, preview.reason)
-                return
+        o = self.options
+        slot.sweep_seen, alert = sweep_if_due(
+            self.wallet, slot.backend, report, auto=o.auto_sweep, threshold_sat=o.sweep_threshold_sat,
+            keep_sat=o.sweep_keep_sat, fee_rate=o.sweep_fee_rate, seen=slot.sweep_seen, log=self.log,
+            now=self.clock())
+        if alert is not None:
             with self.store.transaction():
-                self.store.audit(ACTOR, "sweep-dry-run", f"node {name}", preview.to_dict())
-            self.log.warning(
-                "node %s: auto-sweep is off ([watch] auto_sweep = false); dry run: would send %s sat to %s "
-                "(fee %s sat, %s sat kept). Run `l2custody sweep %s` to do it.",
-                name, f"{r.amount_sat:,}", preview.address, f"{r.fee_sat:,}", f"{r.kept_sat:,}", name)
-            return
-        try:
-            rec = sweep_node(backend, self.wallet, keep_sat=keep, fee_rate=rate)
-        except InsufficientFunds as exc:
-            slot.sweep_seen = report.hot_confirmed_sat
-            self.log.info("node %s: due a sweep, but %s", name, exc.message)
-            return
-        except L2CustodyError as exc:
-            slot.sweep_seen = report.hot_confirmed_sat
-            self.log.error("node %s: automatic sweep failed: %s", name, exc.message)
-            with self.store.transaction():
-                enqueue(self.store, Alert(f"sweep-failed:{name}:{report.hot_confirmed_sat}", "sweep-problem",
-                                          "critical", f"node {name}", f"automatic sweep of node {name} failed: "
-                                          f"{exc.message}", name, {"error": exc.message}, self.clock()))
-            return
-        message = (f"swept {rec.amount or 0:,} sat from node {name}'s wallet to the multisig address "
-                   f"{rec.address} (sweep #{rec.id}, tx {rec.txid}, fee {rec.fee or 0:,} sat, "
-                   f"{rec.kept or 0:,} sat kept)")
-        self.log.info("node %s: %s", name, message)
-        with self.store.transaction():
-            enqueue(self.store, Alert(f"auto-sweep:{name}:{rec.id}", "auto-sweep", "info", f"sweep {rec.id}",
-                                      message, name, rec.to_dict(), self.clock()))
+                enqueue(self.store, alert)
 
     # --- conditions and alerts --------------------------------------------------------------------------
     def _conditions(self, snapshot: Snapshot, now: float) -> None:
