@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass
 from typing import ClassVar
 
 from l2custody.errors import NotSupported, UsageError
+from l2custody.networks import normalize_network  # noqa: F401  (re-exported for the backends)
 
 
 class Capability(str, enum.Enum):
@@ -77,31 +78,6 @@ class CloseType(str, enum.Enum):
     FUNDING_CANCELED = "funding_canceled"  # funding never confirmed / timed out
     ABANDONED = "abandoned"  # abandon_pending (or lncli abandonchannel)
     UNKNOWN = "unknown"
-
-
-_NETWORK_ALIASES = {
-    "main": "main",
-    "mainnet": "main",
-    "bitcoin": "main",
-    "test": "test",
-    "testnet": "test",
-    "testnet3": "test",
-    "testnet4": "test",
-    "regtest": "regtest",
-    "signet": "signet",
-    "simnet": "simnet",
-}
-
-
-def normalize_network(name: str) -> str:
-    """Map the names nodes and configs use (``mainnet``, ``bitcoin``, ``testnet``...)
-    to the wallet's names: ``main``, ``test``, ``regtest``, ``signet``."""
-    key = name.strip().lower()
-    if key not in _NETWORK_ALIASES:
-        raise UsageError(
-            f"unknown network {name!r}: expected one of main, test, regtest, signet"
-        )
-    return _NETWORK_ALIASES[key]
 
 
 def parse_channel_point(text: str) -> tuple[str, int]:

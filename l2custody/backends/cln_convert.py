@@ -20,9 +20,8 @@ from l2custody.backends.base import (
     CloseType,
     NodeInfo,
     OnchainBalance,
-    normalize_network,
 )
-from l2custody.errors import UsageError
+from l2custody.networks import reported_network
 
 MIN_CLN_VERSION = (23, 5)  # listpeerchannels (v23.02), listclosedchannels (v23.05)
 WITHHOLD_SINCE = (25, 12)  # fundchannel_complete `withhold`, sendpsbt clears it
@@ -90,13 +89,6 @@ def complete_params(peer: str, psbt_b64: str, version: str) -> dict[str, Any]:
 
 
 # --- getinfo ----------------------------------------------------------------------------------
-def network_name(name: str) -> str:
-    try:
-        return normalize_network(name)
-    except UsageError:
-        return name  # e.g. liquid: reported as is, `node check` says it does not match
-
-
 def node_info(info: Mapping[str, Any]) -> NodeInfo:
     """``getinfo`` -> NodeInfo. CLN reports no block hash there (left empty);
     it is synced when getinfo carries neither ``warning_bitcoind_sync`` nor
@@ -114,7 +106,7 @@ def node_info(info: Mapping[str, Any]) -> NodeInfo:
         pubkey=pubkey,
         alias=str(info.get("alias", "")),
         version=str(info.get("version", "")),
-        network=network_name(str(info.get("network", "unknown"))),
+        network=reported_network(str(info.get("network", "unknown"))),  # liquid: `node check` says it does not match
         synced_to_chain=synced,
         block_height=int(info.get("blockheight", 0)),
         block_hash="",

@@ -48,7 +48,6 @@ from l2custody.backends.base import (
     OnchainBalance,
     OpenRequest,
     SweepResult,
-    normalize_network,
     parse_channel_point,
 )
 from l2custody.backends import lnd_convert as conv
@@ -65,6 +64,7 @@ from l2custody.errors import (
     UpfrontShutdownRefused,
     UsageError,
 )
+from l2custody.networks import reported_network
 
 NEGOTIATION_TIMEOUT = 90.0  # peer round trips: psbt_fund, chan_pending
 _COMMITMENT_NAMES = {"legacy": 1, "static_remote_key": 2, "anchors": 3, "simple_taproot": 5}
@@ -147,7 +147,7 @@ class LndBackend(NodeBackend):
     def info(self) -> NodeInfo:
         ln, stub, _, _ = self._stubs()
         r = stub.GetInfo(ln.GetInfoRequest(), timeout=self._t)
-        network = normalize_network(r.chains[0].network) if r.chains else "unknown"
+        network = reported_network(r.chains[0].network) if r.chains else "unknown"
         return NodeInfo(
             pubkey=r.identity_pubkey,
             alias=r.alias,

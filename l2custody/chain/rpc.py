@@ -30,19 +30,8 @@ from l2custody.errors import (
     ConfigError,
     NetworkMismatch,
 )
+from l2custody.networks import reported_network
 
-# getblockchaininfo "chain" values of Core and btcd -> embit network names
-_CHAIN_NAMES = {
-    "main": "main",
-    "mainnet": "main",
-    "test": "test",
-    "testnet": "test",
-    "testnet3": "test",
-    "testnet4": "test",
-    "regtest": "regtest",
-    "signet": "signet",
-    "simnet": "simnet",
-}
 # Core: RPC_VERIFY_* codes of sendrawtransaction; btcd: ErrRPCTxError etc.
 _METHOD_NOT_FOUND = -32601
 _BATCH = 50  # requests per batched HTTP call
@@ -236,7 +225,7 @@ class JsonRpcChain:
             # btcd's answer has no initialblockdownload field; Core's always does
             kind = "bitcoind" if "initialblockdownload" in r else "btcd"
         return ChainInfo(
-            network=_CHAIN_NAMES.get(name, name),
+            network=reported_network(name),
             height=int(r["blocks"]),
             best_hash=str(r["bestblockhash"]),
             kind=kind,

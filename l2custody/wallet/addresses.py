@@ -12,36 +12,10 @@ from embit import base58, bech32
 from embit.networks import NETWORKS
 
 from l2custody.errors import NetworkMismatch, UsageError
-
-#: The network names the wallet layer uses (embit's names).
-NETWORK_NAMES = ("main", "test", "regtest", "signet")
-
-_ALIASES = {
-    "main": "main",
-    "mainnet": "main",
-    "bitcoin": "main",
-    "test": "test",
-    "testnet": "test",
-    "testnet3": "test",
-    "testnet4": "test",
-    "regtest": "regtest",
-    "signet": "signet",
-}
+# NETWORK_NAMES and normalize_network live in l2custody.networks (no embit there); re-exported here
+from l2custody.networks import NETWORK_NAMES, normalize_network  # noqa: F401
 
 _HUMAN = {"main": "mainnet", "test": "testnet", "regtest": "regtest", "signet": "signet"}
-
-
-def normalize_network(name: str) -> str:
-    """Map ``mainnet``/``bitcoin``/``testnet``/... to ``main``/``test``/``regtest``/``signet``.
-
-    Raises UsageError for an unknown name.
-    """
-    key = (name or "").strip().lower()
-    if key not in _ALIASES:
-        raise UsageError(
-            f"unknown network {name!r}: use one of mainnet, testnet, signet, regtest"
-        )
-    return _ALIASES[key]
 
 
 def human_network(network: str) -> str:

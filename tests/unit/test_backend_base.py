@@ -23,6 +23,7 @@ from l2custody.backends.base import (
     scid_to_str,
 )
 from l2custody.errors import NotSupported, UsageError
+from l2custody.networks import reported_network
 
 PEER = "02" + "ab" * 32
 TXID = "626fee109850449849f86be45af6c11ba25f9e87c1e0fc66c9ffd05775920d97"
@@ -124,6 +125,16 @@ def test_network_names() -> None:
     assert normalize_network("REGTEST") == "regtest"
     with pytest.raises(UsageError, match="unknown network 'liquid'"):
         normalize_network("liquid")
+    with pytest.raises(UsageError, match="unknown network 'simnet'"):
+        normalize_network("simnet")  # no wallet runs on btcd's simnet
+
+
+def test_reported_network_keeps_names_the_wallet_does_not_know() -> None:
+    # what a node or chain source reports: a check compares it, reading it never fails
+    assert reported_network("testnet4") == "test"
+    assert reported_network("bitcoin") == "main"
+    assert reported_network("simnet") == "simnet"
+    assert reported_network("liquid") == "liquid"
 
 
 def test_reserve_and_balance_arithmetic() -> None:
