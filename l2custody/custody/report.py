@@ -395,7 +395,7 @@ def _node_report(node: NodeFacts, sessions: dict[str, SessionFacts], settings: R
     excess = max(confirmed + unconfirmed - keep, 0)
     if node.balance is not None and excess > settings.sweep_threshold_sat:
         findings.append(Finding("hot-wallet", node.name, (
-            f"node {node.name!r}'s wallet holds {excess:,} sat above what it keeps ({keep:,} sat), more than the "
+            f"the wallet of node {node.name!r} holds {excess:,} sat above what it keeps ({keep:,} sat), more than the "
             f"sweep threshold ({settings.sweep_threshold_sat:,} sat); move it to the multisig with "
             f"`l2custody sweep {node.name}` (or set [watch] auto_sweep = true)"), node=node.name))
     return NodeReport(

@@ -254,6 +254,7 @@ def test_a_channel_opened_from_the_multisig_is_followed_and_its_broadcast_resume
     ok(config, "wallet", "sync")
     wait_for(lambda: watch.place("multisig") == multisig_total(config), 30, what="the multisig balance")
     assert [t[1:3] for t in transitions(config, cp)] == [(None, "pending_open"), ("pending_open", "open")]
+    assert watch.metrics()['l2custody_channels{node="lnd-0",state="open"}'] == 1
     # the backup lnd exported after the open: written 0600, and lnd itself accepts it
     backup = d / "backups" / f"{lnd0.name}.channel-backup"
     wait_for(lambda: any(e.details.get("path") == str(backup) for e in audit(config, "backup-written")[1:]), 30,
@@ -354,6 +355,14 @@ def test_a_force_close_while_watch_is_killed_is_reconciled_and_alerted(world: An
     assert limbo > 300_000
     wait_for(lambda: watch.place("limbo") == limbo, 30, what="limbo = lnd's figure")
     assert watch.place("channels_local") == 0
+    # report: the pending close with lnd's limbo and maturity
+    force = lnd_force_closing(lnd0, cp)
+    shown = json.loads(run(config, "report", json_out=True).stdout)
+    [pending] = shown["nodes"][0]["pending_closes"]
+    assert (pending["channel_point"], pending["state"], pending["closing_txid"]) == (cp, "force_closing", closing_txid)
+    assert pending["limbo_sat"] == force.limbo_balance
+    assert pending["maturity_height"] == (force.maturity_height or None)
+    assert pending["blocks_til_maturity"] == force.blocks_til_maturity
     # no transition recorded twice
     pairs = [m[1:3] for m in transitions(config, cp)]
     assert len(pairs) == len(set(pairs)), pairs
@@ -405,8 +414,10 @@ def test_auto_sweep_moves_the_matured_proceeds_to_the_multisig(world: Any) -> No
 
 def test_every_transition_is_in_the_audit_log_and_sigterm_stops_cleanly(world: Any) -> None:
     config, watch, cp = world["config"], world["watch"], world["cp"]
-    states = [m[2] for m in transitions(config, cp)]
-    assert states[:2] == ["pending_open", "open"] and states[-1] == "closed"
+    assert [m[1:3] for m in transitions(config, cp)] == [
+        (None, "pending_open"), ("pending_open", "open"), ("open", "force_closing"), ("force_closing", "closed")]
+    activity = [(e.details["from"], e.details["to"]) for e in audit(config, "channel-activity") if e.subject == cp]
+    assert ("active", "inactive") in activity and ("inactive", "active") in activity  # lnd-0 down, the peer away
     assert any(m[3] == "event" for m in transitions(config)), "no transition was woken by an lnd event"
     entries = [e for e in audit(config, "channel-state") if e.subject == cp]
     for e in entries:  # the node's own identifiers, with a timestamp
