@@ -174,8 +174,8 @@ class Watcher:
         interval and one per node event. The round in progress always finishes."""
         self._following = True
         try:
-            snapshot = self.round(source="start")
-            if on_ready is not None:
+            snapshot = self._guarded(None, "start")
+            if on_ready is not None and snapshot is not None:
                 on_ready(snapshot)
             next_poll = time.monotonic() + self.options.poll_seconds
             while not stop.is_set():
@@ -183,13 +183,22 @@ class Watcher:
                 if stop.is_set():
                     break
                 if time.monotonic() >= next_poll:
-                    self.round(source="poll")
+                    self._guarded(None, "poll")
                     next_poll = time.monotonic() + self.options.poll_seconds
                 elif woken:
-                    self.round(only=woken, source="event")
+                    self._guarded(woken, "event")
         finally:
             self._following = False
             self.close()
+
+    def _guarded(self, only: set[str] | None, source: str) -> Snapshot | None:
+        """A round; a failure of ours (the store busy, say) is logged and the next round retries.
+        Nothing of a failed round is half-written: each write is its own transaction."""
+        try:
+            return self.round(only=only, source=source)
+        except L2CustodyError as exc:
+            self.log.error("watch round failed (%s: %s); retrying at the next one", type(exc).__name__, exc.message)
+            return None
 
     def _wait(self, stop: threading.Event, until: float) -> set[str]:
         """Node names woken by events before ``until`` (monotonic), or an empty set on timeout.
@@ -221,16 +230,19 @@ class Watcher:
         return {wake.node}
 
     def _plugin_wakes(self) -> set[str]:
-        """CLN nodes, when the l2custody plugin recorded a channel notification since we last looked."""
+        """CLN nodes, when the l2custody plugin recorded a channel notification since we last looked
+        (only the audit entries added since are read: the log only grows)."""
         cln = {n for n, s in self.slots.items() if s.backend.kind == "cln"}
         if not cln:
             return set()
-        row = self.store.execute(
-            "SELECT MAX(id) FROM audit WHERE actor = 'cln-plugin' AND action IN "
-            "('channel_state_changed', 'channel_opened')").fetchone()
-        latest = row[0] if row and row[0] is not None else 0
+        latest = self.store.execute("SELECT COALESCE(MAX(id), 0) FROM audit").fetchone()[0]
         previous, self._plugin_audit_id = self._plugin_audit_id, latest
-        return cln if previous is not None and latest > previous else set()
+        if previous is None or latest <= previous:
+            return set()
+        row = self.store.execute(
+            "SELECT 1 FROM audit WHERE id > ? AND actor = 'cln-plugin' AND action IN "
+            "('channel_state_changed', 'channel_opened') LIMIT 1", (previous,)).fetchone()
+        return cln if row else set()
 
     def close(self) -> None:
         """Stop the followers and close every backend."""

@@ -314,3 +314,39 @@ def _drain(q: Any) -> list[Any]:
             out.append(q.get_nowait())
         except queue.Empty:
             return out
+
+
+def test_a_failed_round_is_logged_and_the_next_one_retries(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    from l2custody.errors import StoreError
+
+    calls = []
+
+    def names() -> list[str]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise StoreError("the store is busy (stand-in)")
+        return ["west"]
+
+    world.watcher.node_names = names
+    world.watcher.options = WatchOptions(poll_seconds=0.05, backup_dir=world.tmp / "backups")
+    stop = threading.Event()
+    thread = threading.Thread(target=world.watcher.run, args=(stop,))
+    thread.start()
+    try:
+        wait_for(lambda: world.audit("watch-baseline"), 10, what="a round after the failed one")
+    finally:
+        stop.set()
+        thread.join(5)
+    assert "watch round failed (StoreError: the store is busy (stand-in))" in caplog.text
+
+
+def test_cln_plugin_notifications_wake_cln_nodes(world: World) -> None:
+    world.node.kind = "cln"  # type: ignore[misc]
+    world.watcher.round()
+    assert world.watcher._plugin_wakes() == set()  # the first look sets the mark
+    store = world.wallet.store
+    store.audit("cln-plugin", "coin_movement", "x", {})
+    assert world.watcher._plugin_wakes() == set()
+    store.audit("cln-plugin", "channel_state_changed", "ab:0", {"new_state": "CHANNELD_NORMAL"})
+    assert world.watcher._plugin_wakes() == {"west"}
+    assert world.watcher._plugin_wakes() == set()

@@ -61,3 +61,12 @@ def test_the_process_serves_metrics_and_stops_on_sigterm(tmp_path: Path) -> None
             proc.kill()
     text = log.read_text()
     assert "received SIGTERM" in text and text.rstrip().endswith("stopped")
+
+
+def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    done = run(config, "watch", "--once", json_out=True)
+    assert done.exit_code == 0, done.output
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert {"ts", "level", "message"} <= set(lines[0]) and lines[-1]["message"] == "stopped"
+    assert any(x["level"] == "warning" and "chain cannot be read" in x["message"] for x in lines)
