@@ -21,12 +21,12 @@ def watch(
                           "port, logged)."),
     ] = None,
     poll: Annotated[
-        Optional[float], typer.Option("--poll", help="Seconds between full rounds (default: [watch] poll_seconds).")
+        Optional[float], typer.Option("--poll", help="Seconds between full rounds (default: watch.poll_seconds in the config).")
     ] = None,
     auto_sweep: Annotated[
         Optional[bool],
         typer.Option("--auto-sweep/--no-auto-sweep",
-                     help="Sweep due node wallets to the multisig (default: [watch] auto_sweep, off)."),
+                     help="Sweep due node wallets to the multisig (default: watch.auto_sweep in the config: off)."),
     ] = None,
     once: Annotated[
         bool, typer.Option("--once", help="One reconciling round (record, alert, sweep, back up), then exit.")
@@ -36,11 +36,12 @@ def watch(
     """Follow every node and the chain until stopped (SIGTERM or Ctrl-C).
 
     Records every channel state transition in the audit log, rebroadcasts
-    signed funding transactions until they confirm, alerts (log, [alerts]
-    webhook_url and command) on force closes, closes to foreign addresses,
-    channels without a committed close address, unreachable nodes and
-    funding deadlines, keeps channel backups current in [watch] backup_dir,
-    and sweeps node wallets to the multisig when [watch] auto_sweep is on.
+    signed funding transactions until they confirm, alerts (the log,
+    alerts.webhook_url and alerts.command) on force closes, closes to foreign
+    addresses, channels without a committed close address, unreachable nodes
+    and funding deadlines, keeps channel backups current in watch.backup_dir,
+    and sweeps node wallets to the multisig when watch.auto_sweep is on
+    (keys of the config file written by `l2custody init`).
     A restart loses nothing: the first round reconciles from each node's
     state. Logs go to stderr (JSON lines with --json).
 
