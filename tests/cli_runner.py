@@ -64,3 +64,24 @@ def fails(config: Path, *args: str, code: int | None = None) -> dict[str, Any]:
     if code is not None:
         assert err["code"] == code, err
     return err
+
+
+def init_regtest(directory: Path) -> Path:
+    """``l2custody init`` a regtest config at ``directory/config.toml`` (data in
+    ``directory/data``, a chain login that is never dialled); returns its path."""
+    path = directory / "config.toml"
+    ok(path, "init", "--network", "regtest", "--data-dir", str(directory / "data"),
+       "--chain-user", "u", "--chain-password", "p")
+    return path
+
+
+def software_signers(config: Path, directory: Path, names: tuple[str, ...] = ("alice", "bob", "carol")) -> list[str]:
+    """``signer add NAME --software directory/NAME.key --generate`` for each name;
+    returns their keys for ``wallet create``."""
+    return [ok(config, "signer", "add", n, "--software", str(directory / f"{n}.key"), "--generate")["key"]
+            for n in names]
+
+
+def create_wallet(config: Path, keys: list[str], threshold: int = 2) -> None:
+    """``wallet create -k THRESHOLD --key ...`` from ``keys``."""
+    ok(config, "wallet", "create", "-k", str(threshold), *sum((["--key", k] for k in keys), []))

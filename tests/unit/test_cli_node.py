@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_runner import L2CUSTODY, fails, ok, run
+from cli_runner import L2CUSTODY, fails, init_regtest, ok, run
 
 MACAROON = bytes.fromhex("0201036c6e6402f801030a10") + b"\x02" * 40
 CERT = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -22,10 +22,7 @@ CERT = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "config.toml"
-    ok(path, "init", "--network", "regtest", "--data-dir", str(tmp_path / "data"),
-       "--chain-user", "u", "--chain-password", "p")
-    return path
+    return init_regtest(tmp_path)
 
 
 @pytest.fixture

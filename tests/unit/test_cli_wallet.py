@@ -21,7 +21,7 @@ from embit.script import Script, p2wpkh
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
 from cli.main import app
-from cli_runner import L2CUSTODY, fails, invoke, ok, run, runner
+from cli_runner import L2CUSTODY, create_wallet, fails, init_regtest, invoke, ok, run, runner, software_signers
 from l2custody.chain.memory import MemoryChain
 from l2custody.config import load_config
 from l2custody.wallet.psbt import load_psbt
@@ -36,25 +36,18 @@ def foreign_address() -> str:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "config.toml"
-    ok(path, "init", "--network", "regtest", "--data-dir", str(tmp_path / "data"),
-       "--chain-user", "u", "--chain-password", "p")
-    return path
+    return init_regtest(tmp_path)
 
 
 @pytest.fixture
 def signers(config: Path, tmp_path: Path) -> list[str]:
     """Three software signers; returns their keys for `wallet create`."""
-    keys = []
-    for name in ("alice", "bob", "carol"):
-        info = ok(config, "signer", "add", name, "--software", str(tmp_path / f"{name}.key"), "--generate")
-        keys.append(info["key"])
-    return keys
+    return software_signers(config, tmp_path)
 
 
 @pytest.fixture
 def wallet(config: Path, signers: list[str]) -> Path:
-    ok(config, "wallet", "create", "-k", "2", *sum((["--key", k] for k in signers), []))
+    create_wallet(config, signers)
     return config
 
 

@@ -9,16 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from cli_runner import fails, ok, run
+from cli_runner import fails, init_regtest, ok, run
 from wallet_support import WALLET
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "config.toml"
-    ok(path, "init", "--network", "regtest", "--data-dir", str(tmp_path / "data"),
-       "--chain-user", "u", "--chain-password", "p")
-    return path
+    return init_regtest(tmp_path)
 
 
 def test_every_command_needs_the_wallet_first(config: Path) -> None:

@@ -10,19 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from cli_runner import L2CUSTODY, fails, invoke, ok, run
+from cli_runner import L2CUSTODY, create_wallet, fails, init_regtest, invoke, ok, run, software_signers
 
 PEER = "02" + "ab" * 32
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "config.toml"
-    ok(path, "init", "--network", "regtest", "--data-dir", str(tmp_path / "data"),
-       "--chain-user", "u", "--chain-password", "p")
-    keys = [ok(path, "signer", "add", n, "--software", str(tmp_path / f"{n}.key"), "--generate")["key"]
-            for n in ("alice", "bob", "carol")]
-    ok(path, "wallet", "create", "-k", "2", *sum((["--key", k] for k in keys), []))
+    path = init_regtest(tmp_path)
+    create_wallet(path, software_signers(path, tmp_path))
     return path
 
 
