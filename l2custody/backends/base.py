@@ -40,7 +40,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
-from l2custody.errors import NotSupported, UsageError
+from l2custody.errors import NotSupported, UpfrontShutdownRefused, UsageError
 from l2custody.networks import normalize_network  # noqa: F401  (re-exported for the backends)
 
 
@@ -294,6 +294,42 @@ class ChannelEvent:
     kind: str  # pending_open | open | active | inactive | closed | fully_resolved | funding_timeout
     channel_point: str
     channel: ChannelInfo | None = None
+
+
+def check_close_request(
+    ch: ChannelInfo,
+    channel_point: str,
+    *,
+    delivery_address: str | None,
+    fee_rate: float | None,
+    force: bool,
+    implementation: str,
+) -> None:
+    """The checks every backend makes before asking its node to close ``ch``:
+    it is open, a force close names neither fee nor destination, and a
+    delivery address is refused when another upfront shutdown address is
+    committed (``implementation`` names the node in that message). Raises
+    UsageError or UpfrontShutdownRefused."""
+    if ch.state is not ChannelState.OPEN:
+        raise UsageError(f"channel {channel_point} is {ch.state.value}, not open; nothing to close")
+    if force and (fee_rate is not None or delivery_address):
+        raise UsageError("a force close uses the fee and outputs fixed in the commitment; drop --fee-rate/--to")
+    if delivery_address and ch.close_address and delivery_address != ch.close_address:
+        raise UpfrontShutdownRefused(
+            f"channel {channel_point} was opened with upfront shutdown address {ch.close_address}; "
+            f"{implementation} can only close it to that address, not to {delivery_address}. Close "
+            "without a delivery address."
+        )
+
+
+def check_abandon_request(ch: ChannelInfo, channel_point: str) -> None:
+    """The check every backend makes before abandoning ``ch``: only a pending
+    channel we opened may be abandoned. Raises UsageError."""
+    if ch.state is not ChannelState.PENDING_OPEN or ch.initiator != "local":
+        raise UsageError(
+            f"channel {channel_point} is {ch.state.value} ({ch.initiator} initiator); only pending "
+            "channels we opened can be abandoned"
+        )
 
 
 # --- the protocol ----------------------------------------------------------------

@@ -52,6 +52,8 @@ from l2custody.backends.base import (
     OnchainBalance,
     OpenRequest,
     SweepResult,
+    check_abandon_request,
+    check_close_request,
     parse_channel_point,
 )
 from l2custody.backends.cln_rpc import DEFAULT_TIMEOUT, CallTimeout, ClnConnection
@@ -192,16 +194,8 @@ class ClnBackend(NodeBackend):
         entry = self._entry(channel_point)
         ch = conv.channel_info(self.name, entry, self._own_addresses([entry.get("close_to_addr")]))
         assert ch is not None
-        if ch.state is not ChannelState.OPEN:
-            raise UsageError(f"channel {channel_point} is {ch.state.value}, not open; nothing to close")
-        if force and (fee_rate is not None or delivery_address):
-            raise UsageError("a force close uses the fee and outputs fixed in the commitment; drop --fee-rate/--to")
-        if delivery_address and ch.close_address and delivery_address != ch.close_address:
-            raise UpfrontShutdownRefused(
-                f"channel {channel_point} was opened with upfront shutdown address {ch.close_address}; "
-                f"Core Lightning can only close it to that address, not to {delivery_address}. Close "
-                "without a delivery address."
-            )
+        check_close_request(ch, channel_point, delivery_address=delivery_address, fee_rate=fee_rate,
+                            force=force, implementation="Core Lightning")
         if _withheld(entry) and not (entry.get("short_channel_id") and self._repair_withheld(entry)):
             raise NodeError(
                 f"node {self.name!r} still marks the funding of {channel_point} as withheld (never "
@@ -386,11 +380,7 @@ class ClnBackend(NodeBackend):
         entry = self._entry(channel_point)
         ch = conv.channel_info(self.name, entry)
         assert ch is not None
-        if ch.state is not ChannelState.PENDING_OPEN or ch.initiator != "local":
-            raise UsageError(
-                f"channel {channel_point} is {ch.state.value} ({ch.initiator} initiator); only pending "
-                "channels we opened can be abandoned"
-            )
+        check_abandon_request(ch, channel_point)
         others = [
             f"{e['funding_txid']}:{e['funding_outnum']}"
             for e in self._entries(ch.peer_pubkey)

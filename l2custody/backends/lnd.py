@@ -48,6 +48,8 @@ from l2custody.backends.base import (
     OnchainBalance,
     OpenRequest,
     SweepResult,
+    check_abandon_request,
+    check_close_request,
     parse_channel_point,
 )
 from l2custody.backends import lnd_convert as conv
@@ -212,16 +214,8 @@ class LndBackend(NodeBackend):
         ln, stub, _, _ = self._stubs()
         txid, vout = parse_channel_point(channel_point)
         ch = self._find(channel_point)
-        if ch.state is not ChannelState.OPEN:
-            raise UsageError(f"channel {channel_point} is {ch.state.value}, not open; nothing to close")
-        if force and (fee_rate is not None or delivery_address):
-            raise UsageError("a force close uses the fee and outputs fixed in the commitment; drop --fee-rate/--to")
-        if delivery_address and ch.close_address and delivery_address != ch.close_address:
-            raise UpfrontShutdownRefused(
-                f"channel {channel_point} was opened with upfront shutdown address {ch.close_address}; "
-                f"lnd can only close it to that address, not to {delivery_address}. Close without a "
-                "delivery address."
-            )
+        check_close_request(ch, channel_point, delivery_address=delivery_address, fee_rate=fee_rate,
+                            force=force, implementation="lnd")
         req = ln.CloseChannelRequest(
             channel_point=ln.ChannelPoint(funding_txid_str=txid, output_index=vout),
             force=force,
@@ -410,11 +404,7 @@ class LndBackend(NodeBackend):
     def abandon_pending(self, channel_point: str) -> None:
         ln, stub, _, _ = self._stubs()
         ch = self._find(channel_point)
-        if ch.state is not ChannelState.PENDING_OPEN or ch.initiator != "local":
-            raise UsageError(
-                f"channel {channel_point} is {ch.state.value} ({ch.initiator} initiator); only pending "
-                "channels we opened can be abandoned"
-            )
+        check_abandon_request(ch, channel_point)
         txid, vout = parse_channel_point(channel_point)
         # PSBT-funded channels are not "shim funded" for pending_funding_shim_only
         # (lnd tells them apart by thaw height), hence the explicit override.
