@@ -11,11 +11,14 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from typer.testing import CliRunner
 
 import cli.main
+
+if TYPE_CHECKING:  # pragma: no cover
+    from regtest.chain import ChainNode
 
 cli.main._register()
 runner = CliRunner()
@@ -72,6 +75,17 @@ def init_regtest(directory: Path) -> Path:
     path = directory / "config.toml"
     ok(path, "init", "--network", "regtest", "--data-dir", str(directory / "data"),
        "--chain-user", "u", "--chain-password", "p")
+    return path
+
+
+def init_on_chain(directory: Path, chain: ChainNode) -> Path:
+    """``l2custody init`` a regtest config at ``directory/config.toml`` that follows the
+    harness ``chain`` (its RPC login, btcd's certificate, birthday = its height now)."""
+    path = directory / "config.toml"
+    cert = ["--chain-cert", str(chain.rpc_cert)] if chain.rpc_cert is not None else []
+    ok(path, "init", "--network", "regtest", "--data-dir", str(directory / "data"),
+       "--chain-url", chain.rpc_url, "--chain-user", chain.rpc_user,
+       "--chain-password", chain.rpc_password, *cert, "--birthday", str(chain.height()))
     return path
 
 

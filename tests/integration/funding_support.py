@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cli_runner import ok
+from cli_runner import create_wallet, init_on_chain, ok, software_signers
 from l2custody.wallet.psbt import load_psbt
 from l2custody.wallet.signers import SoftwareSigner
 from regtest import Network, wait_for
@@ -19,16 +19,8 @@ from regtest import Network, wait_for
 
 def make_wallet(net: Network, d: Path, coins: tuple[int, ...] = (3_000_000, 2_000_000, 1_500_000)) -> Path:
     """Config + 3 signers + 2-of-3 wallet + registered nodes + confirmed coins; returns the config path."""
-    config = d / "config.toml"
-    ok(
-        config, "init", "--network", "regtest", "--data-dir", str(d / "data"),
-        "--chain-url", net.chain.rpc_url, "--chain-user", net.chain.rpc_user,
-        "--chain-password", net.chain.rpc_password, "--chain-cert", str(net.chain.rpc_cert),
-        "--birthday", str(net.chain.height()),
-    )
-    keys = [ok(config, "signer", "add", n, "--software", str(d / f"{n}.key"), "--generate")["key"]
-            for n in ("alice", "bob", "carol")]
-    ok(config, "wallet", "create", "-k", "2", *sum((["--key", k] for k in keys), []))
+    config = init_on_chain(d, net.chain)
+    create_wallet(config, software_signers(config, d))
     bob_fp = SoftwareSigner.from_file(d / "bob.key").fingerprint
     ok(config, "signer", "add", "bob-usb", "--file-dir", str(d / "usb"), "--fingerprint", bob_fp)
     register_nodes(net, config)

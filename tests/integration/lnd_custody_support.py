@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cli_runner import Result, ok, runner
+from cli_runner import Result, create_wallet, init_on_chain, ok, runner, software_signers
 from regtest import Network, wait_for
 from regtest.lightning import channel_point_str, find_channel
 from regtest.lnd import RPC_TIMEOUT, LndNode
@@ -34,18 +34,8 @@ class Setup:
 def make_setup(net: Network, directory: Path) -> Setup:
     """init + 3 software signers + a 2-of-3 wallet + lnd[0] registered by its name
     (lnd[1] is the peer: someone else's node)."""
-    config = directory / "config.toml"
-    ok(
-        config, "init", "--network", "regtest", "--data-dir", str(directory / "data"),
-        "--chain-url", net.chain.rpc_url, "--chain-user", net.chain.rpc_user,
-        "--chain-password", net.chain.rpc_password, "--chain-cert", str(net.chain.rpc_cert),
-        "--birthday", str(net.chain.height()),
-    )
-    keys = [
-        ok(config, "signer", "add", name, "--software", str(directory / f"{name}.key"), "--generate")["key"]
-        for name in ("alice", "bob", "carol")
-    ]
-    ok(config, "wallet", "create", "-k", "2", *sum((["--key", k] for k in keys), []))
+    config = init_on_chain(directory, net.chain)
+    create_wallet(config, software_signers(config, directory))
     node = net.lnd[0]
     ok(config, "node", "add", node.name, "--lnd", "--host", node.grpc_host,
        "--tls-cert", str(node.tls_cert), "--macaroon", str(node.admin_macaroon))

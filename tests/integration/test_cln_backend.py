@@ -394,11 +394,9 @@ def test_backup_and_new_address(cln: ClnBackend) -> None:
 
 
 def test_node_add_and_check_through_the_cli(net: Network, tmp_path: Path) -> None:
-    from cli_runner import ok, run
+    from cli_runner import init_regtest, ok, run
 
-    config = tmp_path / "config.toml"
-    ok(config, "init", "--network", "regtest", "--data-dir", str(tmp_path / "data"),
-       "--chain-user", "u", "--chain-password", "p")
+    config = init_regtest(tmp_path)
     added = ok(config, "node", "add", "east", "--cln", "--rpc-file", str(net.cln[0].rpc_file))
     assert added["kind"] == "cln"
     checked = ok(config, "node", "check", "east")

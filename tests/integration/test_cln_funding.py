@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cli_runner import fails, ok
+from cli_runner import create_wallet, fails, init_on_chain, ok, software_signers
 from funding_support import mempool, multisig_scripts, pending_points, wait_in_mempool
 from regtest import Network, WaitTimeout, is_peer, wait_for
 
@@ -28,13 +28,8 @@ def setup(cln_network: Network, tmp_path_factory: pytest.TempPathFactory) -> tup
     net = cln_network
     net.add_cln()  # cln-1: a plain peer for the mixed batch
     d = tmp_path_factory.mktemp("cln-funding")
-    config = d / "config.toml"
-    ok(config, "init", "--network", "regtest", "--data-dir", str(d / "data"),
-       "--chain-url", net.chain.rpc_url, "--chain-user", net.chain.rpc_user,
-       "--chain-password", net.chain.rpc_password, "--birthday", str(net.chain.height()))
-    keys = [ok(config, "signer", "add", n, "--software", str(d / f"{n}.key"), "--generate")["key"]
-            for n in ("alice", "bob", "carol")]
-    ok(config, "wallet", "create", "-k", "2", *sum((["--key", k] for k in keys), []))
+    config = init_on_chain(d, net.chain)
+    create_wallet(config, software_signers(config, d))
     lnd, cln = net.lnd[0], net.cln[0]
     ok(config, "node", "add", lnd.name, "--lnd", "--host", lnd.grpc_host, "--tls-cert", str(lnd.tls_cert),
        "--macaroon", str(lnd.admin_macaroon))

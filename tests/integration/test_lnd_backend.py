@@ -424,12 +424,10 @@ def test_classic_interactive_flow_node_publishes(network: Network, nodes: tuple[
 def test_node_cli_on_real_lnd(network: Network, tmp_path: Path) -> None:
     import json
 
-    from cli_runner import ok, run
+    from cli_runner import init_regtest, ok, run
 
     alice = network.lnd[0]
-    config = tmp_path / "config.toml"
-    ok(config, "init", "--network", "regtest", "--data-dir", str(tmp_path / "data"),
-       "--chain-user", "u", "--chain-password", "p")
+    config = init_regtest(tmp_path)
     ok(config, "node", "add", "alice", "--lnd", "--host", alice.grpc_host,
        "--tls-cert", str(alice.tls_cert), "--macaroon", str(alice.admin_macaroon))
     result = run(config, "node", "check", "alice")

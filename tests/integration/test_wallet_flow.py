@@ -20,7 +20,7 @@ from embit import ec
 from embit.networks import NETWORKS
 from embit.script import p2wpkh
 
-from cli_runner import L2CUSTODY, fails, ok
+from cli_runner import L2CUSTODY, create_wallet, fails, init_on_chain, ok, software_signers
 from l2custody.wallet.psbt import load_psbt
 from l2custody.wallet.signers import SoftwareSigner
 from regtest import Network
@@ -41,17 +41,8 @@ def setup(chain_network: Network, tmp_path_factory: pytest.TempPathFactory):
     """A config pointing at the harness btcd, three signers, and the 2-of-3 wallet."""
     net = chain_network
     d = tmp_path_factory.mktemp("wallet-flow")
-    config = d / "config.toml"
-    ok(
-        config, "init", "--network", "regtest", "--data-dir", str(d / "data"),
-        "--chain-url", net.chain.rpc_url, "--chain-user", net.chain.rpc_user,
-        "--chain-password", net.chain.rpc_password, "--chain-cert", str(net.chain.rpc_cert),
-        "--birthday", str(net.chain.height()),
-    )
-    keys = []
-    for name in ("alice", "bob", "carol"):
-        keys.append(ok(config, "signer", "add", name, "--software", str(d / f"{name}.key"), "--generate")["key"])
-    ok(config, "wallet", "create", "-k", "2", *sum((["--key", k] for k in keys), []))
+    config = init_on_chain(d, net.chain)
+    create_wallet(config, software_signers(config, d))
     return net, config, d
 
 
