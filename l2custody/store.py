@@ -328,6 +328,18 @@ class Store:
         row = self.conn.execute("SELECT height FROM transactions WHERE txid = ?", (txid,)).fetchone()
         return (True, row[0]) if row else (False, None)
 
+    def confirmations(self, txid: str | None) -> tuple[int, int | None]:
+        """(confirmations, block height) of a recorded transaction on the scanned
+        chain; (0, None) without a txid, for an unknown or unconfirmed one, or
+        before the first scan."""
+        if not txid:
+            return 0, None
+        known, height = self.transaction_height(txid)
+        tip = self.scanned_tip()
+        if not known or height is None or tip is None:
+            return 0, None
+        return max(tip[0] - height + 1, 0), height
+
     def unconfirmed_txids(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT txid FROM transactions WHERE height IS NULL")]
 

@@ -352,18 +352,8 @@ def close_status(backend: NodeBackend, wallet: Wallet, channel_point: str, *, sy
     return _coop_status(wallet, rec, ch)
 
 
-def _confirmations(wallet: Wallet, txid: str | None) -> tuple[int, int | None]:
-    if not txid:
-        return 0, None
-    known, height = wallet.store.transaction_height(txid)
-    tip = wallet.store.scanned_tip()
-    if not known or height is None or tip is None:
-        return 0, None
-    return max(tip[0] - height + 1, 0), height
-
-
 def _settled_status(wallet: Wallet, rec: CloseRecord, ch: ChannelInfo | None) -> CloseStatus:
-    confs, _ = _confirmations(wallet, rec.closing_txid)
+    confs, _ = wallet.store.confirmations(rec.closing_txid)
     if rec.state == VERIFIED:
         utxo = f"{rec.closing_txid}:{rec.vout}" if rec.vout is not None else None
         msg = (f"verified: {rec.value:,} sat in the multisig at {utxo}" if utxo
@@ -424,7 +414,7 @@ def _coop_status(wallet: Wallet, rec: CloseRecord, ch: ChannelInfo | None) -> Cl
         return CloseStatus(rec, ch, 0, None, None, "the node has not reported a closing transaction yet",
                            "wait, then check again")
     raw = _closing_raw(wallet, txid)
-    confs, height = _confirmations(wallet, txid)
+    confs, height = store.confirmations(txid)
     due = _due_sat(rec, ch)
     if raw is None:
         if ch is not None and ch.state is ChannelState.CLOSED and (due is None or due > 0):

@@ -258,7 +258,7 @@ def sweep_status(wallet: Wallet, sweep_id: int, *, sync: bool = True) -> SweepSt
     store = wallet.store
     rec = sweep_record(store, sweep_id)
     if rec.state == VERIFIED:
-        return SweepStatus(rec, _confirmations(wallet, rec.txid),
+        return SweepStatus(rec, store.confirmations(rec.txid)[0],
                            f"verified: {rec.amount or 0:,} sat in the multisig at {rec.txid}:{rec.vout}")
     if rec.state == FAILED:
         return SweepStatus(rec, 0, f"failed: {rec.details.get('error', 'the node sent nothing')}")
@@ -282,22 +282,12 @@ def sweep_status(wallet: Wallet, sweep_id: int, *, sync: bool = True) -> SweepSt
     utxo = ours[0]
     if rec.state != BROADCAST:
         rec = _update(wallet, rec, "sweep-found", state=BROADCAST, txid=utxo.txid)
-    confs = _confirmations(wallet, rec.txid)
+    confs, _ = store.confirmations(rec.txid)
     if confs < 1:
         return SweepStatus(rec, 0, f"sweep {rec.txid} pays {utxo.value:,} sat to the multisig; waiting for confirmation")
     rec = _update(wallet, rec, "sweep-verified", state=VERIFIED, vout=utxo.vout, height=utxo.height,
                   amount=utxo.value)
     return SweepStatus(rec, confs, f"verified: {utxo.value:,} sat in the multisig at {rec.txid}:{utxo.vout}")
-
-
-def _confirmations(wallet: Wallet, txid: str | None) -> int:
-    if not txid:
-        return 0
-    known, height = wallet.store.transaction_height(txid)
-    tip = wallet.store.scanned_tip()
-    if not known or height is None or tip is None:
-        return 0
-    return max(tip[0] - height + 1, 0)
 
 
 def wait_for_sweep(

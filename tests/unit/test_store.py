@@ -157,6 +157,17 @@ def test_confirmation_updates_a_known_utxo(store: Store) -> None:
     assert u is not None and u.height == 20 and u.reserved_by == "s"
 
 
+def test_confirmations_count_from_the_scanned_tip(store: Store) -> None:
+    assert store.confirmations(None) == (0, None)
+    store.add_transaction("ee" * 32, b"raw", 12, "hash12")
+    store.add_transaction("ff" * 32, b"raw", None, None)
+    assert store.confirmations("ee" * 32) == (0, None)  # nothing scanned yet
+    store.set_block(14, "hash14")
+    assert store.confirmations("ee" * 32) == (3, 12)
+    assert store.confirmations("ff" * 32) == (0, None)  # unconfirmed
+    assert store.confirmations("00" * 32) == (0, None)  # unknown
+
+
 def test_psbt_sessions(store: Store) -> None:
     w = store.add_wallet("w", "d", "regtest", 0)
     rec = store.add_psbt("s1", w.id, "send", "created", "cHNidP8=", "fp1", {"amount": 5})
