@@ -24,7 +24,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from l2custody.backends.base import Capability, ChannelInfo, ChannelState
 from l2custody.custody.funding import FundingContext, expected_point, unwind
@@ -434,11 +434,6 @@ def leftovers(session: FundingSession) -> list[str]:
     """Channels a node still holds for an undone session (empty: clean)."""
     return [f"{leg.request.label} ({leg.state.value})" for leg in session.legs
             if leg.state in (LegState.REQUESTED, LegState.SECURED)]
-
-
-def describe_abort(session: FundingSession) -> dict[str, Any]:
-    return {"session": session.id, "state": session.state.value, "legs": [leg.state.value for leg in session.legs],
-            "left": leftovers(session), "error": session.error}
 
 
 __all__ = [

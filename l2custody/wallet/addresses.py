@@ -28,11 +28,6 @@ def embit_network(network: str) -> dict:
     return NETWORKS[normalize_network(network)]
 
 
-def is_mainnet_family(network: str) -> bool:
-    """True for mainnet; test, signet and regtest share key versions (tpub)."""
-    return normalize_network(network) == "main"
-
-
 def script_to_address(script_pubkey: bytes, network: str) -> str | None:
     """The address of a scriptPubKey on ``network``, or None if it has none (OP_RETURN, bare scripts)."""
     from embit.script import Script

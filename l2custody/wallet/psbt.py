@@ -122,11 +122,6 @@ def copy_psbt(psbt: PSBT) -> PSBT:
     return PSBT.parse(psbt.serialize())
 
 
-def unsigned_tx(psbt: PSBT) -> Transaction:
-    """The unsigned transaction the PSBT describes (no witnesses)."""
-    return psbt.tx
-
-
 def psbt_txid(psbt: PSBT) -> str:
     """The txid (all inputs are segwit, so signing does not change it)."""
     return psbt.tx.txid().hex()

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from l2custody.custody.cln_policy.commands import check_command
-from l2custody.custody.cln_policy.decision import ALLOW_UNFILTERED, NodeLookup, Verdict
+from l2custody.custody.cln_policy.decision import ALLOW_UNFILTERED, RULE_CHECK_FAILED, NodeLookup, Verdict
 from l2custody.custody.cln_policy.inbound import accept, inbound_request, reject
 from l2custody.custody.cln_policy.node import Call, RpcNodeLookup, parse_channels
 from l2custody.custody.cln_policy.options import PluginOptions
@@ -258,7 +258,7 @@ class CustodyPlugin:
         message = (f"{method} refused by the l2custody plugin: its custody check failed ({_message(exc)}); "
                    "the plugin fails closed, so the command was not run. The lightningd log has the "
                    "details; fix the cause and retry")
-        return _error(CustodyCheckFailed.code, message, "check-failed")
+        return _error(CustodyCheckFailed.code, message, RULE_CHECK_FAILED)
 
     # --- openchannel / openchannel2 ------------------------------------------------------------
 
