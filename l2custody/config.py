@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from l2custody.errors import ConfigError
+from l2custody.networks import normalize_network
 
-#: The networks a config may name, and the names other layers use for them.
+#: The networks a config may name (l2custody.networks maps them to the wallet's names).
 NETWORKS = ("regtest", "signet", "testnet", "mainnet")
-#: embit / descriptor network names ("main", "test", "regtest", "signet").
-EMBIT_NETWORK = {"mainnet": "main", "testnet": "test", "regtest": "regtest", "signet": "signet"}
 #: Default JSON-RPC ports of Bitcoin Core and btcd per network.
 DEFAULT_RPC_URL = {
     ("bitcoind", "mainnet"): "http://127.0.0.1:8332",
@@ -131,7 +130,7 @@ class Config:
     @property
     def embit_network(self) -> str:
         """The network name embit and the descriptor code use ("main", "test"...)."""
-        return EMBIT_NETWORK[self.network]
+        return normalize_network(self.network)
 
     @property
     def store_path(self) -> Path:
@@ -335,7 +334,7 @@ def _check_address(r: _Reader, key: str, address: str, network: str) -> str:
     from l2custody.wallet.addresses import address_to_script
 
     try:
-        address_to_script(address, EMBIT_NETWORK[network])
+        address_to_script(address, normalize_network(network))
     except L2CustodyError as exc:
         raise r.error(key, exc.message) from None
     return address
