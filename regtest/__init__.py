@@ -10,7 +10,17 @@
 From a shell: ``python -m regtest up | down | mine N | fund ADDRESS AMOUNT``.
 """
 
-from regtest.errors import (
+import os as _os
+
+# Daemons are started with a preexec_fn (daemon.py), so Python forks for real; grpcio >= 1.81
+# then runs gRPC's fork handlers in the child, which can abort it before exec while channels
+# are busy (lnd restarts failing with "epoll_wait error: Bad file descriptor", code -6;
+# grpc/grpc#43055). The harness forks only to exec: gRPC's fork support is not wanted. Set
+# before anything imports grpc.
+_os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+_os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+from regtest.errors import (  # noqa: E402
     BuildError,
     DaemonStartError,
     FaucetError,
@@ -21,8 +31,8 @@ from regtest.errors import (
     PortConflict,
     WaitTimeout,
 )
-from regtest.network import Network, cln_unavailable, confirmed_balance, is_peer
-from regtest.util import wait_for
+from regtest.network import Network, cln_unavailable, confirmed_balance, is_peer  # noqa: E402
+from regtest.util import wait_for  # noqa: E402
 
 __all__ = [
     "BuildError",

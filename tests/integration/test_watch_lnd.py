@@ -96,6 +96,10 @@ class Watch:
         """The log of the current run."""
         return self.log.read_text()[self.offset:] if self.log.exists() else ""
 
+    def tail(self) -> str:
+        """The end of the log, for assertion messages."""
+        return "watch log:\n" + "\n".join(self.text().splitlines()[-25:])
+
     def metrics(self) -> dict[str, float]:
         with urllib.request.urlopen(self.url, timeout=10) as r:
             page = r.read().decode()
@@ -309,15 +313,15 @@ def test_an_unreachable_node_alerts_and_the_event_stream_comes_back(world: Any) 
     local_before = watch.place("channels_local")
     lnd0.stop()
     wait_for(lambda: hook.of("node-unreachable"), 60, what="the node-unreachable alert")
-    [alert] = hook.of("node-unreachable")
-    assert alert["node"] == "lnd-0" and "l2custody node check lnd-0" in alert["message"]
-    assert watch.metrics()['l2custody_node_up{node="lnd-0"}'] == 0
-    assert watch.place("channels_local") == local_before  # the last figures read
+    alert = hook.of("node-unreachable")[0]
+    assert alert["node"] == "lnd-0" and "l2custody node check lnd-0" in alert["message"], watch.tail()
+    assert watch.metrics()['l2custody_node_up{node="lnd-0"}'] == 0, watch.tail()
+    assert watch.place("channels_local") == local_before, watch.tail()  # the last figures read
     lnd0.launch(new_ports=False)
     lnd0.wait_ready()
     wait_for(lambda: watch.metrics()['l2custody_node_up{node="lnd-0"}'] == 1, 60, what="lnd-0 read again")
-    assert [e.subject for e in audit(config, "node-reachable")] == ["node lnd-0"]
-    assert "event stream of lnd-0 broke" in watch.text() or "cannot subscribe to channel events of lnd-0" in watch.text()
+    assert {e.subject for e in audit(config, "node-reachable")} == {"node lnd-0"}, watch.tail()
+    assert "channel events of lnd-0" in watch.text() and "reconnecting in" in watch.text(), watch.tail()
     # the event stream is followed again: a peer disconnection is an event lnd sends at once
     wait_for(lambda: "following channel events again" in watch.text(), 120, what="the event stream to be resubscribed")
     poked = time.time()
@@ -331,6 +335,11 @@ def test_an_unreachable_node_alerts_and_the_event_stream_comes_back(world: Any) 
 
     wait_for(event_reached_watch, 60, what="lnd-0's channel event (peer disconnected) to reach watch")
     wait_for(lambda: (find_channel(lnd0, cp) or _Inactive()).active, 60, what="the channel active again")
+    wait_for(lambda: _activity(config, cp)[-1:] == [("inactive", "active")], 30, what="watch to see it active")
+
+
+def _activity(config: Path, cp: str) -> list[tuple[str, str]]:
+    return [(e.details["from"], e.details["to"]) for e in audit(config, "channel-activity") if e.subject == cp]
 
 
 def test_a_force_close_while_watch_is_killed_is_reconciled_and_alerted(world: Any) -> None:
@@ -416,7 +425,7 @@ def test_every_transition_is_in_the_audit_log_and_sigterm_stops_cleanly(world: A
     config, watch, cp = world["config"], world["watch"], world["cp"]
     assert [m[1:3] for m in transitions(config, cp)] == [
         (None, "pending_open"), ("pending_open", "open"), ("open", "force_closing"), ("force_closing", "closed")]
-    activity = [(e.details["from"], e.details["to"]) for e in audit(config, "channel-activity") if e.subject == cp]
+    activity = _activity(config, cp)
     assert ("active", "inactive") in activity and ("inactive", "active") in activity  # lnd-0 down, the peer away
     assert any(m[3] == "event" for m in transitions(config)), "no transition was woken by an lnd event"
     entries = [e for e in audit(config, "channel-state") if e.subject == cp]
