@@ -20,7 +20,7 @@ import pytest
 from cli_runner import ok, run
 from funding_support import wait_in_mempool
 from regtest import Network, wait_for
-from test_watch_lnd import Hook, Watch, set_keys, transitions
+from watch_lnd_support import Hook, Watch, set_keys, transitions
 
 pytestmark = [pytest.mark.integration, pytest.mark.cln]
 
