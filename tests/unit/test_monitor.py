@@ -272,7 +272,8 @@ def test_run_follows_node_events_and_stops_promptly(world: World) -> None:
         wait_for(lambda: world.moves() != [], 10, what="the event round")
         [move] = world.audit("channel-state")
         assert move.details["source"] == "event" and move.details["node_events"] == ["inactive"]
-        assert 'l2custody_node_last_event_timestamp_seconds{node="west"} 0.0' not in world.metrics.page()
+        wait_for(lambda: 'l2custody_node_last_event_timestamp_seconds{node="west"} 0.0' not in world.metrics.page(),
+                 10, what="the event time on the metrics page (rendered at the end of the round)")
         started = time.monotonic()
         stop.set()
         thread.join(5)
