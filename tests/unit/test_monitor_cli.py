@@ -42,12 +42,20 @@ def test_once_reconciles_and_exits(tmp_path: Path) -> None:
 
 
 def test_the_process_serves_metrics_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import os
+    import socket
+
     config = _config(tmp_path)
     log = tmp_path / "watch.log"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # what systemd listens on (Type=notify)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(30)
+    env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
     with log.open("w") as err:
         proc = subprocess.Popen([str(L2CUSTODY), "--config", str(config), "watch", "--poll", "0.2",
-                                 "--metrics", "127.0.0.1:0"], stderr=err, stdout=subprocess.DEVNULL)
+                                 "--metrics", "127.0.0.1:0"], stderr=err, stdout=subprocess.DEVNULL, env=env)
     try:
+        assert notify.recv(64) == b"READY=1"
         wait_for(lambda: "ready:" in log.read_text() or proc.poll() is not None, 60, what="watch to be ready")
         assert proc.poll() is None, log.read_text()
         url = re.search(r"metrics on (http://\S+)", log.read_text()).group(1)  # type: ignore[union-attr]
@@ -56,7 +64,9 @@ def test_the_process_serves_metrics_and_stops_on_sigterm(tmp_path: Path) -> None
         assert 'l2custody_custody_check_failures{check="chain-reachable"} 1' in page
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
+        assert notify.recv(64) == b"STOPPING=1"
     finally:
+        notify.close()
         if proc.poll() is None:
             proc.kill()
     text = log.read_text()
