@@ -276,8 +276,10 @@ def test_run_follows_node_events_and_stops_promptly(world: World) -> None:
                  10, what="the event time on the metrics page (rendered at the end of the round)")
         started = time.monotonic()
         stop.set()
-        thread.join(5)
-        assert not thread.is_alive() and time.monotonic() - started < 3
+        thread.join(10)
+        # promptly = on the stop signal, not at the next poll (60 s away); the margin is
+        # for a loaded 2-core CI machine
+        assert not thread.is_alive() and time.monotonic() - started < 10
     finally:
         stop.set()
         thread.join(5)
