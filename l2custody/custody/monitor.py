@@ -264,10 +264,13 @@ class Watcher:
         self._sync_nodes()
         first = self.rounds == 0
         new_block = self._follow_chain()
+        channels_moved = False
         for name, slot in self.slots.items():
             if only is None or name in only:
-                self._read(slot, source, now)
-        sessions = self._follow_sessions(new_block or first)
+                channels_moved = self._read(slot, source, now) or channels_moved
+        # a session waits on the chain (confirmations) and on the nodes (a channel that opens
+        # after the block that confirmed it, as a polled CLN node reports it a round later)
+        sessions = self._follow_sessions(new_block or first or channels_moved)
         snapshot = build_snapshot(self._inputs(now, sessions), self.options.report_settings)
         if new_block or first:
             verify_sweeps(self.wallet, self.log)
@@ -327,7 +330,8 @@ class Watcher:
                                      max_delay=self.options.reconnect_max_seconds)
         slot.follower.start()
 
-    def _read(self, slot: _Slot, source: str, now: float) -> None:
+    def _read(self, slot: _Slot, source: str, now: float) -> bool:
+        """Read one node and record what changed; True when a channel changed state."""
         name = slot.backend.name
         facts = read_node(self.wallet, slot.backend)
         if facts.error is not None:
@@ -338,7 +342,7 @@ class Watcher:
                 self.log.warning("node %s cannot be read: %s", name, facts.error)
             last = slot.facts or NodeFacts(name, slot.backend.kind, tuple(slot.channels.values()))
             slot.facts = replace(last, error=facts.error)
-            return
+            return False
         if slot.unreachable_since is not None:
             down = now - slot.unreachable_since
             with self.store.transaction():
@@ -362,6 +366,7 @@ class Watcher:
         slot.woken_by.clear()
         if slot.backup_due:
             self._backup(slot)
+        return any(t.kind != ACTIVITY for t in moves)
 
     def _record(self, slot: _Slot, current: dict[str, ChannelFacts], moves: list[Any], source: str,
                 now: float) -> None:

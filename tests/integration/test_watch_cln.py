@@ -106,6 +106,10 @@ def test_a_multisig_funded_cln_channel_is_followed_and_backed_up(world: Any) -> 
              what="the static backup with the channel")
     assert backup.stat().st_mode & 0o777 == 0o600
     assert json.loads(backup.read_text())["scb"] == cln.rpc.staticbackup()["scb"]  # lightningd's own
+    # watch's session upkeep checks the committed close address in its own round, which may
+    # come after the round that wrote the backup
+    wait_for(lambda: ok(config, "session", "show", s["id"])["legs"][0]["close_address_ok"] is not None, 60,
+             what="watch to check the close address lightningd committed")
     assert ok(config, "session", "show", s["id"])["legs"][0]["close_address_ok"] is True
 
 
