@@ -29,7 +29,6 @@ a violation as ``custody-violation``. Closes the peer started are recorded
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from l2custody.backends.base import ChannelInfo, ChannelState, CloseResult, CloseType, NodeBackend
 from l2custody.custody.channels import ChannelView, view_channels
 from l2custody.custody.close_check import CloseVerdict, judge_closing_tx
+from l2custody.custody.polling import poll_until
 from l2custody.custody.close_records import (  # noqa: F401 - re-exported for the CLI and tests
     COOPERATIVE,
     DELIVERY,
@@ -485,14 +485,8 @@ def wait_for_close(
     """Poll :func:`close_status` until the close is settled (verified, violation,
     funds in the node wallet) or ``timeout`` seconds pass (then the last status
     is returned; it is not an error: the close goes on without us)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = close_status(backend, wallet, channel_point)
-        if progress is not None:
-            progress(status)
-        if status.settled or time.monotonic() >= deadline:
-            return status
-        time.sleep(interval)
+    return poll_until(lambda: close_status(backend, wallet, channel_point), lambda s: s.settled,
+                      timeout=timeout, interval=interval, progress=progress)
 
 
 # --- what the CLI calls --------------------------------------------------------------------------

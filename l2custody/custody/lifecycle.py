@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from l2custody.backends.base import Capability, ChannelInfo, ChannelState
 from l2custody.custody.funding import FundingContext, expected_point, unwind
+from l2custody.custody.polling import poll_until
 from l2custody.custody.session import FundingSession, LegState, SessionState, SessionView
 from l2custody.custody.session_store import load_session
 from l2custody.errors import (
@@ -377,16 +377,11 @@ def done(session: FundingSession) -> bool:
 def follow(ctx: FundingContext, session_id: str, *, timeout: float = 600.0, interval: float = 2.0,
            on_update: Callable[[SessionView], None] | None = None) -> SessionView:
     """``refresh`` until the channels are open (or the session is final), up to ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        current = refresh(ctx, session_id)
-        if on_update is not None:
-            on_update(current)
-        if done(current.session) or time.monotonic() >= deadline:
-            return current
-        if current.session.state in (SessionState.SECURED, SessionState.NEGOTIATING, SessionState.BROADCASTING):
-            return current  # waiting for people (signatures, a decision), not for the chain
-        time.sleep(interval)
+    # SECURED, NEGOTIATING, BROADCASTING wait for people (signatures, a decision), not for the chain
+    waiting_for_people = (SessionState.SECURED, SessionState.NEGOTIATING, SessionState.BROADCASTING)
+    return poll_until(lambda: refresh(ctx, session_id),
+                      lambda v: done(v.session) or v.session.state in waiting_for_people,
+                      timeout=timeout, interval=interval, progress=on_update)
 
 
 # --- aborting -------------------------------------------------------------------------------------------

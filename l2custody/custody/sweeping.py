@@ -32,6 +32,7 @@ from l2custody.backends.base import (
     OnchainBalance,
     SweepResult,
 )
+from l2custody.custody.polling import poll_until
 from l2custody.errors import BroadcastUnknown, L2CustodyError, NodeUnreachable, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -299,14 +300,8 @@ def wait_for_sweep(
     progress: Callable[[SweepStatus], None] | None = None,
 ) -> SweepStatus:
     """Poll :func:`sweep_status` until verified (or failed) or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = sweep_status(wallet, sweep_id)
-        if progress is not None:
-            progress(status)
-        if status.settled or time.monotonic() >= deadline:
-            return status
-        time.sleep(interval)
+    return poll_until(lambda: sweep_status(wallet, sweep_id), lambda s: s.settled,
+                      timeout=timeout, interval=interval, progress=progress)
 
 
 # --- what the CLI calls --------------------------------------------------------------------------
