@@ -170,7 +170,7 @@ def close(
       l2custody channel close 512x1x0 --force
     """
     from l2custody.config import load_config
-    from l2custody.custody.closing import close_command
+    from l2custody.custody.closing.close import close_command
 
     force = force or yes_force
 
@@ -230,7 +230,7 @@ def close_status(
       l2custody channel close-status 512x1x0 --wait --timeout 7200
     """
     from l2custody.config import load_config
-    from l2custody.custody.closing import close_status_command
+    from l2custody.custody.closing.close import close_status_command
 
     status = close_status_command(load_config(STATE.config), chan, node=node, wait=wait, timeout=timeout,
                                   progress=_progress if wait else None).to_dict()

@@ -47,9 +47,9 @@ def progress(message: str) -> None:
 def _run(requests: list, fee_rate: Optional[float], interactive: bool, signer: Optional[list[str]],
          allow_no_upfront_shutdown: bool, timeout: float) -> None:
     from cli.funding_render import session_text
-    from l2custody.custody.funding import open_channels, open_context
-    from l2custody.custody.interactive import open_interactive
-    from l2custody.custody.lifecycle import view
+    from l2custody.custody.funding.negotiate import open_channels, open_context
+    from l2custody.custody.funding.interactive import open_interactive
+    from l2custody.custody.funding.lifecycle import view
 
     with open_context(STATE.config, progress) as ctx:
         if interactive:
@@ -94,7 +94,7 @@ def open_(
 
       l2custody channel open west 02ab...ef 2000000 --interactive -s alice -s bob
     """
-    from l2custody.custody.batch import channel_request
+    from l2custody.custody.funding.requests import channel_request
 
     request = channel_request(node, peer, amount, private=private, push=push)
     _run([request], fee_rate, interactive, signer, allow_no_upfront_shutdown, timeout)
@@ -122,6 +122,6 @@ def batch(
 
     Example: l2custody channel batch channels.csv --fee-rate 3
     """
-    from l2custody.custody.batch import read_batch
+    from l2custody.custody.funding.requests import read_batch
 
     _run(read_batch(file), fee_rate, interactive, signer, allow_no_upfront_shutdown, timeout)

@@ -54,7 +54,7 @@ def add(
 
       l2custody node add east --cln --rpc-file ~/.lightning/bitcoin/lightning-rpc
     """
-    from l2custody.backends.registry import add_node
+    from l2custody.backends.node_registry import add_node
     from l2custody.config import load_config
     from l2custody.errors import UsageError
 
@@ -82,7 +82,7 @@ def list_() -> None:
 
       l2custody node list --json
     """
-    from l2custody.backends.registry import list_nodes
+    from l2custody.backends.node_registry import list_nodes
     from l2custody.config import load_config
 
     records = list_nodes(load_config(STATE.config))
@@ -105,7 +105,7 @@ def check(
 
       l2custody node check west
     """
-    from l2custody.backends.registry import check_configured_node
+    from l2custody.backends.node_registry import check_configured_node
     from l2custody.config import load_config
 
     result = check_configured_node(load_config(STATE.config), name)
@@ -129,7 +129,7 @@ def remove(
 
       l2custody node remove west
     """
-    from l2custody.backends.registry import remove_node
+    from l2custody.backends.node_registry import remove_node
     from l2custody.config import load_config
 
     record = remove_node(load_config(STATE.config), name)

@@ -44,7 +44,7 @@ def report(
       l2custody --json report | jq '.findings[].message'
     """
     from l2custody.config import load_config
-    from l2custody.custody.observe import report_command
+    from l2custody.custody.report.observe import report_command
 
     snapshot = report_command(load_config(STATE.config), node, sync=sync)
     out = snapshot.to_dict(channels=True)

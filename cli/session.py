@@ -27,7 +27,7 @@ def _progress(message: str) -> None:
 
 
 def _context():  # type: ignore[no-untyped-def]
-    from l2custody.custody.funding import open_context
+    from l2custody.custody.funding.negotiate import open_context
 
     return open_context(STATE.config, _progress)
 
@@ -41,7 +41,7 @@ def list_(
     Example: l2custody session list --all
     """
     from cli.funding_render import sessions_table
-    from l2custody.custody.session_store import list_sessions
+    from l2custody.custody.funding.records import list_sessions
     from l2custody.wallet.service import open_wallet
 
     with open_wallet(STATE.config) as w:
@@ -58,7 +58,7 @@ def show(session_id: IdArg) -> None:
     Example: l2custody session show fs-1a2b3c4d
     """
     from cli.funding_render import session_text
-    from l2custody.custody.lifecycle import show as show_session
+    from l2custody.custody.funding.lifecycle import show as show_session
 
     with _context() as ctx:
         data = show_session(ctx, session_id).to_dict()
@@ -88,7 +88,7 @@ def sign(
       l2custody session sign fs-1a2b3c4d --signer coldcard   # exports, then collects
     """
     from cli.funding_render import session_text
-    from l2custody.custody.lifecycle import sign_session
+    from l2custody.custody.funding.lifecycle import sign_session
 
     with _context() as ctx:
         out = sign_session(ctx, session_id, signer, broadcast=not no_broadcast)
@@ -129,7 +129,7 @@ def status(
       l2custody session status fs-1a2b3c4d --wait --timeout 7200
     """
     from cli.funding_render import session_text
-    from l2custody.custody.lifecycle import follow, refresh
+    from l2custody.custody.funding.lifecycle import follow, refresh
 
     def update(v) -> None:  # type: ignore[no-untyped-def]
         s = v.session
@@ -153,7 +153,7 @@ def broadcast(session_id: IdArg) -> None:
     Example: l2custody session broadcast fs-1a2b3c4d
     """
     from cli.funding_render import session_text
-    from l2custody.custody.lifecycle import broadcast_session, view
+    from l2custody.custody.funding.lifecycle import broadcast_session, view
 
     with _context() as ctx:
         out = broadcast_session(ctx, session_id)
@@ -178,7 +178,7 @@ def abort(
     Example: l2custody session abort fs-1a2b3c4d --reason "peer offline"
     """
     from cli.funding_render import session_text
-    from l2custody.custody.lifecycle import abort_session, leftovers, view
+    from l2custody.custody.funding.lifecycle import abort_session, leftovers, view
 
     with _context() as ctx:
         session = abort_session(ctx, session_id, reason, force=force)

@@ -46,7 +46,7 @@ def add(
     """
     from l2custody.config import load_config
     from l2custody.errors import UsageError
-    from l2custody.wallet.registry import add_signer
+    from l2custody.wallet.signer_registry import add_signer
 
     given = [(k, v) for k, v in (("software", software), ("file", file_dir), ("hwi", hwi)) if v is not None]
     if len(given) != 1:
@@ -70,7 +70,7 @@ def list_() -> None:
     Example: l2custody signer list
     """
     from l2custody.config import load_config
-    from l2custody.wallet.registry import list_signers
+    from l2custody.wallet.signer_registry import list_signers
 
     rows = list_signers(load_config(STATE.config))
     emit(

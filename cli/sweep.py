@@ -43,7 +43,7 @@ def sweep(
     """
     from l2custody.amounts import parse_sats
     from l2custody.config import load_config
-    from l2custody.custody.sweeping import sweep_command
+    from l2custody.custody.sweeping.sweep import sweep_command
 
     keep_sat = parse_sats(keep) if keep is not None else None
     report = sweep_command(load_config(STATE.config), node, keep_sat=keep_sat, fee_rate=fee_rate,
@@ -106,7 +106,7 @@ def sweep_status(
       l2custody sweep-status west --json
     """
     from l2custody.config import load_config
-    from l2custody.custody.sweeping import sweep_status_command
+    from l2custody.custody.sweeping.sweep import sweep_status_command
 
     statuses = [s.to_dict() for s in sweep_status_command(load_config(STATE.config), node)]
     rows = [[s["id"], s["node"], s["state"], s["amount_sat"], s["txid"] or "-", s["message"]] for s in statuses]

@@ -55,7 +55,7 @@ def watch(
     127.0.0.1:9739, Restart=on-failure.
     """
     from l2custody.config import load_config
-    from l2custody.custody.monitor import LOGGER, run_watch
+    from l2custody.custody.watch.watcher import LOGGER, run_watch
 
     _logging(verbose)
     run_watch(load_config(STATE.config), metrics_listen=metrics, once=once, poll_seconds=poll,

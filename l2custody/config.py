@@ -92,7 +92,7 @@ class SessionsConfig:
 
 @dataclass(frozen=True)
 class WatchConfig:
-    """``l2custody watch`` and ``report`` (custody/monitor.py, custody/report.py)."""
+    """``l2custody watch`` and ``report`` (custody/watch/watcher.py, custody/report/snapshot.py)."""
 
     poll_seconds: float = 30.0  # how often every node and the chain tip are read
     sweep_threshold_sat: int = 100_000  # hot-wallet excess above which a sweep is due (and report flags it)

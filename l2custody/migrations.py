@@ -91,7 +91,7 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
-    # 2: Lightning nodes (issue 4; l2custody/backends/registry.py). Paths only:
+    # 2: Lightning nodes (issue 4; l2custody/backends/node_registry.py). Paths only:
     # secrets stay in files (lndconnect ones are written 0600 under data_dir/nodes).
     """
     CREATE TABLE nodes (
@@ -105,7 +105,7 @@ MIGRATIONS: list[str] = [
         created REAL NOT NULL
     );
     """,
-    # 3: closes and sweeps (issue 4; l2custody/custody/closing.py, sweeping.py). A row is
+    # 3: closes and sweeps (issue 4; l2custody/custody/closing/close.py, sweeping.py). A row is
     # written before the node is asked, then follows the transaction to its verification.
     """
     CREATE TABLE closes (
@@ -139,7 +139,7 @@ MIGRATIONS: list[str] = [
         updated REAL NOT NULL
     );
     """,
-    # 4: watch (issue 6; l2custody/custody/watch_state.py). The last channel list seen per
+    # 4: watch (issue 6; l2custody/custody/watch/state.py). The last channel list seen per
     # node (written in the same transaction as the audit entries of its transitions, so a
     # restarted watch diffs from exactly there), an alert outbox (each alert once, delivered
     # until it goes out) and the conditions currently alerted on.

@@ -2,7 +2,7 @@
 
 The harness talks to lnd directly through the generated stubs (``.ln``,
 ``.walletkit``, ``.router``, ``.invoices``): it is test infrastructure. The
-product's own lnd access lives in ``l2custody/backends/lnd.py``.
+product's own lnd access lives in ``l2custody/backends/lnd/backend.py``.
 """
 
 from __future__ import annotations

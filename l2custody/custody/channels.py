@@ -124,8 +124,8 @@ def owned_address(wallet: Wallet, address: str | None) -> OwnedAddress | None:
 # --- funding sessions ---------------------------------------------------------------------
 def funding_sessions_by_txid(store: Store) -> dict[str, dict[str, Any]]:
     """Funding txid -> ``{"id", "close_addresses": {channel_point: address}}`` for our
-    funding sessions (``custody/session_store.py``: one ``psbts`` row per session)."""
-    from l2custody.custody.session_store import list_sessions
+    funding sessions (``custody/funding/records.py``: one ``psbts`` row per session)."""
+    from l2custody.custody.funding.records import list_sessions
 
     out: dict[str, dict[str, Any]] = {}
     for session in list_sessions(store):
@@ -148,7 +148,7 @@ def view_channels(
 
     ``owned`` looks an address up (default :func:`owned_address`; ``report``/``watch``
     pass an in-memory index when joining thousands of channels)."""
-    from l2custody.custody.close_records import close_records
+    from l2custody.custody.closing.records import close_records
 
     lookup = owned or (lambda address: owned_address(wallet, address))
     sessions = funding_sessions_by_txid(wallet.store)
@@ -252,7 +252,7 @@ def channel_list(config: Config, node: str | None = None, *, include_closed: boo
 
 def channel_show(config: Config, ref: str, node: str | None = None) -> ChannelDetail:
     """``channel show``: one channel by channel point or short id."""
-    from l2custody.custody.close_records import close_record
+    from l2custody.custody.closing.records import close_record
     from l2custody.custody.context import open_custody
 
     with open_custody(config) as custody:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from l2custody.backends.base import NodeBackend
 
 if TYPE_CHECKING:  # pragma: no cover
-    from l2custody.backends.registry import NodeRegistry
+    from l2custody.backends.node_registry import NodeRegistry
     from l2custody.chain.base import ChainSource
     from l2custody.config import Config
     from l2custody.custody.channels import ChannelView
@@ -68,7 +68,7 @@ class Custody:
 @contextmanager
 def open_custody(config: Config, chain: ChainSource | None = None) -> Iterator[Custody]:
     """The wallet of ``config`` (WalletNotFound if none was created) and its node registry."""
-    from l2custody.backends.registry import NodeRegistry
+    from l2custody.backends.node_registry import NodeRegistry
     from l2custody.wallet.service import Wallet
 
     wallet = Wallet.open(config, chain=chain)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from l2custody.backends.acceptor import InboundDecision, InboundRequest
+from l2custody.backends.inbound import InboundDecision, InboundRequest
 from l2custody.backends.base import NodeBackend
 from l2custody.errors import NodeAuthError, NodeError, NotSupported, UsageError
 
@@ -184,7 +184,7 @@ class GuardSummary:
 def _acceptor(backend: NodeBackend) -> Callable[..., None]:
     """The backend's channel acceptor loop (lnd only, so far)."""
     if backend.kind == "lnd":
-        from l2custody.backends.lnd_acceptor import accept_channels
+        from l2custody.backends.lnd.acceptor import accept_channels
 
         return lambda decide, stop, on_error: accept_channels(backend, decide, stop, on_error=on_error)  # type: ignore[arg-type]
     raise NotSupported(

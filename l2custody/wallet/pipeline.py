@@ -224,7 +224,7 @@ class PsbtPipeline:
         A file signer exports the PSBT on the first call (``exported``) and
         merges the signed files dropped back on a later call.
         """
-        from l2custody.wallet.registry import load_signer
+        from l2custody.wallet.signer_registry import load_signer
         from l2custody.wallet.signers import FileSigner
 
         session = self.verify(psbt)

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from l2custody.backends.base import Capability, ChannelState, CloseType, FundingIntent, OpenRequest
-from l2custody.backends.cln import ClnBackend
-from l2custody.backends.cln_convert import MIN_CLN_VERSION, parse_version, supports_withhold
-from l2custody.backends.registry import NodeRecord, check_node
+from l2custody.backends.cln.backend import ClnBackend
+from l2custody.backends.cln.convert import MIN_CLN_VERSION, parse_version, supports_withhold
+from l2custody.backends.node_registry import NodeRecord, check_node
 from l2custody.errors import (
     BroadcastRejected,
     PeerRefused,

@@ -234,9 +234,9 @@ class ForeignCloseAddressNode:
 
 
 def _context(config: Path, chain=None, wrap=None):  # type: ignore[no-untyped-def]
-    from l2custody.backends.registry import NodeRegistry
+    from l2custody.backends.node_registry import NodeRegistry
     from l2custody.config import load_config
-    from l2custody.custody.funding import FundingContext
+    from l2custody.custody.funding.negotiate import FundingContext
     from l2custody.wallet.service import Wallet
 
     cfg = load_config(config)
@@ -249,8 +249,8 @@ def _context(config: Path, chain=None, wrap=None):  # type: ignore[no-untyped-de
 def test_an_unknown_broadcast_outcome_stays_pending_and_a_foreign_close_address_is_a_violation(setup) -> None:
     from l2custody.chain.rpc import JsonRpcChain
     from l2custody.config import load_config
-    from l2custody.custody.lifecycle import broadcast_session, refresh
-    from l2custody.custody.session import LegState
+    from l2custody.custody.funding.lifecycle import broadcast_session, refresh
+    from l2custody.custody.funding.session import LegState
     from l2custody.errors import BroadcastUnknown
     from l2custody.store import Store
 
@@ -311,9 +311,9 @@ class NoUpfrontShutdownPeer:
 
 
 def test_a_peer_that_cannot_commit_the_close_address_is_refused_unless_allowed(setup) -> None:
-    from l2custody.custody.batch import channel_request
-    from l2custody.custody.funding import open_channels
-    from l2custody.custody.lifecycle import abort_session, show
+    from l2custody.custody.funding.requests import channel_request
+    from l2custody.custody.funding.negotiate import open_channels
+    from l2custody.custody.funding.lifecycle import abort_session, show
     from l2custody.errors import UpfrontShutdownRefused
 
     net, config, d = setup

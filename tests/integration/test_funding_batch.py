@@ -97,9 +97,9 @@ def test_a_peer_dropping_out_while_securing_gets_the_secured_channels_abandoned(
     """Library level: the fault (lnd-1 loses lnd-2 between two securing steps) is caused for real."""
     from lndgrpc.compiled import lightning_pb2 as ln
 
-    from l2custody.custody.batch import channel_request
-    from l2custody.custody.funding import open_channels, open_context
-    from l2custody.custody.session_store import list_sessions
+    from l2custody.custody.funding.requests import channel_request
+    from l2custody.custody.funding.negotiate import open_channels, open_context
+    from l2custody.custody.funding.records import list_sessions
     from l2custody.errors import L2CustodyError
 
     net, config, d = setup
@@ -131,8 +131,8 @@ def test_a_peer_dropping_out_while_securing_gets_the_secured_channels_abandoned(
 
 CHILD = textwrap.dedent("""
     import sys, time
-    from l2custody.custody.batch import channel_request
-    from l2custody.custody.funding import open_channels, open_context
+    from l2custody.custody.funding.requests import channel_request
+    from l2custody.custody.funding.negotiate import open_channels, open_context
 
     config, peer, amount, pause_at = sys.argv[1:5]
 

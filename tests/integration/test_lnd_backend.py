@@ -19,7 +19,7 @@ from lndgrpc.compiled import lightning_pb2 as ln
 from lndgrpc.compiled import walletkit_pb2 as wk
 
 from l2custody.backends.base import ChannelEvent, ChannelState, CloseType, FundingIntent, OpenRequest
-from l2custody.backends.lnd import LndBackend
+from l2custody.backends.lnd.backend import LndBackend
 from l2custody.errors import (
     FundingNegotiationLost,
     InsufficientFunds,
@@ -231,7 +231,7 @@ def test_secure_from_another_process_then_abandon(network: Network, nodes: tuple
 _CHILD = """
 import json, os, sys
 from l2custody.backends.base import OpenRequest
-from l2custody.backends.lnd import LndBackend
+from l2custody.backends.lnd.backend import LndBackend
 host, cert, mac, peer = sys.argv[1:5]
 b = LndBackend.from_paths("alice", host, cert, mac)
 intent = b.open_start(OpenRequest(peer, 550_000, private=True))
@@ -248,7 +248,7 @@ def test_client_dying_right_after_verify_still_leaves_a_secured_channel(
     import json
     import sys
 
-    from l2custody.backends.lnd_funding import funding_outpoint
+    from l2custody.backends.lnd.funding import funding_outpoint
 
     a, b = nodes
     alice, bob = network.lnd[:2]

@@ -166,8 +166,8 @@ def _simulate_crash_before_the_broadcast(config: Path, sid: str) -> None:
     """SIMULATED FAULT: what `session broadcast` writes before it sends the transaction,
     as if the process died right after (the broadcast never happened)."""
     from l2custody.config import load_config
-    from l2custody.custody.session import SessionState
-    from l2custody.custody.session_store import load_session, save_session
+    from l2custody.custody.funding.session import SessionState
+    from l2custody.custody.funding.records import load_session, save_session
     from l2custody.store import Store
 
     with Store.open(load_config(config).store_path) as store:

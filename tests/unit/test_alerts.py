@@ -1,4 +1,4 @@
-"""Alert sinks (custody/alerts.py) against real receivers: a local HTTP server, real
+"""Alert sinks (custody/watch/alerts.py) against real receivers: a local HTTP server, real
 commands, a closed port. And the [alerts] / [watch] config sections."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from l2custody.config import init_config, load_config
-from l2custody.custody.alerts import Alert, CommandSink, LogSink, WebhookSink, deliver, sinks_from_config
+from l2custody.custody.watch.alerts import Alert, CommandSink, LogSink, WebhookSink, deliver, sinks_from_config
 from l2custody.errors import AlertDeliveryFailed, ConfigError
 
 ALERT = Alert("force-close:west:ab:0", "force-close", "critical", "ab:0", "channel ab:0 was force closed", "west",

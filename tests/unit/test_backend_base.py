@@ -80,7 +80,7 @@ def test_optional_operations_raise_not_supported_naming_node_and_operation() -> 
 
 
 def test_lnd_declares_every_capability_but_publish_psbt() -> None:
-    from l2custody.backends.lnd import LndBackend
+    from l2custody.backends.lnd.backend import LndBackend
 
     assert LndBackend.capabilities == frozenset(Capability) - {Capability.PUBLISH_PSBT}
 

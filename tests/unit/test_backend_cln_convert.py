@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from l2custody.backends.base import ChannelState, CloseType
-from l2custody.backends.cln_convert import (
+from l2custody.backends.cln.convert import (
     DEFAULT_EMERGENCY_SAT,
     channel_info,
     channel_state,
@@ -229,7 +229,7 @@ def test_withhold_is_passed_explicitly_from_v25_12_and_left_out_before(version: 
 
 
 def test_the_psbt_given_to_fundchannel_complete_funds_the_channel_lightningd_lists() -> None:
-    from l2custody.backends.lnd_funding import funding_outpoint
+    from l2custody.backends.lnd.funding import funding_outpoint
 
     recorded = load("hook-rpc_command-fundchannel_complete-003.json")["rpc_command"]["params"]
     start = load("fundchannel_start.json")
@@ -242,7 +242,7 @@ def test_the_psbt_given_to_fundchannel_complete_funds_the_channel_lightningd_lis
 def test_a_withheld_funding_psbt_is_finalized_from_the_block_that_confirmed_it() -> None:
     from embit.psbt import PSBT
 
-    from l2custody.backends.cln_funding import finalized_from_block, scid_position
+    from l2custody.backends.cln.funding import finalized_from_block, scid_position
     from l2custody.errors import NodeError
 
     entry = load("listpeerchannels.normal.json")["channels"][0]

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from l2custody.backends.cln import ClnBackend
-from l2custody.backends.cln_rpc import CallTimeout, ClnConnection, translate
+from l2custody.backends.cln.backend import ClnBackend
+from l2custody.backends.cln.rpc import CallTimeout, ClnConnection, translate
 from l2custody.errors import (
     BroadcastRejected,
     FundingNegotiationLost,

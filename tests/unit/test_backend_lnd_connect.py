@@ -17,8 +17,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from l2custody.backends.lnd import LndBackend
-from l2custody.backends.lnd_connect import LndCredentials, der_to_pem, parse_lndconnect
+from l2custody.backends.lnd.backend import LndBackend
+from l2custody.backends.lnd.connect import LndCredentials, der_to_pem, parse_lndconnect
 from l2custody.errors import (
     ConfigError,
     FundingNegotiationLost,

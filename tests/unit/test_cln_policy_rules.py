@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from l2custody.backends.acceptor import InboundRequest
+from l2custody.backends.inbound import InboundRequest
 from l2custody.custody.cln_policy.commands import FILTERED, SIGNATURES, check_command, named_params
 from l2custody.custody.cln_policy.decision import Verdict
 from l2custody.custody.cln_policy.inbound import accept, inbound_request, reject

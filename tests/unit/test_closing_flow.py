@@ -18,8 +18,8 @@ from custody_support import FOREIGN_ADDRESS, StandInBackend, closing_tx, make_wa
 from l2custody.backends.base import ChannelInfo, ChannelState, CloseType, scid_to_str
 from l2custody.chain.memory import MemoryChain
 from l2custody.custody.channels import find_view, view_channels
-from l2custody.custody.close_records import close_record, close_records
-from l2custody.custody.closing import close_channel, close_status, plan_close
+from l2custody.custody.closing.records import close_record, close_records
+from l2custody.custody.closing.close import close_channel, close_status, plan_close
 from l2custody.errors import ChannelNotFound, CustodyViolation, NodeError, NodeUnreachable, UsageError
 
 PEER = "03" + "22" * 32

@@ -8,8 +8,8 @@ real lightningd path is covered by tests/integration/test_cln_funding.py.
 from types import SimpleNamespace
 
 from l2custody.backends.base import Capability
-from l2custody.custody.lifecycle import _publish_through_nodes
-from l2custody.custody.session import ChannelRequest, FundingLeg, FundingSession, SessionState
+from l2custody.custody.funding.lifecycle import _publish_through_nodes
+from l2custody.custody.funding.session import ChannelRequest, FundingLeg, FundingSession, SessionState
 from l2custody.errors import NodeUnreachable
 
 

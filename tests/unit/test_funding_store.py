@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from l2custody.custody.session import ChannelRequest, FundingLeg, FundingSession, LegState, SessionState
-from l2custody.custody.session_store import (
+from l2custody.custody.funding.session import ChannelRequest, FundingLeg, FundingSession, LegState, SessionState
+from l2custody.custody.funding.records import (
     create_session,
     list_sessions,
     load_session,

@@ -17,8 +17,8 @@ from lndgrpc.compiled import lightning_pb2 as ln
 
 from cli_runner import fails
 from custody_support import StandInBackend, make_wallet
-from l2custody.backends.acceptor import InboundDecision, InboundRequest
-from l2custody.backends.lnd_acceptor import accept_channels, to_request, to_response
+from l2custody.backends.inbound import InboundDecision, InboundRequest
+from l2custody.backends.lnd.acceptor import accept_channels, to_request, to_response
 from l2custody.custody.guard import Guard, GuardPolicy, run_guard
 from l2custody.errors import NotSupported, UsageError
 

@@ -1,4 +1,4 @@
-"""The watch rounds (custody/monitor.py) on a real wallet + store + MemoryChain, with
+"""The watch rounds (custody/watch/watcher.py) on a real wallet + store + MemoryChain, with
 ScriptedNode standing in for the node (see watch_support). Real lnd: test_watch_lnd.py."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import pytest
 from custody_support import FOREIGN_ADDRESS, make_wallet
 from l2custody.backends.base import ChannelEvent, ChannelState, CloseType, OnchainBalance
 from l2custody.chain.memory import MemoryChain
-from l2custody.custody.alerts import Alert
-from l2custody.custody.metrics import Metrics
-from l2custody.custody.monitor import Watcher, WatchOptions
-from l2custody.custody.watch_state import alerts as outbox
+from l2custody.custody.watch.alerts import Alert
+from l2custody.custody.watch.metrics import Metrics
+from l2custody.custody.watch.watcher import Watcher, WatchOptions
+from l2custody.custody.watch.state import alerts as outbox
 from l2custody.errors import AlertDeliveryFailed, NodeUnreachable
 from regtest import wait_for
 from watch_support import ScriptedNode, channel, outpoint
@@ -232,8 +232,8 @@ def test_auto_sweep_moves_the_excess_once(world: World) -> None:
 
 
 def test_funding_deadline_findings_alert(world: World) -> None:
-    from l2custody.custody.session import FundingSession, SessionState
-    from l2custody.custody.session_store import create_session
+    from l2custody.custody.funding.session import FundingSession, SessionState
+    from l2custody.custody.funding.records import create_session
 
     for _ in range(3):
         world.chain.add_block([])
@@ -289,7 +289,7 @@ def test_the_follower_reconnects_with_backoff(world: World) -> None:
     import logging
     import queue
 
-    from l2custody.custody.follow import NodeFollower
+    from l2custody.custody.watch.follow import NodeFollower
 
     world.node.subscribe_failures = 2
     wakes: queue.Queue[Any] = queue.Queue()

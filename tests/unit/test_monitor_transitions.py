@@ -1,12 +1,12 @@
-"""Channel transitions (custody/transitions.py): the diff between two readings of a
+"""Channel transitions (custody/watch/transitions.py): the diff between two readings of a
 node, the facts carried forward, and which transitions are alerts. Pure."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from l2custody.custody.report import ChannelFacts
-from l2custody.custody.transitions import carry_known, diff_channels, transition_alerts
+from l2custody.custody.report.snapshot import ChannelFacts
+from l2custody.custody.watch.transitions import carry_known, diff_channels, transition_alerts
 from watch_support import outpoint
 
 PEER = "03" + "22" * 32

@@ -1,4 +1,4 @@
-"""The custody snapshot and its checks (custody/report.py: pure over typed facts),
+"""The custody snapshot and its checks (custody/report/snapshot.py: pure over typed facts),
 the facts read from a real wallet + store (observe.py), and the `report` CLI."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from cli_runner import L2CUSTODY, run
 from custody_support import FOREIGN_ADDRESS, make_wallet
 from l2custody.backends.base import ChannelState, CloseType, OnchainBalance
 from l2custody.chain.memory import MemoryChain
-from l2custody.custody.observe import facts_of, read_inputs, read_node
-from l2custody.custody.report import (
+from l2custody.custody.report.observe import facts_of, read_inputs, read_node
+from l2custody.custody.report.snapshot import (
     CHECKS,
     ChannelFacts,
     MultisigFacts,
@@ -127,7 +127,7 @@ def test_unreachable_node_and_chain_fail_closed() -> None:
 
 
 def test_session_facts_count_to_the_broadcast_margin_then_to_the_peer_deadline() -> None:
-    from l2custody.custody.session import FundingSession, SessionState
+    from l2custody.custody.funding.session import FundingSession, SessionState
 
     s = FundingSession("fs-9", SessionState.SECURED, start_height=100, legs=())
     assert SessionFacts.of(s, tip=200, margin=144).blocks_left == 100 + 2016 - 144 - 200

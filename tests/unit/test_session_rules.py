@@ -2,7 +2,7 @@
 
 import pytest
 
-from l2custody.custody.session import (
+from l2custody.custody.funding.session import (
     PEER_FORGET_BLOCKS,
     ChannelRequest,
     FundingLeg,
@@ -78,7 +78,7 @@ def test_states_that_may_be_on_chain_are_never_undone():
 def test_views_are_json_ready_and_count_down():
     import json
 
-    from l2custody.custody.session import SessionView
+    from l2custody.custody.funding.session import SessionView
 
     view = SessionView(make_session(), tip_height=600, margin=144, signatures=1, threshold=2)
     data = json.loads(json.dumps(view.to_dict()))

@@ -1,5 +1,5 @@
 """Inbound channels (``openchannel`` and ``openchannel2`` hooks): the payload as an
-:class:`~l2custody.backends.acceptor.InboundRequest`, and our answer as the
+:class:`~l2custody.backends.inbound.InboundRequest`, and our answer as the
 hook's response.
 
 Payload fields relied on (CLN ``doc/schemas/hook/openchannel.json`` /
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from l2custody.backends.acceptor import MAX_ERROR_CHARS, InboundRequest
+from l2custody.backends.inbound import MAX_ERROR_CHARS, InboundRequest
 from l2custody.custody.cln_policy.psbt_check import Malformed
 
 HOOKS = ("openchannel", "openchannel2")

@@ -13,7 +13,7 @@ never alerts twice). Sinks deliver it:
 
 A failed delivery raises :class:`~l2custody.errors.AlertDeliveryFailed`
 saying what to check; ``watch`` keeps the alert in its outbox
-(``custody/watch_state.py``) and tries that sink again on its next round.
+(``custody/watch/state.py``) and tries that sink again on its next round.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ class OpenStream:
     def _run(self) -> None:
         import grpc
 
-        from l2custody.backends.lnd_convert import txid_from_bytes
+        from l2custody.backends.lnd.convert import txid_from_bytes
 
         try:
             for update in self._call:

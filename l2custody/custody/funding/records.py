@@ -20,7 +20,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from l2custody.custody.session import FundingSession
+from l2custody.custody.funding.session import FundingSession
 from l2custody.errors import SessionNotFound
 from l2custody.store import PsbtRecord, Store
 

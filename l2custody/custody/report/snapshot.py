@@ -1,7 +1,7 @@
 """Where every satoshi is, and whether custody holds: the snapshot behind ``report`` and ``watch``.
 
 :func:`build_snapshot` is pure: it takes typed facts already read from the
-multisig wallet, the nodes and the funding sessions (``custody/observe.py``
+multisig wallet, the nodes and the funding sessions (``custody/report/observe.py``
 reads them; tests and the benchmark make them up) and returns a
 :class:`Snapshot`:
 
@@ -36,7 +36,7 @@ from l2custody.backends.base import ChannelState, CloseType, OnchainBalance
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.custody.channels import ChannelView
-    from l2custody.custody.session import FundingSession
+    from l2custody.custody.funding.session import FundingSession
 
 PLACES = ("multisig", "channels_local", "pending_open", "limbo", "hot_wallet")
 STATES = tuple(s.value for s in ChannelState)

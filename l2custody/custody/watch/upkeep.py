@@ -14,12 +14,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from l2custody.backends.base import Capability, NodeBackend
-from l2custody.custody.alerts import Alert
+from l2custody.custody.watch.alerts import Alert
 from l2custody.errors import L2CustodyError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from l2custody.custody.report import NodeReport
-    from l2custody.custody.sweeping import SweepRecord
+    from l2custody.custody.report.snapshot import NodeReport
+    from l2custody.custody.sweeping.sweep import SweepRecord
     from l2custody.wallet.service import Wallet
 
 ACTOR = "watch"  # who the audit log names for what watch does
@@ -30,10 +30,10 @@ def drive_sessions(wallet: Wallet, backend_for: Callable[[str], NodeBackend], lo
     """Follow every unsettled funding session past signing (``lifecycle.refresh``: confirmations,
     channels opening, close addresses read back) and rebroadcast a funding transaction that is
     neither confirmed nor in the mempool. ``problem(session_id, message)`` hears what failed."""
-    from l2custody.custody.funding import FundingContext
-    from l2custody.custody.lifecycle import broadcast_session, done, refresh
-    from l2custody.custody.session import SessionState
-    from l2custody.custody.session_store import list_sessions
+    from l2custody.custody.funding.negotiate import FundingContext
+    from l2custody.custody.funding.lifecycle import broadcast_session, done, refresh
+    from l2custody.custody.funding.session import SessionState
+    from l2custody.custody.funding.records import list_sessions
 
     # SECURED sessions wait for people (signatures); their deadline is a custody check
     sessions = [s for s in list_sessions(wallet.store) if not done(s) and s.state is not SessionState.SECURED]
@@ -59,7 +59,7 @@ def drive_sessions(wallet: Wallet, backend_for: Callable[[str], NodeBackend], lo
 
 def verify_sweeps(wallet: Wallet, log: logging.Logger) -> None:
     """Move unfinished sweeps along (``sweeping.sweep_status``, the wallet already synced)."""
-    from l2custody.custody.sweeping import sweep_status
+    from l2custody.custody.sweeping.sweep import sweep_status
 
     for rec in open_sweeps(wallet, None):
         try:
@@ -73,7 +73,7 @@ def verify_sweeps(wallet: Wallet, log: logging.Logger) -> None:
 
 def open_sweeps(wallet: Wallet, node: str | None) -> list[SweepRecord]:
     """Sweeps not yet verified or failed (of one node, or all)."""
-    from l2custody.custody.sweeping import BROADCAST, STARTED, UNKNOWN, sweep_records
+    from l2custody.custody.sweeping.sweep import BROADCAST, STARTED, UNKNOWN, sweep_records
 
     return [r for r in sweep_records(wallet.store, node) if r.state in (STARTED, UNKNOWN, BROADCAST)]
 
@@ -95,7 +95,7 @@ def sweep_if_due(
     for real with ``auto``, else the dry run, logged and audited. One sweep at a time per
     node; ``seen`` is the confirmed balance last acted on (not acted on again). Returns the
     new ``seen`` and the alert to raise, if any."""
-    from l2custody.custody.sweeping import preview_sweep, sweep_node
+    from l2custody.custody.sweeping.sweep import preview_sweep, sweep_node
     from l2custody.errors import InsufficientFunds
 
     name = backend.name

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from l2custody.backends.base import Capability, ChannelInfo, ChannelState
-from l2custody.custody.funding import FundingContext, expected_point, unwind
+from l2custody.custody.funding.negotiate import FundingContext, expected_point, unwind
 from l2custody.custody.polling import poll_until
-from l2custody.custody.session import FundingSession, LegState, SessionState, SessionView
-from l2custody.custody.session_store import load_session
+from l2custody.custody.funding.session import FundingSession, LegState, SessionState, SessionView
+from l2custody.custody.funding.records import load_session
 from l2custody.errors import (
     BroadcastRejected,
     BroadcastUnknown,

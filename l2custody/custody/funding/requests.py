@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from l2custody.amounts import parse_sats
-from l2custody.custody.session import ChannelRequest
+from l2custody.custody.funding.session import ChannelRequest
 from l2custody.errors import L2CustodyError, UsageError
 
 _TRUE = {"1", "true", "yes", "y", "private"}

@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from l2custody.custody.alerts import Alert
-from l2custody.custody.report import ChannelFacts
+from l2custody.custody.watch.alerts import Alert
+from l2custody.custody.report.snapshot import ChannelFacts
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import Store

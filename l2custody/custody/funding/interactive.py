@@ -21,9 +21,9 @@ from dataclasses import replace
 
 from l2custody.amounts import format_sats
 from l2custody.backends.base import FundingIntent
-from l2custody.custody.funding import FundingContext, open_channels, outcome_text, unwind
-from l2custody.custody.session import ChannelRequest, FundingSession, LegState, SessionState
-from l2custody.custody.session_store import load_session
+from l2custody.custody.funding.negotiate import FundingContext, open_channels, outcome_text, unwind
+from l2custody.custody.funding.session import ChannelRequest, FundingSession, LegState, SessionState
+from l2custody.custody.funding.records import load_session
 from l2custody.errors import BroadcastUnknown, L2CustodyError, SessionError, UsageError
 
 #: lnd forgets an open whose funding is not finalized after about 10 minutes; keep a margin.
@@ -72,7 +72,7 @@ def _left(deadline: float) -> float:
 
 def _collect(ctx: FundingContext, session_id: str, signers: list[str], deadline: float, poll: float) -> None:
     from l2custody.wallet.psbt import load_psbt
-    from l2custody.wallet.registry import load_signer
+    from l2custody.wallet.signer_registry import load_signer
     from l2custody.wallet.signers import FileSigner
 
     waiting: list[str] = []

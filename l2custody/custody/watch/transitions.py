@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from l2custody.custody.report import ChannelFacts
+from l2custody.custody.report.snapshot import ChannelFacts
 
 STATE, ACTIVITY, GONE = "state", "activity", "gone"
 CLOSED, COOPERATIVE = "closed", "cooperative"

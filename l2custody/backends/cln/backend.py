@@ -38,7 +38,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from l2custody.backends import cln_convert as conv
+from l2custody.backends.cln import convert as conv
 from l2custody.backends.base import (
     AnchorReserve,
     Capability,
@@ -56,7 +56,7 @@ from l2custody.backends.base import (
     check_close_request,
     parse_channel_point,
 )
-from l2custody.backends.cln_rpc import DEFAULT_TIMEOUT, CallTimeout, ClnConnection
+from l2custody.backends.cln.rpc import DEFAULT_TIMEOUT, CallTimeout, ClnConnection
 from l2custody.errors import (
     BroadcastRejected,
     BroadcastUnknown,
@@ -172,7 +172,7 @@ class ClnBackend(NodeBackend):
         was broadcast without ``sendpsbt``): hand lightningd the signed PSBT rebuilt
         from the block, so that closing it produces a closing transaction.
         Returns whether lightningd took it."""
-        from l2custody.backends.cln_funding import finalized_from_block, scid_position
+        from l2custody.backends.cln.funding import finalized_from_block, scid_position
 
         height, index = scid_position(str(entry["short_channel_id"]))
         try:
@@ -212,7 +212,7 @@ class ClnBackend(NodeBackend):
         if delivery_address and not ch.close_address:
             params["destination"] = delivery_address
         if fee_rate is not None:
-            from l2custody.backends.cln_sweep import feerate_param
+            from l2custody.backends.cln.sweep import feerate_param
 
             rate = feerate_param(fee_rate)
             params["feerange"] = [rate, rate]
@@ -317,7 +317,7 @@ class ClnBackend(NodeBackend):
 
     def _complete(self, intent: FundingIntent, psbt: bytes) -> str:
         """fundchannel_complete; return the channel point once lightningd lists it as pending."""
-        from l2custody.backends.lnd_funding import funding_outpoint
+        from l2custody.backends.lnd.funding import funding_outpoint
 
         expected = funding_outpoint(psbt, intent.funding_script, intent.amount_sat)
         params = conv.complete_params(intent.peer_pubkey, base64.b64encode(psbt).decode(), self.version())
@@ -477,7 +477,7 @@ class ClnBackend(NodeBackend):
     def sweep_to(
         self, address: str, *, keep_sat: int | None = None, fee_rate: float | None = None, dry_run: bool = False
     ) -> SweepResult:
-        from l2custody.backends.cln_sweep import sweep
+        from l2custody.backends.cln.sweep import sweep
 
         return sweep(self, address, keep_sat=keep_sat, fee_rate=fee_rate, dry_run=dry_run)
 

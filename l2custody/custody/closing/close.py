@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import ChannelInfo, ChannelState, CloseResult, CloseType, NodeBackend
 from l2custody.custody.channels import ChannelView, view_channels
-from l2custody.custody.close_check import CloseVerdict, judge_closing_tx
+from l2custody.custody.closing.verdict import CloseVerdict, judge_closing_tx
 from l2custody.custody.polling import poll_until
-from l2custody.custody.close_records import (  # noqa: F401 - re-exported for the CLI and tests
+from l2custody.custody.closing.records import (  # noqa: F401 - re-exported for the CLI and tests
     COOPERATIVE,
     DELIVERY,
     FAILED,

@@ -19,7 +19,7 @@ from l2custody.backends.base import SweepResult
 from l2custody.errors import InsufficientFunds, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from l2custody.backends.lnd import LndBackend
+    from l2custody.backends.lnd.backend import LndBackend
 
 DUST_SAT = 546
 # Worst-case weight units per input by lnrpc.AddressType (73-byte signatures, as

@@ -20,11 +20,11 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from l2custody.backends.acceptor import Decide, InboundDecision, InboundRequest
-from l2custody.backends.lnd_convert import commitment_type
+from l2custody.backends.inbound import Decide, InboundDecision, InboundRequest
+from l2custody.backends.lnd.convert import commitment_type
 
 if TYPE_CHECKING:  # pragma: no cover
-    from l2custody.backends.lnd import LndBackend
+    from l2custody.backends.lnd.backend import LndBackend
 
 _ANNOUNCE_BIT = 0x01  # BOLT 2 channel_flags: announce_channel
 _INTERNAL_ERROR = "internal error at the receiving node; please try again later"

@@ -1,7 +1,7 @@
 """Reading the world for ``report`` and ``watch``: the wallet, every node, the sessions.
 
 Each function turns what the wallet, a node or the store says into the typed
-facts :func:`l2custody.custody.report.build_snapshot` works on. A node that
+facts :func:`l2custody.custody.report.snapshot.build_snapshot` works on. A node that
 cannot be read is not an error here: its :class:`NodeFacts` carries the
 message (the report then flags it), so one dead node never hides the others.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from l2custody.backends.base import Capability, ChannelInfo, NodeBackend
-from l2custody.custody.report import (
+from l2custody.custody.report.snapshot import (
     ChannelFacts,
     MultisigFacts,
     NodeFacts,
@@ -72,7 +72,7 @@ def address_index(wallet: Wallet) -> Callable[[str | None], OwnedAddress | None]
 
 def read_sessions(store: Store, tip: int, margin: int) -> tuple[SessionFacts, ...]:
     """Funding sessions still waiting for a signature, a broadcast or a confirmation."""
-    from l2custody.custody.session_store import list_sessions
+    from l2custody.custody.funding.records import list_sessions
 
     return tuple(SessionFacts.of(s, tip, margin) for s in list_sessions(store, include_final=False))
 

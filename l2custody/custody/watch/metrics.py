@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from l2custody.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from l2custody.custody.report import Snapshot
+    from l2custody.custody.report.snapshot import Snapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 NODE_PLACES = ("channels_local", "pending_open", "limbo", "hot_wallet")

@@ -13,9 +13,9 @@ Each channel of the session is a leg::
                    `-> CANCELLED
 
 This module is pure data and rules (no I/O): the legs, the states, the
-deadline arithmetic and the JSON form. ``custody/funding.py`` negotiates,
-``custody/lifecycle.py`` signs, broadcasts, follows and aborts, and
-``custody/session_store.py`` persists.
+deadline arithmetic and the JSON form. ``custody/funding/negotiate.py`` negotiates,
+``custody/funding/lifecycle.py`` signs, broadcasts, follows and aborts, and
+``custody/funding/records.py`` persists.
 """
 
 from __future__ import annotations

@@ -52,9 +52,9 @@ from l2custody.backends.base import (
     check_close_request,
     parse_channel_point,
 )
-from l2custody.backends import lnd_convert as conv
-from l2custody.backends.lnd_connect import LndCredentials, open_channel, rpc, translate_rpc_error
-from l2custody.backends.lnd_funding import OpenStream, funding_outpoint, to_psbt_v0
+from l2custody.backends.lnd import convert as conv
+from l2custody.backends.lnd.connect import LndCredentials, open_channel, rpc, translate_rpc_error
+from l2custody.backends.lnd.funding import OpenStream, funding_outpoint, to_psbt_v0
 from l2custody.errors import (
     FundingNegotiationLost,
     BroadcastRejected,
@@ -457,7 +457,7 @@ class LndBackend(NodeBackend):
     def sweep_to(
         self, address: str, *, keep_sat: int | None = None, fee_rate: float | None = None, dry_run: bool = False
     ) -> SweepResult:
-        from l2custody.backends.lnd_sweep import sweep
+        from l2custody.backends.lnd.sweep import sweep
 
         return sweep(self, address, keep_sat=keep_sat, fee_rate=fee_rate, dry_run=dry_run)
 

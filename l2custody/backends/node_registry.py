@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import NodeBackend, normalize_network
-from l2custody.backends.cln_convert import MIN_CLN_VERSION
+from l2custody.backends.cln.convert import MIN_CLN_VERSION
 from l2custody.errors import ConfigError, L2CustodyError, NodeNotFound, NotSupported, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -173,7 +173,7 @@ def _lnd_record(
     lndconnect: str | None,
     timeout: float,
 ) -> NodeRecord:
-    from l2custody.backends.lnd_connect import parse_lndconnect
+    from l2custody.backends.lnd.connect import parse_lndconnect
 
     if lndconnect:
         if host or tls_cert or macaroon:
@@ -212,13 +212,13 @@ def _row(row: Any) -> NodeRecord:
 def backend_for(record: NodeRecord) -> NodeBackend:
     """The backend for a stored node. Touches no network (and imports grpc for lnd only)."""
     if record.kind == "lnd":
-        from l2custody.backends.lnd import LndBackend
-        from l2custody.backends.lnd_connect import LndCredentials
+        from l2custody.backends.lnd.backend import LndBackend
+        from l2custody.backends.lnd.connect import LndCredentials
 
         assert record.host and record.macaroon
         return LndBackend(record.name, LndCredentials(record.host, record.tls_cert, record.macaroon, record.timeout))
     if record.kind == "cln":
-        from l2custody.backends.cln import ClnBackend
+        from l2custody.backends.cln.backend import ClnBackend
 
         assert record.rpc_file
         return ClnBackend(record.name, record.rpc_file, record.timeout)

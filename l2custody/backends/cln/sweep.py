@@ -19,12 +19,12 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import SweepResult
-from l2custody.backends.cln_convert import sat
-from l2custody.backends.cln_rpc import CallTimeout
+from l2custody.backends.cln.convert import sat
+from l2custody.backends.cln.rpc import CallTimeout
 from l2custody.errors import BroadcastUnknown, InsufficientFunds, L2CustodyError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from l2custody.backends.cln import ClnBackend
+    from l2custody.backends.cln.backend import ClnBackend
 
 DUST_SAT = 546
 

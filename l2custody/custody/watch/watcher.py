@@ -2,7 +2,7 @@
 
 A :class:`Watcher` works in rounds. A round reads the chain tip (and syncs the
 multisig wallet on a new block), reads the nodes (all of them on a poll, the
-ones whose event stream spoke on a wake-up, see ``custody/follow.py``), and:
+ones whose event stream spoke on a wake-up, see ``custody/watch/follow.py``), and:
 
 - diffs each node's channels against the last reading kept in the store and
   writes every transition to the audit log (actor ``watch``) in the same
@@ -11,7 +11,7 @@ ones whose event stream spoke on a wake-up, see ``custody/follow.py``), and:
 - on a new block, follows the funding sessions (``lifecycle.refresh``) and
   rebroadcasts a signed funding transaction the mempool lost, until it
   confirms; verifies sweeps;
-- builds the snapshot (``custody/report.py``) and turns its findings into
+- builds the snapshot (``custody/report/snapshot.py``) and turns its findings into
   conditions, and force closes and foreign closes into alerts (outbox in the
   store, delivered to the log, the webhook and the command);
 - sweeps a node wallet holding more than the threshold above its reserve
@@ -40,12 +40,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import Capability, NodeBackend
-from l2custody.custody.alerts import Alert, AlertSink, deliver, sinks_from_config
-from l2custody.custody.backups import write_backup
-from l2custody.custody.follow import NodeFollower, Wake
-from l2custody.custody.metrics import Metrics, MetricsServer, parse_listen, render
-from l2custody.custody.observe import multisig_facts, read_node, read_sessions
-from l2custody.custody.report import (
+from l2custody.custody.watch.alerts import Alert, AlertSink, deliver, sinks_from_config
+from l2custody.custody.watch.backups import write_backup
+from l2custody.custody.watch.follow import NodeFollower, Wake
+from l2custody.custody.watch.metrics import Metrics, MetricsServer, parse_listen, render
+from l2custody.custody.report.observe import multisig_facts, read_node, read_sessions
+from l2custody.custody.report.snapshot import (
     ChannelFacts,
     NodeFacts,
     NodeReport,
@@ -55,9 +55,9 @@ from l2custody.custody.report import (
     Snapshot,
     build_snapshot,
 )
-from l2custody.custody.transitions import ACTIVITY, diff_channels, transition_alerts
-from l2custody.custody.upkeep import ACTOR, drive_sessions, sweep_if_due, verify_sweeps
-from l2custody.custody.watch_state import (
+from l2custody.custody.watch.transitions import ACTIVITY, diff_channels, transition_alerts
+from l2custody.custody.watch.upkeep import ACTOR, drive_sessions, sweep_if_due, verify_sweeps
+from l2custody.custody.watch.state import (
     MAX_ATTEMPTS,
     Condition,
     enqueue,
@@ -464,7 +464,7 @@ class Watcher:
                 continue  # the sweep itself is reported
             delay = self.options.unreachable_alert_seconds if kind.endswith("-unreachable") else 0.0
             active.append(Condition(f.key, kind, severity, f.subject, f.message, f.node, delay, f.to_dict()))
-        from l2custody.custody.sweeping import STARTED, UNKNOWN, sweep_records
+        from l2custody.custody.sweeping.sweep import STARTED, UNKNOWN, sweep_records
 
         for rec in sweep_records(self.store):
             if rec.state in (STARTED, UNKNOWN):
@@ -483,7 +483,7 @@ class Watcher:
 
     def _close_violations(self) -> None:
         """Closes that ``channel close-status`` judged not to pay the multisig."""
-        from l2custody.custody.close_records import VIOLATION, close_records
+        from l2custody.custody.closing.records import VIOLATION, close_records
 
         bad = [r for r in close_records(self.store) if r.state == VIOLATION]
         if not bad:
@@ -561,7 +561,7 @@ def run_watch(
     """``l2custody watch``: run until SIGTERM/SIGINT (or ``stop``); with ``once``, one
     reconciling round and return its snapshot. Refuses a bad --metrics address before
     touching anything."""
-    from l2custody.backends.registry import NodeRegistry
+    from l2custody.backends.node_registry import NodeRegistry
     from l2custody.errors import UsageError
     from l2custody.wallet.service import Wallet
 

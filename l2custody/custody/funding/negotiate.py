@@ -20,8 +20,8 @@ step fails, ``unwind`` cancels the negotiations that were not secured,
 abandons the pending channels that were, releases the coins and marks the
 session FAILED: nothing was broadcast, nothing is lost.
 
-Signing, broadcasting, following and aborting are in ``custody/lifecycle.py``;
-the classic interactive flow in ``custody/interactive.py``.
+Signing, broadcasting, following and aborting are in ``custody/funding/lifecycle.py``;
+the classic interactive flow in ``custody/funding/interactive.py``.
 """
 
 from __future__ import annotations
@@ -34,14 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 from l2custody.amounts import format_sats
 from l2custody.backends.base import Capability, FundingIntent, NodeBackend, NodeInfo, OpenRequest
-from l2custody.custody.session import (
+from l2custody.custody.funding.session import (
     ChannelRequest,
     FundingLeg,
     FundingSession,
     LegState,
     SessionState,
 )
-from l2custody.custody.session_store import create_session, new_session_id, save_session
+from l2custody.custody.funding.records import create_session, new_session_id, save_session
 from l2custody.errors import (
     InsufficientFunds,
     L2CustodyError,
@@ -128,7 +128,7 @@ class FundingContext:
 def open_context(config_path: Any = None, progress: Callable[[str], None] = _quiet) -> FundingContext:
     """The context the CLI uses: the configured wallet and the registered nodes
     (``l2custody node add``). Opens the store; touches no network."""
-    from l2custody.backends.registry import NodeRegistry
+    from l2custody.backends.node_registry import NodeRegistry
     from l2custody.wallet.service import open_wallet
 
     wallet = open_wallet(config_path)
@@ -478,7 +478,7 @@ def unwind(ctx: FundingContext, session_id: str, reason: str, *, final: SessionS
     its state becomes ``final`` (FAILED or ABORTED). Never raises for a node that
     cannot be reached: what is left is written in the session's error (retry with
     `session abort`)."""
-    from l2custody.custody.session_store import load_session
+    from l2custody.custody.funding.records import load_session
 
     session = load_session(ctx.store, session_id)
     if session.state.may_be_on_chain:

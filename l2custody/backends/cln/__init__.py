@@ -1,0 +1,1 @@
+"""The Core Lightning backend: pyln-client JSON-RPC, translated at the edge."""

@@ -1,0 +1,1 @@
+"""Cooperative and force closes: the destination chosen, the close recorded, the outcome verified on chain."""

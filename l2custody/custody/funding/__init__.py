@@ -1,0 +1,1 @@
+"""Funding sessions: channels funded by the multisig, secured before anyone signs."""

@@ -1,0 +1,1 @@
+"""Force-close proceeds and other node hot-wallet coins swept back into the multisig."""

@@ -1,0 +1,1 @@
+"""`l2custody watch`: rounds that follow nodes, chain and sessions, raise alerts, sweep, back up and export metrics."""
