@@ -2,7 +2,7 @@
 
 WAL mode, a busy timeout so several l2custody processes can share it, file
 mode 0600, and versioned migrations: ``MIGRATIONS`` (in
-:mod:`l2custody.migrations`, re-exported here) is an append-only list of SQL
+:mod:`l2custody.migrations`) is an append-only list of SQL
 scripts; entry *i* brings the schema to version *i + 1* (``PRAGMA
 user_version``). Later layers add their tables by appending one entry —
 never by editing an old one.

@@ -41,7 +41,6 @@ from dataclasses import asdict, dataclass
 from typing import ClassVar
 
 from l2custody.errors import NotSupported, UpfrontShutdownRefused, UsageError
-from l2custody.networks import normalize_network  # noqa: F401  (re-exported for the backends)
 
 
 class Capability(str, enum.Enum):

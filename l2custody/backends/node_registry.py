@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from l2custody.backends.base import NodeBackend, normalize_network
+from l2custody.backends.base import NodeBackend
+from l2custody.networks import normalize_network
 from l2custody.backends.cln.convert import MIN_CLN_VERSION
 from l2custody.errors import ConfigError, L2CustodyError, NodeNotFound, NotSupported, UsageError
 

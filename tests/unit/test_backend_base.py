@@ -18,11 +18,11 @@ from l2custody.backends.base import (
     OnchainBalance,
     OpenRequest,
     AnchorReserve,
-    normalize_network,
     parse_channel_point,
     scid_to_str,
 )
 from l2custody.errors import NotSupported, UsageError
+from l2custody.networks import normalize_network
 from l2custody.networks import reported_network
 
 PEER = "02" + "ab" * 32

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from l2custody.errors import SessionNotFound, SignerUnavailable, StoreError, WalletNotFound
-from l2custody.store import MIGRATIONS, AddressRecord, Store, UtxoRecord
+from l2custody.migrations import MIGRATIONS
+from l2custody.store import AddressRecord, Store, UtxoRecord
 
 
 @pytest.fixture

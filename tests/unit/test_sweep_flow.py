@@ -14,7 +14,8 @@ import pytest
 from custody_support import StandInBackend, closing_tx, make_wallet, random_outpoint, script_of
 from l2custody.backends.base import Capability, SweepResult
 from l2custody.chain.memory import MemoryChain
-from l2custody.custody.sweeping.sweep import peek_address, preview_sweep, sweep_node, sweep_records, sweep_status
+from l2custody.custody.sweeping.records import sweep_records
+from l2custody.custody.sweeping.sweep import peek_address, preview_sweep, sweep_node, sweep_status
 from l2custody.errors import BroadcastUnknown, InsufficientFunds, NotSupported, UsageError
 
 

@@ -111,7 +111,8 @@ class CustodyPlugin:
         lightningd when it is loaded as an important-plugin).
         """
         from l2custody.config import load_config
-        from l2custody.wallet.addresses import human_network, normalize_network
+        from l2custody.networks import normalize_network
+        from l2custody.wallet.addresses import human_network
         from l2custody.wallet.service import Wallet
 
         options = PluginOptions.parse(raw_options)

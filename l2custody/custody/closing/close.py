@@ -28,34 +28,21 @@ a violation as ``custody-violation``. Closes the peer started are recorded
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import ChannelInfo, ChannelState, CloseResult, CloseType, NodeBackend
 from l2custody.custody.channels import ChannelView, view_channels
 from l2custody.custody.closing.verdict import CloseVerdict, judge_closing_tx
 from l2custody.custody.polling import poll_until
-from l2custody.custody.closing.records import (  # noqa: F401 - re-exported for the CLI and tests
-    COOPERATIVE,
-    DELIVERY,
-    FAILED,
-    FORCE,
-    FOREIGN_UPFRONT,
-    IN_NODE_WALLET,
-    NODE_WALLET,
-    PENDING,
-    REQUESTED,
-    SETTLED_STATES,
-    UNKNOWN,
-    UPFRONT,
-    VERIFIED,
-    VIOLATION,
+from l2custody.custody.closing.records import (
+    AddressSource,
+    CloseKind,
     CloseRecord,
-    save_record,
+    CloseState,
     close_record,
-    close_records,
+    save_record,
 )
 from l2custody.errors import (
     BroadcastUnknown,
@@ -70,7 +57,6 @@ from l2custody.errors import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.config import Config
-    from l2custody.store import Store
     from l2custody.wallet.service import Wallet
 
 
@@ -126,7 +112,7 @@ def plan_close(view: ChannelView, *, force: bool = False, allow_foreign: bool = 
             f"close. See `l2custody channel close-status {ch.channel_point}`."
         )
     if force:
-        return ClosePlan(view, True, NODE_WALLET, None, force_close_explanation(ch))
+        return ClosePlan(view, True, AddressSource.NODE_WALLET, None, force_close_explanation(ch))
     if not ch.close_address_known:
         raise UsageError(
             f"node {ch.node!r} does not report the upfront shutdown address of {ch.channel_point}; "
@@ -134,12 +120,12 @@ def plan_close(view: ChannelView, *, force: bool = False, allow_foreign: bool = 
         )
     if ch.close_address is None:
         return ClosePlan(
-            view, False, DELIVERY, None,
+            view, False, AddressSource.DELIVERY, None,
             ("The channel has no upfront shutdown address: it is closed to a fresh multisig address.",),
         )
     if view.close_ours:
         return ClosePlan(
-            view, False, UPFRONT, ch.close_address,
+            view, False, AddressSource.UPFRONT, ch.close_address,
             (f"The channel committed its close to {ch.close_address}, an address of the multisig.",),
         )
     if not allow_foreign:
@@ -151,7 +137,7 @@ def plan_close(view: ChannelView, *, force: bool = False, allow_foreign: bool = 
             "close with --allow-foreign-close-address."
         )
     return ClosePlan(
-        view, False, FOREIGN_UPFRONT, ch.close_address,
+        view, False, AddressSource.FOREIGN_UPFRONT, ch.close_address,
         (f"WARNING: the close pays {ch.close_address}, which is NOT an address of the multisig "
          "(allowed by --allow-foreign-close-address).",),
     )
@@ -194,17 +180,17 @@ def close_channel(
     store = wallet.store
     with store.transaction():
         destination = plan.destination
-        if plan.address_source == DELIVERY:
+        if plan.address_source == AddressSource.DELIVERY:
             # a retry after a refused or unanswered close reuses its address (the node may hold it)
             earlier = close_record(store, cp)
-            if earlier is not None and earlier.address_source == DELIVERY and earlier.expected_address:
+            if earlier is not None and earlier.address_source == AddressSource.DELIVERY and earlier.expected_address:
                 destination = earlier.expected_address
             else:
                 destination = wallet.next_address(label=f"close {cp}").address
         rec = save_record(
             store,
             CloseRecord(
-                cp, ch.node, FORCE if force else COOPERATIVE, REQUESTED, destination, plan.address_source,
+                cp, ch.node, CloseKind.FORCE if force else CloseKind.COOPERATIVE, CloseState.REQUESTED, destination, plan.address_source,
                 details={"local_balance_sat": ch.local_balance_sat, "capacity_sat": ch.capacity_sat,
                          "peer": ch.peer_pubkey, "fee_rate": fee_rate, "initiated": "us"},
             ),
@@ -212,17 +198,17 @@ def close_channel(
         store.audit(wallet.actor, "close-requested", cp, rec.to_dict())
     try:
         result = backend.close_channel(
-            cp, delivery_address=destination if plan.address_source == DELIVERY else None,
+            cp, delivery_address=destination if plan.address_source == AddressSource.DELIVERY else None,
             fee_rate=fee_rate, force=force,
         )
     except (NodeUnreachable, BroadcastUnknown) as exc:
-        _finish(wallet, rec, UNKNOWN, "close-unknown", {"error": exc.message})
+        _finish(wallet, rec, CloseState.UNKNOWN, "close-unknown", {"error": exc.message})
         raise type(exc)(
             f"{exc.message} — the close of {cp} may or may not have started; check with "
             f"`l2custody channel close-status {cp}` before trying again"
         ) from None
     except L2CustodyError as exc:
-        _finish(wallet, rec, FAILED, "close-failed", {"error": exc.message})
+        _finish(wallet, rec, CloseState.FAILED, "close-failed", {"error": exc.message})
         raise
     rec = _record_result(wallet, rec, result)
     return CloseOutcome(plan, rec, result.closing_txid)
@@ -239,7 +225,7 @@ def _finish(wallet: Wallet, rec: CloseRecord, state: str, action: str, details: 
 def _record_result(wallet: Wallet, rec: CloseRecord, result: CloseResult) -> CloseRecord:
     store = wallet.store
     with store.transaction():
-        rec = save_record(store, replace(rec, state=PENDING, closing_txid=result.closing_txid))
+        rec = save_record(store, replace(rec, state=CloseState.PENDING, closing_txid=result.closing_txid))
         store.audit(
             wallet.actor, "close-broadcast", rec.channel_point,
             {"closing_txid": result.closing_txid, "kind": rec.kind, "expected_address": rec.expected_address},
@@ -266,7 +252,7 @@ class CloseStatus:
 
     @property
     def settled(self) -> bool:
-        return self.record.state in SETTLED_STATES
+        return self.record.state.settled
 
     def to_dict(self) -> dict[str, Any]:
         ch = self.channel
@@ -296,9 +282,9 @@ def _observed_record(ch: ChannelInfo, wallet: Wallet) -> CloseRecord:
     force = ch.state is ChannelState.FORCE_CLOSING or ch.close_type in _FORCE_TYPES
     view = view_channels(wallet, [ch])[0]
     return CloseRecord(
-        ch.channel_point, ch.node, FORCE if force else COOPERATIVE, PENDING,
+        ch.channel_point, ch.node, CloseKind.FORCE if force else CloseKind.COOPERATIVE, CloseState.PENDING,
         None if force else view.close_address,
-        NODE_WALLET if force else (UPFRONT if view.close_ours else None),
+        AddressSource.NODE_WALLET if force else (AddressSource.UPFRONT if view.close_ours else None),
         ch.closing_txid,
         details={"initiated": "outside", "local_balance_sat": ch.local_balance_sat, "peer": ch.peer_pubkey},
     )
@@ -317,7 +303,7 @@ def close_status(backend: NodeBackend, wallet: Wallet, channel_point: str, *, sy
     rec = close_record(store, channel_point)
     if ch is None and rec is None:
         raise ChannelNotFound(f"node {backend.name!r} has no channel {channel_point}; see `l2custody channel list`")
-    if rec is None or rec.state in (FAILED, REQUESTED, UNKNOWN):
+    if rec is None or rec.state in (CloseState.FAILED, CloseState.REQUESTED, CloseState.UNKNOWN):
         if ch is not None and ch.state in (ChannelState.OPEN, ChannelState.PENDING_OPEN):
             if rec is None:
                 raise UsageError(
@@ -333,33 +319,33 @@ def close_status(backend: NodeBackend, wallet: Wallet, channel_point: str, *, sy
                 rec = save_record(store, _observed_record(ch, wallet))
                 store.audit(wallet.actor, "close-observed", channel_point, rec.to_dict())
         elif ch is not None:  # an unknown/failed close that did happen after all
-            rec = _finish(wallet, rec, PENDING, "close-found", {"closing_txid": ch.closing_txid})
+            rec = _finish(wallet, rec, CloseState.PENDING, "close-found", {"closing_txid": ch.closing_txid})
     if ch is not None and ch.closing_txid and rec.closing_txid != ch.closing_txid:
         # lnd's first answer can precede the final closing tx (fee renegotiation, RBF)
         rec = _finish(wallet, replace(rec, closing_txid=ch.closing_txid), rec.state, "close-txid-changed",
                       {"closing_txid": ch.closing_txid})
     forced = ch is not None and (ch.state is ChannelState.FORCE_CLOSING or ch.close_type in _FORCE_TYPES)
-    if rec.kind == COOPERATIVE and forced and rec.state not in (VERIFIED, VIOLATION):
+    if rec.kind == CloseKind.COOPERATIVE and forced and rec.state not in (CloseState.VERIFIED, CloseState.VIOLATION):
         # the cooperative close did not happen: one side published its commitment instead
-        rec = _finish(wallet, replace(rec, kind=FORCE, address_source=NODE_WALLET, expected_address=None),
+        rec = _finish(wallet, replace(rec, kind=CloseKind.FORCE, address_source=AddressSource.NODE_WALLET, expected_address=None),
                       rec.state, "close-became-force", {"close_type": ch.close_type.value if ch.close_type else None})
-    if rec.state in (VERIFIED, VIOLATION, IN_NODE_WALLET):
+    if rec.state in (CloseState.VERIFIED, CloseState.VIOLATION, CloseState.IN_NODE_WALLET):
         return _settled_status(wallet, rec, ch)
     if sync:
         wallet.sync()
-    if rec.kind == FORCE:
+    if rec.kind == CloseKind.FORCE:
         return _force_status(wallet, rec, ch)
     return _coop_status(wallet, rec, ch)
 
 
 def _settled_status(wallet: Wallet, rec: CloseRecord, ch: ChannelInfo | None) -> CloseStatus:
     confs, _ = wallet.store.confirmations(rec.closing_txid)
-    if rec.state == VERIFIED:
+    if rec.state == CloseState.VERIFIED:
         utxo = f"{rec.closing_txid}:{rec.vout}" if rec.vout is not None else None
         msg = (f"verified: {rec.value:,} sat in the multisig at {utxo}" if utxo
                else "verified: nothing was due to us")
         return CloseStatus(rec, ch, confs, None, utxo, msg, None)
-    if rec.state == IN_NODE_WALLET:
+    if rec.state == CloseState.IN_NODE_WALLET:
         return CloseStatus(rec, ch, confs, None, None,
                            "force close resolved: the funds are in the node's wallet",
                            f"l2custody sweep {rec.node}")
@@ -369,7 +355,7 @@ def _settled_status(wallet: Wallet, rec: CloseRecord, ch: ChannelInfo | None) ->
 def _force_status(wallet: Wallet, rec: CloseRecord, ch: ChannelInfo | None) -> CloseStatus:
     store = wallet.store
     if ch is not None and ch.state is ChannelState.CLOSED:
-        rec = _finish(wallet, rec, IN_NODE_WALLET, "force-close-resolved",
+        rec = _finish(wallet, rec, CloseState.IN_NODE_WALLET, "force-close-resolved",
                       {"settled_sat": ch.settled_sat, "close_height": ch.close_height})
         return CloseStatus(rec, ch, 0, None, None,
                            f"force close resolved: {ch.settled_sat or 0:,} sat went to node {rec.node!r}'s wallet",
@@ -453,7 +439,7 @@ def _verified(wallet: Wallet, rec: CloseRecord, verdict: CloseVerdict, vout: int
     store = wallet.store
     value = verdict.outputs[vout].value if vout is not None else 0
     with store.transaction():
-        rec = save_record(store, replace(rec, state=VERIFIED, vout=vout, value=value, height=height,
+        rec = save_record(store, replace(rec, state=CloseState.VERIFIED, vout=vout, value=value, height=height,
                                    details={**rec.details, "notes": list(verdict.notes)}))
         store.audit(wallet.actor, "close-verified", rec.channel_point,
                     {"closing_txid": rec.closing_txid, "vout": vout, "value": value, "height": height,
@@ -466,7 +452,7 @@ def _violation(wallet: Wallet, rec: CloseRecord, ch: ChannelInfo | None, problem
                verdict: CloseVerdict | None) -> CloseStatus:
     store = wallet.store
     with store.transaction():
-        rec = save_record(store, replace(rec, state=VIOLATION, details={**rec.details, "problem": problem}))
+        rec = save_record(store, replace(rec, state=CloseState.VIOLATION, details={**rec.details, "problem": problem}))
         store.audit(wallet.actor, "custody-violation", rec.channel_point,
                     {"problem": problem, "closing_txid": rec.closing_txid,
                      "verdict": verdict.to_dict() if verdict else None})

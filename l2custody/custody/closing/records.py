@@ -9,19 +9,42 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import Store
 
-COOPERATIVE, FORCE = "cooperative", "force"
-REQUESTED, PENDING, VERIFIED, VIOLATION = "requested", "pending", "verified", "violation"
-FAILED, UNKNOWN, IN_NODE_WALLET = "failed", "unknown", "in-node-wallet"
-#: States after which nothing more happens to a close (a wait can stop).
-SETTLED_STATES = frozenset({VERIFIED, VIOLATION, IN_NODE_WALLET, FAILED})
 
-# where a close pays
-UPFRONT, DELIVERY, FOREIGN_UPFRONT, NODE_WALLET = "upfront", "delivery", "foreign-upfront", "node-wallet"
+class CloseKind(StrEnum):
+    COOPERATIVE = "cooperative"
+    FORCE = "force"
+
+
+class CloseState(StrEnum):
+    """Where a close is; see ``close.py`` for the transitions."""
+
+    REQUESTED = "requested"
+    PENDING = "pending"
+    VERIFIED = "verified"
+    VIOLATION = "violation"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    IN_NODE_WALLET = "in-node-wallet"
+
+    @property
+    def settled(self) -> bool:
+        """Nothing more happens to the close (a wait can stop)."""
+        return self in (CloseState.VERIFIED, CloseState.VIOLATION, CloseState.IN_NODE_WALLET, CloseState.FAILED)
+
+
+class AddressSource(StrEnum):
+    """Where a close pays."""
+
+    UPFRONT = "upfront"
+    DELIVERY = "delivery"
+    FOREIGN_UPFRONT = "foreign-upfront"
+    NODE_WALLET = "node-wallet"
 
 # --- records ------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -30,10 +53,10 @@ class CloseRecord:
 
     channel_point: str
     node: str
-    kind: str  # cooperative | force
-    state: str
+    kind: CloseKind
+    state: CloseState
     expected_address: str | None
-    address_source: str | None  # upfront | delivery | foreign-upfront | node-wallet
+    address_source: AddressSource | None
     closing_txid: str | None = None
     vout: int | None = None
     value: int | None = None
@@ -65,7 +88,10 @@ _COLUMNS = (
 
 
 def _record(row: tuple[Any, ...]) -> CloseRecord:
-    return CloseRecord(*row[:10], json.loads(row[10]), row[11], row[12])  # type: ignore[misc]
+    return CloseRecord(
+        row[0], row[1], CloseKind(row[2]), CloseState(row[3]), row[4],
+        AddressSource(row[5]) if row[5] is not None else None, *row[6:10], json.loads(row[10]), row[11], row[12],
+    )
 
 
 def close_records(store: Store) -> list[CloseRecord]:

@@ -18,10 +18,8 @@ without handing it out.
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import (
@@ -33,78 +31,19 @@ from l2custody.backends.base import (
     SweepResult,
 )
 from l2custody.custody.polling import poll_until
+from l2custody.custody.sweeping.records import (
+    SweepRecord,
+    SweepState,
+    insert_sweep,
+    sweep_record,
+    sweep_records,
+    update_sweep,
+)
 from l2custody.errors import BroadcastUnknown, L2CustodyError, NodeUnreachable, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.config import Config
-    from l2custody.store import Store
     from l2custody.wallet.service import Wallet
-
-STARTED, BROADCAST, VERIFIED, FAILED, UNKNOWN = "started", "broadcast", "verified", "failed", "unknown"
-
-
-@dataclass(frozen=True)
-class SweepRecord:
-    """One row of the ``sweeps`` table."""
-
-    id: int
-    node: str
-    state: str
-    address: str
-    amount: int | None = None
-    fee: int | None = None
-    kept: int | None = None
-    txid: str | None = None
-    vout: int | None = None
-    height: int | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-    created: float = 0.0
-    updated: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "node": self.node, "state": self.state, "address": self.address,
-            "amount_sat": self.amount, "fee_sat": self.fee, "kept_sat": self.kept, "txid": self.txid,
-            "vout": self.vout, "height": self.height, "details": self.details,
-        }
-
-
-_COLUMNS = "id, node, state, address, amount, fee, kept, txid, vout, height, details, created, updated"
-
-
-def _record(row: tuple[Any, ...]) -> SweepRecord:
-    return SweepRecord(*row[:10], json.loads(row[10]), row[11], row[12])  # type: ignore[misc]
-
-
-def sweep_records(store: Store, node: str | None = None) -> list[SweepRecord]:
-    """Sweeps (of one node, or all), oldest first."""
-    sql, params = f"SELECT {_COLUMNS} FROM sweeps", ()
-    if node is not None:
-        sql, params = sql + " WHERE node = ?", (node,)
-    return [_record(r) for r in store.execute(sql + " ORDER BY id", params)]
-
-
-def sweep_record(store: Store, sweep_id: int) -> SweepRecord:
-    row = store.execute(f"SELECT {_COLUMNS} FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
-    if row is None:
-        raise UsageError(f"no sweep #{sweep_id}; list them with `l2custody sweep-status`")
-    return _record(row)
-
-
-def _update(wallet: Wallet, rec: SweepRecord, action: str, **changes: Any) -> SweepRecord:
-    store = wallet.store
-    details = {**rec.details, **changes.pop("details", {})}
-    rec = replace(rec, details=details, updated=time.time(), **changes)
-    with store.transaction():
-        store.execute(
-            "UPDATE sweeps SET state = ?, amount = ?, fee = ?, kept = ?, txid = ?, vout = ?, height = ?,"
-            " details = ?, updated = ? WHERE id = ?",
-            (rec.state, rec.amount, rec.fee, rec.kept, rec.txid, rec.vout, rec.height,
-             json.dumps(rec.details, sort_keys=True), rec.updated, rec.id),
-        )
-        store.audit(wallet.actor, action, f"sweep {rec.id}", {"node": rec.node, **rec.to_dict()})
-    return rec
-
 
 # --- what is there to sweep -----------------------------------------------------------------
 @dataclass(frozen=True)
@@ -210,30 +149,23 @@ def sweep_node(
     store = wallet.store
     with store.transaction():
         address = wallet.next_address(label=f"sweep {backend.name}").address
-        now = time.time()
-        cur = store.execute(
-            "INSERT INTO sweeps (node, state, address, details, created, updated) VALUES (?, ?, ?, ?, ?, ?)",
-            (backend.name, STARTED, address,
-             json.dumps({"keep_sat": keep_sat, "fee_rate": fee_rate}, sort_keys=True), now, now),
-        )
-        rec = sweep_record(store, int(cur.lastrowid))
+        rec = insert_sweep(store, backend.name, address, {"keep_sat": keep_sat, "fee_rate": fee_rate})
         store.audit(wallet.actor, "sweep-started", f"sweep {rec.id}", rec.to_dict())
     try:
         result = backend.sweep_to(address, keep_sat=keep_sat, fee_rate=fee_rate)
     except (BroadcastUnknown, NodeUnreachable) as exc:
-        _update(wallet, rec, "sweep-unknown", state=UNKNOWN, details={"error": exc.message})
+        update_sweep(wallet.store, wallet.actor, rec, "sweep-unknown", state=SweepState.UNKNOWN, details={"error": exc.message})
         raise type(exc)(
             f"{exc.message} — sweep #{rec.id} to {address} may have gone out; check with "
             f"`l2custody sweep-status {backend.name}` (after a block) before sweeping again"
         ) from None
     except InsufficientFunds as exc:
-        _update(wallet, rec, "sweep-failed", state=FAILED, details={"error": exc.message})
+        update_sweep(wallet.store, wallet.actor, rec, "sweep-failed", state=SweepState.FAILED, details={"error": exc.message})
         raise
     except L2CustodyError as exc:
-        _update(wallet, rec, "sweep-failed", state=FAILED, details={"error": exc.message})
+        update_sweep(wallet.store, wallet.actor, rec, "sweep-failed", state=SweepState.FAILED, details={"error": exc.message})
         raise
-    return _update(
-        wallet, rec, "sweep-broadcast", state=BROADCAST, amount=result.amount_sat, fee=result.fee_sat,
+    return update_sweep(wallet.store, wallet.actor, rec, "sweep-broadcast", state=SweepState.BROADCAST, amount=result.amount_sat, fee=result.fee_sat,
         kept=result.kept_sat, txid=result.txid, details={"inputs": list(result.inputs)},
     )
 
@@ -247,7 +179,7 @@ class SweepStatus:
 
     @property
     def settled(self) -> bool:
-        return self.record.state in (VERIFIED, FAILED)
+        return self.record.state.settled
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.record.to_dict(), "confirmations": self.confirmations, "message": self.message}
@@ -258,10 +190,10 @@ def sweep_status(wallet: Wallet, sweep_id: int, *, sync: bool = True) -> SweepSt
     its output with at least one confirmation. Syncs the wallet first."""
     store = wallet.store
     rec = sweep_record(store, sweep_id)
-    if rec.state == VERIFIED:
+    if rec.state == SweepState.VERIFIED:
         return SweepStatus(rec, store.confirmations(rec.txid)[0],
                            f"verified: {rec.amount or 0:,} sat in the multisig at {rec.txid}:{rec.vout}")
-    if rec.state == FAILED:
+    if rec.state == SweepState.FAILED:
         return SweepStatus(rec, 0, f"failed: {rec.details.get('error', 'the node sent nothing')}")
     if sync:
         wallet.sync()
@@ -281,12 +213,12 @@ def sweep_status(wallet: Wallet, sweep_id: int, *, sync: bool = True) -> SweepSt
         what = "seen, but not paying the sweep address" if known else "not seen yet by the wallet"
         return SweepStatus(rec, 0, f"sweep transaction {rec.txid} {what}")
     utxo = ours[0]
-    if rec.state != BROADCAST:
-        rec = _update(wallet, rec, "sweep-found", state=BROADCAST, txid=utxo.txid)
+    if rec.state != SweepState.BROADCAST:
+        rec = update_sweep(wallet.store, wallet.actor, rec, "sweep-found", state=SweepState.BROADCAST, txid=utxo.txid)
     confs, _ = store.confirmations(rec.txid)
     if confs < 1:
         return SweepStatus(rec, 0, f"sweep {rec.txid} pays {utxo.value:,} sat to the multisig; waiting for confirmation")
-    rec = _update(wallet, rec, "sweep-verified", state=VERIFIED, vout=utxo.vout, height=utxo.height,
+    rec = update_sweep(wallet.store, wallet.actor, rec, "sweep-verified", state=SweepState.VERIFIED, vout=utxo.vout, height=utxo.height,
                   amount=utxo.value)
     return SweepStatus(rec, confs, f"verified: {utxo.value:,} sat in the multisig at {rec.txid}:{utxo.vout}")
 
@@ -354,6 +286,6 @@ def sweep_status_command(config: Config, node: str | None = None) -> list[SweepS
 
     with Wallet.open(config) as wallet:
         records = sweep_records(wallet.store, node)
-        if any(r.state not in (VERIFIED, FAILED) for r in records):
+        if any(not r.state.settled for r in records):
             wallet.sync()
         return [sweep_status(wallet, r.id, sync=False) for r in records]

@@ -19,7 +19,7 @@ from l2custody.errors import L2CustodyError
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.custody.report.snapshot import NodeReport
-    from l2custody.custody.sweeping.sweep import SweepRecord
+    from l2custody.custody.sweeping.records import SweepRecord
     from l2custody.wallet.service import Wallet
 
 ACTOR = "watch"  # who the audit log names for what watch does
@@ -73,9 +73,9 @@ def verify_sweeps(wallet: Wallet, log: logging.Logger) -> None:
 
 def open_sweeps(wallet: Wallet, node: str | None) -> list[SweepRecord]:
     """Sweeps not yet verified or failed (of one node, or all)."""
-    from l2custody.custody.sweeping.sweep import BROADCAST, STARTED, UNKNOWN, sweep_records
+    from l2custody.custody.sweeping.records import SweepState, sweep_records
 
-    return [r for r in sweep_records(wallet.store, node) if r.state in (STARTED, UNKNOWN, BROADCAST)]
+    return [r for r in sweep_records(wallet.store, node) if r.state in (SweepState.STARTED, SweepState.UNKNOWN, SweepState.BROADCAST)]
 
 
 def sweep_if_due(

@@ -464,10 +464,10 @@ class Watcher:
                 continue  # the sweep itself is reported
             delay = self.options.unreachable_alert_seconds if kind.endswith("-unreachable") else 0.0
             active.append(Condition(f.key, kind, severity, f.subject, f.message, f.node, delay, f.to_dict()))
-        from l2custody.custody.sweeping.sweep import STARTED, UNKNOWN, sweep_records
+        from l2custody.custody.sweeping.records import SweepState, sweep_records
 
         for rec in sweep_records(self.store):
-            if rec.state in (STARTED, UNKNOWN):
+            if rec.state in (SweepState.STARTED, SweepState.UNKNOWN):
                 active.append(Condition(
                     f"sweep-unknown:{rec.id}", "sweep-problem", "critical", f"sweep {rec.id}",
                     f"sweep #{rec.id} of node {rec.node} to {rec.address} has an unknown outcome; automatic "
@@ -483,9 +483,9 @@ class Watcher:
 
     def _close_violations(self) -> None:
         """Closes that ``channel close-status`` judged not to pay the multisig."""
-        from l2custody.custody.closing.records import VIOLATION, close_records
+        from l2custody.custody.closing.records import CloseState, close_records
 
-        bad = [r for r in close_records(self.store) if r.state == VIOLATION]
+        bad = [r for r in close_records(self.store) if r.state == CloseState.VIOLATION]
         if not bad:
             return
         with self.store.transaction():
