@@ -7,6 +7,10 @@ from decimal import Decimal, InvalidOperation
 
 from l2custody.errors import AmountError
 
+#: The smallest output l2custody creates or expects (546 sat: the P2PKH dust limit, above every
+#: segwit output type's), used by sweeps and close verification alike.
+DUST_SAT = 546
+
 SATS_PER_BTC = 100_000_000
 MAX_MONEY = 21_000_000 * SATS_PER_BTC
 

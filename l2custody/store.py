@@ -209,6 +209,20 @@ class Store:
         )
         return int(cur.lastrowid or 0)
 
+    def last_audit_id(self) -> int:
+        """The id of the newest audit entry (0 for an empty log)."""
+        return int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM audit").fetchone()[0])
+
+    def audited_since(self, after_id: int, actor: str, actions: Iterable[str]) -> bool:
+        """Whether ``actor`` wrote one of ``actions`` to the audit log after entry ``after_id``."""
+        wanted = tuple(actions)
+        marks = ", ".join("?" for _ in wanted)
+        row = self.conn.execute(
+            f"SELECT 1 FROM audit WHERE id > ? AND actor = ? AND action IN ({marks}) LIMIT 1",
+            (after_id, actor, *wanted),
+        ).fetchone()
+        return row is not None
+
     def audit_log(self, subject: str | None = None, limit: int | None = None) -> list[AuditEntry]:
         """Audit entries, oldest first (optionally for one subject; ``limit`` newest)."""
         sql = "SELECT id, ts, actor, action, subject, details FROM audit"

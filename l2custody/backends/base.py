@@ -1,7 +1,6 @@
 """The NodeBackend protocol: what the custody flows may ask of a Lightning node.
 
-One abstract class, one module per implementation (``lnd.py``, later
-``cln.py``), in the shape of HWI's ``hwwclient.py``. Everything that crosses
+One abstract class, one package per implementation (``lnd/``, ``cln/``), in the shape of HWI's ``hwwclient.py``. Everything that crosses
 this boundary is a plain dataclass defined here: no protobuf message, no raw
 JSON dict, no foreign exception. Every method documents what it promises and
 which ``l2custody.errors`` it raises.
@@ -35,11 +34,13 @@ has none (after a restart).
 from __future__ import annotations
 
 import enum
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
+from l2custody.backends.inbound import Decide, InboundRequest
 from l2custody.errors import NotSupported, UpfrontShutdownRefused, UsageError
 
 
@@ -57,6 +58,9 @@ class Capability(str, enum.Enum):
     NEW_ADDRESS = "new-address"  # new_address()
     CHANNEL_BACKUP = "channel-backup"  # channel_backup()
     CHANNEL_EVENTS = "channel-events"  # subscribe_channel_events()
+    INBOUND_GUARD = "inbound-guard"  # accept_inbound(): we answer the node's inbound channel requests
+    PLUGIN_EVENTS = "plugin-events"  # the l2custody plugin inside the node audits its channel notifications
+    WITHHELD_FUNDING = "withheld-funding"  # record_withheld_funding(): funding broadcast elsewhere must be told
 
 
 class ChannelState(str, enum.Enum):
@@ -482,3 +486,24 @@ class NodeBackend(ABC):
     def subscribe_channel_events(self) -> Iterator[ChannelEvent]:
         """Channel state changes as they happen; close the iterator to stop."""
         raise self._not_supported("channel event subscriptions")
+
+    def accept_inbound(
+        self,
+        decide: Decide,
+        stop: threading.Event,
+        *,
+        on_error: Callable[[InboundRequest, BaseException], None] | None = None,
+    ) -> None:
+        """Answer the node's inbound channel requests with ``decide`` until ``stop`` is set
+        (``Capability.INBOUND_GUARD``). A ``decide`` that raises gets the request rejected
+        (the exception goes to ``on_error``): a bug never lets a channel in unguarded.
+        Raises NodeUnreachable/NodeAuthError/NodeError when the node's stream fails."""
+        raise self._not_supported("a channel acceptor")
+
+    def record_withheld_funding(self) -> tuple[str, ...]:
+        """Tell the node about funding transactions it was told to withhold and that
+        confirmed without it (broadcast through another path), so that it can close those
+        channels with a closing transaction (``Capability.WITHHELD_FUNDING``). This may
+        hand the node a transaction to publish: read commands never call it. Returns the
+        channel points the node took."""
+        return ()

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.inbound import InboundDecision, InboundRequest
-from l2custody.backends.base import NodeBackend
+from l2custody.backends.base import Capability, NodeBackend
 from l2custody.errors import NodeAuthError, NodeError, NotSupported, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -181,18 +181,6 @@ class GuardSummary:
         return dict(self.__dict__)
 
 
-def _acceptor(backend: NodeBackend) -> Callable[..., None]:
-    """The backend's channel acceptor loop (lnd only, so far)."""
-    if backend.kind == "lnd":
-        from l2custody.backends.lnd.acceptor import accept_channels
-
-        return lambda decide, stop, on_error: accept_channels(backend, decide, stop, on_error=on_error)  # type: ignore[arg-type]
-    raise NotSupported(
-        f"node {backend.name!r} ({backend.kind}) has no channel acceptor l2custody can drive; "
-        "for Core Lightning use the l2custody plugin's openchannel hook"
-    )
-
-
 def run_guard(
     backend: NodeBackend,
     wallet: Wallet,
@@ -210,7 +198,11 @@ def run_guard(
     unsupported nodes end the guard by raising. Writes
     ``guard-started`` / ``guard-stopped`` audit entries.
     """
-    acceptor = _acceptor(backend)
+    if not backend.supports(Capability.INBOUND_GUARD):
+        raise NotSupported(
+            f"node {backend.name!r} ({backend.kind}) has no channel acceptor l2custody can drive; "
+            "for Core Lightning use the l2custody plugin's openchannel hook"
+        )
     guard = Guard(wallet, backend.name, policy, log)
     emit = guard.log
     started = time.monotonic()
@@ -220,7 +212,7 @@ def run_guard(
         while not stop.is_set():
             emit(GuardEvent("listening", backend.name, reason="answering inbound channel requests"))
             try:
-                acceptor(guard.decide, stop, guard.on_error)
+                backend.accept_inbound(guard.decide, stop, on_error=guard.on_error)
                 delay = reconnect_delay
                 if not stop.is_set():  # the node ended the stream without an error
                     emit(GuardEvent("disconnected", backend.name, reason="the node closed the stream"))

@@ -197,7 +197,7 @@ def test_publish_psbt_then_confirm_opens_with_our_close_address(net: Network, cl
     wait_for(lambda: next(c for c in cln.list_channels() if c.channel_point == point).active, 30, what="active")
 
 
-def test_funding_broadcast_elsewhere_is_recorded_by_list_channels(net: Network, cln: ClnBackend, wallet: Wallet,
+def test_funding_broadcast_elsewhere_is_recorded_on_request(net: Network, cln: ClnBackend, wallet: Wallet,
                                                                   shared: dict[str, Any]) -> None:
     """The safety net: a withheld channel whose funding confirmed without sendpsbt gets repaired."""
     if not supports_withhold(cln.version()):
@@ -211,7 +211,9 @@ def test_funding_broadcast_elsewhere_is_recorded_by_list_channels(net: Network, 
     net.mine(1)
     assert lpc(net.cln[0], point)["funding"]["withheld"] is True
     wait_for(lambda: state_of(cln, point) is ChannelState.OPEN, 60, what="the channel to lock in")
-    assert lpc(net.cln[0], point)["funding"]["withheld"] is False  # list_channels handed lightningd the PSBT
+    assert lpc(net.cln[0], point)["funding"]["withheld"] is True  # listing channels publishes nothing
+    assert point in cln.record_withheld_funding()
+    assert lpc(net.cln[0], point)["funding"]["withheld"] is False  # lightningd was handed the PSBT
     shared["no_upfront_point"] = point
 
 

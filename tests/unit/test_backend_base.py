@@ -79,10 +79,17 @@ def test_optional_operations_raise_not_supported_naming_node_and_operation() -> 
     assert backend.access_problems() == []
 
 
-def test_lnd_declares_every_capability_but_publish_psbt() -> None:
+def test_lnd_declares_every_capability_but_the_core_lightning_ones() -> None:
     from l2custody.backends.lnd.backend import LndBackend
 
-    assert LndBackend.capabilities == frozenset(Capability) - {Capability.PUBLISH_PSBT}
+    assert LndBackend.capabilities == frozenset(Capability) - {
+        Capability.PUBLISH_PSBT, Capability.PLUGIN_EVENTS, Capability.WITHHELD_FUNDING}
+
+
+def test_core_lightning_declares_every_capability_but_the_inbound_guard() -> None:
+    from l2custody.backends.cln.backend import ClnBackend
+
+    assert ClnBackend.capabilities == frozenset(Capability) - {Capability.INBOUND_GUARD}
 
 
 def test_funding_intent_round_trips_through_json() -> None:

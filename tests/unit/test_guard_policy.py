@@ -20,7 +20,7 @@ from custody_support import StandInBackend, make_wallet
 from l2custody.backends.inbound import InboundDecision, InboundRequest
 from l2custody.backends.lnd.acceptor import accept_channels, to_request, to_response
 from l2custody.custody.guard import Guard, GuardPolicy, run_guard
-from l2custody.errors import NotSupported, UsageError
+from l2custody.errors import NodeError, NotSupported, UsageError
 
 PEER = "02" + "ab" * 32
 OTHER = "03" + "cd" * 32
@@ -118,14 +118,12 @@ class ScriptedAcceptorStub:
 def test_a_crashing_decision_rejects_the_channel_instead_of_letting_it_in() -> None:
     stub = ScriptedAcceptorStub([ln.ChannelAcceptRequest(node_pubkey=bytes.fromhex(PEER), pending_chan_id=b"\x01" * 32,
                                                          funding_amt=100_000)])
-    backend = StandInBackend()
-    backend._stubs = lambda: (ln, stub, None, None)  # type: ignore[attr-defined]
     errors = []
 
     def decide(req: InboundRequest) -> InboundDecision:
         raise RuntimeError("store is locked")
 
-    accept_channels(backend, decide, threading.Event(), on_error=lambda r, e: errors.append((r.pending_chan_id, e)))
+    accept_channels("west", ln, stub, lambda exc, action: NodeError(action), decide, threading.Event(), on_error=lambda r, e: errors.append((r.pending_chan_id, e)))
     answers = list(stub.outgoing)
     assert [(a.accept, a.pending_chan_id) for a in answers] == [(False, b"\x01" * 32)]
     assert "try again later" in answers[0].error and "locked" not in answers[0].error  # nothing internal leaks

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from custody_support import FOREIGN_ADDRESS, make_wallet
-from l2custody.backends.base import ChannelEvent, ChannelState, CloseType, OnchainBalance
+from l2custody.backends.base import Capability, ChannelEvent, ChannelState, CloseType, OnchainBalance
 from l2custody.chain.memory import MemoryChain
 from l2custody.custody.watch.alerts import Alert
 from l2custody.custody.watch.metrics import Metrics
@@ -344,7 +344,7 @@ def test_a_failed_round_is_logged_and_the_next_one_retries(world: World, caplog:
 
 
 def test_cln_plugin_notifications_wake_cln_nodes(world: World) -> None:
-    world.node.kind = "cln"  # type: ignore[misc]
+    world.node.capabilities = world.node.capabilities | {Capability.PLUGIN_EVENTS}  # type: ignore[misc]
     world.watcher.round()
     assert world.watcher._plugin_wakes() == set()  # the first look sets the mark
     store = world.wallet.store

@@ -83,7 +83,7 @@ class ClnBackend(NodeBackend):
     """Core Lightning over its lightning-rpc socket. ``ClnBackend(name, rpc_file)`` does no I/O."""
 
     kind = "cln"
-    capabilities = frozenset(Capability)
+    capabilities = frozenset(Capability) - {Capability.INBOUND_GUARD}
 
     def __init__(self, name: str, rpc_file: str | Path, timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__(name)
@@ -141,9 +141,6 @@ class ClnBackend(NodeBackend):
 
     def list_channels(self, *, include_closed: bool = True) -> list[ChannelInfo]:
         entries = self._entries()
-        for e in entries:
-            if _withheld_on_chain(e):
-                self._repair_withheld(e)
         own = self._own_addresses(e.get("close_to_addr") for e in entries)
         out = [c for c in (conv.channel_info(self.name, e, own) for e in entries) if c is not None]
         if include_closed:
@@ -166,6 +163,13 @@ class ClnBackend(NodeBackend):
                 return set()
             self._owned[address] = bool(found.get("addresses"))
         return {a for a, mine in self._owned.items() if mine}
+
+    def record_withheld_funding(self) -> tuple[str, ...]:
+        taken = []
+        for e in self._entries():
+            if _withheld_on_chain(e) and self._repair_withheld(e):
+                taken.append(f"{e['funding_txid']}:{e['funding_outnum']}")
+        return tuple(taken)
 
     def _repair_withheld(self, entry: dict[str, Any]) -> bool:
         """A channel still marked "funding withheld" whose funding is confirmed (it

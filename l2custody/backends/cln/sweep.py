@@ -16,17 +16,26 @@ from __future__ import annotations
 
 import base64
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from l2custody.backends.base import SweepResult
+from l2custody.amounts import DUST_SAT
+from l2custody.backends.base import AnchorReserve, SweepResult
 from l2custody.backends.cln.convert import sat
 from l2custody.backends.cln.rpc import CallTimeout
 from l2custody.errors import BroadcastUnknown, InsufficientFunds, L2CustodyError, UsageError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from l2custody.backends.cln.backend import ClnBackend
 
-DUST_SAT = 546
+
+class SweepingNode(Protocol):
+    """What a sweep needs of the Core Lightning backend: its name, its commands and its reserve."""
+
+    name: str
+
+    def call(self, method: str, params: dict[str, Any] | None = None, *, action: str,
+             timeout: float | None = None) -> Any: ...
+
+    def anchor_reserve(self, additional_public_channels: int = 0) -> AnchorReserve: ...
+
 
 
 def feerate_param(fee_rate: float | None) -> str:
@@ -56,7 +65,7 @@ def _inputs(psbt_b64: str) -> list[str]:
 class _Prepared:
     """One ``txprepare``d sweep: its figures, and the way to send or drop it."""
 
-    def __init__(self, backend: ClnBackend, prepared: dict[str, Any], dest: bytes, coins: dict[str, int]) -> None:
+    def __init__(self, backend: SweepingNode, prepared: dict[str, Any], dest: bytes, coins: dict[str, int]) -> None:
         self.backend = backend
         self.txid = str(prepared["txid"])
         outputs = _outputs(prepared["psbt"])
@@ -82,7 +91,7 @@ class _Prepared:
         return str(sent["txid"])
 
 
-def sweep(backend: ClnBackend, address: str, *, keep_sat: int | None, fee_rate: float | None,
+def sweep(backend: SweepingNode, address: str, *, keep_sat: int | None, fee_rate: float | None,
           dry_run: bool) -> SweepResult:
     from embit.script import address_to_scriptpubkey
 

@@ -18,13 +18,11 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from l2custody.backends.inbound import Decide, InboundDecision, InboundRequest
 from l2custody.backends.lnd.convert import commitment_type
-
-if TYPE_CHECKING:  # pragma: no cover
-    from l2custody.backends.lnd.backend import LndBackend
+from l2custody.errors import L2CustodyError
 
 _ANNOUNCE_BIT = 0x01  # BOLT 2 channel_flags: announce_channel
 _INTERNAL_ERROR = "internal error at the receiving node; please try again later"
@@ -58,13 +56,17 @@ def to_response(ln: Any, pending_chan_id: bytes, decision: InboundDecision) -> A
 
 
 def accept_channels(
-    backend: LndBackend,
+    node: str,
+    ln: Any,
+    stub: Any,
+    translate: Callable[[Any, str], L2CustodyError],
     decide: Decide,
     stop: threading.Event,
     *,
     on_error: Callable[[InboundRequest, BaseException], None] | None = None,
 ) -> None:
-    """Answer lnd's inbound channel requests with ``decide`` until ``stop`` is set.
+    """Answer the inbound channel requests of lnd ``node`` (``ln``: lightning_pb2, ``stub``:
+    its LightningStub) with ``decide`` until ``stop`` is set.
 
     Returns when ``stop`` is set (the stream is cancelled). A ``decide`` that
     raises gets the request rejected with a neutral message (the exception
@@ -74,7 +76,6 @@ def accept_channels(
     """
     import grpc
 
-    ln, stub, _, _ = backend._stubs()
     responses: queue.Queue[Any] = queue.Queue()
 
     def outgoing() -> Any:
@@ -93,11 +94,11 @@ def accept_channels(
                 return
         call.cancel()
 
-    watcher = threading.Thread(target=watch, name=f"acceptor-stop-{backend.name}", daemon=True)
+    watcher = threading.Thread(target=watch, name=f"acceptor-stop-{node}", daemon=True)
     watcher.start()
     try:
         for raw in call:
-            request = to_request(backend.name, raw)
+            request = to_request(node, raw)
             try:
                 decision = decide(request)
             except Exception as exc:  # a bug must not let the channel in unguarded
@@ -107,7 +108,7 @@ def accept_channels(
             responses.put(to_response(ln, raw.pending_chan_id, decision))
     except grpc.RpcError as exc:
         if not (stop.is_set() and exc.code() == grpc.StatusCode.CANCELLED):
-            raise backend.translate(exc, "guard inbound channels (ChannelAcceptor)") from None
+            raise translate(exc, "guard inbound channels (ChannelAcceptor)") from None
     finally:
         finished.set()
         responses.put(None)

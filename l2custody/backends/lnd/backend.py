@@ -25,7 +25,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ from l2custody.backends.base import (
     check_close_request,
     parse_channel_point,
 )
+from l2custody.backends.inbound import Decide, InboundRequest
 from l2custody.backends.lnd import convert as conv
 from l2custody.backends.lnd.connect import LndCredentials, open_channel, rpc, translate_rpc_error
 from l2custody.backends.lnd.funding import OpenStream, funding_outpoint, to_psbt_v0
@@ -102,7 +104,8 @@ class LndBackend(NodeBackend):
     kind = "lnd"
     # PUBLISH_PSBT is for nodes that must be told about the funding broadcast (CLN);
     # lnd learns of a PSBT-funded channel's transaction from the chain.
-    capabilities = frozenset(Capability) - {Capability.PUBLISH_PSBT}
+    capabilities = frozenset(Capability) - {
+        Capability.PUBLISH_PSBT, Capability.PLUGIN_EVENTS, Capability.WITHHELD_FUNDING}
 
     def __init__(self, name: str, creds: LndCredentials) -> None:
         super().__init__(name)
@@ -459,7 +462,20 @@ class LndBackend(NodeBackend):
     ) -> SweepResult:
         from l2custody.backends.lnd.sweep import sweep
 
-        return sweep(self, address, keep_sat=keep_sat, fee_rate=fee_rate, dry_run=dry_run)
+        return sweep(self.name, self._stubs(), self._t, lambda raw, label: self.publish(raw, label=label), address,
+                     keep_sat=keep_sat, fee_rate=fee_rate, dry_run=dry_run)
+
+    def accept_inbound(
+        self,
+        decide: Decide,
+        stop: threading.Event,
+        *,
+        on_error: Callable[[InboundRequest, BaseException], None] | None = None,
+    ) -> None:
+        from l2custody.backends.lnd.acceptor import accept_channels
+
+        ln, stub, _, _ = self._stubs()
+        accept_channels(self.name, ln, stub, self.translate, decide, stop, on_error=on_error)
 
     @rpc("create a node wallet address")
     def new_address(self) -> str:

@@ -11,17 +11,14 @@ lnd's own), then releases the leases: nothing is sent or stays locked.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 
+from l2custody.amounts import DUST_SAT
 from l2custody.backends.base import SweepResult
 from l2custody.errors import InsufficientFunds, UsageError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from l2custody.backends.lnd.backend import LndBackend
-
-DUST_SAT = 546
 # Worst-case weight units per input by lnrpc.AddressType (73-byte signatures, as
 # lnd's own estimator): p2wkh, np2wkh, (unused p2wkh, unused np2wkh), p2tr, (unused p2tr)
 _INPUT_WEIGHT = {0: 273, 1: 365, 2: 273, 3: 365, 4: 230, 5: 230}
@@ -42,8 +39,19 @@ def estimate_vsize(input_types: list[int], dest_script_len: int, with_change: bo
 
 
 def sweep(
-    backend: LndBackend, address: str, *, keep_sat: int | None, fee_rate: float | None, dry_run: bool
+    node: str,
+    stubs: tuple[Any, Any, Any, Any],
+    timeout: float,
+    publish: Callable[[bytes, str], str],
+    address: str,
+    *,
+    keep_sat: int | None,
+    fee_rate: float | None,
+    dry_run: bool,
 ) -> SweepResult:
+    """Sweep lnd ``node``'s confirmed coins to ``address`` (see the module docstring).
+    ``stubs``: lightning_pb2, its stub, walletkit_pb2, its stub; ``publish(raw, label)``
+    publishes the signed transaction and returns its txid."""
     from embit.psbt import PSBT
     from embit.script import address_to_scriptpubkey
 
@@ -51,13 +59,13 @@ def sweep(
         dest_script = address_to_scriptpubkey(address).data
     except Exception:
         raise UsageError(f"{address!r} is not a bitcoin address") from None
-    ln, _, wk, wkstub = backend._stubs()
-    t = backend.creds.timeout
+    ln, _, wk, wkstub = stubs
+    t = timeout
     utxos = list(
         wkstub.ListUnspent(wk.ListUnspentRequest(min_confs=1, max_confs=2**31 - 1, account="default"), timeout=t).utxos
     )
     if not utxos:
-        raise InsufficientFunds(f"node {backend.name!r} has no confirmed coins in its wallet; nothing to sweep")
+        raise InsufficientFunds(f"node {node!r} has no confirmed coins in its wallet; nothing to sweep")
     required = wkstub.RequiredReserve(wk.RequiredReserveRequest(additional_public_channels=0), timeout=t).required_reserve
     keep = max(keep_sat or 0, required)
     if fee_rate is None:
@@ -70,7 +78,7 @@ def sweep(
     amount = total - keep - fee_estimate
     if amount < DUST_SAT:
         raise InsufficientFunds(
-            f"node {backend.name!r} has {total} sat confirmed; after keeping {keep} sat "
+            f"node {node!r} has {total} sat confirmed; after keeping {keep} sat "
             f"(anchor reserve {required} sat) and about {fee_estimate} sat fee there is nothing to sweep"
         )
     outpoints = [ln.OutPoint(txid_str=u.outpoint.txid_str, output_index=u.outpoint.output_index) for u in utxos]
@@ -87,7 +95,7 @@ def sweep(
         _release(wkstub, wk, funded.locked_utxos, t)
         amount -= keep - kept
         if amount < DUST_SAT:
-            raise InsufficientFunds(f"node {backend.name!r}: nothing left to sweep after keeping {keep} sat")
+            raise InsufficientFunds(f"node {node!r}: nothing left to sweep after keeping {keep} sat")
         funded, kept = fund(amount)
     done = False
     try:
@@ -102,7 +110,7 @@ def sweep(
             _release(wkstub, wk, funded.locked_utxos, t)
     if dry_run:
         return result
-    txid = backend.publish(raw, label="l2custody sweep")
+    txid = publish(raw, "l2custody sweep")
     return SweepResult(address, amount, result.fee_sat, kept, inputs, False, txid)
 
 

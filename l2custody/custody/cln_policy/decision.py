@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+#: The audit log's actor for everything the plugin writes (watch reads its channel notifications).
+PLUGIN_ACTOR = "cln-plugin"
+
 #: Rules that refuse (their names appear in messages and in the audit log).
 RULE_CLOSE_DESTINATION = "close-destination"  # close(destination=...) must pay the multisig
 RULE_CLOSE_TO = "close-to"  # fundchannel & co: an explicit close_to must be the multisig

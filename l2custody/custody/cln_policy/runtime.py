@@ -28,7 +28,13 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from l2custody.custody.cln_policy.commands import check_command
-from l2custody.custody.cln_policy.decision import ALLOW_UNFILTERED, RULE_CHECK_FAILED, NodeLookup, Verdict
+from l2custody.custody.cln_policy.decision import (
+    ALLOW_UNFILTERED,
+    PLUGIN_ACTOR,
+    RULE_CHECK_FAILED,
+    NodeLookup,
+    Verdict,
+)
 from l2custody.custody.cln_policy.inbound import accept, inbound_request, reject
 from l2custody.custody.cln_policy.node import Call, RpcNodeLookup, parse_channels
 from l2custody.custody.cln_policy.options import PluginOptions
@@ -39,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from l2custody.config import Config
     from l2custody.wallet.service import Wallet
 
-ACTOR = "cln-plugin"
+ACTOR = PLUGIN_ACTOR
 CONTINUE: dict[str, Any] = {"result": "continue"}
 #: What a peer reads when we cannot check its channel (no internals).
 INBOUND_ERROR = "this node cannot accept channels right now; try again later"

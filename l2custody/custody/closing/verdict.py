@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from l2custody.amounts import DUST_SAT
 from l2custody.errors import UsageError
 
 #: Below this our side of a channel has no output in a closing transaction
 #: (BOLT 3 trims outputs under the dust limit; 330 sat for P2WSH, 546 for P2PKH).
-DUST_SAT = 546
 
 
 @dataclass(frozen=True)

@@ -324,7 +324,10 @@ def _check_channels(ctx: FundingContext, session: FundingSession, notes: list[st
         name = leg.request.node
         try:
             if name not in by_node:
-                by_node[name] = {c.channel_point: c for c in ctx.node(name).list_channels(include_closed=False)}
+                node = ctx.node(name)
+                if node.supports(Capability.WITHHELD_FUNDING):
+                    node.record_withheld_funding()  # broadcast by us, not by the node: tell it
+                by_node[name] = {c.channel_point: c for c in node.list_channels(include_closed=False)}
         except L2CustodyError as exc:
             notes.append(f"node {name!r}: {exc.message}")
             continue

@@ -81,7 +81,7 @@ def save_channels(store: Store, node: str, channels: dict[str, ChannelFacts], ta
         store.execute("INSERT INTO watch_nodes (node, taken_at, channels) VALUES (?, ?, ?)", (node, taken_at, text))
 
 
-def set_last_event(store: Store, node: str, ts: float) -> None:
+def set_last_event(store: Store, node: str, ts: float | None) -> None:
     store.execute("UPDATE watch_nodes SET last_event = ? WHERE node = ?", (ts, node))
 
 
@@ -126,6 +126,11 @@ def undelivered(store: Store, max_attempts: int = MAX_ATTEMPTS) -> list[OutboxEn
         (max_attempts,),
     ).fetchall()
     return [_entry(r) for r in rows]
+
+
+def undelivered_count(store: Store) -> int:
+    """Alerts not yet delivered to every sink (including those given up on)."""
+    return int(store.execute("SELECT COUNT(*) FROM watch_alerts WHERE delivered IS NULL").fetchone()[0])
 
 
 def alerts(store: Store) -> list[OutboxEntry]:

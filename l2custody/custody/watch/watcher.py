@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import Capability, NodeBackend
+from l2custody.custody.cln_policy.decision import PLUGIN_ACTOR
 from l2custody.custody.watch.alerts import Alert, AlertSink, deliver, sinks_from_config
 from l2custody.custody.watch.backups import write_backup
 from l2custody.custody.watch.follow import NodeFollower, Wake
@@ -65,7 +66,9 @@ from l2custody.custody.watch.state import (
     record_attempt,
     save_channels,
     set_backup,
+    set_last_event,
     undelivered,
+    undelivered_count,
     update_conditions,
 )
 from l2custody.errors import L2CustodyError, NotSupported
@@ -232,17 +235,15 @@ class Watcher:
     def _plugin_wakes(self) -> set[str]:
         """CLN nodes, when the l2custody plugin recorded a channel notification since we last looked
         (only the audit entries added since are read: the log only grows)."""
-        cln = {n for n, s in self.slots.items() if s.backend.kind == "cln"}
-        if not cln:
+        nodes = {n for n, s in self.slots.items() if s.backend.supports(Capability.PLUGIN_EVENTS)}
+        if not nodes:
             return set()
-        latest = self.store.execute("SELECT COALESCE(MAX(id), 0) FROM audit").fetchone()[0]
+        latest = self.store.last_audit_id()
         previous, self._plugin_audit_id = self._plugin_audit_id, latest
         if previous is None or latest <= previous:
             return set()
-        row = self.store.execute(
-            "SELECT 1 FROM audit WHERE id > ? AND actor = 'cln-plugin' AND action IN "
-            "('channel_state_changed', 'channel_opened') LIMIT 1", (previous,)).fetchone()
-        return cln if row else set()
+        spoke = self.store.audited_since(previous, PLUGIN_ACTOR, ("channel_state_changed", "channel_opened"))
+        return nodes if spoke else set()
 
     def close(self) -> None:
         """Stop the followers and close every backend."""
@@ -333,6 +334,7 @@ class Watcher:
     def _read(self, slot: _Slot, source: str, now: float) -> bool:
         """Read one node and record what changed; True when a channel changed state."""
         name = slot.backend.name
+        self._record_withheld(slot)
         facts = read_node(self.wallet, slot.backend)
         if facts.error is not None:
             if slot.unreachable_since is None:
@@ -368,6 +370,20 @@ class Watcher:
             self._backup(slot)
         return any(t.kind != ACTIVITY for t in moves)
 
+    def _record_withheld(self, slot: _Slot) -> None:
+        """Funding we broadcast past a node that withholds it: tell the node (Core Lightning),
+        so that a close of such a channel gets a closing transaction."""
+        if not slot.backend.supports(Capability.WITHHELD_FUNDING):
+            return
+        try:
+            taken = slot.backend.record_withheld_funding()
+        except L2CustodyError:
+            return  # the reading that follows reports the node's problem
+        for point in taken:
+            with self.store.transaction():
+                self.store.audit(ACTOR, "funding-recorded", point, {"node": slot.backend.name})
+            self.log.info("node %s: handed the confirmed funding of %s to the node", slot.backend.name, point)
+
     def _record(self, slot: _Slot, current: dict[str, ChannelFacts], moves: list[Any], source: str,
                 now: float) -> None:
         name = slot.backend.name
@@ -376,8 +392,7 @@ class Watcher:
             for t in moves:
                 self.store.audit(ACTOR, t.action, t.channel_point, t.details(source, slot.woken_by))
             save_channels(self.store, name, current, now)
-            self.store.execute("UPDATE watch_nodes SET last_event = ? WHERE node = ?",
-                               (now if slot.follower is None else slot.last_event, name))
+            set_last_event(self.store, name, now if slot.follower is None else slot.last_event)
             for a in raised:
                 enqueue(self.store, Alert(a.key, a.kind, a.severity, a.subject, a.message, a.node, a.details, now))
         for t in moves:
@@ -519,7 +534,7 @@ class Watcher:
     def _render(self, snapshot: Snapshot, duration: float) -> None:
         if self.metrics is None:
             return
-        pending = self.store.execute("SELECT COUNT(*) FROM watch_alerts WHERE delivered IS NULL").fetchone()[0]
+        pending = undelivered_count(self.store)
         page = render(
             snapshot, last_events={n: s.last_event for n, s in self.slots.items()}, undelivered_alerts=pending,
             duration_seconds=duration, session_states=Counter(s.state for s in snapshot.sessions),
