@@ -61,7 +61,8 @@ def _ms(values: list[float]) -> str:
 def run(rounds: int, amount: int) -> None:
     from l2custody.backends.lnd.backend import LndBackend
     from l2custody.custody.funding.requests import channel_request
-    from l2custody.custody.funding.negotiate import FundingContext, open_channels
+    from l2custody.custody.context import Custody
+    from l2custody.custody.funding.negotiate import open_channels
     from l2custody.custody.funding.lifecycle import sign_session
     from l2custody.wallet.service import Wallet
     from lndgrpc.compiled import lightning_pb2 as ln
@@ -96,7 +97,7 @@ def run(rounds: int, amount: int) -> None:
                     if message.startswith("negotiating") and "start" not in marks:
                         marks["start"] = time.perf_counter()
 
-                with FundingContext(Wallet.open(config), resolve, progress, owns_wallet=True) as ctx:
+                with Custody(Wallet.open(config), resolve, progress, owns_wallet=True) as ctx:
                     t0 = time.perf_counter()
                     session = open_channels(ctx, [channel_request("lnd-0", b.pubkey, amount + i, private=True)],
                                             fee_rate=2)

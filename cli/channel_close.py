@@ -1,7 +1,7 @@
 """``l2custody channel list | show | close | close-status``: channels and closing them into the multisig.
 
 Registered on the shared ``channel`` sub-app (cli/channel.py). Thin: each
-command calls one function of ``l2custody.custody`` and renders the result.
+command calls one function of ``l2custody.api`` and renders the result.
 """
 
 from __future__ import annotations
@@ -68,10 +68,9 @@ def list_(
 
       l2custody channel list --node west --no-closed --json
     """
-    from l2custody.config import load_config
-    from l2custody.custody.channels import channel_list
+    from l2custody import api
 
-    views = [v.to_dict() for v in channel_list(load_config(STATE.config), node, include_closed=closed)]
+    views = [v.to_dict() for v in api.list_channels(STATE.config, node, include_closed=closed)]
     rows = [
         [v["node"], _channel_ref(v), v["state"], v["capacity_sat"], v["local_balance_sat"],
          v["remote_balance_sat"], _close_column(v), _funding_column(v)]
@@ -98,10 +97,9 @@ def show(chan: ChanArg, node: NodeOpt = None) -> None:
 
       l2custody channel show 512x1x0 --json
     """
-    from l2custody.config import load_config
-    from l2custody.custody.channels import channel_show
+    from l2custody import api
 
-    detail = channel_show(load_config(STATE.config), chan, node).to_dict()
+    detail = api.show_channel(STATE.config, chan, node).to_dict()
     lines = [
         f"Channel {detail['channel_point']} on {detail['node']}",
         f"  short id:       {detail['short_channel_id'] or '-'}",
@@ -169,8 +167,7 @@ def close(
 
       l2custody channel close 512x1x0 --force
     """
-    from l2custody.config import load_config
-    from l2custody.custody.closing.close import close_command
+    from l2custody import api
 
     force = force or yes_force
 
@@ -187,8 +184,8 @@ def close(
                 f"you typed {typed.strip()!r}, not the channel point {plan.view.channel_point}; nothing was closed"
             )
 
-    report = close_command(
-        load_config(STATE.config), chan, node=node, force=force, fee_rate=fee_rate, allow_foreign=allow_foreign,
+    report = api.close_channel(
+        STATE.config, chan, node=node, force=force, fee_rate=fee_rate, allow_foreign=allow_foreign,
         confirm=confirm, wait=wait, timeout=timeout, progress=_progress,
     ).to_dict()
     rec = report["record"]
@@ -229,10 +226,9 @@ def close_status(
 
       l2custody channel close-status 512x1x0 --wait --timeout 7200
     """
-    from l2custody.config import load_config
-    from l2custody.custody.closing.close import close_status_command
+    from l2custody import api
 
-    status = close_status_command(load_config(STATE.config), chan, node=node, wait=wait, timeout=timeout,
+    status = api.close_status(STATE.config, chan, node=node, wait=wait, timeout=timeout,
                                   progress=_progress if wait else None).to_dict()
     lines = [f"Close of {status['channel_point']} ({status['kind']}): {status['state']}", status["message"]]
     if status["next_step"]:

@@ -47,23 +47,11 @@ def progress(message: str) -> None:
 def _run(requests: list, fee_rate: Optional[float], interactive: bool, signer: Optional[list[str]],
          allow_no_upfront_shutdown: bool, timeout: float) -> None:
     from cli.funding_render import session_text
-    from l2custody.custody.funding.negotiate import open_channels, open_context
-    from l2custody.custody.funding.interactive import open_interactive
-    from l2custody.custody.funding.lifecycle import view
+    from l2custody import api
 
-    with open_context(STATE.config, progress) as ctx:
-        if interactive:
-            session = open_interactive(ctx, requests, signer or [], fee_rate=fee_rate,
-                                       allow_no_upfront_shutdown=allow_no_upfront_shutdown, timeout=timeout)
-        else:
-            if signer:
-                from l2custody.errors import UsageError
-
-                raise UsageError("--signer goes with --interactive; otherwise sign later with "
-                                 "`l2custody session sign ID --signer NAME`")
-            session = open_channels(ctx, requests, fee_rate=fee_rate,
-                                    allow_no_upfront_shutdown=allow_no_upfront_shutdown)
-        data = view(ctx, session).to_dict()
+    data = api.open_channels(STATE.config, requests, fee_rate=fee_rate, interactive=interactive, signers=signer or [],
+                             allow_no_upfront_shutdown=allow_no_upfront_shutdown, timeout=timeout,
+                             progress=progress).to_dict()
     emit(data, session_text(data))
 
 
@@ -94,9 +82,9 @@ def open_(
 
       l2custody channel open west 02ab...ef 2000000 --interactive -s alice -s bob
     """
-    from l2custody.custody.funding.requests import channel_request
+    from l2custody import api
 
-    request = channel_request(node, peer, amount, private=private, push=push)
+    request = api.channel_request(node, peer, amount, private=private, push=push)
     _run([request], fee_rate, interactive, signer, allow_no_upfront_shutdown, timeout)
 
 
@@ -122,6 +110,6 @@ def batch(
 
     Example: l2custody channel batch channels.csv --fee-rate 3
     """
-    from l2custody.custody.funding.requests import read_batch
+    from l2custody import api
 
-    _run(read_batch(file), fee_rate, interactive, signer, allow_no_upfront_shutdown, timeout)
+    _run(api.read_batch(file), fee_rate, interactive, signer, allow_no_upfront_shutdown, timeout)

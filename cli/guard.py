@@ -53,15 +53,10 @@ def guard(
     import signal
     import threading
 
-    from l2custody.amounts import parse_sats
-    from l2custody.config import load_config
-    from l2custody.custody.guard import GuardPolicy, guard_command
+    from l2custody import api
 
-    policy = GuardPolicy.build(
-        min_channel_sat=parse_sats(min_size) if min_size else 0,
-        max_channel_sat=parse_sats(max_size) if max_size else None,
-        allowed_peers=allow_peer or (), denied_peers=deny_peer or (), allow_private=private,
-    )
+    policy = api.guard_policy(min_size=min_size, max_size=max_size, allowed_peers=allow_peer or (),
+                              denied_peers=deny_peer or (), allow_private=private)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -69,7 +64,7 @@ def guard(
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        summary = guard_command(load_config(STATE.config), node, policy, stop, log=_log)
+        summary = api.guard_node(STATE.config, node, policy, stop, log=_log)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -47,9 +47,9 @@ def init(
 
       l2custody --config ./signet.toml init --network signet --chain-cookie ~/.bitcoin/signet/.cookie
     """
-    from l2custody.config import init_config
+    from l2custody import api
 
-    cfg = init_config(
+    cfg = api.init(
         STATE.config,
         network,
         data_dir=data_dir,

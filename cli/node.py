@@ -54,14 +54,13 @@ def add(
 
       l2custody node add east --cln --rpc-file ~/.lightning/bitcoin/lightning-rpc
     """
-    from l2custody.backends.node_registry import add_node
-    from l2custody.config import load_config
+    from l2custody import api
     from l2custody.errors import UsageError
 
     if lnd == cln:
         raise UsageError("say which kind of node this is: --lnd or --cln")
-    record = add_node(
-        load_config(STATE.config),
+    record = api.add_node(
+        STATE.config,
         name,
         "lnd" if lnd else "cln",
         host=host,
@@ -82,10 +81,9 @@ def list_() -> None:
 
       l2custody node list --json
     """
-    from l2custody.backends.node_registry import list_nodes
-    from l2custody.config import load_config
+    from l2custody import api
 
-    records = list_nodes(load_config(STATE.config))
+    records = api.list_nodes(STATE.config)
     rows = [[r.name, r.kind, r.host or r.rpc_file, r.tls_cert, r.macaroon] for r in records]
     emit(
         data(records),
@@ -105,10 +103,9 @@ def check(
 
       l2custody node check west
     """
-    from l2custody.backends.node_registry import check_configured_node
-    from l2custody.config import load_config
+    from l2custody import api
 
-    result = check_configured_node(load_config(STATE.config), name)
+    result = api.check_node(STATE.config, name)
     rows = [[item.name, "ok" if item.ok else "FAIL", item.detail] for item in result.items]
     verdict = "all checks passed" if result.ok else "some checks FAILED"
     emit(
@@ -129,8 +126,7 @@ def remove(
 
       l2custody node remove west
     """
-    from l2custody.backends.node_registry import remove_node
-    from l2custody.config import load_config
+    from l2custody import api
 
-    record = remove_node(load_config(STATE.config), name)
+    record = api.remove_node(STATE.config, name)
     emit(data(record), f"Removed node {record.name!r}.")

@@ -25,14 +25,14 @@ OutOpt = Annotated[Optional[Path], typer.Option(help="Write the result here inst
 
 def _load(path: Path):  # type: ignore[no-untyped-def]
     from l2custody.errors import PsbtError
-    from l2custody.wallet.psbt import load_psbt
+    from l2custody import api
 
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise PsbtError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        return load_psbt(raw)
+        return api.load_psbt(raw)
     except PsbtError as exc:
         raise PsbtError(f"{path}: {exc.message}") from None
 
@@ -49,10 +49,10 @@ def show(file: FileArg) -> None:
 
     Example: l2custody psbt show pay.psbt
     """
-    from l2custody.wallet.service import open_wallet
+    from l2custody import api
 
     psbt = _load(file)
-    with open_wallet(STATE.config) as w:
+    with api.open_wallet(STATE.config) as w:
         summary, session = w.summarize(psbt)
     emit(
         {"summary": summary.to_dict(), "session": data(session) if session else None},
@@ -66,10 +66,10 @@ def verify(file: FileArg) -> None:
 
     Example: l2custody psbt verify pay.psbt && echo safe to sign
     """
-    from l2custody.wallet.service import open_wallet
+    from l2custody import api
 
     psbt = _load(file)
-    with open_wallet(STATE.config) as w:
+    with api.open_wallet(STATE.config) as w:
         s = w.verify(psbt)
     emit(
         {"ok": True, "session": s.id, "summary": s.summary.to_dict()},
@@ -94,10 +94,10 @@ def sign(
 
       l2custody psbt sign pay.psbt --signer coldcard   # exports, then collects
     """
-    from l2custody.wallet.service import open_wallet
+    from l2custody import api
 
     psbt = _load(file)
-    with open_wallet(STATE.config) as w:
+    with api.open_wallet(STATE.config) as w:
         r = w.sign(psbt, signer)
     target = out or file
     _write(target, r.session.psbt)
@@ -135,10 +135,10 @@ def combine(
 
     Example: l2custody psbt combine alice.psbt bob.psbt --out both.psbt
     """
-    from l2custody.wallet.service import open_wallet
+    from l2custody import api
 
     psbts = [_load(f) for f in files]
-    with open_wallet(STATE.config) as w:
+    with api.open_wallet(STATE.config) as w:
         s = w.combine(psbts)
     target = out or files[0]
     _write(target, s.psbt)
@@ -154,10 +154,10 @@ def finalize(file: FileArg, out: OutOpt = None) -> None:
 
     Example: l2custody psbt finalize pay.psbt
     """
-    from l2custody.wallet.service import open_wallet
+    from l2custody import api
 
     psbt = _load(file)
-    with open_wallet(STATE.config) as w:
+    with api.open_wallet(STATE.config) as w:
         s, raw = w.finalize(psbt)
     target = out or file
     _write(target, s.psbt)
@@ -176,10 +176,10 @@ def broadcast(file: FileArg) -> None:
 
     Example: l2custody psbt broadcast pay.psbt
     """
-    from l2custody.wallet.service import open_wallet
+    from l2custody import api
 
     psbt = _load(file)
-    with open_wallet(STATE.config) as w:
+    with api.open_wallet(STATE.config) as w:
         r = w.broadcast(psbt)
     emit({"session": r.session.id, "txid": r.txid}, f"Broadcast {r.txid} (session {r.session.id}).")
 
@@ -192,9 +192,9 @@ def list_(
 
     Example: l2custody psbt list --state partially-signed
     """
-    from l2custody.wallet.service import open_wallet
+    from l2custody import api
 
-    with open_wallet(STATE.config) as w:
+    with api.open_wallet(STATE.config) as w:
         rows = w.store.psbts(state=state)
     emit(
         [
@@ -218,9 +218,9 @@ def export(
 
     Example: l2custody psbt export 3f2a9c0d1e2b4a5c --out pay.psbt
     """
-    from l2custody.wallet.service import open_wallet
+    from l2custody import api
 
-    with open_wallet(STATE.config) as w:
+    with api.open_wallet(STATE.config) as w:
         s = w.session(session)
     target = out or Path(f"{s.id}.psbt")
     _write(target, s.psbt)
@@ -239,8 +239,8 @@ def abort(
 
     Example: l2custody psbt abort 3f2a9c0d1e2b4a5c --reason "wrong amount"
     """
-    from l2custody.wallet.service import open_wallet
+    from l2custody import api
 
-    with open_wallet(STATE.config) as w:
+    with api.open_wallet(STATE.config) as w:
         released = w.abort(session, reason)
     emit({"session": session, "released": released}, f"Session {session} aborted; {released} coin(s) released.")

@@ -43,10 +43,9 @@ def report(
 
       l2custody --json report | jq '.findings[].message'
     """
-    from l2custody.config import load_config
-    from l2custody.custody.report.observe import report_command
+    from l2custody import api
 
-    snapshot = report_command(load_config(STATE.config), node, sync=sync)
+    snapshot = api.report(STATE.config, node, sync=sync)
     out = snapshot.to_dict(channels=True)
     emit(out, render_report(out, channels=channels))
     if not snapshot.ok:

@@ -26,12 +26,6 @@ def _progress(message: str) -> None:
     typer.echo(f"… {message}", err=True)
 
 
-def _context():  # type: ignore[no-untyped-def]
-    from l2custody.custody.funding.negotiate import open_context
-
-    return open_context(STATE.config, _progress)
-
-
 @sub.command("list")
 def list_(
     all_: Annotated[bool, typer.Option("--all", "-a", help="Include finished, aborted and failed sessions.")] = False,
@@ -41,13 +35,9 @@ def list_(
     Example: l2custody session list --all
     """
     from cli.funding_render import sessions_table
-    from l2custody.custody.funding.records import list_sessions
-    from l2custody.wallet.service import open_wallet
+    from l2custody import api
 
-    with open_wallet(STATE.config) as w:
-        rows = [s.to_dict() for s in list_sessions(w.store, include_final=all_)]
-    for row in rows:
-        row.pop("psbt", None)
+    rows = api.list_sessions(STATE.config, include_final=all_)
     emit(rows, sessions_table(rows))
 
 
@@ -58,10 +48,9 @@ def show(session_id: IdArg) -> None:
     Example: l2custody session show fs-1a2b3c4d
     """
     from cli.funding_render import session_text
-    from l2custody.custody.funding.lifecycle import show as show_session
+    from l2custody import api
 
-    with _context() as ctx:
-        data = show_session(ctx, session_id).to_dict()
+    data = api.show_session(STATE.config, session_id, progress=_progress).to_dict()
     emit(data, session_text(data))
 
 
@@ -88,10 +77,9 @@ def sign(
       l2custody session sign fs-1a2b3c4d --signer coldcard   # exports, then collects
     """
     from cli.funding_render import session_text
-    from l2custody.custody.funding.lifecycle import sign_session
+    from l2custody import api
 
-    with _context() as ctx:
-        out = sign_session(ctx, session_id, signer, broadcast=not no_broadcast)
+    out = api.sign_session(STATE.config, session_id, signer, broadcast=not no_broadcast, progress=_progress)
     data = out.view.to_dict()
     data.update(signer=out.result.signer, added=out.result.added, complete=out.result.complete,
                 exported=[str(p) for p in out.result.exported],
@@ -129,15 +117,14 @@ def status(
       l2custody session status fs-1a2b3c4d --wait --timeout 7200
     """
     from cli.funding_render import session_text
-    from l2custody.custody.funding.lifecycle import follow, refresh
+    from l2custody import api
 
     def update(v) -> None:  # type: ignore[no-untyped-def]
         s = v.session
         open_ = sum(1 for leg in s.legs if leg.state.value == "open")
         _progress(f"{s.state.value}: {v.confirmations} confirmation(s), {open_}/{len(s.legs)} channel(s) open")
 
-    with _context() as ctx:
-        v = follow(ctx, session_id, timeout=timeout, on_update=update) if wait else refresh(ctx, session_id)
+    v = api.session_status(STATE.config, session_id, wait=wait, timeout=timeout, on_update=update, progress=_progress)
     data = v.to_dict()
     emit(data, session_text(data))
 
@@ -153,11 +140,10 @@ def broadcast(session_id: IdArg) -> None:
     Example: l2custody session broadcast fs-1a2b3c4d
     """
     from cli.funding_render import session_text
-    from l2custody.custody.funding.lifecycle import broadcast_session, view
+    from l2custody import api
 
-    with _context() as ctx:
-        out = broadcast_session(ctx, session_id)
-        data = view(ctx, out.session).to_dict()
+    out = api.broadcast_session(STATE.config, session_id, progress=_progress)
+    data = out.view.to_dict()
     emit(data, f"Broadcast {out.txid}.\n\n" + session_text(data))
 
 
@@ -178,12 +164,11 @@ def abort(
     Example: l2custody session abort fs-1a2b3c4d --reason "peer offline"
     """
     from cli.funding_render import session_text
-    from l2custody.custody.funding.lifecycle import abort_session, leftovers, view
+    from l2custody import api
 
-    with _context() as ctx:
-        session = abort_session(ctx, session_id, reason, force=force)
-        data = view(ctx, session).to_dict()
-    left = leftovers(session)
+    out = api.abort_session(STATE.config, session_id, reason, force=force, progress=_progress)
+    data = out.view.to_dict()
+    left, session = out.leftovers, out.view.session
     head = f"Session {session.id} {session.state.value}; coins released."
     if left:
         head += " Still held by a node (run abort again): " + ", ".join(left)

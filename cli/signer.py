@@ -44,21 +44,10 @@ def add(
 
       l2custody signer add ledger --hwi a1b2c3d4
     """
-    from l2custody.config import load_config
-    from l2custody.errors import UsageError
-    from l2custody.wallet.signer_registry import add_signer
+    from l2custody import api
 
-    given = [(k, v) for k, v in (("software", software), ("file", file_dir), ("hwi", hwi)) if v is not None]
-    if len(given) != 1:
-        raise UsageError("give exactly one of --software FILE, --file-dir DIR or --hwi FINGERPRINT")
-    kind, source = given[0]
-    if generate:
-        if kind != "software":
-            raise UsageError("--generate works with --software FILE only")
-        from l2custody.wallet.signers import generate_mnemonic, write_secret_file
-
-        write_secret_file(Path(str(source)).expanduser(), generate_mnemonic(24) + "\n")
-    info = add_signer(load_config(STATE.config), name, kind, str(source), fingerprint=fingerprint, device_type=device_type)
+    info = api.add_signer(STATE.config, name, software=software, file_dir=file_dir, hwi=hwi, fingerprint=fingerprint,
+                          device_type=device_type, generate=generate)
     extra = f"\nKey for `wallet create --key`: {info.key}" if info.key else ""
     emit(data(info), f"Signer {info.name} ({info.kind}, fingerprint {info.fingerprint or 'unknown'}) added.{extra}")
 
@@ -69,10 +58,9 @@ def list_() -> None:
 
     Example: l2custody signer list
     """
-    from l2custody.config import load_config
-    from l2custody.wallet.signer_registry import list_signers
+    from l2custody import api
 
-    rows = list_signers(load_config(STATE.config))
+    rows = api.list_signers(STATE.config)
     emit(
         data(rows),
         table(

@@ -41,12 +41,10 @@ def sweep(
 
       l2custody sweep west --keep 100000 --fee-rate 3 --wait
     """
-    from l2custody.amounts import parse_sats
-    from l2custody.config import load_config
-    from l2custody.custody.sweeping.sweep import sweep_command
+    from l2custody import api
 
-    keep_sat = parse_sats(keep) if keep is not None else None
-    report = sweep_command(load_config(STATE.config), node, keep_sat=keep_sat, fee_rate=fee_rate,
+    keep_sat = api.parse_sats(keep) if keep is not None else None
+    report = api.sweep(STATE.config, node, keep_sat=keep_sat, fee_rate=fee_rate,
                            dry_run=dry_run, wait=wait, timeout=timeout, progress=_progress)
     out = report.to_dict()
     emit(out, _preview(out) if dry_run else _done(out))
@@ -105,10 +103,9 @@ def sweep_status(
 
       l2custody sweep-status west --json
     """
-    from l2custody.config import load_config
-    from l2custody.custody.sweeping.sweep import sweep_status_command
+    from l2custody import api
 
-    statuses = [s.to_dict() for s in sweep_status_command(load_config(STATE.config), node)]
+    statuses = [s.to_dict() for s in api.sweep_statuses(STATE.config, node)]
     rows = [[s["id"], s["node"], s["state"], s["amount_sat"], s["txid"] or "-", s["message"]] for s in statuses]
     emit(statuses, table(["#", "node", "state", "amount", "txid", "status"], rows,
                          empty="No sweeps yet: l2custody sweep NODE --dry-run"))

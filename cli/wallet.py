@@ -39,10 +39,9 @@ def create(
       l2custody wallet create -k 2 --key '[a1b2c3d4/48h/1h/0h/2h]tpub...' \\
           --key '[...]tpub...' --key '[...]tpub...'
     """
-    from l2custody.config import load_config
-    from l2custody.wallet.service import Wallet
+    from l2custody import api
 
-    with Wallet.create(load_config(STATE.config), threshold, key, name=name, birthday=birthday) as w:
+    with api.create_wallet(STATE.config, threshold, key, name=name, birthday=birthday) as w:
         _created(w)
 
 
@@ -63,10 +62,9 @@ def import_(
 
       l2custody wallet import sparrow-export.txt --birthday 800000
     """
-    from l2custody.config import load_config
-    from l2custody.wallet.service import Wallet
+    from l2custody import api
 
-    with Wallet.import_(load_config(STATE.config), source, name=name, birthday=birthday) as w:
+    with api.import_wallet(STATE.config, source, name=name, birthday=birthday) as w:
         _created(w)
 
 
@@ -104,9 +102,9 @@ def export(
 
       l2custody wallet export --format core   # for bitcoin-cli importdescriptors
     """
-    from l2custody.wallet.service import open_wallet
+    from l2custody import api
 
-    with open_wallet(STATE.config) as w:
+    with api.open_wallet(STATE.config) as w:
         text = w.export(format)
     emit({"format": format, "export": text}, text)
 
@@ -119,9 +117,9 @@ def address(
 
     Example: l2custody wallet address --label "from exchange"
     """
-    from l2custody.wallet.service import open_wallet
+    from l2custody import api
 
-    with open_wallet(STATE.config) as w:
+    with api.open_wallet(STATE.config) as w:
         a = w.next_address(label=label)
     emit(data(a), a.address)
 
@@ -135,9 +133,9 @@ def addresses(
 
     Example: l2custody wallet addresses --show-used
     """
-    from l2custody.wallet.service import open_wallet
+    from l2custody import api
 
-    with open_wallet(STATE.config) as w:
+    with api.open_wallet(STATE.config) as w:
         rows = w.addresses(show_used=show_used, change=change)
     emit(
         data(rows),
@@ -151,14 +149,14 @@ def sync() -> None:
 
     Example: l2custody wallet sync && l2custody wallet balance
     """
-    from l2custody.wallet.service import open_wallet
+    from l2custody import api
 
     def progress(height: int, tip: int) -> None:
         if not STATE.json and tip - result_start[0] >= 100:
             typer.echo(f"\rscanned block {height:,} of {tip:,}", err=True, nl=height >= tip)
 
     result_start = [0]
-    with open_wallet(STATE.config) as w:
+    with api.open_wallet(STATE.config) as w:
         scanned = w.store.scanned_tip()
         result_start[0] = scanned[0] if scanned else w.record.birthday
         r = w.sync(progress=progress)
@@ -176,9 +174,9 @@ def balance() -> None:
 
     Example: l2custody --json wallet balance
     """
-    from l2custody.wallet.service import open_wallet
+    from l2custody import api
 
-    with open_wallet(STATE.config) as w:
+    with api.open_wallet(STATE.config) as w:
         b = w.balance()
     height = f"block {b.scanned_height:,}" if b.scanned_height is not None else "never synced"
     emit(
@@ -197,9 +195,9 @@ def utxos() -> None:
 
     Example: l2custody wallet utxos
     """
-    from l2custody.wallet.service import open_wallet
+    from l2custody import api
 
-    with open_wallet(STATE.config) as w:
+    with api.open_wallet(STATE.config) as w:
         rows = w.utxos()
     emit(
         data(rows),
@@ -234,11 +232,10 @@ def send(
 
     Then: l2custody psbt sign pay.psbt --signer NAME (K times), psbt broadcast pay.psbt
     """
-    from l2custody.amounts import parse_sats
-    from l2custody.wallet.service import open_wallet
+    from l2custody import api
 
-    sats = parse_sats(amount)
-    with open_wallet(STATE.config) as w:
+    sats = api.parse_sats(amount)
+    with api.open_wallet(STATE.config) as w:
         s = w.create_send(address, sats, fee_rate=fee_rate, utxos=utxo, subtract_fee=subtract_fee)
     path = out or Path(f"{s.id}.psbt")
     path.write_bytes(s.psbt.serialize())

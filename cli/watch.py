@@ -54,12 +54,10 @@ def watch(
     As a systemd service: Type=notify, ExecStart=l2custody watch --metrics
     127.0.0.1:9739, Restart=on-failure.
     """
-    from l2custody.config import load_config
-    from l2custody.custody.watch.watcher import LOGGER, run_watch
+    from l2custody import api
 
     _logging(verbose)
-    run_watch(load_config(STATE.config), metrics_listen=metrics, once=once, poll_seconds=poll,
-              auto_sweep=auto_sweep, logger=LOGGER)
+    api.watch(STATE.config, metrics_listen=metrics, once=once, poll_seconds=poll, auto_sweep=auto_sweep)
 
 
 class _JsonFormatter(logging.Formatter):

@@ -232,27 +232,3 @@ def run_guard(
         emit(GuardEvent("stopped", backend.name,
                         reason=f"{summary.accepted} accepted, {summary.rejected} rejected"))
     return summary
-
-
-def guard_command(
-    config: Config,
-    node: str,
-    policy: GuardPolicy,
-    stop: threading.Event,
-    *,
-    log: Callable[[GuardEvent], None] | None = None,
-) -> GuardSummary:
-    """``node guard NODE``: :func:`run_guard` on a registered node until ``stop``."""
-    from l2custody.custody.context import open_custody
-
-    with open_custody(config) as custody:
-        backend = custody.backend(node)
-        info = backend.info()  # fail fast (unreachable, bad macaroon, wrong network) before guarding
-        if info.network != custody.wallet.record.network:
-            from l2custody.errors import NetworkMismatch
-
-            raise NetworkMismatch(
-                f"node {node!r} is on {info.network} but the wallet is on {custody.wallet.record.network}; "
-                "its close addresses would be useless there"
-            )
-        return run_guard(backend, custody.wallet, policy, stop, log=log)

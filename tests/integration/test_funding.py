@@ -236,14 +236,14 @@ class ForeignCloseAddressNode:
 def _context(config: Path, chain=None, wrap=None):  # type: ignore[no-untyped-def]
     from l2custody.backends.node_registry import NodeRegistry
     from l2custody.config import load_config
-    from l2custody.custody.funding.negotiate import FundingContext
+    from l2custody.custody.context import Custody
     from l2custody.wallet.service import Wallet
 
     cfg = load_config(config)
     wallet = Wallet.open(cfg, chain=chain)
     registry = NodeRegistry(wallet.store, cfg.data_dir)
     resolve = registry.backend if wrap is None else (lambda name: wrap(registry.backend(name)))
-    return FundingContext(wallet, resolve, owns_wallet=True)
+    return Custody(wallet, resolve, owns_wallet=True)
 
 
 def test_an_unknown_broadcast_outcome_stays_pending_and_a_foreign_close_address_is_a_violation(setup) -> None:

@@ -98,7 +98,8 @@ def test_a_peer_dropping_out_while_securing_gets_the_secured_channels_abandoned(
     from lndgrpc.compiled import lightning_pb2 as ln
 
     from l2custody.custody.funding.requests import channel_request
-    from l2custody.custody.funding.negotiate import open_channels, open_context
+    from l2custody.custody.context import open_custody
+    from l2custody.custody.funding.negotiate import open_channels
     from l2custody.custody.funding.records import list_sessions
     from l2custody.errors import L2CustodyError
 
@@ -114,7 +115,7 @@ def test_a_peer_dropping_out_while_securing_gets_the_secured_channels_abandoned(
         channel_request("lnd-0", f"{lnd2.pubkey}@{lnd2.p2p_host}", 270_000, private=True),
         channel_request("lnd-1", f"{lnd2.pubkey}@{lnd2.p2p_host}", 280_000, private=True),
     ]
-    with open_context(config, progress) as ctx:
+    with open_custody(config, progress=progress) as ctx:
         with pytest.raises(L2CustodyError, match="nothing was broadcast"):
             open_channels(ctx, requests, fee_rate=2)
         session = list_sessions(ctx.store)[-1]
@@ -132,7 +133,8 @@ def test_a_peer_dropping_out_while_securing_gets_the_secured_channels_abandoned(
 CHILD = textwrap.dedent("""
     import sys, time
     from l2custody.custody.funding.requests import channel_request
-    from l2custody.custody.funding.negotiate import open_channels, open_context
+    from l2custody.custody.context import open_custody
+    from l2custody.custody.funding.negotiate import open_channels
 
     config, peer, amount, pause_at = sys.argv[1:5]
 
@@ -142,7 +144,7 @@ CHILD = textwrap.dedent("""
             print("PAUSED", flush=True)
             time.sleep(3600)
 
-    with open_context(config, progress) as ctx:
+    with open_custody(config, progress=progress) as ctx:
         session = open_channels(ctx, [channel_request("lnd-0", peer, int(amount), private=True)], fee_rate=2)
         print("SECURED", session.id, flush=True)
         time.sleep(3600)

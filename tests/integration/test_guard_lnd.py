@@ -81,7 +81,7 @@ class GuardThread:
         def body() -> None:
             try:
                 with open_custody(load_config(setup.config)) as custody:
-                    backend = custody.backend(setup.net.lnd[0].name)
+                    backend = custody.node(setup.net.lnd[0].name)
                     self.summary = run_guard(backend, custody.wallet, policy, self.stop,
                                              log=self.events.append, reconnect_delay=0.5)
             except BaseException as exc:  # reported by finish()

@@ -21,7 +21,8 @@ from dataclasses import replace
 
 from l2custody.amounts import format_sats
 from l2custody.backends.base import FundingIntent
-from l2custody.custody.funding.negotiate import FundingContext, open_channels, outcome_text, unwind
+from l2custody.custody.context import Custody
+from l2custody.custody.funding.negotiate import open_channels, outcome_text, unwind
 from l2custody.custody.funding.session import ChannelRequest, FundingSession, LegState, SessionState
 from l2custody.custody.funding.records import load_session
 from l2custody.errors import BroadcastUnknown, L2CustodyError, SessionError, UsageError
@@ -31,7 +32,7 @@ INTERACTIVE_TIMEOUT = 540.0
 
 
 def open_interactive(
-    ctx: FundingContext,
+    ctx: Custody,
     requests: Sequence[ChannelRequest],
     signers: Sequence[str],
     *,
@@ -70,7 +71,7 @@ def _left(deadline: float) -> float:
     return deadline - time.monotonic()
 
 
-def _collect(ctx: FundingContext, session_id: str, signers: list[str], deadline: float, poll: float) -> None:
+def _collect(ctx: Custody, session_id: str, signers: list[str], deadline: float, poll: float) -> None:
     from l2custody.wallet.psbt import load_psbt
     from l2custody.wallet.signer_registry import load_signer
     from l2custody.wallet.signers import FileSigner
@@ -109,7 +110,7 @@ def _collect(ctx: FundingContext, session_id: str, signers: list[str], deadline:
                        f"{ctx.wallet.descriptor.threshold}-of-{ctx.wallet.descriptor.n} multisig")
 
 
-def _finalize(ctx: FundingContext, session_id: str, deadline: float) -> FundingSession:
+def _finalize(ctx: Custody, session_id: str, deadline: float) -> FundingSession:
     from l2custody.wallet.psbt import extract, finalize_psbt, load_psbt
 
     session = load_session(ctx.store, session_id)

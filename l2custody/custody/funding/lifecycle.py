@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from l2custody.backends.base import Capability, ChannelInfo, ChannelState
-from l2custody.custody.funding.negotiate import FundingContext, expected_point, unwind
+from l2custody.custody.context import Custody
+from l2custody.custody.funding.negotiate import expected_point, unwind
 from l2custody.custody.polling import poll_until
 from l2custody.custody.funding.session import FundingSession, LegState, SessionState, SessionView
 from l2custody.custody.funding.records import load_session
@@ -60,7 +61,7 @@ class SignOutcome:
 # --- views -------------------------------------------------------------------------------------
 
 
-def view(ctx: FundingContext, session: FundingSession, notes: list[str] | None = None,
+def view(ctx: Custody, session: FundingSession, notes: list[str] | None = None,
          tip: int | None = None) -> SessionView:
     """The session with live facts: tip, blocks left, signatures k/n, confirmations."""
     from l2custody.wallet.psbt import load_psbt
@@ -84,7 +85,7 @@ def view(ctx: FundingContext, session: FundingSession, notes: list[str] | None =
     return SessionView(session, tip, ctx.margin, signatures, ctx.wallet.descriptor.threshold, confirmations, notes)
 
 
-def show(ctx: FundingContext, session_id: str) -> SessionView:
+def show(ctx: Custody, session_id: str) -> SessionView:
     """The stored session and its live view, changing nothing."""
     session = load_session(ctx.store, session_id)
     return view(ctx, session, _static_notes(session))
@@ -107,7 +108,7 @@ def _static_notes(session: FundingSession) -> list[str]:
 # --- signing ------------------------------------------------------------------------------------
 
 
-def sign_session(ctx: FundingContext, session_id: str, signer: str, *, broadcast: bool = True) -> SignOutcome:
+def sign_session(ctx: Custody, session_id: str, signer: str, *, broadcast: bool = True) -> SignOutcome:
     """Add ``signer``'s signatures (verified first: a changed output is refused before
     any signer sees it). A file signer exports on the first call and collects the signed
     file on a later one. When the PSBT is complete and ``broadcast``, broadcast it."""
@@ -143,7 +144,7 @@ def sign_session(ctx: FundingContext, session_id: str, signer: str, *, broadcast
 # --- broadcasting ---------------------------------------------------------------------------------
 
 
-def _check_still_pending(ctx: FundingContext, session: FundingSession) -> None:
+def _check_still_pending(ctx: Custody, session: FundingSession) -> None:
     """Every channel must still be pending on its node: broadcasting a funding output a node
     forgot would lock the coins in a 2-of-2 nobody tracks."""
     by_node: dict[str, dict[str, ChannelInfo]] = {}
@@ -161,7 +162,7 @@ def _check_still_pending(ctx: FundingContext, session: FundingSession) -> None:
             )
 
 
-def broadcast_session(ctx: FundingContext, session_id: str) -> BroadcastOutcome:
+def broadcast_session(ctx: Custody, session_id: str) -> BroadcastOutcome:
     """Finalize and broadcast a fully signed, secured session (or rebroadcast one).
 
     Raises SessionError (not secured, a channel no longer pending), DeadlinePassed,
@@ -218,7 +219,7 @@ def broadcast_session(ctx: FundingContext, session_id: str) -> BroadcastOutcome:
     return BroadcastOutcome(load_session(ctx.store, session_id), session.txid, rebroadcast)
 
 
-def _publish_through_nodes(ctx: FundingContext, session: FundingSession, signed_psbt: bytes) -> None:
+def _publish_through_nodes(ctx: Custody, session: FundingSession, signed_psbt: bytes) -> None:
     """Hand the signed funding PSBT to every node that must be told (CLN ``sendpsbt``).
 
     Such a node keeps the channels it secured marked "funding withheld" until it
@@ -242,7 +243,7 @@ def _publish_through_nodes(ctx: FundingContext, session: FundingSession, signed_
             ctx.audit("funding-node-published", session.id, {"node": name, "txid": session.txid})
 
 
-def _chain_knows(ctx: FundingContext, txid: str) -> bool:
+def _chain_knows(ctx: Custody, txid: str) -> bool:
     try:
         ctx.wallet.chain.raw_transaction(txid)
         return True
@@ -267,7 +268,7 @@ def _owner_alive(session: FundingSession) -> bool:
     return True
 
 
-def _settle_negotiation(ctx: FundingContext, session: FundingSession, notes: list[str]) -> FundingSession:
+def _settle_negotiation(ctx: Custody, session: FundingSession, notes: list[str]) -> FundingSession:
     """A NEGOTIATING session whose process died: legs the nodes hold as pending count
     as secured; if that is all of them the session is SECURED, else it must be aborted."""
     if _owner_alive(session):
@@ -298,7 +299,7 @@ def _settle_negotiation(ctx: FundingContext, session: FundingSession, notes: lis
     return session
 
 
-def _follow_chain(ctx: FundingContext, session: FundingSession, notes: list[str]) -> FundingSession:
+def _follow_chain(ctx: Custody, session: FundingSession, notes: list[str]) -> FundingSession:
     ctx.wallet.sync()
     known, height = ctx.store.transaction_height(session.txid)
     if not known and _chain_knows(ctx, session.txid):
@@ -315,7 +316,7 @@ def _follow_chain(ctx: FundingContext, session: FundingSession, notes: list[str]
     return session
 
 
-def _check_channels(ctx: FundingContext, session: FundingSession, notes: list[str]) -> FundingSession:
+def _check_channels(ctx: Custody, session: FundingSession, notes: list[str]) -> FundingSession:
     """Open channels: read back the committed close address (invariant 2)."""
     by_node: dict[str, dict[str, ChannelInfo]] = {}
     for i, leg in enumerate(session.legs):
@@ -352,7 +353,7 @@ def _check_channels(ctx: FundingContext, session: FundingSession, notes: list[st
     return session
 
 
-def refresh(ctx: FundingContext, session_id: str) -> SessionView:
+def refresh(ctx: Custody, session_id: str) -> SessionView:
     """``session status``: bring the session up to date with the chain and the nodes."""
     session = load_session(ctx.store, session_id)
     notes: list[str] = []
@@ -377,7 +378,7 @@ def done(session: FundingSession) -> bool:
     return session.state in (SessionState.ABORTED, SessionState.FAILED)
 
 
-def follow(ctx: FundingContext, session_id: str, *, timeout: float = 600.0, interval: float = 2.0,
+def follow(ctx: Custody, session_id: str, *, timeout: float = 600.0, interval: float = 2.0,
            on_update: Callable[[SessionView], None] | None = None) -> SessionView:
     """``refresh`` until the channels are open (or the session is final), up to ``timeout`` s."""
     # SECURED, NEGOTIATING, BROADCASTING wait for people (signatures, a decision), not for the chain
@@ -390,7 +391,7 @@ def follow(ctx: FundingContext, session_id: str, *, timeout: float = 600.0, inte
 # --- aborting -------------------------------------------------------------------------------------------
 
 
-def abort_session(ctx: FundingContext, session_id: str, reason: str = "", *, force: bool = False) -> FundingSession:
+def abort_session(ctx: Custody, session_id: str, reason: str = "", *, force: bool = False) -> FundingSession:
     """Abandon an unbroadcast session: every node forgets its channels, the coins are released.
 
     Refused once the transaction may be on chain (BROADCAST/CONFIRMED; BROADCASTING

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from l2custody.amounts import format_sats
 from l2custody.backends.base import Capability, FundingIntent, NodeBackend, NodeInfo, OpenRequest
+from l2custody.custody.context import Custody
 from l2custody.custody.funding.session import (
     ChannelRequest,
     FundingLeg,
@@ -56,84 +57,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import Store
     from l2custody.wallet.service import Wallet
 
-ACTOR = "funding"
 #: lnd refuses channels below 20,000 sat (funding.MinChanFundingSize); peers may ask for more.
 MIN_CHANNEL_SAT = 20_000
-
-NodeResolver = Callable[[str], NodeBackend]
-
-
-def _quiet(_message: str) -> None:
-    pass
-
-
-@dataclass
-class FundingContext:
-    """What the flows work with: the wallet (store, chain, signers), a way to reach
-    nodes by name, and a progress callback for people watching.
-
-    Backends are opened once per name and kept (lnd keeps a negotiation's
-    stream in the backend object); ``close()`` releases them.
-    """
-
-    wallet: Wallet
-    resolve: NodeResolver
-    progress: Callable[[str], None] = _quiet
-    actor: str = ACTOR
-    owns_wallet: bool = False  # close() closes the wallet too
-    _nodes: dict[str, NodeBackend] = field(default_factory=dict)
-
-    @property
-    def store(self) -> Store:
-        return self.wallet.store
-
-    @property
-    def margin(self) -> int:
-        return self.wallet.config.sessions.deadline_margin_blocks
-
-    def node(self, name: str) -> NodeBackend:
-        if name not in self._nodes:
-            self._nodes[name] = self.resolve(name)
-        return self._nodes[name]
-
-    def audit(self, action: str, session_id: str, details: dict[str, Any] | None = None) -> None:
-        self.store.audit(self.actor, action, session_id, details or {})
-
-    def save(self, session: FundingSession, action: str | None = None,
-             details: dict[str, Any] | None = None, **extra: Any) -> FundingSession:
-        """Persist the session (and an audit entry) in one store transaction."""
-        with self.store.transaction():
-            save_session(self.store, session, **extra)
-            if action:
-                self.audit(action, session.id, details)
-        return session
-
-    def close(self) -> None:
-        for backend in self._nodes.values():
-            try:
-                backend.close()
-            except Exception:  # closing is best effort; the process may be exiting
-                pass
-        self._nodes.clear()
-        if self.owns_wallet:
-            self.wallet.close()
-
-    def __enter__(self) -> FundingContext:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def open_context(config_path: Any = None, progress: Callable[[str], None] = _quiet) -> FundingContext:
-    """The context the CLI uses: the configured wallet and the registered nodes
-    (``l2custody node add``). Opens the store; touches no network."""
-    from l2custody.backends.node_registry import NodeRegistry
-    from l2custody.wallet.service import open_wallet
-
-    wallet = open_wallet(config_path)
-    registry = NodeRegistry(wallet.store, wallet.config.data_dir)
-    return FundingContext(wallet, registry.backend, progress, owns_wallet=True)
 
 
 # --- pre-flight ---------------------------------------------------------------------------
@@ -173,7 +98,7 @@ def check_requests(requests: Sequence[ChannelRequest]) -> None:
         seen.add(key)
 
 
-def _check_node(ctx: FundingContext, name: str, requests: Sequence[ChannelRequest], interactive: bool) -> NodeInfo:
+def _check_node(ctx: Custody, name: str, requests: Sequence[ChannelRequest], interactive: bool) -> NodeInfo:
     backend = ctx.node(name)
     needed = [Capability.PSBT_FUNDING, Capability.INTERACTIVE_FUNDING if interactive else Capability.SECURE_BEFORE_SIGN]
     missing = [c.value for c in needed if not backend.supports(c)]
@@ -220,7 +145,7 @@ def _check_node(ctx: FundingContext, name: str, requests: Sequence[ChannelReques
     return info
 
 
-def preflight(ctx: FundingContext, requests: Sequence[ChannelRequest], *, fee_rate: float | None = None,
+def preflight(ctx: Custody, requests: Sequence[ChannelRequest], *, fee_rate: float | None = None,
               interactive: bool = False) -> Preflight:
     """Check everything that can be checked before any node is asked for a channel.
 
@@ -262,7 +187,7 @@ def preflight(ctx: FundingContext, requests: Sequence[ChannelRequest], *, fee_ra
 
 
 def open_channels(
-    ctx: FundingContext,
+    ctx: Custody,
     requests: Sequence[ChannelRequest],
     *,
     fee_rate: float | None = None,
@@ -293,7 +218,7 @@ def open_channels(
     return session
 
 
-def _create(ctx: FundingContext, requests: Sequence[ChannelRequest], pre: Preflight,
+def _create(ctx: Custody, requests: Sequence[ChannelRequest], pre: Preflight,
             allow_no_upfront_shutdown: bool, interactive: bool) -> FundingSession:
     sid = new_session_id()
     legs = []
@@ -316,7 +241,7 @@ def _create(ctx: FundingContext, requests: Sequence[ChannelRequest], pre: Prefli
     return session
 
 
-def _negotiate(ctx: FundingContext, session: FundingSession) -> FundingSession:
+def _negotiate(ctx: Custody, session: FundingSession) -> FundingSession:
     last = len(session.legs) - 1
     for i, leg in enumerate(session.legs):
         if leg.state is not LegState.PLANNED:
@@ -348,7 +273,7 @@ def _negotiate(ctx: FundingContext, session: FundingSession) -> FundingSession:
     return session
 
 
-def _build_psbt(ctx: FundingContext, session: FundingSession) -> FundingSession:
+def _build_psbt(ctx: Custody, session: FundingSession) -> FundingSession:
     """ONE PSBT paying every funding output plus change to us; verified and its coins reserved."""
     from l2custody.wallet import coinselect
     from l2custody.wallet.pipeline import SESSION_KEY
@@ -392,7 +317,7 @@ def _build_psbt(ctx: FundingContext, session: FundingSession) -> FundingSession:
     return session
 
 
-def secure(ctx: FundingContext, session: FundingSession) -> FundingSession:
+def secure(ctx: Custody, session: FundingSession) -> FundingSession:
     """Hand the unsigned PSBT to every node; each peer counter-signs its channel."""
     from l2custody.wallet.psbt import load_psbt
 
@@ -434,7 +359,7 @@ def expected_point(session: FundingSession, leg: FundingLeg) -> str:
     return ""
 
 
-def release_legs(ctx: FundingContext, session: FundingSession) -> tuple[FundingSession, list[str]]:
+def release_legs(ctx: Custody, session: FundingSession) -> tuple[FundingSession, list[str]]:
     """Make every node forget the session's channels: cancel negotiations not secured,
     abandon pending channels. Returns the session and the problems left (empty: all done).
     Only for sessions whose transaction was never broadcast."""
@@ -473,7 +398,7 @@ def release_legs(ctx: FundingContext, session: FundingSession) -> tuple[FundingS
     return session, problems
 
 
-def unwind(ctx: FundingContext, session_id: str, reason: str, *, final: SessionState = SessionState.FAILED) -> FundingSession:
+def unwind(ctx: Custody, session_id: str, reason: str, *, final: SessionState = SessionState.FAILED) -> FundingSession:
     """Undo an unbroadcast session: nodes forget its channels, its coins are released,
     its state becomes ``final`` (FAILED or ABORTED). Never raises for a node that
     cannot be reached: what is left is written in the session's error (retry with

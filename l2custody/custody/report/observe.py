@@ -100,18 +100,3 @@ def read_inputs(wallet: Wallet, backends: Sequence[NodeBackend], *, sync: bool =
     sessions = read_sessions(wallet.store, tip, wallet.config.sessions.deadline_margin_blocks) if tip is not None else ()
     return ReportInputs(wallet.record.name, wallet.config.network, time.time(), tip, multisig_facts(wallet),
                         nodes, sessions, chain_error)
-
-
-def report_command(config: Config, node: str | None = None, *, sync: bool = True) -> Snapshot:
-    """``l2custody report``: one node or every registered node (none registered: the wallet only)."""
-    from l2custody.custody.context import open_custody
-
-    with open_custody(config) as custody:
-        return build_snapshot(read_inputs(custody.wallet, _backends(custody, node), sync=sync),
-                              ReportSettings.from_config(config))
-
-
-def _backends(custody: Custody, node: str | None) -> list[NodeBackend]:
-    if node is not None:
-        return custody.backends(node)
-    return [custody.backend(r.name) for r in custody.registry.all()]

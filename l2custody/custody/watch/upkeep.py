@@ -30,7 +30,7 @@ def drive_sessions(wallet: Wallet, backend_for: Callable[[str], NodeBackend], lo
     """Follow every unsettled funding session past signing (``lifecycle.refresh``: confirmations,
     channels opening, close addresses read back) and rebroadcast a funding transaction that is
     neither confirmed nor in the mempool. ``problem(session_id, message)`` hears what failed."""
-    from l2custody.custody.funding.negotiate import FundingContext
+    from l2custody.custody.context import Custody
     from l2custody.custody.funding.lifecycle import broadcast_session, done, refresh
     from l2custody.custody.funding.session import SessionState
     from l2custody.custody.funding.records import list_sessions
@@ -39,7 +39,7 @@ def drive_sessions(wallet: Wallet, backend_for: Callable[[str], NodeBackend], lo
     sessions = [s for s in list_sessions(wallet.store) if not done(s) and s.state is not SessionState.SECURED]
     if not sessions:
         return
-    ctx = FundingContext(wallet, backend_for, lambda m: log.info("%s", m), actor=ACTOR)
+    ctx = Custody(wallet, backend_for, lambda m: log.info("%s", m), actor=ACTOR)
     mempool: set[str] | None = None
     for session in sessions:
         try:
