@@ -37,7 +37,7 @@ def timed(argv: list[str], env: dict[str, str], runs: int) -> list[float]:
 
 def heavy_imports(args: list[str], env: dict[str, str]) -> list[str]:
     code = (
-        "import sys\nfrom cli.main import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "import sys\nfrom l2custody.cli.main import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
         f"print('MODULES', ' '.join(sorted({{m.split('.')[0] for m in sys.modules if m.startswith({HEAVY!r})}})))"
     )
     proc = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True)

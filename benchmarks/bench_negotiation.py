@@ -33,9 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def _wallet(net, d: Path):  # type: ignore[no-untyped-def]
     from l2custody.config import init_config
-    from l2custody.wallet.signer_registry import add_signer
     from l2custody.wallet.service import Wallet
-    from l2custody.wallet.signers import SoftwareSigner, generate_mnemonic, write_secret_file
+    from l2custody.wallet.signer_registry import add_signer
+    from l2custody.wallet.signers import (
+        SoftwareSigner,
+        generate_mnemonic,
+        write_secret_file,
+    )
 
     config = init_config(
         d / "config.toml", "regtest", d / "data", chain_url=net.chain.rpc_url, chain_kind="btcd",
@@ -59,13 +63,14 @@ def _ms(values: list[float]) -> str:
 
 
 def run(rounds: int, amount: int) -> None:
-    from l2custody.backends.lnd.backend import LndBackend
-    from l2custody.custody.funding.requests import channel_request
-    from l2custody.custody.context import Custody
-    from l2custody.custody.funding.negotiate import open_channels
-    from l2custody.custody.funding.lifecycle import sign_session
-    from l2custody.wallet.service import Wallet
     from lndgrpc.compiled import lightning_pb2 as ln
+
+    from l2custody.backends.lnd.backend import LndBackend
+    from l2custody.custody.context import Custody
+    from l2custody.custody.funding.lifecycle import sign_session
+    from l2custody.custody.funding.negotiate import open_channels
+    from l2custody.custody.funding.requests import channel_request
+    from l2custody.wallet.service import Wallet
     from regtest import Network, wait_for
     from regtest.binaries import ensure
 

@@ -54,13 +54,24 @@ from l2custody.backends.base import (  # noqa: E402
 )
 from l2custody.chain.memory import MemoryChain  # noqa: E402
 from l2custody.config import init_config  # noqa: E402
-from l2custody.custody.watch.metrics import Metrics  # noqa: E402
-from l2custody.custody.watch.watcher import Watcher, WatchOptions  # noqa: E402
-from l2custody.custody.report.observe import read_node  # noqa: E402
-from l2custody.custody.report.snapshot import ReportInputs, ReportSettings, build_snapshot, MultisigFacts  # noqa: E402
-from l2custody.custody.funding.session import ChannelRequest, FundingLeg, FundingSession, LegState, SessionState  # noqa: E402
 from l2custody.custody.funding.records import create_session, save_session  # noqa: E402
+from l2custody.custody.funding.session import (  # noqa: E402
+    ChannelRequest,
+    FundingLeg,
+    FundingSession,
+    LegState,
+    SessionState,
+)
+from l2custody.custody.report.observe import read_node  # noqa: E402
+from l2custody.custody.report.snapshot import (  # noqa: E402
+    MultisigFacts,
+    ReportInputs,
+    ReportSettings,
+    build_snapshot,
+)
+from l2custody.custody.watch.metrics import Metrics  # noqa: E402
 from l2custody.custody.watch.transitions import diff_channels  # noqa: E402
+from l2custody.custody.watch.watcher import Watcher, WatchOptions  # noqa: E402
 from l2custody.store import AddressRecord  # noqa: E402
 from l2custody.wallet.service import Wallet  # noqa: E402
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import typer
 
-from cli.main import app
+from l2custody.cli.main import app
 
 channel_app = typer.Typer(
     help="Channels funded from the multisig: open, batch, list, show, close.",

@@ -10,9 +10,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from cli.channel import channel_app
-from cli.main import STATE, emit
-from cli.render import table
+from l2custody.cli.channel import channel_app
+from l2custody.cli.main import STATE, emit
+from l2custody.cli.render import table
 
 NodeOpt = Annotated[
     Optional[str],

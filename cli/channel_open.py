@@ -12,8 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.channel import channel_app
-from cli.main import STATE, emit
+from l2custody.cli.channel import channel_app
+from l2custody.cli.main import STATE, emit
 
 FeeOpt = Annotated[
     Optional[float],
@@ -46,7 +46,7 @@ def progress(message: str) -> None:
 
 def _run(requests: list, fee_rate: Optional[float], interactive: bool, signer: Optional[list[str]],
          allow_no_upfront_shutdown: bool, timeout: float) -> None:
-    from cli.funding_render import session_text
+    from l2custody.cli.funding_render import session_text
     from l2custody import api
 
     data = api.open_channels(STATE.config, requests, fee_rate=fee_rate, interactive=interactive, signers=signer or [],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cli.render import table
+from l2custody.cli.render import table
 
 
 def _short(text: str | None, head: int = 12, tail: int = 6) -> str:

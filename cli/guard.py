@@ -11,8 +11,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from cli.main import STATE
-from cli.node import sub as node_app
+from l2custody.cli.main import STATE
+from l2custody.cli.node import sub as node_app
 
 
 @node_app.command("guard")

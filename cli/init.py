@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.main import STATE, app, emit
+from l2custody.cli.main import STATE, app, emit
 
 
 @app.command("init")

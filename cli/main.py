@@ -76,11 +76,7 @@ def _register() -> None:
         "init", "wallet", "psbt", "signer", "node", "guard", "channel", "channel_open", "channel_close",
         "session", "sweep", "report", "watch",
     ):
-        try:
-            importlib.import_module(f"cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"cli.{name}":
-                raise
+        importlib.import_module(f"l2custody.cli.{name}")
 
 
 def main(argv: list[str] | None = None) -> None:

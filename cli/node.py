@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.main import STATE, app, emit
-from cli.render import data, table
+from l2custody.cli.main import STATE, app, emit
+from l2custody.cli.render import data, table
 
 sub = typer.Typer(
     help="Lightning nodes (lnd, Core Lightning): register them, check them, forget them.",

@@ -13,8 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.main import STATE, app, emit
-from cli.render import data, psbt_summary, table
+from l2custody.cli.main import STATE, app, emit
+from l2custody.cli.render import data, psbt_summary, table
 
 sub = typer.Typer(help="Check, sign, combine, finalize and broadcast PSBTs of the wallet.", no_args_is_help=True)
 app.add_typer(sub, name="psbt")

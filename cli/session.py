@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from cli.main import STATE, app, emit
+from l2custody.cli.main import STATE, app, emit
 
 sub = typer.Typer(
     help="Funding sessions: list, show, sign, status, broadcast, abort.",
@@ -34,7 +34,7 @@ def list_(
 
     Example: l2custody session list --all
     """
-    from cli.funding_render import sessions_table
+    from l2custody.cli.funding_render import sessions_table
     from l2custody import api
 
     rows = api.list_sessions(STATE.config, include_final=all_)
@@ -47,7 +47,7 @@ def show(session_id: IdArg) -> None:
 
     Example: l2custody session show fs-1a2b3c4d
     """
-    from cli.funding_render import session_text
+    from l2custody.cli.funding_render import session_text
     from l2custody import api
 
     data = api.show_session(STATE.config, session_id, progress=_progress).to_dict()
@@ -76,7 +76,7 @@ def sign(
 
       l2custody session sign fs-1a2b3c4d --signer coldcard   # exports, then collects
     """
-    from cli.funding_render import session_text
+    from l2custody.cli.funding_render import session_text
     from l2custody import api
 
     out = api.sign_session(STATE.config, session_id, signer, broadcast=not no_broadcast, progress=_progress)
@@ -116,7 +116,7 @@ def status(
 
       l2custody session status fs-1a2b3c4d --wait --timeout 7200
     """
-    from cli.funding_render import session_text
+    from l2custody.cli.funding_render import session_text
     from l2custody import api
 
     def update(v) -> None:  # type: ignore[no-untyped-def]
@@ -139,7 +139,7 @@ def broadcast(session_id: IdArg) -> None:
 
     Example: l2custody session broadcast fs-1a2b3c4d
     """
-    from cli.funding_render import session_text
+    from l2custody.cli.funding_render import session_text
     from l2custody import api
 
     out = api.broadcast_session(STATE.config, session_id, progress=_progress)
@@ -163,7 +163,7 @@ def abort(
 
     Example: l2custody session abort fs-1a2b3c4d --reason "peer offline"
     """
-    from cli.funding_render import session_text
+    from l2custody.cli.funding_render import session_text
     from l2custody import api
 
     out = api.abort_session(STATE.config, session_id, reason, force=force, progress=_progress)

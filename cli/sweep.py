@@ -7,8 +7,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from cli.main import STATE, app, emit
-from cli.render import table
+from l2custody.cli.main import STATE, app, emit
+from l2custody.cli.render import table
 
 
 @app.command("sweep")

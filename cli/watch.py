@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.main import STATE, app
+from l2custody.cli.main import STATE, app
 
 
 @app.command("watch")

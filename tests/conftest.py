@@ -17,16 +17,23 @@ import os
 import shutil
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from regtest import HarnessError, Network, cln_unavailable, confirmed_balance, wait_for
 from regtest.binaries import ensure_go_daemons
 from regtest.lnd import LndNode
+from tests.support import cln_plugin as cln_plugin_support
+from tests.support import custody as custody_support
+from tests.support import funding as funding_support
+
+if TYPE_CHECKING:  # pragma: no cover
+    from l2custody.config import Config
+    from l2custody.wallet.service import Wallet
 
 _failed_modules: set[str] = set()
 _kept_dirs: list[str] = []
-_binaries_error: list[str] = []  # memo of a failed lookup/build, so it is tried once
 
 
 def _in_ci() -> bool:
@@ -57,19 +64,38 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"regtest network kept for inspection (daemon logs): {path}")
 
 
-def _require_go_daemons() -> None:
-    """Find or build lnd/btcd once per session; fail in CI, skip elsewhere, if impossible."""
-    if not _binaries_error:
-        try:
-            ensure_go_daemons()
-            _binaries_error.append("")
-        except HarnessError as exc:
-            _binaries_error.append(exc.message)
-    if _binaries_error[0]:
-        message = f"lnd/btcd unavailable: {_binaries_error[0]}"
+@pytest.fixture(scope="session")
+def go_daemons() -> None:
+    """lnd/btcd found or built once per session; fails in CI, skips elsewhere, if impossible."""
+    try:
+        ensure_go_daemons()
+    except HarnessError as exc:
+        message = f"lnd/btcd unavailable: {exc.message}"
         if _in_ci():
             pytest.fail(message + " (CI requires the lnd integration tests)", pytrace=False)
         pytest.skip(message)
+
+
+# --- wallets: named factories (module-scoped fixtures use them too, so they are session-wide) ----
+@pytest.fixture(scope="session")
+def make_memory_wallet() -> Callable[..., Wallet]:
+    """``make_memory_wallet(directory, chain=None)``: the 2-of-3 test wallet on a MemoryChain
+    (see ``tests/support/custody.py``), open; the test closes it."""
+    return custody_support.make_wallet
+
+
+@pytest.fixture(scope="session")
+def make_plugin_wallet() -> Callable[..., Config]:
+    """``make_plugin_wallet(directory, allowed=(), allow_any=False)``: a regtest config with the
+    test wallet created, as the Core Lightning plugin reads it (``tests/support/cln_plugin.py``)."""
+    return cln_plugin_support.make_wallet
+
+
+@pytest.fixture(scope="session")
+def make_funded_wallet() -> Callable[..., Path]:
+    """``make_funded_wallet(net, directory, coins=...)``: a 2-of-3 on the harness chain holding
+    ``coins`` (``tests/support/funding.py``); returns its config path."""
+    return funding_support.make_wallet
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +124,8 @@ def _has_at_least(node: LndNode, sats: int) -> Callable[[], bool]:
 
 
 @pytest.fixture(scope="module")
-def network(regtest_dir: Path) -> Iterator[Network]:
+def network(regtest_dir: Path, go_daemons: None) -> Iterator[Network]:
     """btcd + 2 lnd (``network.lnd[0]``, ``[1]``), each wallet holding 4 x 0.25 BTC confirmed."""
-    _require_go_daemons()
     for net in _started(regtest_dir / "lnd", lnd=2):
         for node in net.lnd:
             net.fund_node(node, 100_000_000, utxos=4, confirm=False)
@@ -112,19 +137,18 @@ def network(regtest_dir: Path) -> Iterator[Network]:
 
 
 @pytest.fixture(scope="module")
-def chain_network(regtest_dir: Path) -> Iterator[Network]:
+def chain_network(regtest_dir: Path, go_daemons: None) -> Iterator[Network]:
     """btcd only (lnd=0): the chain daemon and the faucet."""
-    _require_go_daemons()
     yield from _started(regtest_dir / "chain", lnd=0)
 
 
 @pytest.fixture(scope="module")
-def cln_network(regtest_dir: Path) -> Iterator[Network]:
+def cln_network(regtest_dir: Path, request: pytest.FixtureRequest) -> Iterator[Network]:
     """bitcoind + 1 lnd + 1 cln, each funded with 0.5 BTC; skipped without lightningd/bitcoind."""
     reason = cln_unavailable()
     if reason:
         pytest.skip(reason)
-    _require_go_daemons()
+    request.getfixturevalue("go_daemons")
     for net in _started(regtest_dir / "cln", lnd=1, cln=1, chain="bitcoind"):
         for node in net.nodes:
             net.fund_node(node, 50_000_000)

@@ -21,9 +21,19 @@ from typing import Any
 
 import pytest
 
-from l2custody.backends.base import Capability, ChannelState, CloseType, FundingIntent, OpenRequest
+from l2custody.backends.base import (
+    Capability,
+    ChannelState,
+    CloseType,
+    FundingIntent,
+    OpenRequest,
+)
 from l2custody.backends.cln.backend import ClnBackend
-from l2custody.backends.cln.convert import MIN_CLN_VERSION, parse_version, supports_withhold
+from l2custody.backends.cln.convert import (
+    MIN_CLN_VERSION,
+    parse_version,
+    supports_withhold,
+)
 from l2custody.backends.node_registry import NodeRecord, check_node
 from l2custody.errors import (
     BroadcastRejected,
@@ -396,7 +406,7 @@ def test_backup_and_new_address(cln: ClnBackend) -> None:
 
 
 def test_node_add_and_check_through_the_cli(net: Network, tmp_path: Path) -> None:
-    from cli_runner import init_regtest, ok, run
+    from tests.support.cli_runner import init_regtest, ok, run
 
     config = init_regtest(tmp_path)
     added = ok(config, "node", "add", "east", "--cln", "--rpc-file", str(net.cln[0].rpc_file))

@@ -16,9 +16,20 @@ from typing import Any
 
 import pytest
 
-from cli_runner import create_wallet, fails, init_on_chain, ok, software_signers
-from funding_support import mempool, multisig_scripts, pending_points, wait_in_mempool
 from regtest import Network, WaitTimeout, is_peer, wait_for
+from tests.support.cli_runner import (
+    create_wallet,
+    fails,
+    init_on_chain,
+    ok,
+    software_signers,
+)
+from tests.support.funding import (
+    mempool,
+    multisig_scripts,
+    pending_points,
+    wait_in_mempool,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.cln]
 

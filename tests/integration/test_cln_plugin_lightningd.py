@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from l2custody.store import Store
 from l2custody.wallet.addresses import address_to_script
 from regtest import DaemonStartError, Network, wait_for
 from regtest.cln import ClnNode
-from tests.unit.cln_plugin_support import PLUGIN, make_wallet, outside_address
+from tests.support.cln_plugin import PLUGIN, outside_address
 
 pytestmark = [pytest.mark.integration, pytest.mark.cln]
 
@@ -39,8 +39,9 @@ def plugin_path_env() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def custody(cln_network: Network, plugin_path_env: None,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ClnNode, Config]]:
-    cfg = make_wallet(tmp_path_factory.mktemp("cln-plugin") / "w")
+            tmp_path_factory: pytest.TempPathFactory,
+            make_plugin_wallet: Callable[..., Config]) -> Iterator[tuple[ClnNode, Config]]:
+    cfg = make_plugin_wallet(tmp_path_factory.mktemp("cln-plugin") / "w")
     node = cln_network.add_cln(extra_args=(
         f"--important-plugin={PLUGIN}", f"--l2custody-config={cfg.path}", "--l2custody-node=custody-cln",
     ), name="cln-custody")

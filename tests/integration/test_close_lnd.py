@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from cli_runner import L2CUSTODY, fails, ok, run
-from lnd_custody_support import (
+from regtest import Network, wait_for
+from regtest.lightning import close_channel as peer_closes
+from regtest.lightning import find_channel
+from tests.support.cli_runner import L2CUSTODY, fails, ok, run
+from tests.support.lnd_custody import (
     Setup,
     audit_actions,
     channel_json,
@@ -25,9 +28,6 @@ from lnd_custody_support import (
     tx_outputs,
     wallet_address,
 )
-from regtest import Network, wait_for
-from regtest.lightning import close_channel as peer_closes
-from regtest.lightning import find_channel
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from conftest import _require_go_daemons
 from l2custody.wallet.descriptor import MultisigDescriptor
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,8 +33,7 @@ def _demo(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.integration
-def test_the_demo_funds_a_channel_from_the_multisig_and_closes_it_back_into_it(tmp_path: Path) -> None:
-    _require_go_daemons()
+def test_the_demo_funds_a_channel_from_the_multisig_and_closes_it_back_into_it(tmp_path: Path, go_daemons: None) -> None:
     proc = _demo(tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     r: dict[str, Any] = json.loads(proc.stdout)

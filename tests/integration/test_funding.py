@@ -15,27 +15,34 @@ import json
 import os
 import sqlite3
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from embit.script import Script
 
-from cli_runner import L2CUSTODY, fails, ok
-from funding_support import make_wallet, mempool, multisig_scripts, pending_points, sign_offline, wait_in_mempool
 from l2custody.wallet.psbt import load_psbt
 from regtest import Network, wait_for
 from regtest.lightning import find_channel, pay
+from tests.support.cli_runner import L2CUSTODY, fails, ok
+from tests.support.funding import (
+    mempool,
+    multisig_scripts,
+    pending_points,
+    sign_offline,
+    wait_in_mempool,
+)
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def setup(network: Network, tmp_path_factory: pytest.TempPathFactory):
+def setup(network: Network, tmp_path_factory: pytest.TempPathFactory, make_funded_wallet: Callable[..., Path]):
     """lnd-0 and lnd-1 (wallets funded: anchor reserve), lnd-2 with an empty wallet, the 2-of-3."""
     net = network
     net.add_lnd()
     d = tmp_path_factory.mktemp("funding")
-    config = make_wallet(net, d)
+    config = make_funded_wallet(net, d)
     return net, config, d
 
 
@@ -311,9 +318,9 @@ class NoUpfrontShutdownPeer:
 
 
 def test_a_peer_that_cannot_commit_the_close_address_is_refused_unless_allowed(setup) -> None:
-    from l2custody.custody.funding.requests import channel_request
-    from l2custody.custody.funding.negotiate import open_channels
     from l2custody.custody.funding.lifecycle import abort_session, show
+    from l2custody.custody.funding.negotiate import open_channels
+    from l2custody.custody.funding.requests import channel_request
     from l2custody.errors import UpfrontShutdownRefused
 
     net, config, d = setup

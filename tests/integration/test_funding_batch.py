@@ -19,25 +19,26 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from cli_runner import fails, ok
-from funding_support import make_wallet, mempool, pending_points, wait_in_mempool
 from regtest import Network, wait_for
+from tests.support.cli_runner import fails, ok
+from tests.support.funding import mempool, pending_points, wait_in_mempool
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def setup(network: Network, tmp_path_factory: pytest.TempPathFactory):
+def setup(network: Network, tmp_path_factory: pytest.TempPathFactory, make_funded_wallet: Callable[..., Path]):
     """lnd-0, lnd-1 (funded), lnd-2 (plain peer), lnd-3 (refuses channels under 500,000 sat)."""
     net = network
     net.add_lnd()
     net.add_lnd(("--minchansize=500000",))
     d = tmp_path_factory.mktemp("funding-batch")
-    config = make_wallet(net, d, coins=(2_000_000, 2_000_000, 1_000_000, 1_000_000))
+    config = make_funded_wallet(net, d, coins=(2_000_000, 2_000_000, 1_000_000, 1_000_000))
     return net, config, d
 
 
@@ -97,10 +98,10 @@ def test_a_peer_dropping_out_while_securing_gets_the_secured_channels_abandoned(
     """Library level: the fault (lnd-1 loses lnd-2 between two securing steps) is caused for real."""
     from lndgrpc.compiled import lightning_pb2 as ln
 
-    from l2custody.custody.funding.requests import channel_request
     from l2custody.custody.context import open_custody
     from l2custody.custody.funding.negotiate import open_channels
     from l2custody.custody.funding.records import list_sessions
+    from l2custody.custody.funding.requests import channel_request
     from l2custody.errors import L2CustodyError
 
     net, config, d = setup

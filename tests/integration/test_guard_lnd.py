@@ -21,14 +21,20 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from cli_runner import L2CUSTODY, ok
-from lnd_custody_support import Setup, audit_actions, channel_json, make_setup, tx_outputs
 from l2custody.config import load_config
 from l2custody.custody.context import open_custody
 from l2custody.custody.guard import GuardEvent, GuardPolicy, GuardSummary, run_guard
 from regtest import Network, wait_for
 from regtest.lightning import channel_point_str, find_channel
 from regtest.lnd import RPC_TIMEOUT, LndNode
+from tests.support.cli_runner import L2CUSTODY, ok
+from tests.support.lnd_custody import (
+    Setup,
+    audit_actions,
+    channel_json,
+    make_setup,
+    tx_outputs,
+)
 
 pytestmark = pytest.mark.integration
 

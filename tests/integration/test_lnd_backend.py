@@ -18,7 +18,13 @@ import pytest
 from lndgrpc.compiled import lightning_pb2 as ln
 from lndgrpc.compiled import walletkit_pb2 as wk
 
-from l2custody.backends.base import ChannelEvent, ChannelState, CloseType, FundingIntent, OpenRequest
+from l2custody.backends.base import (
+    ChannelEvent,
+    ChannelState,
+    CloseType,
+    FundingIntent,
+    OpenRequest,
+)
 from l2custody.backends.lnd.backend import LndBackend
 from l2custody.errors import (
     FundingNegotiationLost,
@@ -424,7 +430,7 @@ def test_classic_interactive_flow_node_publishes(network: Network, nodes: tuple[
 def test_node_cli_on_real_lnd(network: Network, tmp_path: Path) -> None:
     import json
 
-    from cli_runner import init_regtest, ok, run
+    from tests.support.cli_runner import init_regtest, ok, run
 
     alice = network.lnd[0]
     config = init_regtest(tmp_path)

@@ -15,10 +15,17 @@ import threading
 
 import pytest
 
-from cli_runner import fails, ok, run
-from lnd_custody_support import Setup, audit_actions, invoke_input, make_setup, open_channel, tx_outputs
 from regtest import Network, confirmed_balance, wait_for
 from regtest.lnd import RPC_TIMEOUT
+from tests.support.cli_runner import fails, ok, run
+from tests.support.lnd_custody import (
+    Setup,
+    audit_actions,
+    invoke_input,
+    make_setup,
+    open_channel,
+    tx_outputs,
+)
 
 pytestmark = pytest.mark.integration
 

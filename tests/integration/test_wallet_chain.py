@@ -18,9 +18,18 @@ from embit.script import p2wpkh
 from l2custody.chain.base import ChainSource
 from l2custody.chain.rpc import JsonRpcChain
 from l2custody.config import init_config
-from l2custody.errors import BroadcastRejected, ChainError, ChainUnreachable, NetworkMismatch
+from l2custody.errors import (
+    BroadcastRejected,
+    ChainError,
+    ChainUnreachable,
+    NetworkMismatch,
+)
 from l2custody.wallet.service import Wallet
-from l2custody.wallet.signers import SoftwareSigner, generate_mnemonic, write_secret_file
+from l2custody.wallet.signers import (
+    SoftwareSigner,
+    generate_mnemonic,
+    write_secret_file,
+)
 from regtest import Network
 
 pytestmark = pytest.mark.integration

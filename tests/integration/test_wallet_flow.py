@@ -20,10 +20,17 @@ from embit import ec
 from embit.networks import NETWORKS
 from embit.script import p2wpkh
 
-from cli_runner import L2CUSTODY, create_wallet, fails, init_on_chain, ok, software_signers
 from l2custody.wallet.psbt import load_psbt
 from l2custody.wallet.signers import SoftwareSigner
 from regtest import Network
+from tests.support.cli_runner import (
+    L2CUSTODY,
+    create_wallet,
+    fails,
+    init_on_chain,
+    ok,
+    software_signers,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from cli_runner import ok, run
-from funding_support import wait_in_mempool
 from regtest import Network, wait_for
-from watch_lnd_support import Hook, Watch, set_keys, transitions
+from tests.support.cli_runner import ok, run
+from tests.support.funding import wait_in_mempool
+from tests.support.watch_lnd import Hook, Watch, set_keys, transitions
 
 pytestmark = [pytest.mark.integration, pytest.mark.cln]
 

@@ -28,14 +28,14 @@ from typing import Any
 
 import pytest
 
-from cli_runner import L2CUSTODY, ok, run
-from funding_support import fund, wait_in_mempool
-from lnd_custody_support import make_setup, open_channel, tx_outputs
-from watch_lnd_support import Hook, Watch, audit, set_keys, transitions
 from regtest import Network, confirmed_balance, wait_for
 from regtest.lightning import find_channel, pay
 from regtest.lightning import open_channel as lnd_open_channel
 from regtest.lnd import RPC_TIMEOUT, LndNode
+from tests.support.cli_runner import L2CUSTODY, ok, run
+from tests.support.funding import fund, wait_in_mempool
+from tests.support.lnd_custody import make_setup, open_channel, tx_outputs
+from tests.support.watch_lnd import Hook, Watch, audit, set_keys, transitions
 
 pytestmark = pytest.mark.integration
 
@@ -166,8 +166,8 @@ def _simulate_crash_before_the_broadcast(config: Path, sid: str) -> None:
     """SIMULATED FAULT: what `session broadcast` writes before it sends the transaction,
     as if the process died right after (the broadcast never happened)."""
     from l2custody.config import load_config
-    from l2custody.custody.funding.session import SessionState
     from l2custody.custody.funding.records import load_session, save_session
+    from l2custody.custody.funding.session import SessionState
     from l2custody.store import Store
 
     with Store.open(load_config(config).store_path) as store:

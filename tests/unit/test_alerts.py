@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 from l2custody.config import init_config, load_config
-from l2custody.custody.watch.alerts import Alert, CommandSink, LogSink, WebhookSink, deliver, sinks_from_config
+from l2custody.custody.watch.alerts import (
+    Alert,
+    CommandSink,
+    LogSink,
+    WebhookSink,
+    deliver,
+    sinks_from_config,
+)
 from l2custody.errors import AlertDeliveryFailed, ConfigError
 
 ALERT = Alert("force-close:west:ab:0", "force-close", "critical", "ab:0", "channel ab:0 was force closed", "west",

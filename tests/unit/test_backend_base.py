@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from l2custody.backends.base import (
+    AnchorReserve,
     Capability,
     ChannelInfo,
     ChannelState,
@@ -17,13 +18,11 @@ from l2custody.backends.base import (
     NodeInfo,
     OnchainBalance,
     OpenRequest,
-    AnchorReserve,
     parse_channel_point,
     scid_to_str,
 )
 from l2custody.errors import NotSupported, UsageError
-from l2custody.networks import normalize_network
-from l2custody.networks import reported_network
+from l2custody.networks import normalize_network, reported_network
 
 PEER = "02" + "ab" * 32
 TXID = "626fee109850449849f86be45af6c11ba25f9e87c1e0fc66c9ffd05775920d97"

@@ -30,7 +30,7 @@ from l2custody.errors import (
     UpfrontShutdownRefused,
     UsageError,
 )
-from lnd_server import LND_MESSAGES, Script, fake_lnd, make_cert
+from tests.support.lnd_server import LND_MESSAGES, Script, fake_lnd, make_cert
 
 MACAROON = bytes.fromhex("0201036c6e6402f801030a10") + b"\x01" * 40
 

@@ -12,8 +12,8 @@ from embit.script import Script, p2wpkh
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 from lndgrpc.compiled import lightning_pb2 as ln
 
-from l2custody.backends.lnd import convert as conv
 from l2custody.backends.base import ChannelState, CloseType
+from l2custody.backends.lnd import convert as conv
 from l2custody.backends.lnd.funding import funding_outpoint, to_psbt_v0
 from l2custody.backends.lnd.sweep import estimate_vsize
 from l2custody.errors import PsbtError

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_runner import L2CUSTODY, fails, init_regtest, ok, run
+from tests.support.cli_runner import L2CUSTODY, fails, init_regtest, ok, run
 
 MACAROON = bytes.fromhex("0201036c6e6402f801030a10") + b"\x02" * 40
 CERT = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -119,7 +119,7 @@ def test_cln_node_is_recorded_and_check_says_lightningd_is_not_there(config: Pat
 
 def test_check_unreachable_lnd_fails_with_what_to_check(config: Path, creds: tuple[Path, Path], tmp_path: Path) -> None:
     cert = tmp_path / "real.cert"
-    from lnd_server import make_cert
+    from tests.support.lnd_server import make_cert
 
     cert.write_bytes(make_cert()[0])
     port = closed_port()

@@ -19,13 +19,23 @@ from embit import ec
 from embit.networks import NETWORKS
 from embit.script import Script, p2wpkh
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
+from l2custody.cli.main import app
 
-from cli.main import app
-from cli_runner import L2CUSTODY, create_wallet, fails, init_regtest, invoke, ok, run, runner, software_signers
 from l2custody.chain.memory import MemoryChain
 from l2custody.config import load_config
 from l2custody.wallet.psbt import load_psbt
 from l2custody.wallet.service import Wallet
+from tests.support.cli_runner import (
+    L2CUSTODY,
+    create_wallet,
+    fails,
+    init_regtest,
+    invoke,
+    ok,
+    run,
+    runner,
+    software_signers,
+)
 
 MAINNET_ADDR = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
 
@@ -406,7 +416,7 @@ def test_balance_and_help_do_not_import_grpc_pyln_or_embit(wallet: Path) -> None
     import sys
 
     probe = (
-        "import sys\nfrom cli.main import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "import sys\nfrom l2custody.cli.main import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('grpc', 'pyln', 'lndgrpc', 'embit'))\n"
         "print('HEAVY', heavy, file=sys.stderr)"
     )

@@ -7,7 +7,7 @@ exist: a check that must ask the node fails, and the plugin must refuse (fail cl
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +18,21 @@ from l2custody.custody.cln_policy import FILTERED
 from l2custody.store import Store
 from l2custody.wallet.addresses import address_to_script
 from l2custody.wallet.psbt import build_psbt, psbt_fingerprint, psbt_to_base64
-from tests.unit.cln_plugin_support import (
+from tests.support.cln_plugin import (
     CAPTURED_FOREIGN,
     PluginProcess,
     fixture,
-    make_wallet,
     payload,
     rpc_command,
 )
-from tests.unit.wallet_support import coins, descriptor
+from tests.support.wallet import coins, descriptor
 
 NOTIFICATIONS = ["channel_state_changed", "channel_opened", "coin_movement", "connect", "disconnect"]
 
 
 @pytest.fixture(scope="module")
-def cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    return make_wallet(tmp_path_factory.mktemp("plugin") / "w")
+def cfg(tmp_path_factory: pytest.TempPathFactory, make_plugin_wallet: Callable[..., Config]) -> Config:
+    return make_plugin_wallet(tmp_path_factory.mktemp("plugin") / "w")
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +45,9 @@ def plugin(cfg: Config) -> Iterator[PluginProcess]:
 
 
 @pytest.fixture
-def fresh(tmp_path: Path) -> Iterator[tuple[PluginProcess, Config]]:
+def fresh(tmp_path: Path, make_plugin_wallet: Callable[..., Config]) -> Iterator[tuple[PluginProcess, Config]]:
     """A plugin process over its own wallet, for tests that change or damage things."""
-    cfg = make_wallet(tmp_path / "w")
+    cfg = make_plugin_wallet(tmp_path / "w")
     proc = PluginProcess()
     yield proc, cfg
     proc.close()

@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 
 from l2custody.backends.inbound import InboundRequest
-from l2custody.custody.cln_policy.commands import FILTERED, SIGNATURES, check_command, named_params
+from l2custody.custody.cln_policy.commands import (
+    FILTERED,
+    SIGNATURES,
+    check_command,
+    named_params,
+)
 from l2custody.custody.cln_policy.decision import Verdict
 from l2custody.custody.cln_policy.inbound import accept, inbound_request, reject
 from l2custody.custody.cln_policy.node import RpcNodeLookup, parse_channels
@@ -20,13 +25,20 @@ from l2custody.custody.cln_policy.options import OPTIONS, PluginOptions
 from l2custody.custody.cln_policy.psbt_check import Malformed, PsbtCheck, second_pass
 from l2custody.errors import UsageError
 from l2custody.wallet.addresses import address_to_script
-from tests.unit.cln_plugin_support import CAPTURED_FOREIGN, MAINNET_ADDRESS, fixture, payload, rpc_command
-from tests.unit.wallet_support import descriptor, outside_address
+from tests.support.cln_plugin import (
+    CAPTURED_FOREIGN,
+    FUNDCHANNEL_CHANGE,
+    MAINNET_ADDRESS,
+    RecordedNode,
+    fixture,
+    payload,
+    rpc_command,
+)
+from tests.support.wallet import descriptor, outside_address
 
 OURS = descriptor().derive(False, 3).address
 ALLOWED = outside_address()
-#: The node's change outputs in the captured fundchannel (signpsbt-012) and withdraw (signpsbt-028).
-FUNDCHANNEL_CHANGE = "bcrt1pu83x58rjfq8kuyx3yspq2vcym49q99832eflec5222nca5efhelq4u26kr"
+#: The node's change output in the captured withdraw (signpsbt-028).
 WITHDRAW_CHANGE = "bcrt1pa89rzclu4l234u57qhlegx9eur832umxjgy40q9aezmpnyg6aqvq9hcruk"
 
 
@@ -49,24 +61,6 @@ class Facts:
 
     def session_of(self, psbt: Any) -> str | None:
         return self.session
-
-
-class RecordedNode:
-    """Serves recorded lightningd answers to RpcNodeLookup; counts the calls."""
-
-    def __init__(self, addresses: tuple[str, ...] = ()) -> None:
-        self.channels = fixture("listpeerchannels.two")
-        self.addresses = [{"keyidx": i + 1, "p2tr": a} for i, a in enumerate(addresses)]
-        self.calls: list[str] = []
-
-    def __call__(self, method: str, params: dict[str, Any]) -> Any:
-        self.calls.append(method)
-        if method == "listpeerchannels":
-            return self.channels
-        if method == "listaddresses":
-            wanted = params.get("address")
-            return {"addresses": [a for a in self.addresses if wanted in (a.get("bech32"), a.get("p2tr"))]}
-        raise AssertionError(f"unexpected call {method}")
 
 
 def check(name: str, facts: Facts | None = None, **params: Any) -> Verdict | PsbtCheck:

@@ -5,6 +5,7 @@ status, reload, and the fail-closed answers after a real store failure."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,19 +13,29 @@ import pytest
 
 from l2custody.config import Config
 from l2custody.custody.cln_policy.node import RpcNodeLookup
-from l2custody.custody.cln_policy.runtime import INBOUND_ERROR, CustodyPlugin, PendingCommand
+from l2custody.custody.cln_policy.runtime import (
+    INBOUND_ERROR,
+    CustodyPlugin,
+    PendingCommand,
+)
 from l2custody.errors import ConfigError, NetworkMismatch, UsageError, WalletNotFound
 from l2custody.store import Store
 from l2custody.wallet.addresses import address_to_script
 from l2custody.wallet.psbt import build_psbt, psbt_fingerprint, psbt_to_base64
-from tests.unit.cln_plugin_support import CAPTURED_FOREIGN, fixture, make_wallet, payload, rpc_command
-from tests.unit.test_cln_policy_rules import FUNDCHANNEL_CHANGE, RecordedNode
-from tests.unit.wallet_support import coins, descriptor, outside_address
+from tests.support.cln_plugin import (
+    CAPTURED_FOREIGN,
+    FUNDCHANNEL_CHANGE,
+    RecordedNode,
+    fixture,
+    payload,
+    rpc_command,
+)
+from tests.support.wallet import coins, descriptor, outside_address
 
 
 @pytest.fixture
-def cfg(tmp_path: Path) -> Config:
-    return make_wallet(tmp_path / "w")
+def cfg(tmp_path: Path, make_plugin_wallet: Callable[..., Config]) -> Config:
+    return make_plugin_wallet(tmp_path / "w")
 
 
 def start(cfg: Config, logs: list[tuple[str, str]] | None = None, **options: Any) -> CustodyPlugin:

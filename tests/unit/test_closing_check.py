@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from custody_support import FOREIGN_ADDRESS, closing_tx, random_outpoint
 from l2custody.custody.closing.verdict import judge_closing_tx
 from l2custody.errors import UsageError
 from l2custody.wallet.addresses import address_to_script
-from wallet_support import descriptor
+from tests.support.custody import FOREIGN_ADDRESS, closing_tx, random_outpoint
+from tests.support.wallet import descriptor
 
 DESC = descriptor()
 OURS = {DESC.derive(False, i).script_pubkey: (False, i) for i in range(3)}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cli_runner import fails, init_regtest, ok, run
-from wallet_support import WALLET
+from tests.support.cli_runner import fails, init_regtest, ok, run
+from tests.support.wallet import WALLET
 
 
 @pytest.fixture

@@ -9,18 +9,32 @@ source without txindex, a publish that timed out).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from custody_support import FOREIGN_ADDRESS, StandInBackend, closing_tx, make_wallet, random_outpoint, script_of
 from l2custody.backends.base import ChannelInfo, ChannelState, CloseType, scid_to_str
 from l2custody.chain.memory import MemoryChain
 from l2custody.custody.channels import find_view, view_channels
-from l2custody.custody.closing.records import close_record, close_records
 from l2custody.custody.closing.close import close_channel, close_status, plan_close
-from l2custody.errors import ChannelNotFound, CustodyViolation, NodeError, NodeUnreachable, UsageError
+from l2custody.custody.closing.records import close_record, close_records
+from l2custody.errors import (
+    ChannelNotFound,
+    CustodyViolation,
+    NodeError,
+    NodeUnreachable,
+    UsageError,
+)
+from l2custody.wallet.service import Wallet
+from tests.support.custody import (
+    FOREIGN_ADDRESS,
+    StandInBackend,
+    closing_tx,
+    random_outpoint,
+    script_of,
+)
 
 PEER = "03" + "22" * 32
 
@@ -40,8 +54,8 @@ def chain() -> MemoryChain:
 
 
 @pytest.fixture
-def wallet(tmp_path: Path, chain: MemoryChain):  # type: ignore[no-untyped-def]
-    w = make_wallet(tmp_path, chain)
+def wallet(tmp_path: Path, chain: MemoryChain, make_memory_wallet: Callable[..., Wallet]):  # type: ignore[no-untyped-def]
+    w = make_memory_wallet(tmp_path, chain)
     yield w
     w.close()
 

@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from cli_runner import L2CUSTODY, create_wallet, fails, init_regtest, invoke, ok, run, software_signers
+from tests.support.cli_runner import (
+    L2CUSTODY,
+    create_wallet,
+    fails,
+    init_regtest,
+    invoke,
+    ok,
+    run,
+    software_signers,
+)
 
 PEER = "02" + "ab" * 32
 
@@ -76,8 +85,13 @@ def test_installed_command_shows_channel_open_help(config: Path) -> None:
 
 def test_show_works_from_the_store_when_the_chain_is_unreachable(config: Path) -> None:
     from l2custody.config import load_config
-    from l2custody.custody.funding.session import ChannelRequest, FundingLeg, FundingSession, SessionState
     from l2custody.custody.funding.records import create_session
+    from l2custody.custody.funding.session import (
+        ChannelRequest,
+        FundingLeg,
+        FundingSession,
+        SessionState,
+    )
     from l2custody.store import Store
 
     leg = FundingLeg(ChannelRequest("west", PEER, 300_000), close_address="bcrt1qclose")

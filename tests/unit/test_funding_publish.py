@@ -9,7 +9,12 @@ from types import SimpleNamespace
 
 from l2custody.backends.base import Capability
 from l2custody.custody.funding.lifecycle import _publish_through_nodes
-from l2custody.custody.funding.session import ChannelRequest, FundingLeg, FundingSession, SessionState
+from l2custody.custody.funding.session import (
+    ChannelRequest,
+    FundingLeg,
+    FundingSession,
+    SessionState,
+)
 from l2custody.errors import NodeUnreachable
 
 

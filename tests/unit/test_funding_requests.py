@@ -7,9 +7,20 @@ from pathlib import Path
 
 import pytest
 
+from l2custody.custody.funding.negotiate import (
+    MIN_CHANNEL_SAT,
+    check_requests,
+    expected_point,
+    outcome_text,
+)
 from l2custody.custody.funding.requests import channel_request, parse_peer, read_batch
-from l2custody.custody.funding.negotiate import MIN_CHANNEL_SAT, check_requests, expected_point, outcome_text
-from l2custody.custody.funding.session import ChannelRequest, FundingLeg, FundingSession, LegState, SessionState
+from l2custody.custody.funding.session import (
+    ChannelRequest,
+    FundingLeg,
+    FundingSession,
+    LegState,
+    SessionState,
+)
 from l2custody.errors import AmountError, UsageError
 
 PEER = "02" + "ab" * 32

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from l2custody.custody.funding.session import ChannelRequest, FundingLeg, FundingSession, LegState, SessionState
 from l2custody.custody.funding.records import (
     create_session,
     list_sessions,
@@ -14,6 +13,13 @@ from l2custody.custody.funding.records import (
     new_session_id,
     save_session,
     session_for_txid,
+)
+from l2custody.custody.funding.session import (
+    ChannelRequest,
+    FundingLeg,
+    FundingSession,
+    LegState,
+    SessionState,
 )
 from l2custody.errors import SessionNotFound
 from l2custody.store import Store

@@ -10,17 +10,19 @@ function that crashes.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from lndgrpc.compiled import lightning_pb2 as ln
 
-from cli_runner import fails
-from custody_support import StandInBackend, make_wallet
 from l2custody.backends.inbound import InboundDecision, InboundRequest
 from l2custody.backends.lnd.acceptor import accept_channels, to_request, to_response
 from l2custody.custody.guard import Guard, GuardPolicy, run_guard
 from l2custody.errors import NodeError, NotSupported, UsageError
+from l2custody.wallet.service import Wallet
+from tests.support.cli_runner import fails
+from tests.support.custody import StandInBackend
 
 PEER = "02" + "ab" * 32
 OTHER = "03" + "cd" * 32
@@ -62,8 +64,9 @@ def test_policy_refusals(policy: GuardPolicy, req: InboundRequest, reason: str |
     assert (got is None) if reason is None else (reason in (got or ""))
 
 
-def test_accepted_channels_get_fresh_recorded_addresses_refused_ones_none(tmp_path: Path) -> None:
-    wallet = make_wallet(tmp_path)
+def test_accepted_channels_get_fresh_recorded_addresses_refused_ones_none(
+        tmp_path: Path, make_memory_wallet: Callable[..., Wallet]) -> None:
+    wallet = make_memory_wallet(tmp_path)
     events = []
     guard = Guard(wallet, "west", GuardPolicy.build(min_channel_sat=100_000), events.append)
     first, second = guard.decide(request()), guard.decide(request(peer=OTHER))
@@ -130,10 +133,10 @@ def test_a_crashing_decision_rejects_the_channel_instead_of_letting_it_in() -> N
     assert errors[0][0] == "01" * 32 and "store is locked" in str(errors[0][1])
 
 
-def test_a_node_without_an_acceptor_is_refused(tmp_path: Path) -> None:
+def test_a_node_without_an_acceptor_is_refused(tmp_path: Path, make_memory_wallet: Callable[..., Wallet]) -> None:
     backend = StandInBackend()
     backend.kind = "cln"  # type: ignore[misc]
-    wallet = make_wallet(tmp_path)
+    wallet = make_memory_wallet(tmp_path)
     with pytest.raises(NotSupported, match="openchannel hook"):
         run_guard(backend, wallet, GuardPolicy(), threading.Event())
     wallet.close()

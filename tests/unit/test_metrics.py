@@ -11,8 +11,21 @@ import urllib.request
 import pytest
 
 from l2custody.backends.base import OnchainBalance
-from l2custody.custody.watch.metrics import CONTENT_TYPE, Metrics, MetricsServer, parse_listen, render
-from l2custody.custody.report.snapshot import ChannelFacts, MultisigFacts, NodeFacts, ReportInputs, ReportSettings, build_snapshot
+from l2custody.custody.report.snapshot import (
+    ChannelFacts,
+    MultisigFacts,
+    NodeFacts,
+    ReportInputs,
+    ReportSettings,
+    build_snapshot,
+)
+from l2custody.custody.watch.metrics import (
+    CONTENT_TYPE,
+    Metrics,
+    MetricsServer,
+    parse_listen,
+    render,
+)
 from l2custody.errors import UsageError
 
 SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-z_]+="([^"\\]|\\.)*",?)*\})? -?[0-9.e+-]+$')

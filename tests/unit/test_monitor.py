@@ -6,21 +6,29 @@ from __future__ import annotations
 import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from custody_support import FOREIGN_ADDRESS, make_wallet
-from l2custody.backends.base import Capability, ChannelEvent, ChannelState, CloseType, OnchainBalance
+from l2custody.backends.base import (
+    Capability,
+    ChannelEvent,
+    ChannelState,
+    CloseType,
+    OnchainBalance,
+)
 from l2custody.chain.memory import MemoryChain
 from l2custody.custody.watch.alerts import Alert
 from l2custody.custody.watch.metrics import Metrics
-from l2custody.custody.watch.watcher import Watcher, WatchOptions
 from l2custody.custody.watch.state import alerts as outbox
+from l2custody.custody.watch.watcher import Watcher, WatchOptions
 from l2custody.errors import AlertDeliveryFailed, NodeUnreachable
+from l2custody.wallet.service import Wallet
 from regtest import wait_for
-from watch_support import ScriptedNode, channel, outpoint
+from tests.support.custody import FOREIGN_ADDRESS
+from tests.support.watch import ScriptedNode, channel, outpoint
 
 
 class Clock:
@@ -45,7 +53,7 @@ class RecordingSink:
 
 
 class World:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, make_wallet: Callable[..., Wallet]) -> None:
         self.tmp = tmp_path
         self.chain = MemoryChain()
         self.wallet = make_wallet(tmp_path, self.chain)
@@ -77,8 +85,8 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path):  # type: ignore[no-untyped-def]
-    w = World(tmp_path)
+def world(tmp_path: Path, make_memory_wallet: Callable[..., Wallet]):  # type: ignore[no-untyped-def]
+    w = World(tmp_path, make_memory_wallet)
     yield w
     w.watcher.close()
     w.wallet.close()
@@ -232,8 +240,8 @@ def test_auto_sweep_moves_the_excess_once(world: World) -> None:
 
 
 def test_funding_deadline_findings_alert(world: World) -> None:
-    from l2custody.custody.funding.session import FundingSession, SessionState
     from l2custody.custody.funding.records import create_session
+    from l2custody.custody.funding.session import FundingSession, SessionState
 
     for _ in range(3):
         world.chain.add_block([])

@@ -10,11 +10,11 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from cli_runner import L2CUSTODY, run
 from l2custody.config import init_config
 from l2custody.wallet.service import Wallet
 from regtest import wait_for
-from wallet_support import WALLET
+from tests.support.cli_runner import L2CUSTODY, run
+from tests.support.wallet import WALLET
 
 
 def _config(tmp_path: Path) -> Path:

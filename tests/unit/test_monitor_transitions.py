@@ -6,8 +6,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from l2custody.custody.report.snapshot import ChannelFacts
-from l2custody.custody.watch.transitions import carry_known, diff_channels, transition_alerts
-from watch_support import outpoint
+from l2custody.custody.watch.transitions import (
+    carry_known,
+    diff_channels,
+    transition_alerts,
+)
+from tests.support.watch import outpoint
 
 PEER = "03" + "22" * 32
 FOREIGN = "bcrt1qforeign"

@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from regtest import BuildError, MissingBinary, cln_unavailable
-from regtest.binaries import BTCD_BUILD, ENV_VARS, LND_BUILD, build_into_cache, find_binary
+from regtest.binaries import (
+    BTCD_BUILD,
+    ENV_VARS,
+    LND_BUILD,
+    build_into_cache,
+    find_binary,
+)
 
 
 @pytest.fixture

@@ -14,7 +14,14 @@ from embit.script import Script, p2pkh_from_p2wpkh, p2tr, p2wsh
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
 from regtest import FaucetError
-from regtest.faucet import REGTEST, Coin, Faucet, is_coinbase, parse_block, regtest_script
+from regtest.faucet import (
+    REGTEST,
+    Coin,
+    Faucet,
+    is_coinbase,
+    parse_block,
+    regtest_script,
+)
 
 KEY = PrivateKey(bytes.fromhex("11" * 32))
 OTHER = PrivateKey(bytes.fromhex("22" * 32)).get_public_key()

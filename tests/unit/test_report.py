@@ -4,13 +4,12 @@ the facts read from a real wallet + store (observe.py), and the `report` CLI."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from cli_runner import L2CUSTODY, run
-from custody_support import FOREIGN_ADDRESS, make_wallet
 from l2custody.backends.base import ChannelState, CloseType, OnchainBalance
 from l2custody.chain.memory import MemoryChain
 from l2custody.custody.report.observe import facts_of, read_inputs, read_node
@@ -24,7 +23,9 @@ from l2custody.custody.report.snapshot import (
     SessionFacts,
     build_snapshot,
 )
-from watch_support import ScriptedNode, channel, outpoint
+from tests.support.cli_runner import L2CUSTODY, run
+from tests.support.custody import FOREIGN_ADDRESS
+from tests.support.watch import ScriptedNode, channel, outpoint
 
 PEER = "03" + "22" * 32
 SETTINGS = ReportSettings(sweep_threshold_sat=100_000, sweep_keep_sat=50_000, deadline_warning_blocks=144)
@@ -137,8 +138,8 @@ def test_session_facts_count_to_the_broadcast_margin_then_to_the_peer_deadline()
 
 # --- facts read from a real wallet and store ---------------------------------------------
 @pytest.fixture
-def wallet(tmp_path: Path):  # type: ignore[no-untyped-def]
-    w = make_wallet(tmp_path, MemoryChain())
+def wallet(tmp_path: Path, make_memory_wallet: Callable[..., Wallet]):  # type: ignore[no-untyped-def]
+    w = make_memory_wallet(tmp_path, MemoryChain())
     yield w
     w.close()
 
@@ -177,7 +178,7 @@ def test_read_node_and_inputs(wallet) -> None:  # type: ignore[no-untyped-def]
 def _config(tmp_path: Path) -> Path:
     from l2custody.config import init_config
     from l2custody.wallet.service import Wallet
-    from wallet_support import WALLET
+    from tests.support.wallet import WALLET
 
     config = init_config(tmp_path / "config.toml", "regtest", data_dir=tmp_path / "data",
                          chain_url="http://127.0.0.1:9", chain_user="u", chain_password="p")

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from l2custody.errors import SessionNotFound, SignerUnavailable, StoreError, WalletNotFound
+from l2custody.errors import (
+    SessionNotFound,
+    SignerUnavailable,
+    StoreError,
+    WalletNotFound,
+)
 from l2custody.migrations import MIGRATIONS
 from l2custody.store import AddressRecord, Store, UtxoRecord
 

@@ -7,16 +7,28 @@ the harness cannot produce on demand: a publish that timed out, a refusal.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from custody_support import StandInBackend, closing_tx, make_wallet, random_outpoint, script_of
 from l2custody.backends.base import Capability, SweepResult
 from l2custody.chain.memory import MemoryChain
 from l2custody.custody.sweeping.records import sweep_records
-from l2custody.custody.sweeping.sweep import peek_address, preview_sweep, sweep_node, sweep_status
-from l2custody.errors import BroadcastUnknown, InsufficientFunds, NotSupported, UsageError
+from l2custody.custody.sweeping.sweep import (
+    peek_address,
+    preview_sweep,
+    sweep_node,
+    sweep_status,
+)
+from l2custody.errors import (
+    BroadcastUnknown,
+    InsufficientFunds,
+    NotSupported,
+    UsageError,
+)
+from l2custody.wallet.service import Wallet
+from tests.support.custody import StandInBackend, closing_tx, random_outpoint, script_of
 
 
 class SweepingStandIn(StandInBackend):
@@ -42,8 +54,8 @@ def chain() -> MemoryChain:
 
 
 @pytest.fixture
-def wallet(tmp_path: Path, chain: MemoryChain):  # type: ignore[no-untyped-def]
-    w = make_wallet(tmp_path, chain)
+def wallet(tmp_path: Path, chain: MemoryChain, make_memory_wallet: Callable[..., Wallet]):  # type: ignore[no-untyped-def]
+    w = make_memory_wallet(tmp_path, chain)
     yield w
     w.close()
 

@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
-from cli_runner import L2CUSTODY
 from regtest import wait_for
+from tests.support.cli_runner import L2CUSTODY
 
 
 class Hook:

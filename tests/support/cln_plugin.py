@@ -17,7 +17,7 @@ from typing import Any
 from l2custody.config import Config, init_config, load_config
 from l2custody.wallet.service import Wallet
 from l2custody.wallet.signers import SoftwareSigner
-from tests.unit.wallet_support import WALLET, outside_address
+from tests.support.wallet import WALLET, outside_address
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "plugins" / "l2custody_plugin.py"
@@ -180,3 +180,25 @@ class PluginProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+
+
+#: The node's change output in the captured fundchannel (signpsbt-012).
+FUNDCHANNEL_CHANGE = "bcrt1pu83x58rjfq8kuyx3yspq2vcym49q99832eflec5222nca5efhelq4u26kr"
+
+
+class RecordedNode:
+    """Serves recorded lightningd answers to RpcNodeLookup; counts the calls."""
+
+    def __init__(self, addresses: tuple[str, ...] = ()) -> None:
+        self.channels = fixture("listpeerchannels.two")
+        self.addresses = [{"keyidx": i + 1, "p2tr": a} for i, a in enumerate(addresses)]
+        self.calls: list[str] = []
+
+    def __call__(self, method: str, params: dict[str, Any]) -> Any:
+        self.calls.append(method)
+        if method == "listpeerchannels":
+            return self.channels
+        if method == "listaddresses":
+            wanted = params.get("address")
+            return {"addresses": [a for a in self.addresses if wanted in (a.get("bech32"), a.get("p2tr"))]}
+        raise AssertionError(f"unexpected call {method}")

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cli_runner import create_wallet, init_on_chain, ok, software_signers
 from l2custody.wallet.psbt import load_psbt
 from l2custody.wallet.signers import SoftwareSigner
 from regtest import Network, wait_for
+from tests.support.cli_runner import create_wallet, init_on_chain, ok, software_signers
 
 
 def make_wallet(net: Network, d: Path, coins: tuple[int, ...] = (3_000_000, 2_000_000, 1_500_000)) -> Path:

@@ -13,12 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cli_runner import Result, create_wallet, init_on_chain, ok, runner, software_signers
+import l2custody.cli.main
+
 from regtest import Network, wait_for
 from regtest.lightning import channel_point_str, find_channel
 from regtest.lnd import RPC_TIMEOUT, LndNode
-
-import cli.main
+from tests.support.cli_runner import (
+    Result,
+    create_wallet,
+    init_on_chain,
+    ok,
+    runner,
+    software_signers,
+)
 
 
 @dataclass
@@ -47,7 +54,7 @@ def invoke_input(config: Path, *args: str, input: str, json_out: bool = True) ->
     argv = ["--config", str(config)] + (["--json"] if json_out else []) + list(args)
     with runner.isolation(input=input) as (out, err, _mixed):
         try:
-            cli.main.main(argv)
+            l2custody.cli.main.main(argv)
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

@@ -14,11 +14,17 @@ from pathlib import Path
 from embit.script import Script
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
-from l2custody.backends.base import ChannelInfo, CloseResult, NodeBackend, NodeInfo, OnchainBalance
+from l2custody.backends.base import (
+    ChannelInfo,
+    CloseResult,
+    NodeBackend,
+    NodeInfo,
+    OnchainBalance,
+)
 from l2custody.chain.memory import MemoryChain
 from l2custody.config import init_config
 from l2custody.wallet.service import Wallet
-from wallet_support import WALLET, outside_address
+from tests.support.wallet import WALLET, outside_address
 
 FOREIGN_ADDRESS = outside_address()
 

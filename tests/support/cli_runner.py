@@ -1,6 +1,6 @@
 """Running the real ``l2custody`` entry point inside CliRunner's isolation, for CLI tests.
 
-``cli.main.main`` holds the error translation (message on stderr or
+``l2custody.cli.main.main`` holds the error translation (message on stderr or
 ``{"error", "code"}`` with --json, non-zero exit), so tests go through it
 rather than through ``app`` alone.
 """
@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import l2custody.cli.main
 from typer.testing import CliRunner
-
-import cli.main
 
 if TYPE_CHECKING:  # pragma: no cover
     from regtest.chain import ChainNode
 
-cli.main._register()
+l2custody.cli.main._register()
 runner = CliRunner()
 #: The installed console script, for the one subprocess run per suite.
 L2CUSTODY = Path(sys.executable).parent / "l2custody"
@@ -41,7 +40,7 @@ def invoke(argv: list[str]) -> Result:
     """Run ``l2custody ARGV`` in-process; returns exit code, stdout and stderr."""
     with runner.isolation() as (out, err, _mixed):
         try:
-            cli.main.main(argv)
+            l2custody.cli.main.main(argv)
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

@@ -1,0 +1,1 @@
+"""Integration tests on the regtest harness: real btcd/lnd, and bitcoind/lightningd where present."""
