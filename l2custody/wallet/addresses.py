@@ -12,8 +12,9 @@ from embit import base58, bech32
 from embit.networks import NETWORKS
 
 from l2custody.errors import NetworkMismatch, UsageError
-# NETWORK_NAMES and normalize_network live in l2custody.networks (no embit there); re-exported here
-from l2custody.networks import NETWORK_NAMES, normalize_network  # noqa: F401
+
+# normalize_network lives in l2custody.networks (no embit there); the wallet modules take it from here
+from l2custody.networks import normalize_network
 
 _HUMAN = {"main": "mainnet", "test": "testnet", "regtest": "regtest", "signet": "signet"}
 
@@ -49,11 +50,7 @@ def _networks_of_address(address: str) -> set[str]:
     except Exception:
         return set()
     prefix = raw[:1]
-    return {
-        name
-        for name, params in NETWORKS.items()
-        if prefix in (params["p2pkh"], params["p2sh"])
-    }
+    return {name for name, params in NETWORKS.items() if prefix in (params["p2pkh"], params["p2sh"])}
 
 
 def address_to_script(address: str, network: str) -> bytes:
@@ -67,9 +64,7 @@ def address_to_script(address: str, network: str) -> bytes:
     text = (address or "").strip()
     nets = _networks_of_address(text)
     if not nets:
-        raise UsageError(
-            f"{address!r} is not a bitcoin address (bech32 bc1/tb1/bcrt1 or base58); check for typos"
-        )
+        raise UsageError(f"{address!r} is not a bitcoin address (bech32 bc1/tb1/bcrt1 or base58); check for typos")
     if network not in nets:
         theirs = " or ".join(sorted(human_network(n) for n in nets))
         raise NetworkMismatch(

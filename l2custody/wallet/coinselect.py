@@ -117,9 +117,7 @@ def _bnb(pool: list[_Coin], target: float, cost_of_change: float, max_tries: int
     depth = 0
     for _ in range(max_tries):
         backtrack = False
-        if value + available < target or value > target + cost_of_change or (
-            waste > best_waste and pool[0].waste > 0
-        ):
+        if value + available < target or value > target + cost_of_change or (waste > best_waste and pool[0].waste > 0):
             backtrack = True
         elif value >= target:
             total_waste = waste + (value - target)
@@ -143,8 +141,11 @@ def _bnb(pool: list[_Coin], target: float, cost_of_change: float, max_tries: int
         available -= coin.effective
         prev = pool[depth - 1] if depth else None
         same_as_skipped = (
-            selection and selection[-1] != depth - 1 and prev is not None
-            and prev.effective == coin.effective and prev.waste == coin.waste
+            selection
+            and selection[-1] != depth - 1
+            and prev is not None
+            and prev.effective == coin.effective
+            and prev.waste == coin.waste
         )
         if not same_as_skipped:  # an equal coin was just left out: taking this one is the same branch
             selection.append(depth)
@@ -202,7 +203,8 @@ def select(
         key=lambda c: (-c.effective, c.utxo.txid, c.utxo.vout),
     )
     change_cost = (
-        _CHANGE_DUST if subtract_fee
+        _CHANGE_DUST
+        if subtract_fee
         else size.cost_of_change(fee_rate, size.output_weight(CHANGE_SCRIPT_LEN), in_weight, lt_rate)
     )
 
@@ -219,20 +221,23 @@ def select(
             return chosen
 
     candidates: list[Selection] = []
-    need_with_change = goal + (0 if subtract_fee else fee_rate * size.output_weight(CHANGE_SCRIPT_LEN) / 4) + _CHANGE_DUST
+    change_output_fee = 0 if subtract_fee else fee_rate * size.output_weight(CHANGE_SCRIPT_LEN) / 4
+    need_with_change = goal + change_output_fee + _CHANGE_DUST
     larger = [c for c in pool if c.effective >= need_with_change]
     if larger:
         coin = min(larger, key=lambda c: c.effective)
         settled = exact.settle((coin.utxo,))
         if settled is not None:
-            candidates.append(Selection((coin.utxo,), settled[0], settled[1], "lowest-larger",
-                                        per_input_waste + change_cost))
+            candidates.append(
+                Selection((coin.utxo,), settled[0], settled[1], "lowest-larger", per_input_waste + change_cost)
+            )
     taken: list[Utxo] = []
     for coin in pool:
         taken.append(coin.utxo)
         settled = exact.settle(taken)
         if settled is not None:
-            waste = per_input_waste * len(taken) + (change_cost if settled[1] else settled[0] - exact.fees(len(taken))[0])
+            overshoot = change_cost if settled[1] else settled[0] - exact.fees(len(taken))[0]
+            waste = per_input_waste * len(taken) + overshoot
             candidates.append(Selection(tuple(taken), settled[0], settled[1], "largest-first", waste))
             break
     if candidates:
@@ -245,7 +250,9 @@ def select(
     too_small = [u for u in utxos if u.value - in_fee <= 0]
     extra = (
         f"; {len(too_small)} coin(s) worth {format_sats(sum(u.value for u in too_small))} cost more to "
-        f"spend than they hold at {fee_rate:g} sat/vB" if too_small else ""
+        f"spend than they hold at {fee_rate:g} sat/vB"
+        if too_small
+        else ""
     )
     raise InsufficientFunds(
         f"cannot pay {format_sats(target)}{'' if subtract_fee else ' plus fee'} at {fee_rate:g} sat/vB: "

@@ -53,7 +53,7 @@ _KEY_RE = re.compile(
     r"^\[(?P<fp>[0-9a-fA-F]{8})(?P<path>(?:/[0-9]+[hH']?)*)\](?P<xpub>[1-9A-HJ-NP-Za-km-z]+)(?P<suffix>/.*)?$"
 )
 #: Accepted derivation suffixes and which branches they stand for.
-_SUFFIXES = {
+_SUFFIXES: dict[str, str | int] = {
     "/<0;1>/*": "multi",
     "/**": "multi",  # BIP-129 descriptor template
     "/{0,1}/*": "multi",  # legacy multipath syntax
@@ -165,7 +165,7 @@ class KeyOrigin:
             )
 
     @classmethod
-    def parse(cls, text: str) -> "KeyOrigin":
+    def parse(cls, text: str) -> KeyOrigin:
         """Parse ``[fp/path]xpub`` (an optional ``/<0;1>/*`` suffix is accepted and ignored)."""
         origin, suffix = _parse_key_expression(text.strip(), position=None)
         if suffix not in (None, "multi"):
@@ -221,9 +221,7 @@ def _parse_key_expression(text: str, position: int | None) -> tuple[KeyOrigin, s
         raise DescriptorError(f"{where} ({text[:16]}...) has no origin: {_WHY_ORIGIN}")
     m = _KEY_RE.match(text)
     if not m:
-        raise DescriptorError(
-            f"{where} ({text[:24]}...) is not of the form [fingerprint/path]xpub/<0;1>/*"
-        )
+        raise DescriptorError(f"{where} ({text[:24]}...) is not of the form [fingerprint/path]xpub/<0;1>/*")
     suffix_text = m.group("suffix")
     suffix: str | int | None = None
     if suffix_text is not None:
@@ -264,22 +262,17 @@ def _parse_single(text: str) -> tuple[int, list[KeyOrigin], str | int]:
             )
         if body.startswith("sh("):
             raise DescriptorError("nested sh(...) multisig is not supported; use native segwit wsh(sortedmulti(...))")
-        raise DescriptorError(
-            f"{body[:40]}... is not a wsh(sortedmulti(K, [fp/path]xpub/<0;1>/*, ...)) descriptor"
-        )
+        raise DescriptorError(f"{body[:40]}... is not a wsh(sortedmulti(K, [fp/path]xpub/<0;1>/*, ...)) descriptor")
     k_text = m.group("k").strip()
     if not k_text.isdigit():
         raise DescriptorError(f"threshold {k_text!r} is not a number")
-    parsed = [
-        _parse_key_expression(part.strip(), position=i + 1)
-        for i, part in enumerate(m.group("keys").split(","))
-    ]
-    kinds = {suffix for _, suffix in parsed}
-    if None in kinds:
+    parsed = [_parse_key_expression(part.strip(), position=i + 1) for i, part in enumerate(m.group("keys").split(","))]
+    if any(suffix is None for _, suffix in parsed):
         raise DescriptorError(
             "every key needs the derivation suffix /<0;1>/* (or /0/* and /1/*) so that "
             "addresses can be derived; a fixed key would reuse one address forever"
         )
+    kinds = {suffix for _, suffix in parsed if suffix is not None}
     if len(kinds) != 1:
         raise DescriptorError("all keys must use the same branches (/<0;1>/* everywhere, or /0/* or /1/*)")
     return int(k_text), [origin for origin, _ in parsed], kinds.pop()
@@ -311,8 +304,10 @@ class MultisigDescriptor:
             )
         families = {k.family for k in self.keys}
         if len(families) > 1:
-            detail = ", ".join(f"key {i + 1} is {'xpub (mainnet)' if k.family == 'main' else 'tpub (test networks)'}"
-                               for i, k in enumerate(self.keys))
+            detail = ", ".join(
+                f"key {i + 1} is {'xpub (mainnet)' if k.family == 'main' else 'tpub (test networks)'}"
+                for i, k in enumerate(self.keys)
+            )
             raise NetworkMismatch(f"keys from mixed networks: {detail}; all keys must be of one network")
         wanted = "main" if self.network == "main" else "test"
         if families.pop() != wanted:
@@ -339,7 +334,7 @@ class MultisigDescriptor:
             seen_fps[key.fingerprint] = i
 
     @classmethod
-    def parse(cls, text: str, network: str | None = None) -> "MultisigDescriptor":
+    def parse(cls, text: str, network: str | None = None) -> MultisigDescriptor:
         """Parse a descriptor (checksum optional but verified when present).
 
         Accepts the multipath form ``/<0;1>/*`` (also BIP-129's ``/**``), or
@@ -365,7 +360,7 @@ class MultisigDescriptor:
         return cls(threshold, keys, network or ("main" if keys[0].family == "main" else "test"))
 
     @classmethod
-    def parse_pair(cls, receive: str, change: str, network: str | None = None) -> "MultisigDescriptor":
+    def parse_pair(cls, receive: str, change: str, network: str | None = None) -> MultisigDescriptor:
         """Combine a receive (``/0/*``) and a change (``/1/*``) descriptor of the same keys."""
         k1, keys1, kind1 = _parse_single(receive)
         k2, keys2, kind2 = _parse_single(change)
@@ -380,7 +375,7 @@ class MultisigDescriptor:
         return cls(k1, keys1, network or ("main" if keys1[0].family == "main" else "test"))
 
     @classmethod
-    def from_keys(cls, threshold: int, keys: Sequence[str | KeyOrigin], network: str) -> "MultisigDescriptor":
+    def from_keys(cls, threshold: int, keys: Sequence[str | KeyOrigin], network: str) -> MultisigDescriptor:
         """Build from ``[fp/path]xpub`` strings (or KeyOrigins) on ``network``."""
         origins = []
         for i, key in enumerate(keys, start=1):
@@ -460,7 +455,7 @@ class MultisigDescriptor:
             return hit
         branch = CHANGE if change else RECEIVE
         bip32_map: dict[bytes, tuple[bytes, list[int]]] = {}
-        for origin, branch_key in zip(self.keys, self._branch(branch)):
+        for origin, branch_key in zip(self.keys, self._branch(branch), strict=True):
             sec = branch_key.child(index).sec()
             bip32_map[sec] = (origin.fingerprint_bytes, origin.indexes + [branch, index])
         pubkeys = tuple(sorted(bip32_map))
@@ -505,7 +500,7 @@ class MultisigDescriptor:
         if key is None:
             return None
         origin = key.indexes
-        rest = list(path)[len(origin):]
+        rest = list(path)[len(origin) :]
         if list(path)[: len(origin)] != origin or len(rest) != 2:
             return None
         branch, index = rest

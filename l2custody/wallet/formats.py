@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from l2custody.errors import DescriptorError, NetworkMismatch
 from l2custody.wallet.addresses import normalize_network
@@ -91,7 +91,7 @@ def import_descriptor_text(text: str, network: str | None = None) -> ImportedWal
     if multipath:
         desc = MultisigDescriptor.parse(multipath[0], network)
         others = [ln for ln in found if ln not in multipath]
-        if len(others) == 2 and MultisigDescriptor.parse_pair(*others, network=network) != desc:
+        if len(others) == 2 and MultisigDescriptor.parse_pair(others[0], others[1], network=network) != desc:
             raise DescriptorError("the file's receive/change descriptors disagree with its multipath descriptor")
         return ImportedWallet(desc, "descriptor")
     return ImportedWallet(MultisigDescriptor.parse(" ".join(found), network), "descriptor")
@@ -109,7 +109,7 @@ def import_core(data: dict | list, network: str | None = None) -> ImportedWallet
     if not isinstance(entries, list) or not all(isinstance(e, dict) and "desc" in e for e in entries):
         raise DescriptorError(
             "this JSON is neither a Bitcoin Core `listdescriptors` result nor an `importdescriptors` "
-            "list of {\"desc\": ...} entries, nor a Caravan wallet file"
+            'list of {"desc": ...} entries, nor a Caravan wallet file'
         )
     multisig = [e for e in entries if str(e["desc"]).startswith("wsh(sortedmulti(")]
     if not multisig:
@@ -221,47 +221,64 @@ def import_caravan(data: dict, network: str | None = None) -> ImportedWallet:
     return ImportedWallet(desc, "caravan", name=data.get("name"))
 
 
+@dataclass
+class _ColdcardSetup:
+    """The fields of a Coldcard multisig setup file, as read so far."""
+
+    name: str | None = None
+    threshold: int | None = None
+    derivation: str | None = None
+    fmt: str | None = None
+    keys: list[KeyOrigin] = field(default_factory=list)
+
+
 def import_coldcard(text: str, network: str | None = None) -> ImportedWallet:
     """A Coldcard multisig setup file (also written by Sparrow): P2WSH only."""
-    name = None
-    threshold = None
-    derivation = None
-    fmt = None
-    keys = []
+    setup = _read_coldcard_setup(text)
+    if setup.fmt not in (None, "P2WSH"):
+        raise DescriptorError(f"multisig format {setup.fmt} is not supported; this wallet is native segwit P2WSH")
+    if setup.threshold is None:
+        raise DescriptorError("the multisig file has no 'Policy: K of N' line")
+    keys = setup.keys
+    fam_net = network or ("main" if keys and keys[0].family == "main" else "test")
+    return ImportedWallet(MultisigDescriptor(setup.threshold, keys, fam_net), "coldcard", name=setup.name)
+
+
+def _read_coldcard_setup(text: str) -> _ColdcardSetup:
+    """Read the ``Label: value`` lines (and Sparrow's ``# derivation:`` comment) in order."""
+    setup = _ColdcardSetup()
     for raw in text.splitlines():
         line = raw.strip()
-        low = line.lower()
-        if low.startswith("# derivation:"):
-            derivation = line.split(":", 1)[1].strip()
+        if line.lower().startswith("# derivation:"):
+            setup.derivation = line.split(":", 1)[1].strip()
             continue
         if not line or line.startswith("#") or ":" not in line:
             continue
         label, value = (part.strip() for part in line.split(":", 1))
-        key = label.lower()
-        if key == "name":
-            name = value
-        elif key == "policy":
-            m = re.fullmatch(r"(\d+)\s*(?:of|/)\s*(\d+)", value, re.I)
-            if not m:
-                raise DescriptorError(f"cannot read policy {value!r}; expected e.g. '2 of 3'")
-            threshold = int(m.group(1))
-        elif key == "derivation":
-            derivation = value
-        elif key == "format":
-            fmt = value.upper()
-        elif re.fullmatch(r"[0-9a-fA-F]{8}", label):
-            if derivation is None:
-                raise DescriptorError(
-                    f"key {label} comes before any 'Derivation:' line: its origin path is unknown, "
-                    "and hardware signers need it to sign"
-                )
-            keys.append(KeyOrigin(label, format_path(parse_path(derivation)), value))
-    if fmt not in (None, "P2WSH"):
-        raise DescriptorError(f"multisig format {fmt} is not supported; this wallet is native segwit P2WSH")
-    if threshold is None:
-        raise DescriptorError("the multisig file has no 'Policy: K of N' line")
-    fam_net = network or ("main" if keys and keys[0].family == "main" else "test")
-    return ImportedWallet(MultisigDescriptor(threshold, keys, fam_net), "coldcard", name=name)
+        _read_coldcard_field(setup, label, value)
+    return setup
+
+
+def _read_coldcard_field(setup: _ColdcardSetup, label: str, value: str) -> None:
+    key = label.lower()
+    if key == "name":
+        setup.name = value
+    elif key == "policy":
+        m = re.fullmatch(r"(\d+)\s*(?:of|/)\s*(\d+)", value, re.I)
+        if not m:
+            raise DescriptorError(f"cannot read policy {value!r}; expected e.g. '2 of 3'")
+        setup.threshold = int(m.group(1))
+    elif key == "derivation":
+        setup.derivation = value
+    elif key == "format":
+        setup.fmt = value.upper()
+    elif re.fullmatch(r"[0-9a-fA-F]{8}", label):
+        if setup.derivation is None:
+            raise DescriptorError(
+                f"key {label} comes before any 'Derivation:' line: its origin path is unknown, "
+                "and hardware signers need it to sign"
+            )
+        setup.keys.append(KeyOrigin(label, format_path(parse_path(setup.derivation)), value))
 
 
 # --- exports ------------------------------------------------------------------

@@ -11,9 +11,10 @@ the session, so a step may be given any copy of the PSBT.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from l2custody.errors import (
     BroadcastRejected,
@@ -23,21 +24,16 @@ from l2custody.errors import (
     SessionNotFound,
     SignerError,
 )
-from l2custody.store import PsbtRecord
+from l2custody.store import PsbtRecord, Store, WalletRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     from embit.psbt import PSBT
 
+    from l2custody.chain.base import ChainSource
+    from l2custody.chain.scanner import Scanner
+    from l2custody.wallet.descriptor import MultisigDescriptor
+    from l2custody.wallet.policy import Policy
     from l2custody.wallet.review import PsbtSummary
-
-def default_actor() -> str:
-    """Who is acting, for the audit log: the operating-system user (``wallet`` if unknown)."""
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in the environment (containers)
-        return "wallet"
 
 
 #: Proprietary PSBT global key (BIP-174 0xFC, identifier "l2custody", subtype 0) holding the session id.
@@ -49,8 +45,15 @@ CLOSED_STATES = ("aborted", "failed")
 CUSTODY_KINDS = ("funding",)
 #: The order states advance in; a step never moves a session backwards.
 STATE_ORDER = (
-    "created", "verified", "partially-signed", "signed", "finalized",
-    "broadcasting", "broadcast-unknown", "broadcast", "confirmed",
+    "created",
+    "verified",
+    "partially-signed",
+    "signed",
+    "finalized",
+    "broadcasting",
+    "broadcast-unknown",
+    "broadcast",
+    "confirmed",
 )
 
 
@@ -61,14 +64,14 @@ def advance(current: str, new: str) -> str:
 
 
 @dataclass(frozen=True)
-class Session:
+class PsbtSession:
     """A saved PSBT session with its current PSBT (all signatures so far) and its summary."""
 
     id: str
     kind: str
     state: str
-    psbt: "PSBT"
-    summary: "PsbtSummary"
+    psbt: PSBT
+    summary: PsbtSummary
     txid: str
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -81,7 +84,7 @@ class Session:
 class SignResult:
     """What a signing step did. ``exported`` lists files written for an air-gapped signer."""
 
-    session: Session
+    session: PsbtSession
     signer: str
     added: int  # new valid signatures
     complete: bool  # every input has K valid signatures
@@ -90,7 +93,7 @@ class SignResult:
 
 @dataclass(frozen=True)
 class BroadcastResult:
-    session: Session
+    session: PsbtSession
     txid: str
     raw: bytes
 
@@ -100,20 +103,38 @@ def is_pipeline_session(rec: PsbtRecord) -> bool:
     return "expected_outputs" in rec.details
 
 
-def session_id_of(psbt: "PSBT") -> str | None:
+def session_id_of(psbt: PSBT) -> str | None:
     """The session id a PSBT carries in our proprietary field, if any."""
     raw = psbt.unknown.get(SESSION_KEY)
     return raw.decode("ascii", errors="replace") if raw else None
 
 
 class PsbtPipeline:
-    """Mixin: needs ``store``, ``record``, ``descriptor``, ``policy``, ``chain``, ``actor``, ``_known_scripts()``."""
+    """Mixin of the Wallet: the PSBT steps. What it uses of the wallet is declared here."""
 
+    store: Store
+    record: WalletRecord
+    #: who the audit log names for the steps
     actor: str
+
+    if TYPE_CHECKING:  # provided by the Wallet (cached or computed on first use)
+
+        @property
+        def descriptor(self) -> MultisigDescriptor: ...
+
+        @property
+        def policy(self) -> Policy: ...
+
+        @property
+        def chain(self) -> ChainSource: ...
+
+        def _known_scripts(self) -> dict[bytes, tuple[bool, int]]: ...
+
+        def _scanner(self) -> Scanner: ...
 
     # --- finding and checking -----------------------------------------------------------
 
-    def session_record(self, psbt: "PSBT") -> PsbtRecord | None:
+    def session_record(self, psbt: PSBT) -> PsbtRecord | None:
         """The saved session a PSBT belongs to (by carried id, txid, or fingerprint)."""
         from l2custody.wallet.psbt import psbt_fingerprint, psbt_txid
 
@@ -125,25 +146,25 @@ class PsbtPipeline:
                     continue
                 if is_pipeline_session(rec):
                     return rec
-        rec = self.store.psbt_by_fingerprint(psbt_fingerprint(psbt))
-        return rec if rec is not None and is_pipeline_session(rec) else None
+        by_fingerprint = self.store.psbt_by_fingerprint(psbt_fingerprint(psbt))
+        return by_fingerprint if by_fingerprint is not None and is_pipeline_session(by_fingerprint) else None
 
-    def session(self, session_id: str) -> Session:
+    def session(self, session_id: str) -> PsbtSession:
         """A saved session with its current PSBT (every signature collected so far); SessionNotFound."""
         from l2custody.wallet.review import summarize
 
         rec = self.store.psbt(session_id)
         psbt = self._stored_psbt(rec)
         summary = summarize(psbt, self.descriptor, known_scripts=self._known_scripts())
-        return Session(rec.id, rec.kind, rec.state, psbt, summary, rec.txid or summary.txid, rec.details)
+        return PsbtSession(rec.id, rec.kind, rec.state, psbt, summary, rec.txid or summary.txid, rec.details)
 
-    def summarize(self, psbt: "PSBT") -> tuple["PsbtSummary", PsbtRecord | None]:
+    def summarize(self, psbt: PSBT) -> tuple[PsbtSummary, PsbtRecord | None]:
         """What the PSBT does (never raises for a readable PSBT) and its session, for display."""
         from l2custody.wallet.review import summarize
 
         return summarize(psbt, self.descriptor, known_scripts=self._known_scripts()), self.session_record(psbt)
 
-    def verify(self, psbt: "PSBT", audit: bool = True) -> Session:
+    def verify(self, psbt: PSBT, audit: bool = True) -> PsbtSession:
         """Refuse anything a signer must not sign or the node must not get; see the module doc.
 
         Raises PsbtTampered (foreign inputs or change, changed outputs, bad
@@ -184,14 +205,14 @@ class PsbtPipeline:
         summary = verify(merged, self.descriptor, self.policy, expected, known_scripts=known)
         if audit:
             self.store.audit(self.actor, "psbt-verified", rec.id, {"fingerprint": summary.fingerprint})
-        return Session(rec.id, rec.kind, rec.state, merged, summary, summary.txid, rec.details)
+        return PsbtSession(rec.id, rec.kind, rec.state, merged, summary, summary.txid, rec.details)
 
-    def _stored_psbt(self, rec: PsbtRecord) -> "PSBT":
+    def _stored_psbt(self, rec: PsbtRecord) -> PSBT:
         from l2custody.wallet.psbt import load_psbt
 
         return load_psbt(rec.psbt)
 
-    def _what_changed(self, rec: PsbtRecord, psbt: "PSBT") -> str:
+    def _what_changed(self, rec: PsbtRecord, psbt: PSBT) -> str:
         old = self._stored_psbt(rec).tx
         new = psbt.tx
         ins_old = {(i.txid, i.vout) for i in old.vin}
@@ -206,7 +227,9 @@ class PsbtPipeline:
             return f"locktime {new.locktime}, was {old.locktime}"
         return "sequence numbers, version or spent amounts differ"
 
-    def _persist(self, session: Session, psbt: "PSBT", state: str, action: str, details: dict[str, Any]) -> Session:
+    def _persist(
+        self, session: PsbtSession, psbt: PSBT, state: str, action: str, details: dict[str, Any]
+    ) -> PsbtSession:
         from l2custody.wallet.review import summarize
 
         summary = summarize(psbt, self.descriptor, known_scripts=self._known_scripts())
@@ -214,11 +237,11 @@ class PsbtPipeline:
             state = advance(self.store.psbt(session.id).state, state)
             self.store.update_psbt(session.id, state=state, psbt=psbt.to_base64())
             self.store.audit(self.actor, action, session.id, details)
-        return Session(session.id, session.kind, state, psbt, summary, session.txid, session.details)
+        return PsbtSession(session.id, session.kind, state, psbt, summary, session.txid, session.details)
 
     # --- the steps ---------------------------------------------------------------------
 
-    def sign(self, psbt: "PSBT", signer_name: str) -> SignResult:
+    def sign(self, psbt: PSBT, signer_name: str) -> SignResult:
         """Verify, then sign with a registered signer; the signatures are saved in the session.
 
         A file signer exports the PSBT on the first call (``exported``) and
@@ -238,7 +261,9 @@ class PsbtPipeline:
             if not collected:
                 paths = signer.export(session.psbt, session.id)
                 with self.store.transaction():
-                    self.store.audit(self.actor, "psbt-exported", session.id, {"signer": rec.name, "files": [str(p) for p in paths]})
+                    self.store.audit(
+                        self.actor, "psbt-exported", session.id, {"signer": rec.name, "files": [str(p) for p in paths]}
+                    )
                 return SignResult(session, rec.name, 0, session.summary.complete, tuple(paths))
             signed = combine([session.psbt, *collected])
         else:
@@ -252,12 +277,20 @@ class PsbtPipeline:
             )
         state = "signed" if checked.summary.complete else "partially-signed"
         result = self._persist(
-            checked, checked.psbt, state, "psbt-signed",
-            {"signer": rec.name, "fingerprint": rec.fingerprint, "added": added, "fingerprint_psbt": checked.summary.fingerprint},
+            checked,
+            checked.psbt,
+            state,
+            "psbt-signed",
+            {
+                "signer": rec.name,
+                "fingerprint": rec.fingerprint,
+                "added": added,
+                "fingerprint_psbt": checked.summary.fingerprint,
+            },
         )
         return SignResult(result, rec.name, added, result.summary.complete)
 
-    def _check_signed(self, session: Session, signed: "PSBT", who: str) -> Session:
+    def _check_signed(self, session: PsbtSession, signed: PSBT, who: str) -> PsbtSession:
         """Run the full verification on what a signer returned (foreign or bad signatures are refused)."""
         from l2custody.wallet.psbt import psbt_fingerprint
 
@@ -266,7 +299,7 @@ class PsbtPipeline:
         signed.unknown[SESSION_KEY] = session.id.encode()
         return self.verify(signed, audit=False)
 
-    def combine(self, psbts: Sequence["PSBT"]) -> Session:
+    def combine(self, psbts: Sequence[PSBT]) -> PsbtSession:
         """Merge copies of one session's PSBT (each verified); the union of signatures is saved."""
         from l2custody.wallet.psbt import combine
 
@@ -281,7 +314,7 @@ class PsbtPipeline:
         state = "signed" if merged.summary.complete else "partially-signed"
         return self._persist(merged, merged.psbt, state, "psbt-combined", {"copies": len(psbts)})
 
-    def finalize(self, psbt: "PSBT") -> tuple[Session, bytes]:
+    def finalize(self, psbt: PSBT) -> tuple[PsbtSession, bytes]:
         """Verify and finalize (K valid signatures per input); returns the session and the raw tx."""
         from l2custody.wallet.psbt import extract, finalize_psbt
 
@@ -298,7 +331,7 @@ class PsbtPipeline:
         done = self._persist(session, final, "finalized", "psbt-finalized", {"txid": session.txid})
         return done, raw
 
-    def broadcast(self, psbt: "PSBT") -> BroadcastResult:
+    def broadcast(self, psbt: PSBT) -> BroadcastResult:
         """Verify, finalize if needed, and broadcast; the wallet records the spend right away.
 
         BroadcastRejected: nothing went out (session back to ``finalized``).
@@ -326,13 +359,13 @@ class PsbtPipeline:
         with self.store.transaction():
             self.store.update_psbt(session.id, state=advance(previous, "broadcast"), txid=txid)
             self.store.audit(self.actor, "broadcast", session.id, {"txid": txid})
-        done = Session(session.id, session.kind, "broadcast", session.psbt, session.summary, txid, session.details)
+        done = PsbtSession(session.id, session.kind, "broadcast", session.psbt, session.summary, txid, session.details)
         return BroadcastResult(done, txid, raw)
 
 
-def _valid_signatures(summary: "PsbtSummary") -> int:
+def _valid_signatures(summary: PsbtSummary) -> int:
     return sum(i.signatures for i in summary.inputs if not i.finalized)
 
 
-def _signed_by(summary: "PsbtSummary", fingerprint: str) -> bool:
+def _signed_by(summary: PsbtSummary, fingerprint: str) -> bool:
     return any(fingerprint in i.signed_by for i in summary.inputs)

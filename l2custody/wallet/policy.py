@@ -42,16 +42,14 @@ class Policy:
     allow_any: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "allowed_destinations", frozenset(a.strip() for a in self.allowed_destinations)
-        )
+        object.__setattr__(self, "allowed_destinations", frozenset(a.strip() for a in self.allowed_destinations))
         if self.max_fee_sat is not None and self.max_fee_sat < 0:
             raise ConfigError(f"{KEY_MAX_FEE} must not be negative")
         if self.max_fee_rate is not None and self.max_fee_rate <= 0:
             raise ConfigError(f"{KEY_MAX_RATE} must be positive")
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "Policy":
+    def from_config(cls, cfg: Any) -> Policy:
         """From a config.PolicyConfig (or anything with the same attribute names)."""
         return cls(
             allowed_destinations=frozenset(getattr(cfg, "allowed_destinations", ()) or ()),
@@ -60,9 +58,11 @@ class Policy:
             allow_any=bool(getattr(cfg, "allow_any_destination", getattr(cfg, "allow_any", False))),
         )
 
-    def with_destinations(self, addresses: Iterable[str]) -> "Policy":
+    def with_destinations(self, addresses: Iterable[str]) -> Policy:
         """A copy that also allows ``addresses`` (e.g. for one explicit operator command)."""
-        return Policy(self.allowed_destinations | frozenset(addresses), self.max_fee_sat, self.max_fee_rate, self.allow_any)
+        return Policy(
+            self.allowed_destinations | frozenset(addresses), self.max_fee_sat, self.max_fee_rate, self.allow_any
+        )
 
     def allowed_scripts(self, network: str) -> set[bytes]:
         """The scripts of the allowed destinations; NetworkMismatch names a wrong-network entry."""

@@ -1,8 +1,7 @@
 """PSBTs for the multisig: build, serialize, fingerprint, combine, finalize, extract.
 
-Reviewing a PSBT (summarize/verify) lives in ``wallet/review.py``; the names
-``summarize``, ``verify`` and ``PsbtSummary`` are re-exported here for callers
-that import everything from one place.
+Reviewing a PSBT (``summarize``, ``verify``, ``PsbtSummary``) lives in
+``wallet/review.py``, which builds on this module (not the other way round).
 
 Promises of ``build_psbt``:
 - transaction version 2; every input signals RBF (nSequence 0xfffffffd);
@@ -31,7 +30,6 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from embit import ec
 from embit.psbt import PSBT, DerivationPath
@@ -40,7 +38,7 @@ from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
 from l2custody.errors import InsufficientFunds, PsbtError, PsbtTampered
 from l2custody.wallet import size
-from l2custody.wallet.addresses import address_to_script, script_to_address
+from l2custody.wallet.addresses import address_to_script
 from l2custody.wallet.descriptor import Derived, MultisigDescriptor
 
 SIGHASH_ALL = 0x01
@@ -74,7 +72,7 @@ class TxOut:
     address: str | None = None
 
     @classmethod
-    def to_address(cls, address: str, value: int, network: str) -> "TxOut":
+    def to_address(cls, address: str, value: int, network: str) -> TxOut:
         """An output paying ``address``; NetworkMismatch if it is not of ``network``."""
         return cls(address_to_script(address, network), int(value), address.strip())
 
@@ -107,10 +105,6 @@ def load_psbt(data: bytes | str) -> PSBT:
     except Exception as exc:
         raise PsbtError(f"the PSBT is malformed and cannot be read: {exc}") from exc
     return psbt
-
-
-def psbt_to_bytes(psbt: PSBT) -> bytes:
-    return psbt.serialize()
 
 
 def psbt_to_base64(psbt: PSBT) -> str:
@@ -199,9 +193,160 @@ def _check_utxo(desc: MultisigDescriptor, utxo: Utxo) -> Derived:
 
 def _derivations(derived: Derived) -> dict[ec.PublicKey, DerivationPath]:
     return {
-        ec.PublicKey.parse(pub): DerivationPath(fp, list(path))
-        for pub, (fp, path) in sorted(derived.bip32.items())
+        ec.PublicKey.parse(pub): DerivationPath(fp, list(path)) for pub, (fp, path) in sorted(derived.bip32.items())
     }
+
+
+def _check_request(utxos: Sequence[Utxo], outputs: Sequence[TxOut], change_index: int | None, fee_rate: float) -> None:
+    """Refuse requests that cannot make a transaction: no coins, a bad fee rate, nothing to pay."""
+    if not utxos:
+        raise InsufficientFunds("no coins to spend: the wallet has no confirmed UTXOs (run `wallet sync`?)")
+    if not (isinstance(fee_rate, (int, float)) and math.isfinite(fee_rate) and fee_rate > 0):
+        raise PsbtError(f"fee rate {fee_rate!r} sat/vB must be a positive number")
+    if not outputs and change_index is None:
+        raise PsbtError("nothing to pay: give at least one output or a change index")
+
+
+def _check_inputs(desc: MultisigDescriptor, utxos: Sequence[Utxo]) -> list[Derived]:
+    """Every coin once, each ours (see ``_check_utxo``); returns their addresses."""
+    seen = set()
+    derived_in = []
+    for u in utxos:
+        if u.outpoint in seen:
+            raise PsbtError(f"coin {u.outpoint} is listed twice")
+        seen.add(u.outpoint)
+        derived_in.append(_check_utxo(desc, u))
+    return derived_in
+
+
+def _check_outputs(desc: MultisigDescriptor, outputs: Sequence[TxOut], subtract_fee_from: int | None) -> list[TxOut]:
+    """Copies of the outputs, each matching its address and above dust (the fee payer may be below)."""
+    outs = [TxOut(bytes(o.script_pubkey), int(o.value), o.address) for o in outputs]
+    for i, o in enumerate(outs):
+        if o.address is not None and address_to_script(o.address, desc.network) != o.script_pubkey:
+            raise PsbtError(f"output {i}: address {o.address} does not match its script")
+        if o.value < size.dust_threshold(o.script_pubkey) and i != subtract_fee_from:
+            raise PsbtError(
+                f"output {i} ({o.address or o.script_pubkey.hex()}) of {o.value} sat is below the dust "
+                f"threshold of {size.dust_threshold(o.script_pubkey)} sat; nodes would not relay it"
+            )
+    if subtract_fee_from is not None and not 0 <= subtract_fee_from < len(outs):
+        raise PsbtError(f"subtract_fee_from={subtract_fee_from} is not an output index (0..{len(outs) - 1})")
+    return outs
+
+
+@dataclass(frozen=True)
+class _FeeQuote:
+    """The fee of the transaction without and with a change output, at ``rate`` sat/vB."""
+
+    rate: float
+    input_weight: int
+    without_change: int
+    with_change: int
+
+
+def _quote_fee(desc: MultisigDescriptor, n_inputs: int, outs: Sequence[TxOut], fee_rate: float) -> _FeeQuote:
+    in_weight = size.multisig_input_weight(desc.threshold, desc.n)
+    lens = [len(o.script_pubkey) for o in outs]
+    fee_without = size.fee_for_weight(size.tx_weight([in_weight] * n_inputs, lens), fee_rate)
+    fee_with = size.fee_for_weight(size.tx_weight([in_weight] * n_inputs, lens + [34]), fee_rate)
+    return _FeeQuote(fee_rate, in_weight, fee_without, fee_with)
+
+
+def _pay_fee_on_top(total_in: int, total_out: int, change: Derived | None, quote: _FeeQuote) -> int:
+    """The inputs pay outputs and fee; returns the change value (0: none, the remainder goes to the fee)."""
+    fee_without, fee_with = quote.without_change, quote.with_change
+    if total_in - total_out - fee_without < 0:
+        raise InsufficientFunds(
+            f"the selected coins hold {total_in} sat but the outputs need {total_out} sat plus "
+            f"{fee_without} sat fee at {quote.rate} sat/vB; short by {total_out + fee_without - total_in} sat"
+        )
+    leftover = total_in - total_out - fee_with
+    if change is not None and leftover >= size.dust_threshold(change.script_pubkey):
+        return leftover
+    if change is None:
+        excess = total_in - total_out - fee_without
+        limit = size.cost_of_change(quote.rate, size.output_weight(34), quote.input_weight) + size.dust_threshold(
+            b"\x00\x20" + bytes(32)
+        )
+        if excess > limit:
+            raise PsbtError(
+                f"without a change output {excess} sat above the fee would go to miners; "
+                "pass a change index (or add it to an output) instead"
+            )
+    return 0
+
+
+def _pay_fee_from_output(
+    total_in: int, outs: Sequence[TxOut], payer_index: int, change: Derived | None, quote: _FeeQuote
+) -> tuple[TxOut, int]:
+    """Output ``payer_index`` pays the fee; returns it lowered by the fee, and the change value (0: none)."""
+    total_out = sum(o.value for o in outs)
+    remainder = total_in - total_out
+    if remainder < 0:
+        raise InsufficientFunds(f"the selected coins hold {total_in} sat but the outputs add up to {total_out} sat")
+    payer = outs[payer_index]
+    change_value = 0
+    if change is not None and remainder >= size.dust_threshold(change.script_pubkey):
+        change_value, new_value = remainder, payer.value - quote.with_change
+    else:
+        new_value = payer.value + remainder - quote.without_change
+    floor = size.dust_threshold(payer.script_pubkey)
+    if new_value < floor:
+        raise InsufficientFunds(
+            f"output {payer_index} would keep only {new_value} sat after paying the fee, "
+            f"below the dust threshold of {floor} sat; send more or lower the fee rate"
+        )
+    return TxOut(payer.script_pubkey, new_value, payer.address), change_value
+
+
+def _choose_locktime(locktime: int, anti_fee_sniping: bool, rng: random.Random) -> int:
+    lock = anti_fee_sniping_locktime(locktime, rng) if anti_fee_sniping else int(locktime)
+    if not 0 <= lock < MAX_LOCKTIME_HEIGHT:
+        raise PsbtError(f"locktime {lock} is not a block height")
+    return lock
+
+
+def _add_input_metadata(psbt: PSBT, inputs: Sequence[tuple[Utxo, Derived]]) -> None:
+    """witness_utxo, non_witness_utxo (when the previous transaction is known), witness script, key origins."""
+    for pin, (u, derived) in zip(psbt.inputs, inputs, strict=True):
+        pin.unknown = {}
+        pin.witness_utxo = TransactionOutput(u.value, Script(derived.script_pubkey))
+        if u.prev_tx is not None:
+            pin.non_witness_utxo = Transaction.parse(u.prev_tx)
+        pin.witness_script = Script(derived.witness_script)
+        pin.bip32_derivations.update(_derivations(derived))
+
+
+def _add_output_metadata(psbt: PSBT, outputs: Sequence[tuple[TxOut, Derived | None]]) -> None:
+    """Witness script and key origins on our (change) outputs."""
+    for pout, (_, derived) in zip(psbt.outputs, outputs, strict=True):
+        pout.unknown = {}
+        if derived is not None:
+            pout.witness_script = Script(derived.witness_script)
+            pout.bip32_derivations.update(_derivations(derived))
+
+
+def _assemble(
+    desc: MultisigDescriptor,
+    inputs: Sequence[tuple[Utxo, Derived]],
+    outputs: Sequence[tuple[TxOut, Derived | None]],
+    lock: int,
+) -> PSBT:
+    """The PSBT of a version 2, RBF-signalling transaction with full BIP-174 metadata."""
+    tx = Transaction(
+        version=2,
+        vin=[TransactionInput(bytes.fromhex(u.txid), u.vout, sequence=size.RBF_SEQUENCE) for u, _ in inputs],
+        vout=[TransactionOutput(o.value, Script(o.script_pubkey)) for o, _ in outputs],
+        locktime=lock,
+    )
+    psbt = PSBT(tx)
+    psbt.unknown = {}  # embit shares a mutable default dict between instances
+    _add_input_metadata(psbt, inputs)
+    _add_output_metadata(psbt, outputs)
+    for key in desc.keys:
+        psbt.xpubs[key.hdkey] = DerivationPath(key.fingerprint_bytes, key.indexes)
+    return psbt
 
 
 def build_psbt(
@@ -227,109 +372,29 @@ def build_psbt(
     impossible requests (dust outputs, duplicate coins, bad fee rate).
     """
     rng = rng or random.SystemRandom()
-    if not utxos:
-        raise InsufficientFunds("no coins to spend: the wallet has no confirmed UTXOs (run `wallet sync`?)")
-    if not (isinstance(fee_rate, (int, float)) and math.isfinite(fee_rate) and fee_rate > 0):
-        raise PsbtError(f"fee rate {fee_rate!r} sat/vB must be a positive number")
-    if not outputs and change_index is None:
-        raise PsbtError("nothing to pay: give at least one output or a change index")
-    seen = set()
-    derived_in = []
-    for u in utxos:
-        if u.outpoint in seen:
-            raise PsbtError(f"coin {u.outpoint} is listed twice")
-        seen.add(u.outpoint)
-        derived_in.append(_check_utxo(desc, u))
-    outs = [TxOut(bytes(o.script_pubkey), int(o.value), o.address) for o in outputs]
-    for i, o in enumerate(outs):
-        if o.address is not None and address_to_script(o.address, desc.network) != o.script_pubkey:
-            raise PsbtError(f"output {i}: address {o.address} does not match its script")
-        if o.value < size.dust_threshold(o.script_pubkey) and i != subtract_fee_from:
-            raise PsbtError(
-                f"output {i} ({o.address or o.script_pubkey.hex()}) of {o.value} sat is below the dust "
-                f"threshold of {size.dust_threshold(o.script_pubkey)} sat; nodes would not relay it"
-            )
-    if subtract_fee_from is not None and not 0 <= subtract_fee_from < len(outs):
-        raise PsbtError(f"subtract_fee_from={subtract_fee_from} is not an output index (0..{len(outs) - 1})")
+    _check_request(utxos, outputs, change_index, fee_rate)
+    derived_in = _check_inputs(desc, utxos)
+    outs = _check_outputs(desc, outputs, subtract_fee_from)
 
-    in_weight = size.multisig_input_weight(desc.threshold, desc.n)
     change = desc.derive(True, change_index) if change_index is not None else None
-    lens = [len(o.script_pubkey) for o in outs]
-    fee_without = size.fee_for_weight(size.tx_weight([in_weight] * len(utxos), lens), fee_rate)
-    fee_with = size.fee_for_weight(size.tx_weight([in_weight] * len(utxos), lens + [34]), fee_rate)
+    quote = _quote_fee(desc, len(utxos), outs, fee_rate)
     total_in = sum(u.value for u in utxos)
-    total_out = sum(o.value for o in outs)
-    change_value = 0
     if subtract_fee_from is None:
-        if total_in - total_out - fee_without < 0:
-            raise InsufficientFunds(
-                f"the selected coins hold {total_in} sat but the outputs need {total_out} sat plus "
-                f"{fee_without} sat fee at {fee_rate} sat/vB; short by {total_out + fee_without - total_in} sat"
-            )
-        leftover = total_in - total_out - fee_with
-        if change is not None and leftover >= size.dust_threshold(change.script_pubkey):
-            change_value = leftover
-        elif change is None:
-            excess = total_in - total_out - fee_without
-            limit = size.cost_of_change(fee_rate, size.output_weight(34), in_weight) + size.dust_threshold(b"\x00\x20" + bytes(32))
-            if excess > limit:
-                raise PsbtError(
-                    f"without a change output {excess} sat above the fee would go to miners; "
-                    "pass a change index (or add it to an output) instead"
-                )
+        change_value = _pay_fee_on_top(total_in, sum(o.value for o in outs), change, quote)
     else:
-        remainder = total_in - total_out
-        if remainder < 0:
-            raise InsufficientFunds(
-                f"the selected coins hold {total_in} sat but the outputs add up to {total_out} sat"
-            )
-        payer = outs[subtract_fee_from]
-        if change is not None and remainder >= size.dust_threshold(change.script_pubkey):
-            change_value, new_value = remainder, payer.value - fee_with
-        else:
-            new_value = payer.value + remainder - fee_without
-        floor = size.dust_threshold(payer.script_pubkey)
-        if new_value < floor:
-            raise InsufficientFunds(
-                f"output {subtract_fee_from} would keep only {new_value} sat after paying the fee, "
-                f"below the dust threshold of {floor} sat; send more or lower the fee rate"
-            )
-        outs[subtract_fee_from] = TxOut(payer.script_pubkey, new_value, payer.address)
+        payer, change_value = _pay_fee_from_output(total_in, outs, subtract_fee_from, change, quote)
+        outs[subtract_fee_from] = payer
 
     final_outs: list[tuple[TxOut, Derived | None]] = [(o, None) for o in outs]
     if change_value:
         assert change is not None
         final_outs.append((TxOut(change.script_pubkey, change_value, change.address), change))
-    pairs = list(zip(utxos, derived_in))
+    pairs = list(zip(utxos, derived_in, strict=True))
     if shuffle:
         rng.shuffle(pairs)
         rng.shuffle(final_outs)
-    lock = anti_fee_sniping_locktime(locktime, rng) if anti_fee_sniping else int(locktime)
-    if not 0 <= lock < MAX_LOCKTIME_HEIGHT:
-        raise PsbtError(f"locktime {lock} is not a block height")
-    tx = Transaction(
-        version=2,
-        vin=[TransactionInput(bytes.fromhex(u.txid), u.vout, sequence=size.RBF_SEQUENCE) for u, _ in pairs],
-        vout=[TransactionOutput(o.value, Script(o.script_pubkey)) for o, _ in final_outs],
-        locktime=lock,
-    )
-    psbt = PSBT(tx)
-    psbt.unknown = {}  # embit shares a mutable default dict between instances
-    for pin, (u, derived) in zip(psbt.inputs, pairs):
-        pin.unknown = {}
-        pin.witness_utxo = TransactionOutput(u.value, Script(derived.script_pubkey))
-        if u.prev_tx is not None:
-            pin.non_witness_utxo = Transaction.parse(u.prev_tx)
-        pin.witness_script = Script(derived.witness_script)
-        pin.bip32_derivations.update(_derivations(derived))
-    for pout, (_, derived) in zip(psbt.outputs, final_outs):
-        pout.unknown = {}
-        if derived is not None:
-            pout.witness_script = Script(derived.witness_script)
-            pout.bip32_derivations.update(_derivations(derived))
-    for key in desc.keys:
-        psbt.xpubs[key.hdkey] = DerivationPath(key.fingerprint_bytes, key.indexes)
-    return psbt
+    lock = _choose_locktime(locktime, anti_fee_sniping, rng)
+    return _assemble(desc, pairs, final_outs, lock)
 
 
 # --- signatures -------------------------------------------------------------------
@@ -371,13 +436,21 @@ def check_signatures(psbt: PSBT, i: int, derived: Derived) -> list[SignatureChec
             continue
         if sighash_cache is None:
             sighash_cache = psbt.tx.sighash_segwit(
-                i, Script(derived.witness_script), input_utxo(psbt, i).value, sighash=SIGHASH_ALL
+                i, Script(derived.witness_script), _spent_value(psbt, i), sighash=SIGHASH_ALL
             )
         if not pub.verify(signature, sighash_cache):
             out.append(SignatureCheck(i, sec, fp, False, "signature does not verify for this transaction"))
             continue
         out.append(SignatureCheck(i, sec, fp, True))
     return out
+
+
+def _spent_value(psbt: PSBT, i: int) -> int:
+    """The amount input ``i`` spends (signed over by BIP-143); PsbtError if the PSBT does not say."""
+    utxo = input_utxo(psbt, i)
+    if utxo is None:
+        raise PsbtError(f"input {i} carries no witness_utxo or non_witness_utxo: its signatures cannot be checked")
+    return utxo.value
 
 
 def count_signatures(psbt: PSBT) -> list[int]:
@@ -428,7 +501,7 @@ def combine(psbts: Sequence[PSBT]) -> PSBT:
                 f"PSBT {n} is for a different transaction ({psbt_txid(other)}) than PSBT 1 "
                 f"({psbt_txid(result)}); only copies of one PSBT can be combined"
             )
-        for mine, theirs in zip(result.inputs, other.inputs):
+        for mine, theirs in zip(result.inputs, other.inputs, strict=False):
             for pub, sig in theirs.partial_sigs.items():
                 mine.partial_sigs.setdefault(pub, sig)
             for pub, der in theirs.bip32_derivations.items():
@@ -438,7 +511,7 @@ def combine(psbts: Sequence[PSBT]) -> PSBT:
             mine.witness_script = mine.witness_script or theirs.witness_script
             if not (mine.final_scriptwitness and mine.final_scriptwitness.items):
                 mine.final_scriptwitness = theirs.final_scriptwitness
-        for mine_out, theirs_out in zip(result.outputs, other.outputs):
+        for mine_out, theirs_out in zip(result.outputs, other.outputs, strict=False):
             for pub, der in theirs_out.bip32_derivations.items():
                 mine_out.bip32_derivations.setdefault(pub, der)
             mine_out.witness_script = mine_out.witness_script or theirs_out.witness_script
@@ -532,26 +605,11 @@ def finalize(
     return extract(finalize_psbt(psbt, desc, known_scripts))
 
 
-def output_addresses(psbt: PSBT, network: str) -> list[str | None]:
-    """The address of every output on ``network`` (None for scripts without one)."""
-    return [script_to_address(o.script_pubkey.data, network) for o in psbt.outputs]
-
-
-def __getattr__(name: str) -> Any:
-    """Re-export the review API (``summarize``, ``verify``...) without an import cycle."""
-    if name in {"summarize", "verify", "PsbtSummary", "InputInfo", "OutputInfo"}:
-        from l2custody.wallet import review
-
-        return getattr(review, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "Utxo",
     "TxOut",
     "build_psbt",
     "load_psbt",
-    "psbt_to_bytes",
     "psbt_to_base64",
     "copy_psbt",
     "psbt_fingerprint",
@@ -566,5 +624,4 @@ __all__ = [
     "final_witness_valid",
     "derive_input",
     "anti_fee_sniping_locktime",
-    "output_addresses",
 ]

@@ -23,10 +23,10 @@ Every message names the input or output (index, address, amount).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from embit.psbt import PSBT
+from embit.psbt import PSBT, DerivationPath, InputScope, OutputScope
 
 from l2custody.amounts import format_sats
 from l2custody.errors import L2CustodyError, NetworkMismatch, PsbtError, PsbtTampered
@@ -117,7 +117,7 @@ class PsbtSummary:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for o, info in zip(d["outputs"], self.outputs):
+        for o, info in zip(d["outputs"], self.outputs, strict=True):
             o["kind"] = info.kind
         d["sent"] = self.sent
         return d
@@ -132,6 +132,29 @@ def _describe_out(j: int, address: str | None, value: int, spk: bytes) -> str:
     return f"output {j} ({address or 'script ' + spk.hex()}, {format_sats(value)})"
 
 
+@dataclass
+class _Findings:
+    """What the checks found, in the order found: ``verify`` raises the first problem."""
+
+    problems: list[L2CustodyError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Fees:
+    total_in: int | None  # None if some input's amount is unknown
+    total_out: int
+    fee: int | None
+    vsize: int
+    fee_rate: float | None
+
+
+def _claimed_addresses(desc: MultisigDescriptor, derivations: Iterable[DerivationPath]) -> set[tuple[bool, int]]:
+    """The (change, index) of our addresses that key origins point at (other wallets' origins are left out)."""
+    matches = (desc.match_derivation(d.fingerprint, d.derivation) for d in derivations)
+    return {m for m in matches if m is not None}
+
+
 def _input_derived(
     desc: MultisigDescriptor, psbt: PSBT, i: int, known: Mapping[bytes, tuple[bool, int]]
 ) -> tuple[Derived | None, str | None]:
@@ -140,10 +163,7 @@ def _input_derived(
     if utxo is None:
         return None, "carries no witness_utxo or non_witness_utxo, so nobody can check what it spends"
     spk = utxo.script_pubkey.data
-    claims = {
-        desc.match_derivation(d.fingerprint, d.derivation)
-        for d in psbt.inputs[i].bip32_derivations.values()
-    } - {None}
+    claims = _claimed_addresses(desc, psbt.inputs[i].bip32_derivations.values())
     if len(claims) > 1:
         return None, "has key origins pointing at different addresses of this wallet"
     if claims:
@@ -157,163 +177,316 @@ def _input_derived(
     return derived, None
 
 
-def _analyze(
-    psbt: PSBT, desc: MultisigDescriptor, known: Mapping[bytes, tuple[bool, int]]
-) -> tuple[PsbtSummary, list[L2CustodyError]]:
-    problems: list[L2CustodyError] = []
-    warnings: list[str] = []
-    net = desc.network
-    inputs: list[InputInfo] = []
-    in_weights: list[int] = []
-    values: list[int | None] = []
-    for i, pin in enumerate(psbt.inputs):
-        utxo = input_utxo(psbt, i)
-        txid, vout = pin.txid.hex(), pin.vout
-        value = utxo.value if utxo is not None else None
-        address = script_to_address(utxo.script_pubkey.data, net) if utxo is not None else None
-        where = _describe_in(i, txid, vout, address, value)
-        values.append(value)
-        nwu = pin.non_witness_utxo
-        if nwu is not None:
-            if nwu.txid() != pin.txid:
-                problems.append(PsbtTampered(f"{where}: the attached previous transaction has txid {nwu.txid().hex()}, not {txid}"))
-            elif pin.witness_utxo is not None and (
-                vout >= len(nwu.vout)
-                or nwu.vout[vout].value != pin.witness_utxo.value
-                or nwu.vout[vout].script_pubkey != pin.witness_utxo.script_pubkey
-            ):
-                problems.append(PsbtTampered(
-                    f"{where}: witness_utxo disagrees with the previous transaction it comes from "
-                    "(a forged input amount would hide the real fee); refusing"
-                ))
-        else:
-            warnings.append(f"input {i} lacks its previous transaction (non_witness_utxo); some hardware signers refuse such inputs")
-        if pin.sighash_type not in (None, 1):
-            problems.append(PsbtTampered(f"{where} asks for sighash type {pin.sighash_type}; only SIGHASH_ALL is signed"))
-        derived, reason = _input_derived(desc, psbt, i, known)
-        finalized = pin.final_scriptwitness is not None and bool(pin.final_scriptwitness.items)
-        signed_by: list[str] = []
-        valid = 0
-        if derived is None:
-            problems.append(PsbtTampered(f"{where} {reason}; refusing to sign a PSBT with inputs that are not ours"))
-        else:
-            if pin.witness_script is not None and pin.witness_script.data != derived.witness_script:
-                problems.append(PsbtTampered(f"{where}: its witness script is not our multisig script for that address"))
-            for pub, der in pin.bip32_derivations.items():
-                expected = derived.bip32.get(pub.sec())
-                if expected is None or (der.fingerprint, list(der.derivation)) != (expected[0], list(expected[1])):
-                    problems.append(PsbtTampered(
-                        f"{where}: key origin {der.fingerprint.hex()} for key {pub.sec().hex()[:16]}... "
-                        "is not one of this address's keys; a signer could be misled"
-                    ))
-                    break
-            if finalized:
-                if final_witness_valid(psbt, i, derived):
-                    valid = desc.threshold
-                    signed_by = ["(finalized)"]
-                else:
-                    problems.append(PsbtTampered(f"{where}: its final witness does not satisfy our script"))
-            for check in check_signatures(psbt, i, derived):
-                if check.valid:
-                    valid += 1
-                    signed_by.append(check.fingerprint or "?")
-                else:
-                    who = f"fingerprint {check.fingerprint}" if check.fingerprint else f"key {check.pubkey.hex()[:16]}..."
-                    problems.append(PsbtTampered(
-                        f"{where}: signature from {who} is refused: {check.reason}"
-                        + ("; that key is not in this wallet's descriptor" if not check.fingerprint else "")
-                    ))
-        if finalized:
-            in_weights.append(4 * 41 + len(pin.final_scriptwitness.serialize()))
-        else:
-            in_weights.append(size.multisig_input_weight(desc.threshold, desc.n))
-        inputs.append(InputInfo(
-            i, txid, vout, value, address, derived is not None,
-            derived.change if derived else None, derived.index if derived else None,
-            valid, tuple(signed_by), finalized, nwu is not None,
-        ))
+def _is_finalized(pin: InputScope) -> bool:
+    return pin.final_scriptwitness is not None and bool(pin.final_scriptwitness.items)
 
-    outputs: list[OutputInfo] = []
-    for j, pout in enumerate(psbt.outputs):
-        spk = pout.script_pubkey.data
-        address = script_to_address(spk, net)
-        where = _describe_out(j, address, pout.value, spk)
-        claims = {desc.match_derivation(d.fingerprint, d.derivation) for d in pout.bip32_derivations.values()} - {None}
-        foreign_keys = tuple(sorted({
-            d.fingerprint.hex() for d in pout.bip32_derivations.values() if not desc.contains_key(d.fingerprint)
-        }))
-        ours, change, index = False, False, None
-        if len(claims) > 1:
-            problems.append(PsbtTampered(f"{where} has key origins pointing at different addresses of this wallet"))
-        elif claims:
-            derived = desc.derive(*claims.pop())
-            if derived.script_pubkey != spk:
-                branch = "change" if derived.change else "receive"
-                problems.append(PsbtTampered(
+
+# --- the checks of one input --------------------------------------------------------------
+def _check_previous_transaction(pin: InputScope, i: int, where: str, found: _Findings) -> None:
+    """The attached previous transaction must be the one spent and agree with witness_utxo."""
+    nwu = pin.non_witness_utxo
+    if nwu is None:
+        found.warnings.append(
+            f"input {i} lacks its previous transaction (non_witness_utxo); some hardware signers refuse such inputs"
+        )
+        return
+    if nwu.txid() != pin.txid:
+        found.problems.append(
+            PsbtTampered(
+                f"{where}: the attached previous transaction has txid {nwu.txid().hex()}, not {pin.txid.hex()}"
+            )
+        )
+    elif pin.witness_utxo is not None and (
+        pin.vout >= len(nwu.vout)
+        or nwu.vout[pin.vout].value != pin.witness_utxo.value
+        or nwu.vout[pin.vout].script_pubkey != pin.witness_utxo.script_pubkey
+    ):
+        found.problems.append(
+            PsbtTampered(
+                f"{where}: witness_utxo disagrees with the previous transaction it comes from "
+                "(a forged input amount would hide the real fee); refusing"
+            )
+        )
+
+
+def _check_sighash_type(pin: InputScope, where: str, found: _Findings) -> None:
+    """Only SIGHASH_ALL (or no sighash type) may be asked for."""
+    if pin.sighash_type not in (None, 1):
+        found.problems.append(
+            PsbtTampered(f"{where} asks for sighash type {pin.sighash_type}; only SIGHASH_ALL is signed")
+        )
+
+
+def _check_input_is_ours(
+    psbt: PSBT,
+    i: int,
+    desc: MultisigDescriptor,
+    known: Mapping[bytes, tuple[bool, int]],
+    where: str,
+    found: _Findings,
+) -> Derived | None:
+    """The input must provably spend one of our addresses; returns that address (None if not)."""
+    derived, reason = _input_derived(desc, psbt, i, known)
+    if derived is None:
+        found.problems.append(PsbtTampered(f"{where} {reason}; refusing to sign a PSBT with inputs that are not ours"))
+    return derived
+
+
+def _check_witness_script(pin: InputScope, derived: Derived, where: str, found: _Findings) -> None:
+    """A witness script, when given, must be our multisig script for the address spent."""
+    if pin.witness_script is not None and pin.witness_script.data != derived.witness_script:
+        found.problems.append(PsbtTampered(f"{where}: its witness script is not our multisig script for that address"))
+
+
+def _check_input_key_origins(pin: InputScope, derived: Derived, where: str, found: _Findings) -> None:
+    """Every key origin must be one of the address's keys with its exact path (the first bad one is reported)."""
+    for pub, der in pin.bip32_derivations.items():
+        expected = derived.bip32.get(pub.sec())
+        if expected is None or (der.fingerprint, list(der.derivation)) != (expected[0], list(expected[1])):
+            found.problems.append(
+                PsbtTampered(
+                    f"{where}: key origin {der.fingerprint.hex()} for key {pub.sec().hex()[:16]}... "
+                    "is not one of this address's keys; a signer could be misled"
+                )
+            )
+            return
+
+
+def _check_final_witness(
+    psbt: PSBT, i: int, derived: Derived, threshold: int, where: str, found: _Findings
+) -> tuple[int, list[str]]:
+    """A finalized input's witness must satisfy our script; returns (valid signatures, signed by)."""
+    if final_witness_valid(psbt, i, derived):
+        return threshold, ["(finalized)"]
+    found.problems.append(PsbtTampered(f"{where}: its final witness does not satisfy our script"))
+    return 0, []
+
+
+def _check_partial_signatures(psbt: PSBT, i: int, derived: Derived, where: str, found: _Findings) -> list[str]:
+    """Every partial signature must be valid (see ``check_signatures``); returns who signed validly."""
+    signed_by: list[str] = []
+    for check in check_signatures(psbt, i, derived):
+        if check.valid:
+            signed_by.append(check.fingerprint or "?")
+            continue
+        who = f"fingerprint {check.fingerprint}" if check.fingerprint else f"key {check.pubkey.hex()[:16]}..."
+        found.problems.append(
+            PsbtTampered(
+                f"{where}: signature from {who} is refused: {check.reason}"
+                + ("; that key is not in this wallet's descriptor" if not check.fingerprint else "")
+            )
+        )
+    return signed_by
+
+
+def _review_input(
+    psbt: PSBT, i: int, desc: MultisigDescriptor, known: Mapping[bytes, tuple[bool, int]], found: _Findings
+) -> InputInfo:
+    """Run the checks of input ``i``, in the order their problems are reported."""
+    pin = psbt.inputs[i]
+    utxo = input_utxo(psbt, i)
+    txid, vout = pin.txid.hex(), pin.vout
+    value = utxo.value if utxo is not None else None
+    address = script_to_address(utxo.script_pubkey.data, desc.network) if utxo is not None else None
+    where = _describe_in(i, txid, vout, address, value)
+    _check_previous_transaction(pin, i, where, found)
+    _check_sighash_type(pin, where, found)
+    derived = _check_input_is_ours(psbt, i, desc, known, where, found)
+    finalized = _is_finalized(pin)
+    valid = 0
+    signed_by: list[str] = []
+    if derived is not None:
+        _check_witness_script(pin, derived, where, found)
+        _check_input_key_origins(pin, derived, where, found)
+        if finalized:
+            valid, signed_by = _check_final_witness(psbt, i, derived, desc.threshold, where, found)
+        signers = _check_partial_signatures(psbt, i, derived, where, found)
+        valid, signed_by = valid + len(signers), signed_by + signers
+    return InputInfo(
+        i,
+        txid,
+        vout,
+        value,
+        address,
+        derived is not None,
+        derived.change if derived else None,
+        derived.index if derived else None,
+        valid,
+        tuple(signed_by),
+        finalized,
+        pin.non_witness_utxo is not None,
+    )
+
+
+# --- the checks of one output -------------------------------------------------------------
+def _check_output_ownership(
+    pout: OutputScope,
+    desc: MultisigDescriptor,
+    known: Mapping[bytes, tuple[bool, int]],
+    where: str,
+    found: _Findings,
+) -> tuple[bool, bool, int | None]:
+    """(ours, change, index) of an output; key origins claiming our address for another script are refused."""
+    spk = pout.script_pubkey.data
+    claims = _claimed_addresses(desc, pout.bip32_derivations.values())
+    if len(claims) > 1:
+        found.problems.append(PsbtTampered(f"{where} has key origins pointing at different addresses of this wallet"))
+        return False, False, None
+    if claims:
+        derived = desc.derive(*claims.pop())
+        if derived.script_pubkey != spk:
+            branch = "change" if derived.change else "receive"
+            found.problems.append(
+                PsbtTampered(
                     f"{where} claims to be our {branch} address {derived.address} (index {derived.index}) "
                     "but pays a different script: foreign change; refusing"
-                ))
-            else:
-                ours, change, index = True, derived.change, derived.index
-        elif spk in known:
-            ours, (change, index) = True, known[spk]
-        if foreign_keys and not ours:
-            warnings.append(f"output {j} carries key origins of other wallets ({', '.join(foreign_keys)}): it looks like change but is not ours")
-        if pout.value < size.dust_threshold(spk):
-            warnings.append(f"{where} is below the dust threshold; nodes will not relay the transaction")
-        outputs.append(OutputInfo(j, address, pout.value, spk.hex(), ours, change, index, foreign_keys))
+                )
+            )
+            return False, False, None
+        return True, derived.change, derived.index
+    if spk in known:
+        change, index = known[spk]
+        return True, change, index
+    return False, False, None
 
+
+def _warn_foreign_change(j: int, foreign_keys: tuple[str, ...], ours: bool, found: _Findings) -> None:
+    """Key origins of other wallets on an output that is not ours: it looks like change but is not."""
+    if foreign_keys and not ours:
+        found.warnings.append(
+            f"output {j} carries key origins of other wallets ({', '.join(foreign_keys)}): "
+            "it looks like change but is not ours"
+        )
+
+
+def _warn_dust(value: int, spk: bytes, where: str, found: _Findings) -> None:
+    if value < size.dust_threshold(spk):
+        found.warnings.append(f"{where} is below the dust threshold; nodes will not relay the transaction")
+
+
+def _review_output(
+    j: int, pout: OutputScope, desc: MultisigDescriptor, known: Mapping[bytes, tuple[bool, int]], found: _Findings
+) -> OutputInfo:
+    """Run the checks of output ``j``, in the order their problems are reported."""
+    spk = pout.script_pubkey.data
+    address = script_to_address(spk, desc.network)
+    where = _describe_out(j, address, pout.value, spk)
+    foreign_keys = tuple(
+        sorted({d.fingerprint.hex() for d in pout.bip32_derivations.values() if not desc.contains_key(d.fingerprint)})
+    )
+    ours, change, index = _check_output_ownership(pout, desc, known, where, found)
+    _warn_foreign_change(j, foreign_keys, ours, found)
+    _warn_dust(pout.value, spk, where, found)
+    return OutputInfo(j, address, pout.value, spk.hex(), ours, change, index, foreign_keys)
+
+
+# --- the checks of the whole transaction ------------------------------------------------------
+def _check_global_xpubs(psbt: PSBT, desc: MultisigDescriptor, found: _Findings) -> None:
+    """The cosigner xpubs the PSBT lists must be of the wallet's network (and should be its keys)."""
     for xpub, der in psbt.xpubs.items():
         key_is_main = xpub.version == b"\x04\x88\xb2\x1e"
-        if key_is_main != (net == "main"):
-            problems.append(NetworkMismatch(
-                f"the PSBT lists cosigner key {der.fingerprint.hex()} for "
-                f"{'mainnet' if key_is_main else 'a test network'} but this wallet is on {human_network(net)}"
-            ))
+        if key_is_main != (desc.network == "main"):
+            found.problems.append(
+                NetworkMismatch(
+                    f"the PSBT lists cosigner key {der.fingerprint.hex()} for "
+                    f"{'mainnet' if key_is_main else 'a test network'} but this wallet is on {human_network(desc.network)}"
+                )
+            )
         elif not desc.contains_key(der.fingerprint):
-            warnings.append(f"the PSBT lists a cosigner key {der.fingerprint.hex()} that is not in this wallet's descriptor")
+            found.warnings.append(
+                f"the PSBT lists a cosigner key {der.fingerprint.hex()} that is not in this wallet's descriptor"
+            )
 
+
+def _input_weight(pin: InputScope, desc: MultisigDescriptor) -> int:
+    """The real weight of a finalized input, else the worst case of our multisig input."""
+    if _is_finalized(pin):
+        return 4 * 41 + len(pin.final_scriptwitness.serialize())
+    return size.multisig_input_weight(desc.threshold, desc.n)
+
+
+def _fees(psbt: PSBT, desc: MultisigDescriptor, inputs: Sequence[InputInfo], outputs: Sequence[OutputInfo]) -> _Fees:
+    values = [i.value for i in inputs]
     total_out = sum(o.value for o in outputs)
     total_in = sum(v for v in values if v is not None) if all(v is not None for v in values) else None
     fee = total_in - total_out if total_in is not None else None
+    in_weights = [_input_weight(pin, desc) for pin in psbt.inputs]
     weight = size.tx_weight(in_weights, [len(bytes.fromhex(o.script_pubkey)) for o in outputs])
     vsize = size.vsize(weight)
     fee_rate = fee / vsize if fee is not None and vsize else None
-    if fee is not None and fee < 0:
-        problems.append(PsbtTampered(f"the outputs ({format_sats(total_out)}) exceed the inputs ({format_sats(total_in or 0)})"))
+    return _Fees(total_in, total_out, fee, vsize, fee_rate)
+
+
+def _check_outputs_within_inputs(fees: _Fees, found: _Findings) -> None:
+    """The outputs must not spend more than the inputs hold."""
+    if fees.fee is not None and fees.fee < 0:
+        found.problems.append(
+            PsbtTampered(
+                f"the outputs ({format_sats(fees.total_out)}) exceed the inputs ({format_sats(fees.total_in or 0)})"
+            )
+        )
+
+
+def _warn_fee(fees: _Fees, outputs: Sequence[OutputInfo], found: _Findings) -> None:
+    """Fee rates nodes will not relay, and high fees (the policy caps are what refuse)."""
+    fee, fee_rate = fees.fee, fees.fee_rate
     if fee_rate is not None and 0 <= fee_rate < 1.0:
-        warnings.append(f"fee rate {fee_rate:.2f} sat/vB is below 1 sat/vB; nodes will not relay it")
+        found.warnings.append(f"fee rate {fee_rate:.2f} sat/vB is below 1 sat/vB; nodes will not relay it")
     if fee_rate is not None and fee_rate > HIGH_FEE_RATE:
-        warnings.append(f"high fee: {fee_rate:.1f} sat/vB")
-    leaving = sum(o.value for o in outputs if not o.ours) or total_out
+        found.warnings.append(f"high fee: {fee_rate:.1f} sat/vB")
+    leaving = sum(o.value for o in outputs if not o.ours) or fees.total_out
     if fee is not None and leaving and fee > HIGH_FEE_SHARE * leaving:
-        warnings.append(f"high fee: {format_sats(fee)} is {100 * fee / leaving:.1f}% of the {format_sats(leaving)} sent")
-    rbf = any(inp.sequence is not None and inp.sequence < 0xFFFFFFFE for inp in psbt.inputs)
+        found.warnings.append(
+            f"high fee: {format_sats(fee)} is {100 * fee / leaving:.1f}% of the {format_sats(leaving)} sent"
+        )
+
+
+def _signals_rbf(psbt: PSBT) -> bool:
+    return any(inp.sequence is not None and inp.sequence < 0xFFFFFFFE for inp in psbt.inputs)
+
+
+def _warn_unusual_transaction(psbt: PSBT, outputs: Sequence[OutputInfo], rbf: bool, found: _Findings) -> None:
+    """No replace-by-fee, several change outputs, a transaction version other than 2."""
     if not rbf:
-        warnings.append("the transaction does not signal replace-by-fee; its fee cannot be bumped")
+        found.warnings.append("the transaction does not signal replace-by-fee; its fee cannot be bumped")
     if sum(1 for o in outputs if o.change) > 1:
-        warnings.append("more than one change output")
+        found.warnings.append("more than one change output")
     if psbt.tx.version != 2:
-        warnings.append(f"transaction version {psbt.tx.version} (expected 2)")
+        found.warnings.append(f"transaction version {psbt.tx.version} (expected 2)")
+
+
+def _analyze(
+    psbt: PSBT, desc: MultisigDescriptor, known: Mapping[bytes, tuple[bool, int]]
+) -> tuple[PsbtSummary, list[L2CustodyError]]:
+    """Run every check; problems and warnings are listed in the order of the checks below."""
+    found = _Findings()
+    inputs = [_review_input(psbt, i, desc, known, found) for i in range(len(psbt.inputs))]
+    outputs = [_review_output(j, pout, desc, known, found) for j, pout in enumerate(psbt.outputs)]
+    _check_global_xpubs(psbt, desc, found)
+    fees = _fees(psbt, desc, inputs, outputs)
+    _check_outputs_within_inputs(fees, found)
+    _warn_fee(fees, outputs, found)
+    rbf = _signals_rbf(psbt)
+    _warn_unusual_transaction(psbt, outputs, rbf, found)
     summary = PsbtSummary(
         txid=psbt_txid(psbt),
         fingerprint=psbt_fingerprint(psbt),
-        network=net,
+        network=desc.network,
         inputs=tuple(inputs),
         outputs=tuple(outputs),
-        total_in=total_in,
-        total_out=total_out,
-        fee=fee,
-        vsize=vsize,
-        fee_rate=fee_rate,
+        total_in=fees.total_in,
+        total_out=fees.total_out,
+        fee=fees.fee,
+        vsize=fees.vsize,
+        fee_rate=fees.fee_rate,
         locktime=psbt.tx.locktime,
         rbf=rbf,
         threshold=desc.threshold,
         complete=bool(inputs) and all(i.signatures >= desc.threshold for i in inputs),
-        warnings=tuple(warnings),
-        problems=tuple(p.message for p in problems),
+        warnings=tuple(found.warnings),
+        problems=tuple(p.message for p in found.problems),
     )
-    return summary, problems
+    return summary, found.problems
 
 
 def summarize(
@@ -358,18 +531,23 @@ def verify(
     if expected_outputs is not None:
         _match_expected(summary, expected_outputs, desc.network)
     else:
-        for out in summary.outputs:
-            if out.ours:
-                continue
-            if out.foreign_keys:
-                raise PsbtTampered(
-                    f"{_describe_out(out.index, out.address, out.value, bytes.fromhex(out.script_pubkey))} "
-                    f"is marked as change of another wallet (key fingerprints {', '.join(out.foreign_keys)}): "
-                    "foreign change; refusing"
-                )
-            policy.check_destination(out.index, out.address, out.value, bytes.fromhex(out.script_pubkey), desc.network)
+        _check_foreign_outputs(summary, policy, desc.network)
     policy.check_fee(summary.fee, summary.fee_rate or 0.0)
     return summary
+
+
+def _check_foreign_outputs(summary: PsbtSummary, policy: Policy, network: str) -> None:
+    """Every output that is not ours must not be another wallet's change and must be allowed by the policy."""
+    for out in summary.outputs:
+        if out.ours:
+            continue
+        if out.foreign_keys:
+            raise PsbtTampered(
+                f"{_describe_out(out.index, out.address, out.value, bytes.fromhex(out.script_pubkey))} "
+                f"is marked as change of another wallet (key fingerprints {', '.join(out.foreign_keys)}): "
+                "foreign change; refusing"
+            )
+        policy.check_destination(out.index, out.address, out.value, bytes.fromhex(out.script_pubkey), network)
 
 
 def _match_expected(summary: PsbtSummary, expected: Sequence[TxOut], network: str) -> None:
@@ -385,7 +563,8 @@ def _match_expected(summary: PsbtSummary, expected: Sequence[TxOut], network: st
         remaining.append(exp)
 
     def label(t: TxOut) -> str:
-        return f"{t.address or script_to_address(bytes(t.script_pubkey), network) or bytes(t.script_pubkey).hex()} {format_sats(t.value)}"
+        spk = bytes(t.script_pubkey)
+        return f"{t.address or script_to_address(spk, network) or spk.hex()} {format_sats(t.value)}"
 
     for out in summary.outputs:
         spk = bytes.fromhex(out.script_pubkey)
@@ -402,10 +581,6 @@ def _match_expected(summary: PsbtSummary, expected: Sequence[TxOut], network: st
                 f"{where}: the amount to that address should be {format_sats(same_script.value)}; refusing"
             )
         wanted = "; ".join(label(t) for t in remaining) or "none left"
-        raise PsbtTampered(
-            f"{where} is not one of the expected outputs ({wanted}) nor change to this wallet; refusing"
-        )
+        raise PsbtTampered(f"{where} is not one of the expected outputs ({wanted}) nor change to this wallet; refusing")
     if remaining:
-        raise PsbtTampered(
-            "expected output(s) missing from the PSBT: " + "; ".join(label(t) for t in remaining)
-        )
+        raise PsbtTampered("expected output(s) missing from the PSBT: " + "; ".join(label(t) for t in remaining))

@@ -22,9 +22,10 @@ fast and without the network.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from l2custody.config import Config, load_config
 from l2custody.errors import (
@@ -34,13 +35,13 @@ from l2custody.errors import (
     UsageError,
 )
 from l2custody.store import Store, UtxoRecord, WalletRecord
+from l2custody.wallet.actor import default_actor
 from l2custody.wallet.pipeline import (
     CUSTODY_KINDS,
     BroadcastResult,
     PsbtPipeline,
-    Session,
+    PsbtSession,
     SignResult,
-    default_actor,
     is_pipeline_session,
 )
 
@@ -48,12 +49,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from embit.psbt import PSBT
 
     from l2custody.chain.base import ChainSource
-    from l2custody.chain.scanner import ScanResult, Scanner, Watchlist
+    from l2custody.chain.scanner import Scanner, ScanResult, Watchlist
     from l2custody.wallet.descriptor import MultisigDescriptor
     from l2custody.wallet.policy import Policy
     from l2custody.wallet.psbt import Utxo
-    from l2custody.wallet.review import PsbtSummary
-
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,7 @@ class UtxoInfo:
         return f"{self.txid}:{self.vout}"
 
 
-def open_wallet(config_path: Path | str | None = None, chain: "ChainSource | None" = None) -> "Wallet":
+def open_wallet(config_path: Path | str | None = None, chain: ChainSource | None = None) -> Wallet:
     """Load the config (``--config`` / ``$L2CUSTODY_CONFIG`` / default) and open its wallet."""
     return Wallet.open(load_config(config_path), chain=chain)
 
@@ -116,7 +115,7 @@ class Wallet(PsbtPipeline):
         config: Config,
         store: Store,
         record: WalletRecord,
-        chain: "ChainSource | None" = None,
+        chain: ChainSource | None = None,
         actor: str | None = None,
     ) -> None:
         self.config, self.store, self.record = config, store, record
@@ -128,7 +127,7 @@ class Wallet(PsbtPipeline):
     # --- opening and creating ------------------------------------------------------------
 
     @classmethod
-    def open(cls, config: Config, chain: "ChainSource | None" = None, name: str | None = None) -> "Wallet":
+    def open(cls, config: Config, chain: ChainSource | None = None, name: str | None = None) -> Wallet:
         """The wallet in ``config``'s store (WalletNotFound if none was created)."""
         store = Store.open(config.store_path)
         try:
@@ -152,8 +151,8 @@ class Wallet(PsbtPipeline):
         keys: Sequence[str],
         name: str = "treasury",
         birthday: int | None = None,
-        chain: "ChainSource | None" = None,
-    ) -> "Wallet":
+        chain: ChainSource | None = None,
+    ) -> Wallet:
         """Create the ``wsh(sortedmulti(K, keys.../<0;1>/*))`` wallet and save it."""
         from l2custody.wallet.descriptor import MultisigDescriptor
 
@@ -167,8 +166,8 @@ class Wallet(PsbtPipeline):
         source: str,
         name: str | None = None,
         birthday: int | None = None,
-        chain: "ChainSource | None" = None,
-    ) -> "Wallet":
+        chain: ChainSource | None = None,
+    ) -> Wallet:
         """Import a descriptor, Core ``listdescriptors`` JSON, BSMS record or Sparrow/Caravan export.
 
         ``source`` is the text itself or a path to a file holding it.
@@ -184,18 +183,19 @@ class Wallet(PsbtPipeline):
                 raise DescriptorError(f"cannot read {path}: {exc.strerror}") from None
         imported = import_wallet(text, network=config.embit_network)
         wallet_name = name or imported.name or "treasury"
-        return cls._save(config, imported.descriptor, wallet_name, birthday, f"wallet-imported-{imported.source}", chain)
+        action = f"wallet-imported-{imported.source}"
+        return cls._save(config, imported.descriptor, wallet_name, birthday, action, chain)
 
     @classmethod
     def _save(
         cls,
         config: Config,
-        desc: "MultisigDescriptor",
+        desc: MultisigDescriptor,
         name: str,
         birthday: int | None,
         action: str,
-        chain: "ChainSource | None",
-    ) -> "Wallet":
+        chain: ChainSource | None,
+    ) -> Wallet:
         if desc.network != config.embit_network:
             from l2custody.errors import NetworkMismatch
 
@@ -232,7 +232,7 @@ class Wallet(PsbtPipeline):
         if close is not None:
             close()
 
-    def __enter__(self) -> "Wallet":
+    def __enter__(self) -> Wallet:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -241,19 +241,19 @@ class Wallet(PsbtPipeline):
     # --- lazily built parts --------------------------------------------------------------
 
     @functools.cached_property
-    def descriptor(self) -> "MultisigDescriptor":
+    def descriptor(self) -> MultisigDescriptor:
         from l2custody.wallet.descriptor import MultisigDescriptor
 
         return MultisigDescriptor.parse(self.record.descriptor, network=self.record.network)
 
     @functools.cached_property
-    def policy(self) -> "Policy":
+    def policy(self) -> Policy:
         from l2custody.wallet.policy import Policy
 
         return Policy.from_config(self.config.policy)
 
     @property
-    def chain(self) -> "ChainSource":
+    def chain(self) -> ChainSource:
         """The chain source, built on first use and checked to be on the wallet's network."""
         if self._chain is None:
             from l2custody.chain.rpc import JsonRpcChain
@@ -276,7 +276,7 @@ class Wallet(PsbtPipeline):
 
     # --- addresses ------------------------------------------------------------------------
 
-    def _scanner(self) -> "Scanner":
+    def _scanner(self) -> Scanner:
         from l2custody.chain.scanner import Scanner
 
         return Scanner(
@@ -292,7 +292,7 @@ class Wallet(PsbtPipeline):
         d = self.descriptor.derive(change, index)
         return d.script_pubkey, d.address
 
-    def _watchlist(self) -> "Watchlist":
+    def _watchlist(self) -> Watchlist:
         """The gap window, loaded (call inside a store transaction)."""
         from l2custody.chain.scanner import Watchlist
 
@@ -304,9 +304,7 @@ class Wallet(PsbtPipeline):
         """The lowest address never used nor handed out; recorded as issued before it is returned."""
         with self.store.transaction():
             watch = self._watchlist()
-            fresh = [
-                a for a in self.store.addresses(self.record.id, change=change, used=False) if not a.issued
-            ]
+            fresh = [a for a in self.store.addresses(self.record.id, change=change, used=False) if not a.issued]
             rec = fresh[0]
             self.store.issue_address(self.record.id, change, rec.index, label)
             watch.mark_issued(change, rec.index)
@@ -327,7 +325,7 @@ class Wallet(PsbtPipeline):
 
     # --- chain following ------------------------------------------------------------------
 
-    def sync(self, progress: Callable[[int, int], None] | None = None) -> "ScanResult":
+    def sync(self, progress: Callable[[int, int], None] | None = None) -> ScanResult:
         """Scan new blocks (and the mempool) for the wallet; resumes where the last sync stopped."""
         result = self._scanner().sync(progress=progress, mempool=self.config.wallet.mempool)
         self._update_session_states()
@@ -424,13 +422,11 @@ class Wallet(PsbtPipeline):
             if u.spent_by is not None:
                 raise UsageError(f"{text} is already spent (by {u.spent_by})")
             if u.reserved_by is not None:
-                raise UsageError(
-                    f"{text} is reserved by session {u.reserved_by}; finish or abort that session first"
-                )
+                raise UsageError(f"{text} is reserved by session {u.reserved_by}; finish or abort that session first")
             chosen.append(u)
         return chosen
 
-    def psbt_utxo(self, u: UtxoRecord) -> "Utxo":
+    def psbt_utxo(self, u: UtxoRecord) -> Utxo:
         """The wallet.psbt Utxo of a stored coin (with its previous transaction for hardware signers)."""
         from l2custody.wallet.psbt import Utxo
 
@@ -443,7 +439,7 @@ class Wallet(PsbtPipeline):
         fee_rate: float | None = None,
         utxos: Sequence[str] | None = None,
         subtract_fee: bool = False,
-    ) -> Session:
+    ) -> PsbtSession:
         """Build, verify and save a PSBT paying ``amount`` sats to ``address``; reserves its coins.
 
         The destination must be our own or allowed by the policy
@@ -463,7 +459,7 @@ class Wallet(PsbtPipeline):
         fee_rate: float | None = None,
         utxos: Sequence[str] | None = None,
         subtract_fee_from: int | None = None,
-    ) -> "PSBT":
+    ) -> PSBT:
         """An unsigned PSBT paying ``outputs`` (wallet.psbt.TxOut) from the wallet's coins, not saved.
 
         Coin selection is wallet/coinselect.py's (see its docstring) over the
@@ -480,7 +476,10 @@ class Wallet(PsbtPipeline):
         coins = [self.psbt_utxo(u) for u in self.spendable_coins(utxos)]
         if utxos is None:
             sel = coinselect.select(
-                coins, sum(o.value for o in outputs), rate, desc=self.descriptor,
+                coins,
+                sum(o.value for o in outputs),
+                rate,
+                desc=self.descriptor,
                 output_script_lens=[len(o.script_pubkey) for o in outputs],
                 subtract_fee=subtract_fee_from is not None,
             )
@@ -490,17 +489,22 @@ class Wallet(PsbtPipeline):
         tip = self.chain.tip_height()
         change = self.next_address(label="change", change=True) if wants_change else None
         return build_psbt(
-            self.descriptor, coins, list(outputs), change.index if change else None, rate, tip,
+            self.descriptor,
+            coins,
+            list(outputs),
+            change.index if change else None,
+            rate,
+            tip,
             subtract_fee_from=subtract_fee_from,
         )
 
     def save_session(
         self,
-        psbt: "PSBT",
+        psbt: PSBT,
         kind: str,
         expected_outputs: Sequence[Any] | None = None,
         details: dict[str, Any] | None = None,
-    ) -> Session:
+    ) -> PsbtSession:
         """Verify a freshly built PSBT and save it as a session, reserving its inputs.
 
         ``expected_outputs`` (wallet.psbt.TxOut) are the foreign outputs the
@@ -512,9 +516,7 @@ class Wallet(PsbtPipeline):
         from l2custody.wallet.psbt import psbt_txid
         from l2custody.wallet.review import verify
 
-        summary = verify(
-            psbt, self.descriptor, self.policy, expected_outputs, known_scripts=self._known_scripts()
-        )
+        summary = verify(psbt, self.descriptor, self.policy, expected_outputs, known_scripts=self._known_scripts())
         session_id = psbt_txid(psbt)[:16]
         psbt.unknown[SESSION_KEY] = session_id.encode()
         # what later steps insist on: every output but our change (payments to ourselves included)
@@ -531,13 +533,17 @@ class Wallet(PsbtPipeline):
             **(details or {}),
         }
         with self.store.transaction():
-            self.store.add_psbt(session_id, self.record.id, kind, "verified", psbt.to_base64(), summary.fingerprint, info)
+            self.store.add_psbt(
+                session_id, self.record.id, kind, "verified", psbt.to_base64(), summary.fingerprint, info
+            )
             self.store.reserve_utxos([(i.txid, i.vout) for i in summary.inputs], session_id)
             self.store.audit(
-                self.actor, "psbt-created", session_id,
+                self.actor,
+                "psbt-created",
+                session_id,
                 {"kind": kind, "fingerprint": summary.fingerprint, "fee": summary.fee, "outputs": foreign},
             )
-        return Session(session_id, kind, "verified", psbt, summary, summary.txid, info)
+        return PsbtSession(session_id, kind, "verified", psbt, summary, summary.txid, info)
 
     def abort(self, session_id: str, reason: str = "") -> int:
         """Abandon an unbroadcast session: its coins are released. Returns how many."""
@@ -557,7 +563,6 @@ class Wallet(PsbtPipeline):
 
     def _known_scripts(self) -> dict[bytes, tuple[bool, int]]:
         return {a.script: (a.change, a.index) for a in self.store.addresses(self.record.id)}
-
 
 
 def _confirmations(u: UtxoRecord, tip: int | None) -> int:
@@ -581,7 +586,7 @@ __all__ = [
     "AddressInfo",
     "Balance",
     "BroadcastResult",
-    "Session",
+    "PsbtSession",
     "SignResult",
     "UtxoInfo",
     "Wallet",

@@ -17,7 +17,7 @@ from typing import Any
 from l2custody.config import Config
 from l2custody.errors import SignerError, UsageError
 from l2custody.store import SignerRecord, Store
-from l2custody.wallet.pipeline import default_actor
+from l2custody.wallet.actor import default_actor
 
 KINDS = ("software", "file", "hwi")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -61,7 +61,8 @@ def add_signer(
         fp = signer.fingerprint
         path = str(file)
         try:
-            key = signer.account_key(account_path or DEFAULT_ACCOUNT[config.embit_network], config.embit_network).to_string()
+            account = account_path or DEFAULT_ACCOUNT[config.embit_network]
+            key = signer.account_key(account, config.embit_network).to_string()
         except SignerError:
             key = None  # an account-level xprv: its key is what it is
         details["key"] = key
@@ -82,7 +83,9 @@ def add_signer(
         in_wallet = _check_in_wallet(store, name, fp)
         with store.transaction():
             rec = store.add_signer(name, kind, path, fp, details)
-            store.audit(default_actor(), "signer-added", f"signer {name}", {"kind": kind, "fingerprint": fp, "path": path})
+            store.audit(
+                default_actor(), "signer-added", f"signer {name}", {"kind": kind, "fingerprint": fp, "path": path}
+            )
     return _info(rec, in_wallet)
 
 
@@ -130,7 +133,10 @@ def load_signer(rec: SignerRecord, network: str) -> Any:
     if rec.kind == "software":
         return signers.SoftwareSigner.from_file(rec.path or "", name=rec.name)
     if rec.kind == "file":
-        return signers.FileSigner(rec.path or "", name=rec.name, fingerprints=[rec.fingerprint] if rec.fingerprint else [])
+        fingerprints = [rec.fingerprint] if rec.fingerprint else []
+        return signers.FileSigner(rec.path or "", name=rec.name, fingerprints=fingerprints)
     if rec.kind == "hwi":
-        return signers.HwiSigner(rec.fingerprint, device_type=rec.details.get("device_type"), network=network, name=rec.name)
+        return signers.HwiSigner(
+            rec.fingerprint, device_type=rec.details.get("device_type"), network=network, name=rec.name
+        )
     raise SignerError(f"signer {rec.name} has unknown kind {rec.kind!r}")

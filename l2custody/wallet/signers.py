@@ -101,9 +101,7 @@ def write_secret_file(path: Path, text: str) -> None:
     except FileExistsError as exc:
         raise SignerError(f"{path} already exists; refusing to overwrite a key file") from exc
     except OSError as exc:
-        raise SignerError(
-            f"cannot create key file {path}: {exc.strerror}; choose a folder you can write to"
-        ) from exc
+        raise SignerError(f"cannot create key file {path}: {exc.strerror}; choose a folder you can write to") from exc
     with os.fdopen(fd, "w") as f:
         f.write(text.rstrip("\n") + "\n")
 
@@ -122,14 +120,18 @@ class SoftwareSigner:
     account xprv with its origin (``[fingerprint/path]xprv...``).
     """
 
-    def __init__(self, key: bip32.HDKey, *, origin_path: Sequence[int] | None = None,
-                 master_fingerprint: str | None = None, name: str = "software") -> None:
+    def __init__(
+        self,
+        key: bip32.HDKey,
+        *,
+        origin_path: Sequence[int] | None = None,
+        master_fingerprint: str | None = None,
+        name: str = "software",
+    ) -> None:
         if not key.is_private:
             raise SignerError("a software signer needs a private key (xprv/tprv), not an xpub")
         if key.depth != 0 and (origin_path is None or master_fingerprint is None):
-            raise SignerError(
-                "this xprv is not a master key; write it with its origin as [fingerprint/path]xprv..."
-            )
+            raise SignerError("this xprv is not a master key; write it with its origin as [fingerprint/path]xprv...")
         if origin_path is not None and len(origin_path) != key.depth:
             raise SignerError(f"the xprv has depth {key.depth} but its origin path has {len(origin_path)} steps")
         self._key = key
@@ -149,7 +151,7 @@ class SoftwareSigner:
         return self._fingerprint
 
     @classmethod
-    def from_mnemonic(cls, mnemonic: str, passphrase: str = "", name: str = "software") -> "SoftwareSigner":
+    def from_mnemonic(cls, mnemonic: str, passphrase: str = "", name: str = "software") -> SoftwareSigner:
         words = " ".join(mnemonic.lower().split())
         if not bip39.mnemonic_is_valid(words):
             raise SignerError("the mnemonic is not a valid BIP-39 phrase (unknown word or bad checksum)")
@@ -157,11 +159,9 @@ class SoftwareSigner:
         return cls(root, name=name)
 
     @classmethod
-    def from_text(cls, text: str, passphrase: str = "", name: str = "software") -> "SoftwareSigner":
+    def from_text(cls, text: str, passphrase: str = "", name: str = "software") -> SoftwareSigner:
         """Read a mnemonic, a master xprv, or ``[fp/path]xprv`` from text (``#`` lines are comments)."""
-        body = " ".join(
-            line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")
-        )
+        body = " ".join(line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#"))
         if not body:
             raise SignerError("the key file is empty")
         if body.startswith("[") and "]" in body:
@@ -185,7 +185,9 @@ class SoftwareSigner:
             raise SignerError("the key file's xprv is not valid (base58 checksum or length)") from exc
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str], *, passphrase: str = "", name: str | None = None) -> "SoftwareSigner":
+    def from_file(
+        cls, path: str | os.PathLike[str], *, passphrase: str = "", name: str | None = None
+    ) -> SoftwareSigner:
         """Load from a key file that must be mode 0600 (or stricter); SignerError otherwise."""
         p = Path(path)
         check_secret_file(p)
@@ -233,8 +235,9 @@ class FileSigner:
 
     SUFFIXES = (".psbt", ".txt", ".b64", ".base64", ".hex")
 
-    def __init__(self, directory: str | os.PathLike[str], *, name: str = "file",
-                 fingerprints: Sequence[str] = ()) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], *, name: str = "file", fingerprints: Sequence[str] = ()
+    ) -> None:
         self.directory = Path(directory)
         self.name = name
         self._fingerprints = frozenset(f.lower() for f in fingerprints)
@@ -288,7 +291,9 @@ class FileSigner:
                     f"{path} is for transaction {psbt_txid(psbt)}, not {psbt_txid(unsigned)}; "
                     "it was not made from the exported PSBT — remove it"
                 )
-            if any(inp.partial_sigs or (inp.final_scriptwitness and inp.final_scriptwitness.items) for inp in psbt.inputs):
+            if any(
+                inp.partial_sigs or (inp.final_scriptwitness and inp.final_scriptwitness.items) for inp in psbt.inputs
+            ):
                 found.append(psbt)
         return found
 
@@ -312,8 +317,9 @@ class HwiSigner:
 
     _CHAINS = {"main": "MAIN", "test": "TEST", "regtest": "REGTEST", "signet": "SIGNET"}
 
-    def __init__(self, fingerprint: str, *, device_type: str | None = None, network: str = "main",
-                 name: str | None = None) -> None:
+    def __init__(
+        self, fingerprint: str, *, device_type: str | None = None, network: str = "main", name: str | None = None
+    ) -> None:
         self._fingerprint = fingerprint.lower()
         self.device_type = device_type
         self.network = normalize_network(network)

@@ -43,13 +43,7 @@ def multisig_input_weight(threshold: int, n: int) -> int:
     off-by-one, ``threshold`` signatures, and the witness script.
     """
     script = multisig_witness_script_size(n)
-    witness = (
-        varint_size(threshold + 2)
-        + 1
-        + threshold * (1 + MAX_SIGNATURE_SIZE)
-        + varint_size(script)
-        + script
-    )
+    witness = varint_size(threshold + 2) + 1 + threshold * (1 + MAX_SIGNATURE_SIZE) + varint_size(script) + script
     return 4 * (36 + 1 + 4) + witness
 
 
@@ -92,11 +86,7 @@ def dust_threshold(script_pubkey: bytes) -> int:
     if spk[:1] == b"\x6a":
         return 0
     size = 8 + varint_size(len(spk)) + len(spk)
-    is_witness = (
-        4 <= len(spk) <= 42
-        and (spk[0] == 0 or 0x51 <= spk[0] <= 0x60)
-        and spk[1] + 2 == len(spk)
-    )
+    is_witness = 4 <= len(spk) <= 42 and (spk[0] == 0 or 0x51 <= spk[0] <= 0x60) and spk[1] + 2 == len(spk)
     size += (32 + 4 + 1 + 107 // 4 + 4) if is_witness else (32 + 4 + 1 + 107 + 4)
     return size * DUST_RELAY_FEE_PER_KVB // 1000
 
