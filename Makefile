@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit daemons venv
+.PHONY: demo test unit check lint typecheck daemons venv
 
 ## demo: a 2-of-3 multisig funds an lnd channel, a payment, a close back into the multisig (regtest), then everything stopped
 demo: daemons
@@ -15,6 +15,16 @@ demo: daemons
 ## test: every test (unit + integration on real daemons); pytest's "no tests" (exit 5) fails too
 test: daemons
 	$(PY) -m pytest tests/
+
+## check: lint (ruff: rules and format), type check (mypy), then the unit tests
+check: lint typecheck unit
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: venv
+	$(PY) -m mypy
 
 ## unit: only the unit tests (no daemons)
 unit: venv

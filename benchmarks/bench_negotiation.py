@@ -42,8 +42,14 @@ def _wallet(net, d: Path):  # type: ignore[no-untyped-def]
     )
 
     config = init_config(
-        d / "config.toml", "regtest", d / "data", chain_url=net.chain.rpc_url, chain_kind="btcd",
-        chain_user=net.chain.rpc_user, chain_password=net.chain.rpc_password, chain_cert=net.chain.rpc_cert,
+        d / "config.toml",
+        "regtest",
+        d / "data",
+        chain_url=net.chain.rpc_url,
+        chain_kind="btcd",
+        chain_user=net.chain.rpc_user,
+        chain_password=net.chain.rpc_password,
+        chain_cert=net.chain.rpc_cert,
         birthday=net.chain.height(),
     )
     keys = []
@@ -104,8 +110,9 @@ def run(rounds: int, amount: int) -> None:
 
                 with Custody(Wallet.open(config), resolve, progress, owns_wallet=True) as ctx:
                     t0 = time.perf_counter()
-                    session = open_channels(ctx, [channel_request("lnd-0", b.pubkey, amount + i, private=True)],
-                                            fee_rate=2)
+                    session = open_channels(
+                        ctx, [channel_request("lnd-0", b.pubkey, amount + i, private=True)], fee_rate=2
+                    )
                     t1 = time.perf_counter()
                     totals.append(t1 - t0)
                     negotiations.append(t1 - marks["start"])
@@ -115,18 +122,40 @@ def run(rounds: int, amount: int) -> None:
 
             lncli = ensure("lncli")
             cli_times, grpc_times = [], []
-            base = [str(lncli), f"--rpcserver={a.grpc_host}", f"--tlscertpath={a.tls_cert}",
-                    f"--macaroonpath={a.admin_macaroon}", "--network=regtest"]
+            base = [
+                str(lncli),
+                f"--rpcserver={a.grpc_host}",
+                f"--tlscertpath={a.tls_cert}",
+                f"--macaroonpath={a.admin_macaroon}",
+                "--network=regtest",
+            ]
             for i in range(rounds):
                 t0 = time.perf_counter()
-                subprocess.run([*base, "openchannel", f"--node_key={b.pubkey}", f"--local_amt={amount + i}",
-                                "--sat_per_vbyte=2", "--private"], check=True, capture_output=True, timeout=120)
+                subprocess.run(
+                    [
+                        *base,
+                        "openchannel",
+                        f"--node_key={b.pubkey}",
+                        f"--local_amt={amount + i}",
+                        "--sat_per_vbyte=2",
+                        "--private",
+                    ],
+                    check=True,
+                    capture_output=True,
+                    timeout=120,
+                )
                 cli_times.append(time.perf_counter() - t0)
                 net.mine(1)
                 t0 = time.perf_counter()
-                a.ln.OpenChannelSync(ln.OpenChannelRequest(node_pubkey=bytes.fromhex(b.pubkey),
-                                                           local_funding_amount=amount + 100 + i, sat_per_vbyte=2,
-                                                           private=True), timeout=120)
+                a.ln.OpenChannelSync(
+                    ln.OpenChannelRequest(
+                        node_pubkey=bytes.fromhex(b.pubkey),
+                        local_funding_amount=amount + 100 + i,
+                        sat_per_vbyte=2,
+                        private=True,
+                    ),
+                    timeout=120,
+                )
                 grpc_times.append(time.perf_counter() - t0)
                 net.mine(1)
             wait_for(lambda: a.info().num_pending_channels == 0, 60, what="every channel confirmed")

@@ -63,10 +63,15 @@ def synthetic(blocks: int, txs_per_block: int, ours_every: int = 100) -> None:
             else:
                 prev = (os.urandom(32), 1)
             vin = [
-                TransactionInput(prev[0], prev[1], sequence=0xFFFFFFFD,
-                                 witness=Witness([b"", os.urandom(71), os.urandom(71), os.urandom(105)])),
-                TransactionInput(os.urandom(32), 0, sequence=0xFFFFFFFD,
-                                 witness=Witness([os.urandom(71), os.urandom(33)])),
+                TransactionInput(
+                    prev[0],
+                    prev[1],
+                    sequence=0xFFFFFFFD,
+                    witness=Witness([b"", os.urandom(71), os.urandom(71), os.urandom(105)]),
+                ),
+                TransactionInput(
+                    os.urandom(32), 0, sequence=0xFFFFFFFD, witness=Witness([os.urandom(71), os.urandom(33)])
+                ),
             ]
             pay_us = n % ours_every == 0
             script = ours[n % len(ours)] if pay_us else b"\x00\x14" + os.urandom(20)
@@ -120,6 +125,7 @@ def regtest(rounds: int, txs_per_block: int) -> None:
             for _ in range(rounds):
                 _fill_block(net, chain, desc, txs_per_block)
             fill = time.perf_counter() - t0
+
             def derive(change: bool, index: int) -> tuple[bytes, str]:
                 d = desc.derive(change, index)
                 return d.script_pubkey, d.address
@@ -158,7 +164,10 @@ def _fill_block(net, chain, desc: MultisigDescriptor, count: int) -> None:  # ty
         dest = desc.derive(False, vout % 15).script_pubkey if ours else b"\x00\x14" + os.urandom(20)
         tx = Transaction(
             vin=[TransactionInput(prev, vout, sequence=0xFFFFFFFD)],
-            vout=[TransactionOutput(10_000, Script(dest)), TransactionOutput(9_500, Script(b"\x00\x14" + os.urandom(20)))],
+            vout=[
+                TransactionOutput(10_000, Script(dest)),
+                TransactionOutput(9_500, Script(b"\x00\x14" + os.urandom(20))),
+            ],
         )
         sig = key.sign(tx.sighash_segwit(0, p2pkh_from_p2wpkh(script), 20_000))
         tx.vin[0].witness = witness_p2wpkh(sig, key.get_public_key())

@@ -121,8 +121,7 @@ def build_world(directory: Path, n: int, sessions: int) -> tuple[Wallet, Synthet
         records = []
         for i in range(n):
             d = wallet.descriptor.derive(False, 1000 + i)
-            records.append(AddressRecord(False, 1000 + i, d.script_pubkey, d.address, issued=True,
-                                         label=f"close {i}"))
+            records.append(AddressRecord(False, 1000 + i, d.script_pubkey, d.address, issued=True, label=f"close {i}"))
             addresses.append(d.address)
         store.add_addresses(wid, records)
     rng = random.Random(6)
@@ -142,33 +141,48 @@ def build_world(directory: Path, n: int, sessions: int) -> tuple[Wallet, Synthet
             state = ChannelState.CLOSED
         txid = funding_txids[i % sessions] if i % 3 == 0 else rng.randbytes(32).hex()
         foreign = i % 500 == 7
-        channels.append(ChannelInfo(
-            node="bench", channel_point=f"{txid}:{i}", peer_pubkey=PEER, state=state, capacity_sat=1_000_000,
-            local_balance_sat=rng.randrange(0, 990_000), remote_balance_sat=10_000,
-            short_channel_id=f"{700_000 + i}x1x0", active=state is ChannelState.OPEN,
-            initiator="local" if i % 3 == 0 or foreign else "remote",
-            close_address=None if state is not ChannelState.OPEN else (
-                "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080" if foreign else addresses[i]),
-            close_address_known=state is ChannelState.OPEN,
-            closing_txid=rng.randbytes(32).hex() if state in (ChannelState.CLOSING, ChannelState.FORCE_CLOSING,
-                                                               ChannelState.CLOSED) else None,
-            close_type=CloseType.COOPERATIVE if state is ChannelState.CLOSED else None,
-            limbo_sat=50_000 if state is ChannelState.FORCE_CLOSING else 0,
-            maturity_height=800_144 if state is ChannelState.FORCE_CLOSING else None,
-        ))
+        channels.append(
+            ChannelInfo(
+                node="bench",
+                channel_point=f"{txid}:{i}",
+                peer_pubkey=PEER,
+                state=state,
+                capacity_sat=1_000_000,
+                local_balance_sat=rng.randrange(0, 990_000),
+                remote_balance_sat=10_000,
+                short_channel_id=f"{700_000 + i}x1x0",
+                active=state is ChannelState.OPEN,
+                initiator="local" if i % 3 == 0 or foreign else "remote",
+                close_address=None
+                if state is not ChannelState.OPEN
+                else ("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080" if foreign else addresses[i]),
+                close_address_known=state is ChannelState.OPEN,
+                closing_txid=rng.randbytes(32).hex()
+                if state in (ChannelState.CLOSING, ChannelState.FORCE_CLOSING, ChannelState.CLOSED)
+                else None,
+                close_type=CloseType.COOPERATIVE if state is ChannelState.CLOSED else None,
+                limbo_sat=50_000 if state is ChannelState.FORCE_CLOSING else 0,
+                maturity_height=800_144 if state is ChannelState.FORCE_CLOSING else None,
+            )
+        )
     with store.transaction():
         for s, txid in enumerate(funding_txids):
             legs = tuple(
-                FundingLeg(ChannelRequest("bench", PEER, 1_000_000), addresses[i], LegState.OPEN,
-                           channel_point=f"{txid}:{i}")
-                for i in range(s, n, sessions * 3) if i % 3 == 0
+                FundingLeg(
+                    ChannelRequest("bench", PEER, 1_000_000), addresses[i], LegState.OPEN, channel_point=f"{txid}:{i}"
+                )
+                for i in range(s, n, sessions * 3)
+                if i % 3 == 0
             )
-            session = FundingSession(f"fs-{s:08x}", SessionState.CONFIRMED, 799_000, legs, txid=txid,
-                                     confirm_height=799_001)
+            session = FundingSession(
+                f"fs-{s:08x}", SessionState.CONFIRMED, 799_000, legs, txid=txid, confirm_height=799_001
+            )
             create_session(store, wid, session)
             save_session(store, session)  # the txid column: how channels find their session
-    print(f"setup: {n:,} channels, {n:,} stored close addresses, {sessions:,} funding sessions "
-          f"({time.perf_counter() - started:.1f} s)")
+    print(
+        f"setup: {n:,} channels, {n:,} stored close addresses, {sessions:,} funding sessions "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
     return wallet, SyntheticNode(channels)
 
 
@@ -189,8 +203,9 @@ def move_one_percent(node: SyntheticNode, rng: random.Random) -> int:
     moved = 0
     for i, ch in enumerate(node.channels):
         if ch.state is ChannelState.OPEN and rng.random() < 0.0125:
-            node.channels[i] = replace(ch, state=ChannelState.CLOSING, close_address_known=False,
-                                       closing_txid=rng.randbytes(32).hex())
+            node.channels[i] = replace(
+                ch, state=ChannelState.CLOSING, close_address_known=False, closing_txid=rng.randbytes(32).hex()
+            )
             moved += 1
     return moved
 
@@ -242,13 +257,16 @@ def main() -> None:
             peak = tracemalloc.get_traced_memory()[1] / 1e6
             tracemalloc.stop()
             round_worst = (max(round_worst[0], seconds), max(round_worst[1], peak))
-            print(f"  round {r + 1}: {seconds * 1000:7.1f} ms, peak {peak:6.1f} MB traced "
-                  f"({moved} transitions audited)")
+            print(
+                f"  round {r + 1}: {seconds * 1000:7.1f} ms, peak {peak:6.1f} MB traced ({moved} transitions audited)"
+            )
         watcher.close()
         wallet.close()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nworst snapshot + diff: {worst[0] * 1000:.1f} ms, {worst[1]:.1f} MB; worst watch round: "
-          f"{round_worst[0] * 1000:.1f} ms, {round_worst[1]:.1f} MB; process peak RSS {rss:.0f} MB")
+    print(
+        f"\nworst snapshot + diff: {worst[0] * 1000:.1f} ms, {worst[1]:.1f} MB; worst watch round: "
+        f"{round_worst[0] * 1000:.1f} ms, {round_worst[1]:.1f} MB; process peak RSS {rss:.0f} MB"
+    )
     ok = worst[0] < 1.0 and round_worst[0] < 1.0 and max(worst[1], round_worst[1]) < 200 and rss < 200
     print("target (< 1 s and < 200 MB):", "met" if ok else "NOT MET")
 

@@ -29,8 +29,7 @@ def parse_sats(text: str | int) -> int:
         m = _AMOUNT_RE.match(text)
         if not m:
             raise AmountError(
-                f"cannot read amount {text!r}: write satoshis (150000 or 150000sat) "
-                "or bitcoin (0.0015btc)"
+                f"cannot read amount {text!r}: write satoshis (150000 or 150000sat) or bitcoin (0.0015btc)"
             )
         number, unit = m.group(1).replace("_", "").replace(",", ""), (m.group(2) or "sat").lower()
         try:

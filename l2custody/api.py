@@ -26,8 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from l2custody.backends.node_registry import NodeCheck, NodeRecord, NodeRegistry
     from l2custody.config import Config
     from l2custody.custody.channels import ChannelView
-    from l2custody.custody.closing.close import ClosePlan, CloseOutcome, CloseStatus
-    from l2custody.custody.context import Custody
+    from l2custody.custody.closing.close import CloseOutcome, ClosePlan, CloseStatus
     from l2custody.custody.funding.lifecycle import SignOutcome
     from l2custody.custody.funding.session import ChannelRequest, SessionView
     from l2custody.custody.guard import GuardEvent, GuardPolicy, GuardSummary
@@ -101,15 +100,16 @@ def list_signers(config: ConfigPath) -> list[SignerInfo]:
 
 
 # --- the wallet and PSBTs -----------------------------------------------------------------------
-def create_wallet(config: ConfigPath, threshold: int, keys: Sequence[str], *, name: str = "treasury",
-                  birthday: int | None = None) -> Wallet:
+def create_wallet(
+    config: ConfigPath, threshold: int, keys: Sequence[str], *, name: str = "treasury", birthday: int | None = None
+) -> Wallet:
     """``wallet create``: the wsh(sortedmulti) wallet of ``keys``; the caller closes it."""
     from l2custody.wallet.service import Wallet
 
     return Wallet.create(load_config(config), threshold, list(keys), name=name, birthday=birthday)
 
 
-def import_wallet(config: ConfigPath, source: str, *, name: str = "treasury", birthday: int | None = None) -> Wallet:
+def import_wallet(config: ConfigPath, source: str, *, name: str | None = None, birthday: int | None = None) -> Wallet:
     """``wallet import``: a descriptor, or a file another wallet wrote; the caller closes it."""
     from l2custody.wallet.service import Wallet
 
@@ -162,7 +162,8 @@ def remove_node(config: ConfigPath, name: str) -> NodeRecord:
 
 def check_node(config: ConfigPath, name: str) -> NodeCheck:
     """``node check``: reachable, synced, network, version, permissions, anchor reserve."""
-    from l2custody.backends.node_registry import backend_for, check_node as check
+    from l2custody.backends.node_registry import backend_for
+    from l2custody.backends.node_registry import check_node as check
     from l2custody.errors import NotSupported
 
     loaded = load_config(config)
@@ -202,8 +203,14 @@ def guard_node(
         return run_guard(backend, custody.wallet, policy, stop, log=log)
 
 
-def guard_policy(*, min_size: str | None = None, max_size: str | None = None, allowed_peers: Sequence[str] = (),
-                 denied_peers: Sequence[str] = (), allow_private: bool = True) -> GuardPolicy:
+def guard_policy(
+    *,
+    min_size: str | None = None,
+    max_size: str | None = None,
+    allowed_peers: Sequence[str] = (),
+    denied_peers: Sequence[str] = (),
+    allow_private: bool = True,
+) -> GuardPolicy:
     """The inbound policy of ``node guard`` from its options (amounts as ``parse_sats`` reads
     them; UsageError/AmountError name a bad option). Touches nothing."""
     from l2custody.custody.guard import GuardPolicy
@@ -211,7 +218,9 @@ def guard_policy(*, min_size: str | None = None, max_size: str | None = None, al
     return GuardPolicy.build(
         min_channel_sat=parse_sats(min_size) if min_size else 0,
         max_channel_sat=parse_sats(max_size) if max_size else None,
-        allowed_peers=allowed_peers, denied_peers=denied_peers, allow_private=allow_private,
+        allowed_peers=allowed_peers,
+        denied_peers=denied_peers,
+        allow_private=allow_private,
     )
 
 
@@ -254,8 +263,7 @@ def show_channel(config: ConfigPath, ref: str, node: str | None = None) -> Chann
 
 
 # --- funding sessions ---------------------------------------------------------------------------
-def channel_request(node: str, peer: str, amount: str, *, private: bool = False,
-                    push: str | None = None) -> ChannelRequest:
+def channel_request(node: str, peer: str, amount: str, *, private: bool = False, push: str | int = 0) -> ChannelRequest:
     """One ``channel open`` request (UsageError/AmountError name the bad part)."""
     from l2custody.custody.funding.requests import channel_request as request
 
@@ -290,15 +298,23 @@ def open_channels(
     from l2custody.errors import UsageError
 
     if signers and not interactive:
-        raise UsageError("--signer goes with --interactive; otherwise sign later with "
-                         "`l2custody session sign ID --signer NAME`")
+        raise UsageError(
+            "--signer goes with --interactive; otherwise sign later with `l2custody session sign ID --signer NAME`"
+        )
     with open_custody(config, progress=progress) as ctx:
         if interactive:
-            session = open_interactive(ctx, list(requests), list(signers), fee_rate=fee_rate,
-                                       allow_no_upfront_shutdown=allow_no_upfront_shutdown, timeout=timeout)
+            session = open_interactive(
+                ctx,
+                list(requests),
+                list(signers),
+                fee_rate=fee_rate,
+                allow_no_upfront_shutdown=allow_no_upfront_shutdown,
+                timeout=timeout,
+            )
         else:
-            session = negotiate(ctx, list(requests), fee_rate=fee_rate,
-                                allow_no_upfront_shutdown=allow_no_upfront_shutdown)
+            session = negotiate(
+                ctx, list(requests), fee_rate=fee_rate, allow_no_upfront_shutdown=allow_no_upfront_shutdown
+            )
         return view(ctx, session)
 
 
@@ -322,8 +338,9 @@ def show_session(config: ConfigPath, session_id: str, *, progress: Progress = _q
         return show(ctx, session_id)
 
 
-def sign_session(config: ConfigPath, session_id: str, signer: str, *, broadcast: bool = True,
-                 progress: Progress = _quiet) -> SignOutcome:
+def sign_session(
+    config: ConfigPath, session_id: str, signer: str, *, broadcast: bool = True, progress: Progress = _quiet
+) -> SignOutcome:
     """``session sign``: one signer's signatures; the last needed one broadcasts."""
     from l2custody.custody.context import open_custody
     from l2custody.custody.funding.lifecycle import sign_session as sign
@@ -332,9 +349,15 @@ def sign_session(config: ConfigPath, session_id: str, signer: str, *, broadcast:
         return sign(ctx, session_id, signer, broadcast=broadcast)
 
 
-def session_status(config: ConfigPath, session_id: str, *, wait: bool = False, timeout: float = 3600.0,
-                   on_update: Callable[[SessionView], None] | None = None,
-                   progress: Progress = _quiet) -> SessionView:
+def session_status(
+    config: ConfigPath,
+    session_id: str,
+    *,
+    wait: bool = False,
+    timeout: float = 3600.0,
+    on_update: Callable[[SessionView], None] | None = None,
+    progress: Progress = _quiet,
+) -> SessionView:
     """``session status``: bring the session up to date (``wait``: until its channels are open)."""
     from l2custody.custody.context import open_custody
     from l2custody.custody.funding.lifecycle import follow, refresh
@@ -354,7 +377,8 @@ class SessionBroadcast:
 def broadcast_session(config: ConfigPath, session_id: str, *, progress: Progress = _quiet) -> SessionBroadcast:
     """``session broadcast``: finalize and broadcast a fully signed session."""
     from l2custody.custody.context import open_custody
-    from l2custody.custody.funding.lifecycle import broadcast_session as broadcast, view
+    from l2custody.custody.funding.lifecycle import broadcast_session as broadcast
+    from l2custody.custody.funding.lifecycle import view
 
     with open_custody(config, progress=progress) as ctx:
         out = broadcast(ctx, session_id)
@@ -367,11 +391,13 @@ class SessionAbort:
     leftovers: tuple[str, ...]  # channels a node still holds: run abort again
 
 
-def abort_session(config: ConfigPath, session_id: str, reason: str = "", *, force: bool = False,
-                  progress: Progress = _quiet) -> SessionAbort:
+def abort_session(
+    config: ConfigPath, session_id: str, reason: str = "", *, force: bool = False, progress: Progress = _quiet
+) -> SessionAbort:
     """``session abort``: nodes forget the session's channels, coins are released."""
     from l2custody.custody.context import open_custody
-    from l2custody.custody.funding.lifecycle import abort_session as abort, leftovers, view
+    from l2custody.custody.funding.lifecycle import abort_session as abort
+    from l2custody.custody.funding.lifecycle import leftovers, view
 
     with open_custody(config, progress=progress) as ctx:
         session = abort(ctx, session_id, reason, force=force)
@@ -414,12 +440,14 @@ def close_channel(
         plan = close.plan_close(view, force=force, allow_foreign=allow_foreign)
         if confirm is not None:
             confirm(plan)
-        outcome = close.close_channel(backend, custody.wallet, view, force=force, fee_rate=fee_rate,
-                                      allow_foreign=allow_foreign)
+        outcome = close.close_channel(
+            backend, custody.wallet, view, force=force, fee_rate=fee_rate, allow_foreign=allow_foreign
+        )
         status = None
         if wait:
-            status = close.wait_for_close(backend, custody.wallet, view.channel_point, timeout=timeout,
-                                          progress=progress)
+            status = close.wait_for_close(
+                backend, custody.wallet, view.channel_point, timeout=timeout, progress=progress
+            )
         return CloseReport(outcome, status)
 
 
@@ -439,8 +467,7 @@ def close_status(
     with open_custody(config) as custody:
         backend, view = custody.locate(ref, node)
         if wait:
-            return close.wait_for_close(backend, custody.wallet, view.channel_point, timeout=timeout,
-                                        progress=progress)
+            return close.wait_for_close(backend, custody.wallet, view.channel_point, timeout=timeout, progress=progress)
         return close.close_status(backend, custody.wallet, view.channel_point)
 
 
@@ -457,8 +484,7 @@ class SweepReport:
         if self.preview is not None:
             return self.preview.to_dict()
         assert self.record is not None
-        return {**self.record.to_dict(), "dry_run": False,
-                "status": self.status.to_dict() if self.status else None}
+        return {**self.record.to_dict(), "dry_run": False, "status": self.status.to_dict() if self.status else None}
 
 
 def sweep(
@@ -480,8 +506,7 @@ def sweep(
     with open_custody(config) as custody:
         backend = custody.node(node)
         if dry_run:
-            return SweepReport(preview_sweep(backend, custody.wallet, keep_sat=keep_sat, fee_rate=fee_rate),
-                               None, None)
+            return SweepReport(preview_sweep(backend, custody.wallet, keep_sat=keep_sat, fee_rate=fee_rate), None, None)
         record = sweep_node(backend, custody.wallet, keep_sat=keep_sat, fee_rate=fee_rate)
         status = None
         if wait:
@@ -510,8 +535,9 @@ def report(config: ConfigPath, node: str | None = None, *, sync: bool = True) ->
 
     with open_custody(config) as custody:
         backends = custody.nodes(node) if node is not None else [custody.node(n) for n in custody.node_names()]
-        return build_snapshot(read_inputs(custody.wallet, backends, sync=sync),
-                              ReportSettings.from_config(custody.wallet.config))
+        return build_snapshot(
+            read_inputs(custody.wallet, backends, sync=sync), ReportSettings.from_config(custody.wallet.config)
+        )
 
 
 def watch(
@@ -527,8 +553,14 @@ def watch(
     from l2custody.custody.watch.service import run_watch
     from l2custody.custody.watch.watcher import LOGGER
 
-    return run_watch(load_config(config), metrics_listen=metrics_listen, once=once, poll_seconds=poll_seconds,
-                     auto_sweep=auto_sweep, logger=logger or LOGGER)
+    return run_watch(
+        load_config(config),
+        metrics_listen=metrics_listen,
+        once=once,
+        poll_seconds=poll_seconds,
+        auto_sweep=auto_sweep,
+        logger=logger or LOGGER,
+    )
 
 
 def parse_sats(text: str) -> int:

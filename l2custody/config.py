@@ -270,7 +270,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
 
 
 def _chain(r: _Reader, network: str) -> ChainConfig:
-    kind = r.string("kind", "auto", CHAIN_KINDS)
+    kind = r.string("kind", "auto", CHAIN_KINDS) or "auto"
     url = r.string("url", None)
     if url is None:
         url = DEFAULT_RPC_URL[("btcd" if kind == "btcd" else "bitcoind", network)]
@@ -486,7 +486,7 @@ def render_config(
     else:
         cookie_dir = {"mainnet": "", "testnet": "testnet3/", "signet": "signet/", "regtest": "regtest/"}
         auth = f"cookie = {_q(Path('~/.bitcoin') / (cookie_dir[network] + '.cookie'))}"
-    cert = f"cert = {_q(chain_cert)}" if chain_cert else "# cert = \"~/.btcd/rpc.cert\"   # btcd only"
+    cert = f"cert = {_q(chain_cert)}" if chain_cert else '# cert = "~/.btcd/rpc.cert"   # btcd only'
     fallback = (
         "fallback_fee_rate = 2           # sat/vB used when the chain has no fee estimate"
         if network == "regtest"
@@ -541,4 +541,3 @@ def init_config(
     write_config(path, text, force=force)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return load_config(path)
-

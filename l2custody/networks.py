@@ -32,9 +32,7 @@ def normalize_network(name: str) -> str:
     """
     key = (name or "").strip().lower()
     if key not in _ALIASES:
-        raise UsageError(
-            f"unknown network {name!r}: use one of mainnet, testnet, signet, regtest"
-        )
+        raise UsageError(f"unknown network {name!r}: use one of mainnet, testnet, signet, regtest")
     return _ALIASES[key]
 
 

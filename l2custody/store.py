@@ -26,7 +26,6 @@ from typing import Any, Iterable, Iterator
 from l2custody.errors import SessionNotFound, SignerUnavailable, StoreError, WalletNotFound
 from l2custody.migrations import MIGRATIONS
 
-
 # --- records -------------------------------------------------------------------
 
 
@@ -282,9 +281,7 @@ class Store:
             ],
         )
 
-    def addresses(
-        self, wallet_id: int, change: bool | None = None, used: bool | None = None
-    ) -> list[AddressRecord]:
+    def addresses(self, wallet_id: int, change: bool | None = None, used: bool | None = None) -> list[AddressRecord]:
         sql = "SELECT change, idx, script, address, used, issued, label FROM addresses WHERE wallet_id = ?"
         params: list[Any] = [wallet_id]
         if change is not None:
@@ -364,8 +361,18 @@ class Store:
             " spent_by, spent_height, reserved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(txid, vout) DO UPDATE SET height = excluded.height, block_hash = excluded.block_hash",
             (
-                u.txid, u.vout, wallet_id, u.value, u.script, int(u.change), u.index,
-                u.height, u.block_hash, u.spent_by, u.spent_height, u.reserved_by,
+                u.txid,
+                u.vout,
+                wallet_id,
+                u.value,
+                u.script,
+                int(u.change),
+                u.index,
+                u.height,
+                u.block_hash,
+                u.spent_by,
+                u.spent_height,
+                u.reserved_by,
             ),
         )
 
@@ -375,9 +382,7 @@ class Store:
             (spent_by, spent_height, txid, vout),
         )
 
-    def utxos(
-        self, wallet_id: int, unspent: bool = True, include_reserved: bool = True
-    ) -> list[UtxoRecord]:
+    def utxos(self, wallet_id: int, unspent: bool = True, include_reserved: bool = True) -> list[UtxoRecord]:
         sql = (
             "SELECT txid, vout, value, script, change, idx, height, block_hash, spent_by, spent_height,"
             " reserved_by FROM utxos WHERE wallet_id = ?"
@@ -497,8 +502,7 @@ class Store:
         current = self.psbt(id)
         merged = {**current.details, **(details or {})}
         self.conn.execute(
-            "UPDATE psbts SET state = ?, psbt = ?, txid = ?, fingerprint = ?, details = ?, updated = ?"
-            " WHERE id = ?",
+            "UPDATE psbts SET state = ?, psbt = ?, txid = ?, fingerprint = ?, details = ?, updated = ? WHERE id = ?",
             (
                 state or current.state,
                 psbt or current.psbt,

@@ -121,8 +121,16 @@ def on_rpc_command(plugin: Plugin, request: Any, *args: Any, **kwargs: Any) -> N
     try:
         runtime = _runtime()
         if runtime is None:
-            request.set_result({"return": {"error": {
-                "code": 71, "message": "the l2custody plugin is not initialised; refusing (fail closed)"}}})
+            request.set_result(
+                {
+                    "return": {
+                        "error": {
+                            "code": 71,
+                            "message": "the l2custody plugin is not initialised; refusing (fail closed)",
+                        }
+                    }
+                }
+            )
             return
         answer = runtime.on_rpc_command(kwargs.get("rpc_command"))
         if not isinstance(answer, PendingCommand):
@@ -141,8 +149,9 @@ def on_rpc_command(plugin: Plugin, request: Any, *args: Any, **kwargs: Any) -> N
         _in_thread("l2custody-psbt-check", finish)
     except BaseException as exc:
         _log(traceback.format_exc(), "error")
-        request.set_result({"return": {"error": {
-            "code": 71, "message": f"l2custody plugin error ({exc!r}); refusing (fail closed)"}}})
+        request.set_result(
+            {"return": {"error": {"code": 71, "message": f"l2custody plugin error ({exc!r}); refusing (fail closed)"}}}
+        )
 
 
 def _node_lookup(rpc: LightningRpc) -> Any:
@@ -180,8 +189,11 @@ def custody_status(plugin: Plugin, request: Any, **kwargs: Any) -> None:
             rpc = _rpc()
             request.set_result(runtime.status(lambda method, params: rpc.call(method, params)))
         except Exception as exc:
-            request.set_exception(exc if isinstance(exc, RpcException) else RpcException(
-                getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"))
+            request.set_exception(
+                exc
+                if isinstance(exc, RpcException)
+                else RpcException(getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}")
+            )
 
     _in_thread("l2custody-status", work)
 

@@ -178,8 +178,7 @@ def _run(step: str, argv: list[str], cwd: Path, log: Path, env: dict[str, str]) 
     """Run one build step, appending its output to ``log``; return its stdout."""
     _log(log, f"step '{step}': {' '.join(argv)} (in {cwd})")
     with open(log, "a") as fh:
-        proc = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=fh,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=fh, stdin=subprocess.DEVNULL)
         out = proc.stdout.decode("utf-8", "replace")
         fh.write(out)
     if proc.returncode != 0:
@@ -196,9 +195,10 @@ def _build_btcd(go: str, out: Path, log: Path) -> None:
     env = _go_env() | {"GOBIN": str(out)}
     _run(
         f"go install btcd {BTCD_VERSION}",
-        [go, "install", f"{BTCD_MODULE}@{BTCD_VERSION}",
-         f"{BTCD_MODULE}/cmd/btcctl@{BTCD_VERSION}"],
-        out, log, env,
+        [go, "install", f"{BTCD_MODULE}@{BTCD_VERSION}", f"{BTCD_MODULE}/cmd/btcctl@{BTCD_VERSION}"],
+        out,
+        log,
+        env,
     )
 
 
@@ -208,7 +208,10 @@ def _build_lnd(go: str, out: Path, log: Path) -> None:
     env = _go_env()
     info = _run(
         f"go mod download {LND_MODULE}@{LND_VERSION}",
-        [go, "mod", "download", "-json", f"{LND_MODULE}@{LND_VERSION}"], out, log, env,
+        [go, "mod", "download", "-json", f"{LND_MODULE}@{LND_VERSION}"],
+        out,
+        log,
+        env,
     )
     try:
         moddir = Path(json.loads(info)["Dir"])
@@ -221,5 +224,7 @@ def _build_lnd(go: str, out: Path, log: Path) -> None:
         _run(
             f"go build ./cmd/{cmd}",
             [go, "build", "-trimpath", "-tags", LND_TAGS, "-o", str(out / cmd), f"./cmd/{cmd}"],
-            moddir, log, env,
+            moddir,
+            log,
+            env,
         )

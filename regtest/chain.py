@@ -26,9 +26,15 @@ class ChainNode:
     kind = "chain"
     network = "regtest"
 
-    def __init__(self, directory: Path, binary: Path | None, mining_address: str,
-                 rpc_user: str = "l2c", rpc_password: str | None = None,
-                 extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        binary: Path | None,
+        mining_address: str,
+        rpc_user: str = "l2c",
+        rpc_password: str | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.name = self.kind
         self.dir = directory
         self.binary = binary
@@ -98,8 +104,7 @@ class ChainNode:
                 if attempt == START_ATTEMPTS:
                     raise
                 with open(self.log_path, "a") as fh:
-                    fh.write(f"=== harness: a port was taken (attempt {attempt}); "
-                             "retrying on fresh ports\n")
+                    fh.write(f"=== harness: a port was taken (attempt {attempt}); retrying on fresh ports\n")
 
     def _rpc_ready(self) -> bool:
         # A short timeout: whatever holds the port may accept and never answer
@@ -121,9 +126,14 @@ class ChainNode:
     # --- state file ------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "dir": str(self.dir), "binary": str(self.binary),
-            "mining_address": self.mining_address, "rpc_url": self.rpc_url,
-            "rpc_port": self.rpc_port, "p2p_port": self.p2p_port, "rpc_user": self.rpc_user,
+            "kind": self.kind,
+            "dir": str(self.dir),
+            "binary": str(self.binary),
+            "mining_address": self.mining_address,
+            "rpc_url": self.rpc_url,
+            "rpc_port": self.rpc_port,
+            "p2p_port": self.p2p_port,
+            "rpc_user": self.rpc_user,
             "rpc_password": self.rpc_password,
             "rpc_cert": str(self.rpc_cert) if self.rpc_cert else None,
             "pid": self.daemon.pid if self.daemon else None,
@@ -133,8 +143,9 @@ class ChainNode:
     def from_state(state: dict[str, Any]) -> ChainNode:
         """Re-attach to a chain daemon started by another process."""
         cls = {"btcd": BtcdNode, "bitcoind": BitcoindNode}[state["kind"]]
-        node = cls(Path(state["dir"]), Path(state["binary"]), state["mining_address"],
-                   state["rpc_user"], state["rpc_password"])
+        node = cls(
+            Path(state["dir"]), Path(state["binary"]), state["mining_address"], state["rpc_user"], state["rpc_password"]
+        )
         node.rpc_port, node.p2p_port = state["rpc_port"], state["p2p_port"]
         if state.get("pid"):
             node.daemon = Daemon.attach(node.kind, state["pid"], node.log_path, str(node.dir))
@@ -156,16 +167,25 @@ class BtcdNode(ChainNode):
 
     def argv(self) -> list[str]:
         return [
-            str(self.binary), "--regtest",
-            f"--datadir={self.dir / 'data'}", f"--logdir={self.dir / 'logs'}",
-            f"--rpccert={self.rpc_cert}", f"--rpckey={self.dir / 'rpc.key'}",
-            f"--rpclisten=127.0.0.1:{self.rpc_port}", f"--listen=127.0.0.1:{self.p2p_port}",
-            f"--rpcuser={self.rpc_user}", f"--rpcpass={self.rpc_password}",
+            str(self.binary),
+            "--regtest",
+            f"--datadir={self.dir / 'data'}",
+            f"--logdir={self.dir / 'logs'}",
+            f"--rpccert={self.rpc_cert}",
+            f"--rpckey={self.dir / 'rpc.key'}",
+            f"--rpclisten=127.0.0.1:{self.rpc_port}",
+            f"--listen=127.0.0.1:{self.p2p_port}",
+            f"--rpcuser={self.rpc_user}",
+            f"--rpcpass={self.rpc_password}",
             f"--miningaddr={self.mining_address}",
             # lnd's chain clients hold several websockets each, and survive restarts as stale
             # ones for a while: the defaults (25 websockets, 10 clients) are too small.
-            "--rpcmaxwebsockets=200", "--rpcmaxclients=200",
-            "--txindex", "--rejectnonstd", "--nodnsseed", "--debuglevel=info",
+            "--rpcmaxwebsockets=200",
+            "--rpcmaxclients=200",
+            "--txindex",
+            "--rejectnonstd",
+            "--nodnsseed",
+            "--debuglevel=info",
             *self.extra_args,
         ]
 
@@ -186,11 +206,22 @@ class BitcoindNode(ChainNode):
 
     def argv(self) -> list[str]:
         return [
-            str(self.binary), "-regtest", f"-datadir={self.dir}", "-server=1",
-            f"-rpcport={self.rpc_port}", f"-port={self.p2p_port}", "-rpcbind=127.0.0.1",
-            "-rpcallowip=127.0.0.1", "-bind=127.0.0.1", "-listenonion=0", "-dnsseed=0",
-            "-discover=0", f"-rpcuser={self.rpc_user}", f"-rpcpassword={self.rpc_password}",
-            "-txindex=1", "-printtoconsole=1",
+            str(self.binary),
+            "-regtest",
+            f"-datadir={self.dir}",
+            "-server=1",
+            f"-rpcport={self.rpc_port}",
+            f"-port={self.p2p_port}",
+            "-rpcbind=127.0.0.1",
+            "-rpcallowip=127.0.0.1",
+            "-bind=127.0.0.1",
+            "-listenonion=0",
+            "-dnsseed=0",
+            "-discover=0",
+            f"-rpcuser={self.rpc_user}",
+            f"-rpcpassword={self.rpc_password}",
+            "-txindex=1",
+            "-printtoconsole=1",
             *self.extra_args,
         ]
 

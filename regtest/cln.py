@@ -24,11 +24,17 @@ class ClnNode:
 
     kind = "cln"
 
-    def __init__(self, name: str, directory: Path, binary: Path, chain: ChainNode,
-                 bitcoin_cli: Path, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        directory: Path,
+        binary: Path,
+        chain: ChainNode,
+        bitcoin_cli: Path,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         if chain.kind != "bitcoind":
-            raise HarnessError(
-                f"{name}: Core Lightning needs bitcoind as its chain, not {chain.kind}")
+            raise HarnessError(f"{name}: Core Lightning needs bitcoind as its chain, not {chain.kind}")
         self.name = name
         self.dir = directory
         self.binary = binary
@@ -80,15 +86,28 @@ class ClnNode:
     def argv(self) -> list[str]:
         chain = self.chain
         return [
-            str(self.binary), "--developer", "--network=regtest", f"--lightning-dir={self.dir}",
-            f"--addr=127.0.0.1:{self.p2p_port}", f"--alias={self.name}", "--log-level=debug",
-            "--log-file=-", "--bitcoin-rpcconnect=127.0.0.1", f"--bitcoin-rpcport={chain.rpc_port}",
-            f"--bitcoin-rpcuser={chain.rpc_user}", f"--bitcoin-rpcpassword={chain.rpc_password}",
+            str(self.binary),
+            "--developer",
+            "--network=regtest",
+            f"--lightning-dir={self.dir}",
+            f"--addr=127.0.0.1:{self.p2p_port}",
+            f"--alias={self.name}",
+            "--log-level=debug",
+            "--log-file=-",
+            "--bitcoin-rpcconnect=127.0.0.1",
+            f"--bitcoin-rpcport={chain.rpc_port}",
+            f"--bitcoin-rpcuser={chain.rpc_user}",
+            f"--bitcoin-rpcpassword={chain.rpc_password}",
             # bitcoin-cli must not read a bitcoin.conf from $HOME
-            f"--bitcoin-datadir={self.dir}", f"--bitcoin-cli={self.bitcoin_cli}",
-            "--dev-bitcoind-poll=1", "--dev-fast-gossip", "--funding-confirms=1",
+            f"--bitcoin-datadir={self.dir}",
+            f"--bitcoin-cli={self.bitcoin_cli}",
+            "--dev-bitcoind-poll=1",
+            "--dev-fast-gossip",
+            "--funding-confirms=1",
             # plugins that would open more (fixed) ports
-            "--disable-plugin=cln-grpc", "--disable-plugin=clnrest", "--disable-plugin=wss-proxy",
+            "--disable-plugin=cln-grpc",
+            "--disable-plugin=clnrest",
+            "--disable-plugin=wss-proxy",
             *self.extra_args,
         ]
 
@@ -103,7 +122,8 @@ class ClnNode:
             self.daemon.start(detached=detached)
             try:
                 self.daemon.wait_ready(
-                    lambda: self.block_height() >= self.chain.height(), timeout,
+                    lambda: self.block_height() >= self.chain.height(),
+                    timeout,
                     "getinfo at the chain tip",
                 )
                 self._pubkey = str(self.rpc.getinfo()["id"])
@@ -129,16 +149,29 @@ class ClnNode:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "kind": "cln", "name": self.name, "dir": str(self.dir), "binary": str(self.binary),
-            "bitcoin_cli": str(self.bitcoin_cli), "p2p_host": self.p2p_host,
-            "p2p_port": self.p2p_port, "rpc_file": str(self.rpc_file), "pubkey": self._pubkey,
-            "extra_args": list(self.extra_args), "pid": self.daemon.pid if self.daemon else None,
+            "kind": "cln",
+            "name": self.name,
+            "dir": str(self.dir),
+            "binary": str(self.binary),
+            "bitcoin_cli": str(self.bitcoin_cli),
+            "p2p_host": self.p2p_host,
+            "p2p_port": self.p2p_port,
+            "rpc_file": str(self.rpc_file),
+            "pubkey": self._pubkey,
+            "extra_args": list(self.extra_args),
+            "pid": self.daemon.pid if self.daemon else None,
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], chain: ChainNode) -> ClnNode:
-        node = cls(state["name"], Path(state["dir"]), Path(state["binary"]), chain,
-                   Path(state["bitcoin_cli"]), tuple(state.get("extra_args", ())))
+        node = cls(
+            state["name"],
+            Path(state["dir"]),
+            Path(state["binary"]),
+            chain,
+            Path(state["bitcoin_cli"]),
+            tuple(state.get("extra_args", ())),
+        )
         node.p2p_port = state["p2p_port"]
         node._pubkey = state.get("pubkey")
         if state.get("pid"):

@@ -80,13 +80,11 @@ class Daemon:
         """Start the process. ``detached`` lets it outlive this Python process."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: "
-                      f"{' '.join(self.argv)}\n".encode())
+            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(self.argv)}\n".encode())
             log.flush()
             # The death signal follows the thread that forks, so only a daemon
             # started from the main thread is tied to the test process's life.
-            tie = (not detached and sys.platform == "linux"
-                   and threading.current_thread() is threading.main_thread())
+            tie = not detached and sys.platform == "linux" and threading.current_thread() is threading.main_thread()
             self.proc = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
@@ -123,10 +121,7 @@ class Daemon:
         if self.alive():
             return
         log = self.log_tail()
-        message = (
-            f"{self.name} exited (code {self.returncode()}) while {during}. "
-            f"Last lines of {self.log_path}:\n{log}"
-        )
+        message = f"{self.name} exited (code {self.returncode()}) while {during}. Last lines of {self.log_path}:\n{log}"
         if any(marker in log.lower() for marker in _ADDRESS_IN_USE):
             raise PortConflict(message)
         raise DaemonStartError(message)
@@ -147,8 +142,7 @@ class Daemon:
                 raise
             tail_text = self.log_tail()
             raise DaemonStartError(
-                f"{self.name} did not become ready ({what}): {exc}. "
-                f"Last lines of {self.log_path}:\n{tail_text}"
+                f"{self.name} did not become ready ({what}): {exc}. Last lines of {self.log_path}:\n{tail_text}"
             ) from exc
 
     def stop(self, timeout: float = 30.0) -> str | None:
@@ -163,8 +157,10 @@ class Daemon:
             code = self.returncode()
             crashed = self.proc is not None and code not in (0, None, -signal.SIGTERM)
             if crashed and not self._stopping:
-                return (f"{self.name} had already exited with code {code}. "
-                        f"Last lines of {self.log_path}:\n{self.log_tail(20)}")
+                return (
+                    f"{self.name} had already exited with code {code}. "
+                    f"Last lines of {self.log_path}:\n{self.log_tail(20)}"
+                )
             return None
         self._stopping = True  # whatever exit code follows, we asked for it
         try:

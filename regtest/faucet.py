@@ -140,9 +140,9 @@ class Faucet:
             for inp in Transaction.parse(raw).vin:
                 in_mempool.add((inp.txid.hex(), inp.vout))
         return [
-            coin for key, coin in self._coins.items()
-            if key not in in_mempool
-            and (tip - coin.height >= COINBASE_MATURITY if coin.coinbase else True)
+            coin
+            for key, coin in self._coins.items()
+            if key not in in_mempool and (tip - coin.height >= COINBASE_MATURITY if coin.coinbase else True)
         ]
 
     def balance(self, chain: RpcCaller) -> int:
@@ -150,8 +150,7 @@ class Faucet:
         return sum(c.value for c in self.spendable(chain))
 
     # --- paying -----------------------------------------------------------
-    def build(self, coins: list[Coin], outputs: list[tuple[str, int]],
-              fee_rate: float = 2.0) -> Transaction:
+    def build(self, coins: list[Coin], outputs: list[tuple[str, int]], fee_rate: float = 2.0) -> Transaction:
         """A signed transaction paying ``outputs`` (address, sats) from ``coins``, change to us.
 
         Pure: picks the largest coins first until amounts plus fee are covered.
@@ -163,8 +162,9 @@ class Faucet:
         for address, sats in outputs:
             script = regtest_script(address)
             if not isinstance(sats, int) or sats < DUST_LIMIT:
-                raise FaucetError(f"cannot send {sats!r} sat to {address}: amounts are whole "
-                                  f"satoshis of at least {DUST_LIMIT}")
+                raise FaucetError(
+                    f"cannot send {sats!r} sat to {address}: amounts are whole satoshis of at least {DUST_LIMIT}"
+                )
             vout.append(TransactionOutput(sats, script))
         target = sum(o.value for o in vout)
         out_vbytes = sum(9 + len(o.script_pubkey.data) for o in vout) + 31  # + change

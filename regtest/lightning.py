@@ -52,14 +52,14 @@ def open_channel(net: Network, a: LndNode, b: LndNode, sats: int, push_sat: int 
 
     net.connect(a, b)
     point = a.ln.OpenChannelSync(
-        ln.OpenChannelRequest(node_pubkey=bytes.fromhex(b.pubkey), local_funding_amount=sats,
-                              push_sat=push_sat, sat_per_vbyte=2),
+        ln.OpenChannelRequest(
+            node_pubkey=bytes.fromhex(b.pubkey), local_funding_amount=sats, push_sat=push_sat, sat_per_vbyte=2
+        ),
         timeout=RPC_TIMEOUT,
     )
     chan_point = channel_point_str(point)
     txid = chan_point.split(":")[0]
-    wait_for(lambda: txid in net.chain.rpc("getrawmempool"), 30,
-             what=f"funding transaction {txid} in the mempool")
+    wait_for(lambda: txid in net.chain.rpc("getrawmempool"), 30, what=f"funding transaction {txid} in the mempool")
     net.mine(1)
     wait_usable(a, b, chan_point)
     return chan_point
@@ -99,8 +99,9 @@ def pay(payer: LndNode, payee: LndNode, sats: int, memo: str = "regtest") -> Pay
     invoice = payee.ln.AddInvoice(ln.Invoice(value=sats, memo=memo), timeout=RPC_TIMEOUT)
     last = None
     for update in payer.router.SendPaymentV2(
-        router.SendPaymentRequest(payment_request=invoice.payment_request, timeout_seconds=30,
-                                  fee_limit_sat=max(10, sats // 100)),
+        router.SendPaymentRequest(
+            payment_request=invoice.payment_request, timeout_seconds=30, fee_limit_sat=max(10, sats // 100)
+        ),
         timeout=RPC_TIMEOUT,
     ):
         last = update
@@ -112,8 +113,11 @@ def pay(payer: LndNode, payee: LndNode, sats: int, memo: str = "regtest") -> Pay
         # The preimage is known before the HTLC leaves the commitments; balances
         # (and cooperative closes) are right only once it has.
         for node in (payer, payee):
-            wait_for(lambda n=node: _no_pending_htlcs(n), 30,  # type: ignore[misc]
-                     what=f"HTLCs on {node.name}'s channels to settle")
+            wait_for(
+                lambda n=node: _no_pending_htlcs(n),
+                30,  # type: ignore[misc]
+                what=f"HTLCs on {node.name}'s channels to settle",
+            )
     return PaymentResult(
         status=ln.Payment.PaymentStatus.Name(last.status),
         payment_hash=last.payment_hash,
@@ -147,8 +151,8 @@ def close_channel(net: Network, a: LndNode, channel_point: str) -> str:
     wait_for(settled, 30, what=f"HTLCs on {channel_point} to settle")
     updates = a.ln.CloseChannel(
         ln.CloseChannelRequest(
-            channel_point=ln.ChannelPoint(funding_txid_str=txid, output_index=int(index)),
-            sat_per_vbyte=2),
+            channel_point=ln.ChannelPoint(funding_txid_str=txid, output_index=int(index)), sat_per_vbyte=2
+        ),
         timeout=RPC_TIMEOUT,
     )
     closing_txid = ""
@@ -159,13 +163,15 @@ def close_channel(net: Network, a: LndNode, channel_point: str) -> str:
     updates.cancel()  # the close goes on in lnd; we follow it on chain instead
     if not closing_txid:
         raise HarnessError(f"{a.name} sent no close_pending update for {channel_point}")
-    wait_for(lambda: closing_txid in net.chain.rpc("getrawmempool"), 30,
-             what=f"closing transaction {closing_txid} in the mempool")
+    wait_for(
+        lambda: closing_txid in net.chain.rpc("getrawmempool"),
+        30,
+        what=f"closing transaction {closing_txid} in the mempool",
+    )
     net.mine(1)
 
     def closed() -> bool:
-        summaries = a.ln.ClosedChannels(ln.ClosedChannelsRequest(cooperative=True),
-                                        timeout=RPC_TIMEOUT).channels
+        summaries = a.ln.ClosedChannels(ln.ClosedChannelsRequest(cooperative=True), timeout=RPC_TIMEOUT).channels
         return any(c.channel_point == channel_point for c in summaries)
 
     wait_for(closed, 60, what=f"{a.name} to list {channel_point} as closed")

@@ -32,8 +32,9 @@ class LndNode:
 
     kind = "lnd"
 
-    def __init__(self, name: str, directory: Path, binary: Path, chain: ChainNode,
-                 extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, name: str, directory: Path, binary: Path, chain: ChainNode, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.name = name
         self.dir = directory
         self.binary = binary
@@ -131,14 +132,12 @@ class LndNode:
         """A fresh P2WKH address of the node's wallet."""
         from lndgrpc.compiled import lightning_pb2 as ln
 
-        return self.ln.NewAddress(ln.NewAddressRequest(type=ln.WITNESS_PUBKEY_HASH),
-                                  timeout=RPC_TIMEOUT).address
+        return self.ln.NewAddress(ln.NewAddressRequest(type=ln.WITNESS_PUBKEY_HASH), timeout=RPC_TIMEOUT).address
 
     def confirmed_balance(self) -> int:
         from lndgrpc.compiled import lightning_pb2 as ln
 
-        return int(self.ln.WalletBalance(ln.WalletBalanceRequest(),
-                                         timeout=RPC_TIMEOUT).confirmed_balance)
+        return int(self.ln.WalletBalance(ln.WalletBalanceRequest(), timeout=RPC_TIMEOUT).confirmed_balance)
 
     def block_height(self) -> int:
         """The height lnd has processed, or -1 while it cannot answer."""
@@ -153,28 +152,45 @@ class LndNode:
         chain = self.chain
         if isinstance(chain, BitcoindNode):
             backend = [
-                "--bitcoin.node=bitcoind", f"--bitcoind.rpchost=127.0.0.1:{chain.rpc_port}",
-                f"--bitcoind.rpcuser={chain.rpc_user}", f"--bitcoind.rpcpass={chain.rpc_password}",
-                "--bitcoind.rpcpolling", "--bitcoind.blockpollinginterval=100ms",
+                "--bitcoin.node=bitcoind",
+                f"--bitcoind.rpchost=127.0.0.1:{chain.rpc_port}",
+                f"--bitcoind.rpcuser={chain.rpc_user}",
+                f"--bitcoind.rpcpass={chain.rpc_password}",
+                "--bitcoind.rpcpolling",
+                "--bitcoind.blockpollinginterval=100ms",
                 "--bitcoind.txpollinginterval=100ms",
             ]
         else:
             backend = [
-                "--bitcoin.node=btcd", f"--btcd.rpchost=127.0.0.1:{chain.rpc_port}",
-                f"--btcd.rpcuser={chain.rpc_user}", f"--btcd.rpcpass={chain.rpc_password}",
+                "--bitcoin.node=btcd",
+                f"--btcd.rpchost=127.0.0.1:{chain.rpc_port}",
+                f"--btcd.rpcuser={chain.rpc_user}",
+                f"--btcd.rpcpass={chain.rpc_password}",
                 f"--btcd.rpccert={chain.rpc_cert}",
             ]
         return [
-            str(self.binary), f"--lnddir={self.dir}", "--bitcoin.regtest", *backend,
-            f"--rpclisten=127.0.0.1:{self.grpc_port}", f"--listen=127.0.0.1:{self.p2p_port}",
-            "--norest", "--tlsextraip=127.0.0.1", "--noseedbackup", "--nobootstrap",
-            f"--alias={self.name}", "--debuglevel=info",
+            str(self.binary),
+            f"--lnddir={self.dir}",
+            "--bitcoin.regtest",
+            *backend,
+            f"--rpclisten=127.0.0.1:{self.grpc_port}",
+            f"--listen=127.0.0.1:{self.p2p_port}",
+            "--norest",
+            "--tlsextraip=127.0.0.1",
+            "--noseedbackup",
+            "--nobootstrap",
+            f"--alias={self.name}",
+            "--debuglevel=info",
             # Fast regtest: one confirmation opens a channel, gossip and batching
             # delays of milliseconds, several pending channels per peer (batches).
-            "--bitcoin.defaultchanconfs=1", "--bitcoin.defaultremotedelay=4",
-            "--trickledelay=50", "--gossip.sub-batch-delay=5ms",
-            "--caches.rpc-graph-cache-duration=100ms", "--db.batch-commit-interval=10ms",
-            "--maxpendingchannels=10", "--accept-keysend",
+            "--bitcoin.defaultchanconfs=1",
+            "--bitcoin.defaultremotedelay=4",
+            "--trickledelay=50",
+            "--gossip.sub-batch-delay=5ms",
+            "--caches.rpc-graph-cache-duration=100ms",
+            "--db.batch-commit-interval=10ms",
+            "--maxpendingchannels=10",
+            "--accept-keysend",
             *self.extra_args,
         ]
 
@@ -218,8 +234,9 @@ class LndNode:
         try:
             # GetInfo answers before the server accepts peers; SERVER_ACTIVE is "fully started".
             # Short timeouts: a port held by someone else may accept and never answer.
-            current = self._stub("stateservice_pb2_grpc", "StateStub").GetState(
-                state.GetStateRequest(), timeout=3).state
+            current = (
+                self._stub("stateservice_pb2_grpc", "StateStub").GetState(state.GetStateRequest(), timeout=3).state
+            )
             return current == state.SERVER_ACTIVE and bool(self.info(timeout=3).synced_to_chain)
         except grpc.RpcError:
             return False
@@ -251,18 +268,25 @@ class LndNode:
     # --- state file ----------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         return {
-            "kind": "lnd", "name": self.name, "dir": str(self.dir), "binary": str(self.binary),
-            "grpc_host": self.grpc_host, "grpc_port": self.grpc_port, "p2p_host": self.p2p_host,
-            "p2p_port": self.p2p_port, "tls_cert": str(self.tls_cert),
-            "admin_macaroon": str(self.admin_macaroon), "pubkey": self._pubkey,
-            "extra_args": list(self.extra_args), "pid": self.daemon.pid if self.daemon else None,
+            "kind": "lnd",
+            "name": self.name,
+            "dir": str(self.dir),
+            "binary": str(self.binary),
+            "grpc_host": self.grpc_host,
+            "grpc_port": self.grpc_port,
+            "p2p_host": self.p2p_host,
+            "p2p_port": self.p2p_port,
+            "tls_cert": str(self.tls_cert),
+            "admin_macaroon": str(self.admin_macaroon),
+            "pubkey": self._pubkey,
+            "extra_args": list(self.extra_args),
+            "pid": self.daemon.pid if self.daemon else None,
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], chain: ChainNode) -> LndNode:
         """Re-attach to an lnd started by another process."""
-        node = cls(state["name"], Path(state["dir"]), Path(state["binary"]), chain,
-                   tuple(state.get("extra_args", ())))
+        node = cls(state["name"], Path(state["dir"]), Path(state["binary"]), chain, tuple(state.get("extra_args", ())))
         node.grpc_port, node.p2p_port = state["grpc_port"], state["p2p_port"]
         node._pubkey = state.get("pubkey")
         if state.get("pid"):

@@ -42,15 +42,13 @@ def cln_unavailable() -> str | None:
     missing = _missing(["lightningd", "bitcoind", "bitcoin-cli"])
     if not missing:
         return None
-    return "Core Lightning nodes need lightningd, bitcoind and bitcoin-cli; missing: " + ", ".join(
-        missing)
+    return "Core Lightning nodes need lightningd, bitcoind and bitcoin-cli; missing: " + ", ".join(missing)
 
 
 class Network:
     """A running regtest network. Use ``Network.start`` or ``Network.attach``."""
 
-    def __init__(self, workdir: Path, chain: ChainNode, faucet: Faucet,
-                 detached: bool = False) -> None:
+    def __init__(self, workdir: Path, chain: ChainNode, faucet: Faucet, detached: bool = False) -> None:
         self.workdir = workdir
         self.chain = chain
         self.faucet = faucet
@@ -60,8 +58,16 @@ class Network:
 
     # --- bringing it up ----------------------------------------------------------
     @classmethod
-    def start(cls, workdir: Path, lnd: int = 2, cln: int = 0, chain: str | None = None, *,
-              detached: bool = False, lnd_args: tuple[str, ...] = ()) -> Network:
+    def start(
+        cls,
+        workdir: Path,
+        lnd: int = 2,
+        cln: int = 0,
+        chain: str | None = None,
+        *,
+        detached: bool = False,
+        lnd_args: tuple[str, ...] = (),
+    ) -> Network:
         """Start a chain daemon (btcd unless CLN nodes or ``chain="bitcoind"`` are asked
         for), mine until coins are spendable, then start the Lightning nodes.
 
@@ -98,8 +104,7 @@ class Network:
             net.chain.mine(BOOTSTRAP_BLOCKS[kind])
             for i in range(lnd):
                 assert lnd_bin is not None
-                net.lnd.append(LndNode(f"lnd-{i}", workdir / f"lnd-{i}", lnd_bin, net.chain,
-                                       tuple(lnd_args)))
+                net.lnd.append(LndNode(f"lnd-{i}", workdir / f"lnd-{i}", lnd_bin, net.chain, tuple(lnd_args)))
             for node in net.lnd:  # boot in parallel, then wait for each
                 node.launch(detached)
             net.write_state()
@@ -116,8 +121,7 @@ class Network:
     def add_lnd(self, extra_args: tuple[str, ...] = (), name: str | None = None) -> LndNode:
         """Start one more lnd node on this network and return it once it is synced."""
         name = name or f"lnd-{len(self.lnd)}"
-        node = LndNode(name, self.workdir / name, binaries.ensure("lnd"), self.chain,
-                       tuple(extra_args))
+        node = LndNode(name, self.workdir / name, binaries.ensure("lnd"), self.chain, tuple(extra_args))
         self.lnd.append(node)
         try:
             node.start(self.detached)
@@ -136,8 +140,14 @@ class Network:
         if reason:
             raise MissingBinary(reason)
         name = name or f"cln-{len(self.cln)}"
-        node = ClnNode(name, self.workdir / name, binaries.ensure("lightningd"), self.chain,
-                       binaries.ensure("bitcoin-cli"), tuple(extra_args))
+        node = ClnNode(
+            name,
+            self.workdir / name,
+            binaries.ensure("lightningd"),
+            self.chain,
+            binaries.ensure("bitcoin-cli"),
+            tuple(extra_args),
+        )
         self.cln.append(node)
         try:
             node.start(self.detached)
@@ -175,8 +185,11 @@ class Network:
             # A node a test has stopped on purpose is not waited for.
             return [n.name for n in self.nodes if n.alive() and n.block_height() < tip]
 
-        wait_for(lambda: not lagging(), timeout,
-                 what=f"nodes to reach block {tip} (lagging: {', '.join(lagging()) or 'none'})")
+        wait_for(
+            lambda: not lagging(),
+            timeout,
+            what=f"nodes to reach block {tip} (lagging: {', '.join(lagging()) or 'none'})",
+        )
 
     def invalidate_block(self, block_hash: str) -> None:
         """Mark a block invalid on the chain daemon: the tip falls back to its parent.
@@ -214,8 +227,11 @@ class Network:
         txid = self.fund_addresses(outputs)
         if confirm:
             self.mine(1)
-            wait_for(lambda: confirmed_balance(node) >= before + share * utxos, 60,
-                     what=f"{node.name} to see {share * utxos} sat confirmed")
+            wait_for(
+                lambda: confirmed_balance(node) >= before + share * utxos,
+                60,
+                what=f"{node.name} to see {share * utxos} sat confirmed",
+            )
         return txid
 
     def connect(self, a: Node, b: Node, timeout: float = 30.0) -> None:
@@ -224,17 +240,18 @@ class Network:
             from lndgrpc.compiled import lightning_pb2 as ln
 
             try:
-                a.ln.ConnectPeer(ln.ConnectPeerRequest(
-                    addr=ln.LightningAddress(pubkey=b.pubkey, host=b.p2p_host)),
-                    timeout=RPC_TIMEOUT)
+                a.ln.ConnectPeer(
+                    ln.ConnectPeerRequest(addr=ln.LightningAddress(pubkey=b.pubkey, host=b.p2p_host)),
+                    timeout=RPC_TIMEOUT,
+                )
             except grpc.RpcError as exc:
                 if "already connected" not in (exc.details() or ""):
-                    raise HarnessError(f"{a.name} could not connect to {b.name}: "
-                                       f"{exc.details()}") from exc
+                    raise HarnessError(f"{a.name} could not connect to {b.name}: {exc.details()}") from exc
         else:
             a.rpc.connect(b.pubkey, "127.0.0.1", b.p2p_port)
-        wait_for(lambda: is_peer(a, b) and is_peer(b, a), timeout,
-                 what=f"{a.name} and {b.name} to see each other as peers")
+        wait_for(
+            lambda: is_peer(a, b) and is_peer(b, a), timeout, what=f"{a.name} and {b.name} to see each other as peers"
+        )
 
     # --- tearing down ---------------------------------------------------------------
     def stop(self, raise_errors: bool = True) -> list[str]:
@@ -256,8 +273,7 @@ class Network:
         if state.exists():
             state.unlink()
         if errors and raise_errors:
-            raise HarnessError("stopping the regtest network reported problems:\n- "
-                               + "\n- ".join(errors))
+            raise HarnessError("stopping the regtest network reported problems:\n- " + "\n- ".join(errors))
         return errors
 
     def running(self) -> bool:
@@ -268,16 +284,14 @@ class Network:
         """How to reach everything (what ``python -m regtest up --json`` prints)."""
         return {
             "workdir": str(self.workdir),
-            "faucet": {"address": self.faucet.address,
-                       "key_file": str(self.workdir / "faucet.key")},
+            "faucet": {"address": self.faucet.address, "key_file": str(self.workdir / "faucet.key")},
             "chain": self.chain.to_state(),
             "lnd": [n.to_state() for n in self.lnd],
             "cln": [n.to_state() for n in self.cln],
         }
 
     def write_state(self) -> None:
-        state = {"version": 1, "detached": self.detached, "written": time.time(),
-                 **self.describe()}
+        state = {"version": 1, "detached": self.detached, "written": time.time(), **self.describe()}
         path = self.workdir / STATE_FILE
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
@@ -289,12 +303,10 @@ class Network:
         workdir = Path(workdir).resolve()
         path = workdir / STATE_FILE
         if not path.exists():
-            raise NoNetwork(f"no regtest network in {workdir}: start one with "
-                            "`python -m regtest up`")
+            raise NoNetwork(f"no regtest network in {workdir}: start one with `python -m regtest up`")
         state = json.loads(path.read_text())
         chain = ChainNode.from_state(state["chain"])
-        net = cls(workdir, chain, Faucet.load_or_create(workdir / "faucet.key"),
-                  detached=state.get("detached", True))
+        net = cls(workdir, chain, Faucet.load_or_create(workdir / "faucet.key"), detached=state.get("detached", True))
         net.lnd = [LndNode.from_state(s, chain) for s in state.get("lnd", [])]
         net.cln = [ClnNode.from_state(s, chain) for s in state.get("cln", [])]
         return net
@@ -307,8 +319,7 @@ def _clear_stale(workdir: Path) -> None:
         # inspection; a new network must not inherit their wallets and chain.
         if workdir.is_dir():
             for sub in workdir.iterdir():
-                if sub.name.split("-")[0] in ("btcd", "bitcoind", "lnd", "cln") and (
-                        sub / "daemon.log").exists():
+                if sub.name.split("-")[0] in ("btcd", "bitcoind", "lnd", "cln") and (sub / "daemon.log").exists():
                     shutil.rmtree(sub, ignore_errors=True)
             (workdir / "faucet.key").unlink(missing_ok=True)
         return

@@ -22,8 +22,7 @@ class JsonRpc:
     guarded by a lock so the client can be shared between threads.
     """
 
-    def __init__(self, url: str, user: str, password: str, cafile: Path | None = None,
-                 timeout: float = 60.0) -> None:
+    def __init__(self, url: str, user: str, password: str, cafile: Path | None = None, timeout: float = 60.0) -> None:
         self.url = url
         parts = urlsplit(url)
         self._https = parts.scheme == "https"
@@ -39,15 +38,13 @@ class JsonRpc:
     def _connection(self) -> http.client.HTTPConnection:
         if self._https:
             ctx = ssl.create_default_context(cafile=str(self._cafile) if self._cafile else None)
-            return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout,
-                                               context=ctx)
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout, context=ctx)
         return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
 
     def call(self, method: str, *params: Any) -> Any:
         """Return the call's ``result``; raise ChainRpcError on an error reply or no reply."""
         self._next_id += 1
-        body = json.dumps({"jsonrpc": "1.0", "id": self._next_id, "method": method,
-                           "params": list(params)})
+        body = json.dumps({"jsonrpc": "1.0", "id": self._next_id, "method": method, "params": list(params)})
         with self._lock:
             status, raw = self._post(method, body)
         if status == 401:
@@ -56,8 +53,7 @@ class JsonRpc:
             reply = json.loads(raw)
         except ValueError as exc:
             raise ChainRpcError(
-                f"chain RPC {method} at {self.url} answered HTTP {status} with non-JSON: "
-                f"{raw[:200]!r}"
+                f"chain RPC {method} at {self.url} answered HTTP {status} with non-JSON: {raw[:200]!r}"
             ) from exc
         error = reply.get("error")
         if error:
@@ -73,23 +69,23 @@ class JsonRpc:
         """
         if not calls:
             return []
-        body = json.dumps([{"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)}
-                           for i, (m, p) in enumerate(calls)])
+        body = json.dumps(
+            [{"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)} for i, (m, p) in enumerate(calls)]
+        )
         with self._lock:
             status, raw = self._post(calls[0][0], body)
         try:
             replies = {r["id"]: r for r in json.loads(raw)}
         except (ValueError, TypeError, KeyError) as exc:
-            raise ChainRpcError(
-                f"chain RPC batch at {self.url} answered HTTP {status} with {raw[:200]!r}"
-            ) from exc
+            raise ChainRpcError(f"chain RPC batch at {self.url} answered HTTP {status} with {raw[:200]!r}") from exc
         results = []
         for i, (method, _) in enumerate(calls):
             reply = replies.get(i) or {"error": {"message": "no reply in batch"}}
             error = reply.get("error")
             if error:
-                raise ChainRpcError(f"chain RPC {method} failed: {error.get('message')} "
-                                    f"(code {error.get('code')})", error.get("code"))
+                raise ChainRpcError(
+                    f"chain RPC {method} failed: {error.get('message')} (code {error.get('code')})", error.get("code")
+                )
             results.append(reply.get("result"))
         return results
 
@@ -108,8 +104,7 @@ class JsonRpc:
                 self._conn = None
                 # A kept-alive connection the server has closed fails before the
                 # request is processed: try once more on a fresh one.
-                stale = isinstance(exc, (http.client.RemoteDisconnected, BrokenPipeError,
-                                         ConnectionResetError))
+                stale = isinstance(exc, (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError))
                 if attempt == 1 and reused and stale:
                     continue
                 raise ChainRpcError(f"chain RPC {method} at {self.url} failed: {exc}") from exc

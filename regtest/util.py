@@ -36,8 +36,7 @@ def wait_for(
             return value
         if time.monotonic() >= deadline:
             raise WaitTimeout(
-                f"timed out after {timeout:g}s waiting for {what}; "
-                "the daemons' logs are in the network directory"
+                f"timed out after {timeout:g}s waiting for {what}; the daemons' logs are in the network directory"
             )
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)

@@ -99,8 +99,7 @@ def make_funded_wallet() -> Callable[..., Path]:
 
 
 @pytest.fixture(scope="module")
-def regtest_dir(request: pytest.FixtureRequest,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def regtest_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A directory for this module's network: deleted if all its tests passed."""
     name = request.module.__name__.rsplit(".", 1)[-1]
     path = tmp_path_factory.mktemp(f"rt-{name}", numbered=True)
@@ -131,8 +130,7 @@ def network(regtest_dir: Path, go_daemons: None) -> Iterator[Network]:
             net.fund_node(node, 100_000_000, utxos=4, confirm=False)
         net.mine(1)
         for node in net.lnd:
-            wait_for(_has_at_least(node, 100_000_000), 60,
-                     what=f"{node.name} to see its funding confirmed")
+            wait_for(_has_at_least(node, 100_000_000), 60, what=f"{node.name} to see its funding confirmed")
         yield net
 
 

@@ -149,9 +149,7 @@ class OpenRequest:
 
     def __post_init__(self) -> None:
         if len(self.peer_pubkey) != 66:
-            raise UsageError(
-                f"peer {self.peer_pubkey!r} is not a node public key (66 hex characters)"
-            )
+            raise UsageError(f"peer {self.peer_pubkey!r} is not a node public key (66 hex characters)")
         try:
             bytes.fromhex(self.peer_pubkey)
         except ValueError:
@@ -160,8 +158,7 @@ class OpenRequest:
             raise UsageError(f"channel amount must be positive, got {self.amount_sat} sat")
         if not 0 <= self.push_sat < self.amount_sat:
             raise UsageError(
-                f"push amount {self.push_sat} sat must be between 0 and the channel "
-                f"amount ({self.amount_sat} sat)"
+                f"push amount {self.push_sat} sat must be between 0 and the channel amount ({self.amount_sat} sat)"
             )
 
 

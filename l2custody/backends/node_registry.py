@@ -17,19 +17,16 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import NodeBackend
-from l2custody.networks import normalize_network
 from l2custody.backends.cln.convert import MIN_CLN_VERSION
 from l2custody.errors import ConfigError, L2CustodyError, NodeNotFound, NotSupported, UsageError
+from l2custody.networks import normalize_network
 
 if TYPE_CHECKING:  # pragma: no cover
-    from l2custody.config import Config
     from l2custody.store import Store
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -51,9 +48,7 @@ class NodeRecord:
 
 def _validate_name(name: str) -> None:
     if not _NAME_RE.match(name):
-        raise UsageError(
-            f"node name {name!r}: use letters, digits, '.', '_' or '-' (up to 64), e.g. lnd-west"
-        )
+        raise UsageError(f"node name {name!r}: use letters, digits, '.', '_' or '-' (up to 64), e.g. lnd-west")
 
 
 def _existing_file(path: Path | str, what: str) -> Path:
@@ -189,11 +184,11 @@ def _lnd_record(
     if not _HOST_RE.match(host):
         raise UsageError(f"--host {host!r}: expected HOST:PORT, e.g. 127.0.0.1:10009")
     if not macaroon:
-        raise UsageError(
-            "an lnd node needs --macaroon PATH (e.g. ~/.lnd/data/chain/bitcoin/mainnet/admin.macaroon)"
-        )
+        raise UsageError("an lnd node needs --macaroon PATH (e.g. ~/.lnd/data/chain/bitcoin/mainnet/admin.macaroon)")
     cert = _existing_file(tls_cert, "TLS certificate") if tls_cert else None
-    return NodeRecord(name, "lnd", host=host, tls_cert=cert, macaroon=_existing_file(macaroon, "macaroon"), timeout=timeout)
+    return NodeRecord(
+        name, "lnd", host=host, tls_cert=cert, macaroon=_existing_file(macaroon, "macaroon"), timeout=timeout
+    )
 
 
 def _row(row: Any) -> NodeRecord:
@@ -273,13 +268,17 @@ def check_node(record: NodeRecord, network: str, backend: NodeBackend | None = N
     add(
         "synced",
         info.synced_to_chain,
-        f"block {info.block_height}" if info.synced_to_chain else f"not synced to chain (at block {info.block_height}); wait for it",
+        f"block {info.block_height}"
+        if info.synced_to_chain
+        else f"not synced to chain (at block {info.block_height}); wait for it",
     )
     want = normalize_network(network)
     add(
         "network",
         info.network == want,
-        info.network if info.network == want else f"node is on {info.network}, the wallet on {want}: wrong node or wrong config",
+        info.network
+        if info.network == want
+        else f"node is on {info.network}, the wallet on {want}: wrong node or wrong config",
     )
     minimum = {"lnd": MIN_LND_VERSION, "cln": MIN_CLN_VERSION}.get(record.kind, (0, 0))
     too_old = _version_tuple(info.version) < minimum
@@ -287,12 +286,16 @@ def check_node(record: NodeRecord, network: str, backend: NodeBackend | None = N
     add(
         "version",
         not too_old,
-        f"{info.version}" + (f" is too old: l2custody needs {product} {'.'.join(map(str, minimum))} or newer" if too_old else ""),
+        f"{info.version}"
+        + (f" is too old: l2custody needs {product} {'.'.join(map(str, minimum))} or newer" if too_old else ""),
     )
     try:
         problems = backend.access_problems()
-        fine = "the macaroon allows everything l2custody does" if record.kind == "lnd" else (
-            "the lightning-rpc socket allows every command")
+        fine = (
+            "the macaroon allows everything l2custody does"
+            if record.kind == "lnd"
+            else ("the lightning-rpc socket allows every command")
+        )
         add("permissions", not problems, "; ".join(problems) if problems else fine)
     except L2CustodyError as exc:
         add("permissions", False, exc.message)
@@ -302,7 +305,11 @@ def check_node(record: NodeRecord, network: str, backend: NodeBackend | None = N
             "anchor reserve",
             reserve.sufficient,
             f"{reserve.available_sat} sat in the node wallet, {reserve.required_sat} sat needed with one more public channel"
-            + ("" if reserve.sufficient else f": send {reserve.missing_sat} sat to the node wallet before opening public channels"),
+            + (
+                ""
+                if reserve.sufficient
+                else f": send {reserve.missing_sat} sat to the node wallet before opening public channels"
+            ),
         )
     except NotSupported:
         pass

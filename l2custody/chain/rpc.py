@@ -198,9 +198,7 @@ class JsonRpcChain:
         for start in range(0, len(params_list), _BATCH):
             chunk = params_list[start : start + _BATCH]
             first = self._id + 1
-            requests = [
-                {"jsonrpc": "1.0", "id": first + i, "method": method, "params": p} for i, p in enumerate(chunk)
-            ]
+            requests = [{"jsonrpc": "1.0", "id": first + i, "method": method, "params": p} for i, p in enumerate(chunk)]
             self._id += len(chunk)
             reply = self._post(json.dumps(requests).encode(), method)
             if not isinstance(reply, list):
@@ -268,8 +266,7 @@ class JsonRpcChain:
             return str(self.call("sendrawtransaction", raw_tx.hex()))
         except RpcFailure as exc:
             raise BroadcastRejected(
-                f"{self.url} rejected the transaction: {exc.node_message} (code {exc.rpc_code}); "
-                "nothing was broadcast"
+                f"{self.url} rejected the transaction: {exc.node_message} (code {exc.rpc_code}); nothing was broadcast"
             ) from None
         except _Unreachable as exc:
             if not exc.sent:

@@ -72,18 +72,29 @@ def list_(
 
     views = [v.to_dict() for v in api.list_channels(STATE.config, node, include_closed=closed)]
     rows = [
-        [v["node"], _channel_ref(v), v["state"], v["capacity_sat"], v["local_balance_sat"],
-         v["remote_balance_sat"], _close_column(v), _funding_column(v)]
+        [
+            v["node"],
+            _channel_ref(v),
+            v["state"],
+            v["capacity_sat"],
+            v["local_balance_sat"],
+            v["remote_balance_sat"],
+            _close_column(v),
+            _funding_column(v),
+        ]
         for v in views
     ]
     human = table(
         ["node", "channel", "state", "capacity", "local", "remote", "close address", "funding"],
-        rows, empty="No channels. Open one with `l2custody channel open NODE PEER AMOUNT`.",
+        rows,
+        empty="No channels. Open one with `l2custody channel open NODE PEER AMOUNT`.",
     )
     foreign = sum(1 for v in views if v["state"] == "open" and v["close_address_ours"] is False)
     if foreign:
-        human += (f"\n\nwarning: {foreign} open channel(s) commit their cooperative close to an address that is "
-                  "NOT the multisig; see `l2custody channel show CHAN`.")
+        human += (
+            f"\n\nwarning: {foreign} open channel(s) commit their cooperative close to an address that is "
+            "NOT the multisig; see `l2custody channel show CHAN`."
+        )
     emit(views, human)
 
 
@@ -117,7 +128,10 @@ def show(chan: ChanArg, node: NodeOpt = None) -> None:
         lines.append(f"  time-locked:    {detail['limbo_sat']:,} sat until height {detail['maturity_height']}")
     if detail["close"]:
         c = detail["close"]
-        lines.append(f"  our close:      {c['kind']}, {c['state']}" + (f" -> {c['expected_address']}" if c["expected_address"] else ""))
+        lines.append(
+            f"  our close:      {c['kind']}, {c['state']}"
+            + (f" -> {c['expected_address']}" if c["expected_address"] else "")
+        )
     if detail["history"]:
         lines.append("  history:")
         lines.extend(f"    {h['action']}" for h in detail["history"])
@@ -145,8 +159,10 @@ def close(
     ] = False,
     allow_foreign: Annotated[
         bool,
-        typer.Option("--allow-foreign-close-address",
-                     help="Close cooperatively even though the committed close address is not the multisig."),
+        typer.Option(
+            "--allow-foreign-close-address",
+            help="Close cooperatively even though the committed close address is not the multisig.",
+        ),
     ] = False,
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Wait until the close is confirmed and verified on chain.")
@@ -185,8 +201,16 @@ def close(
             )
 
     report = api.close_channel(
-        STATE.config, chan, node=node, force=force, fee_rate=fee_rate, allow_foreign=allow_foreign,
-        confirm=confirm, wait=wait, timeout=timeout, progress=_progress,
+        STATE.config,
+        chan,
+        node=node,
+        force=force,
+        fee_rate=fee_rate,
+        allow_foreign=allow_foreign,
+        confirm=confirm,
+        wait=wait,
+        timeout=timeout,
+        progress=_progress,
     ).to_dict()
     rec = report["record"]
     where = {
@@ -195,14 +219,19 @@ def close(
         "foreign-upfront": f"the FOREIGN address {rec['expected_address']}",
         "node-wallet": f"node {rec['node']!r}'s own wallet after the CSV delay",
     }[rec["address_source"]]
-    lines = [f"{'Force' if report['force'] else 'Cooperative'} close of {rec['channel_point']} started: "
-             f"closing tx {report['closing_txid']}", f"Pays to: {where}"]
+    lines = [
+        f"{'Force' if report['force'] else 'Cooperative'} close of {rec['channel_point']} started: "
+        f"closing tx {report['closing_txid']}",
+        f"Pays to: {where}",
+    ]
     status = report["status"]
     if status:
         lines.append(f"Status: {status['message']}")
     else:
-        lines.append(f"Next: after a confirmation, `l2custody channel close-status {rec['channel_point']}` "
-                     "verifies it on chain" + (f"; then `l2custody sweep {rec['node']}`" if report["force"] else ""))
+        lines.append(
+            f"Next: after a confirmation, `l2custody channel close-status {rec['channel_point']}` "
+            "verifies it on chain" + (f"; then `l2custody sweep {rec['node']}`" if report["force"] else "")
+        )
     emit(report, "\n".join(lines))
     _exit_on_violation(status)
 
@@ -228,8 +257,9 @@ def close_status(
     """
     from l2custody import api
 
-    status = api.close_status(STATE.config, chan, node=node, wait=wait, timeout=timeout,
-                                  progress=_progress if wait else None).to_dict()
+    status = api.close_status(
+        STATE.config, chan, node=node, wait=wait, timeout=timeout, progress=_progress if wait else None
+    ).to_dict()
     lines = [f"Close of {status['channel_point']} ({status['kind']}): {status['state']}", status["message"]]
     if status["next_step"]:
         lines.append(f"Next: {status['next_step']}")

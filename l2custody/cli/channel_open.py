@@ -17,13 +17,19 @@ from l2custody.cli.main import STATE, emit
 
 FeeOpt = Annotated[
     Optional[float],
-    typer.Option("--fee-rate", help="Fee rate of the funding transaction in sat/vB (default: the chain's estimate "
-                                   "or [wallet] fallback_fee_rate)."),
+    typer.Option(
+        "--fee-rate",
+        help="Fee rate of the funding transaction in sat/vB (default: the chain's estimate "
+        "or [wallet] fallback_fee_rate).",
+    ),
 ]
 InteractiveOpt = Annotated[
     bool,
-    typer.Option("--interactive", help="Classic flow: sign right away (with --signer) and let the node publish; "
-                                       "the peers drop the open after about 10 minutes."),
+    typer.Option(
+        "--interactive",
+        help="Classic flow: sign right away (with --signer) and let the node publish; "
+        "the peers drop the open after about 10 minutes.",
+    ),
 ]
 SignerOpt = Annotated[
     Optional[list[str]],
@@ -31,27 +37,40 @@ SignerOpt = Annotated[
 ]
 NoUpfrontOpt = Annotated[
     bool,
-    typer.Option("--allow-no-upfront-shutdown",
-                 help="Open even if the peer cannot commit the close address (close it with a multisig "
-                      "delivery address later). Default: refuse such peers."),
+    typer.Option(
+        "--allow-no-upfront-shutdown",
+        help="Open even if the peer cannot commit the close address (close it with a multisig "
+        "delivery address later). Default: refuse such peers.",
+    ),
 ]
-TimeoutOpt = Annotated[
-    float, typer.Option("--timeout", help="With --interactive: seconds to wait for the signatures.")
-]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="With --interactive: seconds to wait for the signatures.")]
 
 
 def progress(message: str) -> None:
     typer.echo(f"… {message}", err=True)
 
 
-def _run(requests: list, fee_rate: Optional[float], interactive: bool, signer: Optional[list[str]],
-         allow_no_upfront_shutdown: bool, timeout: float) -> None:
-    from l2custody.cli.funding_render import session_text
+def _run(
+    requests: list,
+    fee_rate: Optional[float],
+    interactive: bool,
+    signer: Optional[list[str]],
+    allow_no_upfront_shutdown: bool,
+    timeout: float,
+) -> None:
     from l2custody import api
+    from l2custody.cli.funding_render import session_text
 
-    data = api.open_channels(STATE.config, requests, fee_rate=fee_rate, interactive=interactive, signers=signer or [],
-                             allow_no_upfront_shutdown=allow_no_upfront_shutdown, timeout=timeout,
-                             progress=progress).to_dict()
+    data = api.open_channels(
+        STATE.config,
+        requests,
+        fee_rate=fee_rate,
+        interactive=interactive,
+        signers=signer or [],
+        allow_no_upfront_shutdown=allow_no_upfront_shutdown,
+        timeout=timeout,
+        progress=progress,
+    ).to_dict()
     emit(data, session_text(data))
 
 

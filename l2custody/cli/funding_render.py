@@ -31,7 +31,7 @@ NEXT = {
     "secured": "sign it: l2custody session sign {id} --signer NAME  ({have} of {need} signatures)",
     "negotiating": "check it: l2custody session status {id}  (or abort: l2custody session abort {id})",
     "broadcasting": "outcome unknown: l2custody session status {id}; rebroadcasting is safe: "
-                    "l2custody session broadcast {id}",
+    "l2custody session broadcast {id}",
     "broadcast": "wait for a confirmation: l2custody session status {id} --wait",
     "confirmed": "follow the channels: l2custody session status {id} --wait",
 }
@@ -47,19 +47,32 @@ def session_text(v: dict[str, Any]) -> str:
             f"Negotiated at height {v['start_height']}; now {v['tip_height']}; {v['blocks_left']} block(s) left "
             f"before the broadcast deadline (peers forget at {v['deadline_height']}, margin {v['deadline_margin']})"
         )
-    lines.append(f"Signatures: {v['signatures']} of {v['threshold']}"
-                 + (f"; confirmations: {v['confirmations']}" if v["confirmations"] else ""))
+    lines.append(
+        f"Signatures: {v['signatures']} of {v['threshold']}"
+        + (f"; confirmations: {v['confirmations']}" if v["confirmations"] else "")
+    )
     rows = []
     for i, leg in enumerate(v["legs"]):
         r = leg["request"]
-        rows.append([
-            i, r["node"], r["peer_pubkey"][:16] + "…", r["amount_sat"],
-            "private" if r["private"] else "public", leg["state"], _short(leg["channel_point"], 10, 4),
-            _short(leg["close_address"], 14, 6), _upfront(leg),
-        ])
+        rows.append(
+            [
+                i,
+                r["node"],
+                r["peer_pubkey"][:16] + "…",
+                r["amount_sat"],
+                "private" if r["private"] else "public",
+                leg["state"],
+                _short(leg["channel_point"], 10, 4),
+                _short(leg["close_address"], 14, 6),
+                _upfront(leg),
+            ]
+        )
     lines.append("")
-    lines.append(table(["#", "node", "peer", "amount", "kind", "state", "channel point", "close address",
-                        "upfront shutdown"], rows))
+    lines.append(
+        table(
+            ["#", "node", "peer", "amount", "kind", "state", "channel point", "close address", "upfront shutdown"], rows
+        )
+    )
     for note in v.get("notes", []):
         lines.append(f"note: {note}")
     step = NEXT.get(v["state"])
@@ -72,8 +85,17 @@ def session_text(v: dict[str, Any]) -> str:
 def sessions_table(rows: list[dict[str, Any]]) -> str:
     return table(
         ["session", "state", "channels", "amount", "nodes", "txid", "problem"],
-        [[s["id"], s["state"], len(s["legs"]), sum(leg["request"]["amount_sat"] for leg in s["legs"]),
-          ", ".join(sorted({leg["request"]["node"] for leg in s["legs"]})), _short(s["txid"], 10, 4),
-          (s["error"] or "")[:60]] for s in rows],
+        [
+            [
+                s["id"],
+                s["state"],
+                len(s["legs"]),
+                sum(leg["request"]["amount_sat"] for leg in s["legs"]),
+                ", ".join(sorted({leg["request"]["node"] for leg in s["legs"]})),
+                _short(s["txid"], 10, 4),
+                (s["error"] or "")[:60],
+            ]
+            for s in rows
+        ],
         empty="No funding sessions. Open a channel with `l2custody channel open NODE PEER AMOUNT`.",
     )

@@ -55,8 +55,13 @@ def guard(
 
     from l2custody import api
 
-    policy = api.guard_policy(min_size=min_size, max_size=max_size, allowed_peers=allow_peer or (),
-                              denied_peers=deny_peer or (), allow_private=private)
+    policy = api.guard_policy(
+        min_size=min_size,
+        max_size=max_size,
+        allowed_peers=allow_peer or (),
+        denied_peers=deny_peer or (),
+        allow_private=private,
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -69,8 +74,10 @@ def guard(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if not STATE.json:
-        typer.echo(f"guard for {summary.node} stopped after {summary.seconds:.0f}s: "
-                   f"{summary.accepted} accepted, {summary.rejected} rejected")
+        typer.echo(
+            f"guard for {summary.node} stopped after {summary.seconds:.0f}s: "
+            f"{summary.accepted} accepted, {summary.rejected} rejected"
+        )
 
 
 def _log(event: Any) -> None:

@@ -12,9 +12,7 @@ from l2custody.cli.main import STATE, app, emit
 
 @app.command("init")
 def init(
-    network: Annotated[
-        str, typer.Option("--network", "-n", help="regtest, signet, testnet or mainnet.")
-    ] = "regtest",
+    network: Annotated[str, typer.Option("--network", "-n", help="regtest, signet, testnet or mainnet.")] = "regtest",
     chain_url: Annotated[
         Optional[str],
         typer.Option(help="JSON-RPC URL of bitcoind (http://...) or btcd (https://...). Default: the network's port."),

@@ -51,9 +51,7 @@ def _globals(
             help="Config file (default ~/.config/l2custody/config.toml).",
         ),
     ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Machine-readable JSON output (errors too).")
-    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output (errors too).")] = False,
 ) -> None:
     STATE.config = config
     STATE.json = json_output
@@ -73,8 +71,19 @@ def _register() -> None:
     import importlib
 
     for name in (
-        "init", "wallet", "psbt", "signer", "node", "guard", "channel", "channel_open", "channel_close",
-        "session", "sweep", "report", "watch",
+        "init",
+        "wallet",
+        "psbt",
+        "signer",
+        "node",
+        "guard",
+        "channel",
+        "channel_open",
+        "channel_close",
+        "session",
+        "sweep",
+        "report",
+        "watch",
     ):
         importlib.import_module(f"l2custody.cli.{name}")
 

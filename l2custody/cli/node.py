@@ -23,7 +23,9 @@ def add(
     *,
     lnd: Annotated[bool, typer.Option("--lnd", help="The node is lnd (gRPC).")] = False,
     cln: Annotated[bool, typer.Option("--cln", help="The node is Core Lightning (lightning-rpc socket).")] = False,
-    host: Annotated[Optional[str], typer.Option(help="lnd's gRPC address HOST:PORT (rpclisten, default port 10009).")] = None,
+    host: Annotated[
+        Optional[str], typer.Option(help="lnd's gRPC address HOST:PORT (rpclisten, default port 10009).")
+    ] = None,
     tls_cert: Annotated[
         Optional[Path], typer.Option("--tls-cert", help="lnd's tls.cert (omit only for a CA-signed certificate).")
     ] = None,

@@ -23,9 +23,9 @@ FileArg = Annotated[Path, typer.Argument(help="PSBT file (binary, base64 or hex)
 OutOpt = Annotated[Optional[Path], typer.Option(help="Write the result here instead of back into FILE.")]
 
 
-def _load(path: Path):  # type: ignore[no-untyped-def]
-    from l2custody.errors import PsbtError
+def _load(path: Path):
     from l2custody import api
+    from l2custody.errors import PsbtError
 
     try:
         raw = path.read_bytes()
@@ -37,7 +37,7 @@ def _load(path: Path):  # type: ignore[no-untyped-def]
         raise PsbtError(f"{path}: {exc.message}") from None
 
 
-def _write(path: Path, psbt) -> None:  # type: ignore[no-untyped-def]
+def _write(path: Path, psbt) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(psbt.serialize())
     tmp.replace(path)
@@ -109,9 +109,8 @@ def sign(
             f"{r.session.id}-signed.psbt, then run this command again."
         )
     else:
-        human = (
-            f"{r.signer} added {r.added} signature(s); {have} of {r.session.summary.threshold} on every input"
-            + (". Complete: run `l2custody psbt broadcast " + str(target) + "`." if r.complete else ".")
+        human = f"{r.signer} added {r.added} signature(s); {have} of {r.session.summary.threshold} on every input" + (
+            ". Complete: run `l2custody psbt broadcast " + str(target) + "`." if r.complete else "."
         )
     emit(
         {
@@ -198,8 +197,15 @@ def list_(
         rows = w.store.psbts(state=state)
     emit(
         [
-            {"id": r.id, "kind": r.kind, "state": r.state, "txid": r.txid, "fee": r.details.get("fee"),
-             "created": r.created, "updated": r.updated}
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "state": r.state,
+                "txid": r.txid,
+                "fee": r.details.get("fee"),
+                "created": r.created,
+                "updated": r.updated,
+            }
             for r in rows
         ],
         table(

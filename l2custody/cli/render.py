@@ -13,7 +13,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: str = "(
         return empty
     cells = [[_cell(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    numeric = [all(isinstance(row[i], int) and not isinstance(row[i], bool) for row in rows) for i in range(len(headers))]
+    numeric = [
+        all(isinstance(row[i], int) and not isinstance(row[i], bool) for row in rows) for i in range(len(headers))
+    ]
 
     def line(values: Sequence[str]) -> str:
         parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)]
@@ -51,7 +53,10 @@ def data(obj: Any) -> Any:
 
 def psbt_summary(summary: Any, session: Any = None) -> str:
     """The verification summary a signer reads: every input, every output, fee, warnings."""
-    lines = [f"PSBT {summary.txid}" + (f"  (session {session.id}, {session.kind}, {session.state})" if session else "  (no session of this wallet)")]
+    lines = [
+        f"PSBT {summary.txid}"
+        + (f"  (session {session.id}, {session.kind}, {session.state})" if session else "  (no session of this wallet)")
+    ]
     lines.append("")
     lines.append("Inputs:")
     lines.append(
@@ -75,14 +80,19 @@ def psbt_summary(summary: Any, session: Any = None) -> str:
     lines.append(
         table(
             ["#", "address", "value", "kind", "branch/index"],
-            [[o.index, o.address or o.script_pubkey, o.value, o.kind, _where(o.change, o.derivation_index)] for o in summary.outputs],
+            [
+                [o.index, o.address or o.script_pubkey, o.value, o.kind, _where(o.change, o.derivation_index)]
+                for o in summary.outputs
+            ],
         )
     )
     lines.append("")
     fee = f"{summary.fee:,} sat" if summary.fee is not None else "unknown"
     rate = f"{summary.fee_rate:.2f} sat/vB" if summary.fee_rate is not None else "unknown"
     lines.append(f"Fee: {fee} ({rate}, {summary.vsize} vB)   sent out of the wallet: {summary.sent:,} sat")
-    lines.append(f"Locktime {summary.locktime}, RBF {'on' if summary.rbf else 'off'}, complete: {'yes' if summary.complete else 'no'}")
+    lines.append(
+        f"Locktime {summary.locktime}, RBF {'on' if summary.rbf else 'off'}, complete: {'yes' if summary.complete else 'no'}"
+    )
     for w in summary.warnings:
         lines.append(f"warning: {w}")
     for p in summary.problems:

@@ -61,13 +61,18 @@ def render_report(out: dict[str, Any], *, channels: bool = False) -> str:
     m, b = out["multisig"], out["balances"]
     tip = out["tip_height"]
     lines = [f"Wallet {out['wallet']} ({out['network']}) at block {tip if tip is not None else '?'}", ""]
-    lines.append(table(["place", "balance"], [
-        ["multisig", b["multisig"]],
-        ["channels (local, open)", b["channels_local"]],
-        ["channels (pending open)", b["pending_open"]],
-        ["closing / force-close limbo", b["limbo"]],
-        ["node hot wallets", b["hot_wallet"]],
-    ]))
+    lines.append(
+        table(
+            ["place", "balance"],
+            [
+                ["multisig", b["multisig"]],
+                ["channels (local, open)", b["channels_local"]],
+                ["channels (pending open)", b["pending_open"]],
+                ["closing / force-close limbo", b["limbo"]],
+                ["node hot wallets", b["hot_wallet"]],
+            ],
+        )
+    )
     extra = []
     if m["unconfirmed_sat"]:
         extra.append(f"{_sat(m['unconfirmed_sat'])} unconfirmed")
@@ -80,11 +85,15 @@ def render_report(out: dict[str, Any], *, channels: bool = False) -> str:
         rows = [[state, c["count"], c["local_sat"]] for state, c in n["channels"].items()]
         lines.append(table(["state", "channels", "local balance"], rows, empty="  no channels"))
         hot = n["hot_wallet"]
-        lines.append(f"hot wallet: {_sat(hot['confirmed_sat'])} confirmed, {_sat(hot['unconfirmed_sat'])} "
-                     f"unconfirmed; keeps {_sat(hot['keep_sat'])} (anchor reserve {_sat(hot['reserve_sat'])}); "
-                     f"sweepable {_sat(hot['sweepable_sat'])}")
+        lines.append(
+            f"hot wallet: {_sat(hot['confirmed_sat'])} confirmed, {_sat(hot['unconfirmed_sat'])} "
+            f"unconfirmed; keeps {_sat(hot['keep_sat'])} (anchor reserve {_sat(hot['reserve_sat'])}); "
+            f"sweepable {_sat(hot['sweepable_sat'])}"
+        )
         for p in n["pending_opens"]:
-            left = f", {p['blocks_left']} blocks left before the funding deadline" if p["blocks_left"] is not None else ""
+            left = (
+                f", {p['blocks_left']} blocks left before the funding deadline" if p["blocks_left"] is not None else ""
+            )
             src = f"session {p['session_id']}" if p["session_id"] else p["funding"]
             lines.append(f"pending open {p['channel_point']}: {_sat(p['capacity_sat'])} ({src}{left})")
         for p in n["pending_closes"]:
@@ -93,12 +102,21 @@ def render_report(out: dict[str, Any], *, channels: bool = False) -> str:
                 when = f", matures at block {p['maturity_height']}"
                 if p["blocks_til_maturity"] is not None:
                     when += f" (in {p['blocks_til_maturity']} blocks)"
-            lines.append(f"{p['state'].replace('_', ' ')} {p['channel_point']}: {_sat(p['limbo_sat'])} in limbo{when}"
-                         + (f", closing tx {p['closing_txid']}" if p["closing_txid"] else ""))
+            lines.append(
+                f"{p['state'].replace('_', ' ')} {p['channel_point']}: {_sat(p['limbo_sat'])} in limbo{when}"
+                + (f", closing tx {p['closing_txid']}" if p["closing_txid"] else "")
+            )
     if out["sessions"]:
         lines += ["", "Funding sessions not settled:"]
-        lines.append(table(["session", "state", "amount", "blocks left", "deadline"], [
-            [s["id"], s["state"], s["amount_sat"], s["blocks_left"], s["deadline_height"]] for s in out["sessions"]]))
+        lines.append(
+            table(
+                ["session", "state", "amount", "blocks left", "deadline"],
+                [
+                    [s["id"], s["state"], s["amount_sat"], s["blocks_left"], s["deadline_height"]]
+                    for s in out["sessions"]
+                ],
+            )
+        )
     if channels:
         lines += ["", _channels(out["channels"])]
     lines += ["", _checks(out)]
@@ -116,8 +134,18 @@ def _channels(rows: list[dict[str, Any]]) -> str:
     live = [c for c in rows if c["state"] != "closed"]
     return table(
         ["node", "channel", "state", "capacity", "local", "close to", "funding"],
-        [[c["node"], c["channel_point"], c["state"], c["capacity_sat"], c["local_balance_sat"],
-          _close(c), c["session_id"] or c["funding"]] for c in live],
+        [
+            [
+                c["node"],
+                c["channel_point"],
+                c["state"],
+                c["capacity_sat"],
+                c["local_balance_sat"],
+                _close(c),
+                c["session_id"] or c["funding"],
+            ]
+            for c in live
+        ],
         empty="No open, pending or closing channels.",
     )
 

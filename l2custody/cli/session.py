@@ -34,8 +34,8 @@ def list_(
 
     Example: l2custody session list --all
     """
-    from l2custody.cli.funding_render import sessions_table
     from l2custody import api
+    from l2custody.cli.funding_render import sessions_table
 
     rows = api.list_sessions(STATE.config, include_final=all_)
     emit(rows, sessions_table(rows))
@@ -47,8 +47,8 @@ def show(session_id: IdArg) -> None:
 
     Example: l2custody session show fs-1a2b3c4d
     """
-    from l2custody.cli.funding_render import session_text
     from l2custody import api
+    from l2custody.cli.funding_render import session_text
 
     data = api.show_session(STATE.config, session_id, progress=_progress).to_dict()
     emit(data, session_text(data))
@@ -76,18 +76,25 @@ def sign(
 
       l2custody session sign fs-1a2b3c4d --signer coldcard   # exports, then collects
     """
-    from l2custody.cli.funding_render import session_text
     from l2custody import api
+    from l2custody.cli.funding_render import session_text
 
     out = api.sign_session(STATE.config, session_id, signer, broadcast=not no_broadcast, progress=_progress)
     data = out.view.to_dict()
-    data.update(signer=out.result.signer, added=out.result.added, complete=out.result.complete,
-                exported=[str(p) for p in out.result.exported],
-                broadcast_txid=out.broadcast.txid if out.broadcast else None, broadcast_error=out.broadcast_error)
+    data.update(
+        signer=out.result.signer,
+        added=out.result.added,
+        complete=out.result.complete,
+        exported=[str(p) for p in out.result.exported],
+        broadcast_txid=out.broadcast.txid if out.broadcast else None,
+        broadcast_error=out.broadcast_error,
+    )
     if out.result.exported:
-        head = (f"PSBT exported for {out.result.signer}: {', '.join(data['exported'])}.\nSign it on the device, "
-                f"put the signed file back into that directory as {session_id}-signed.psbt, then run this "
-                "command again.")
+        head = (
+            f"PSBT exported for {out.result.signer}: {', '.join(data['exported'])}.\nSign it on the device, "
+            f"put the signed file back into that directory as {session_id}-signed.psbt, then run this "
+            "command again."
+        )
     else:
         head = f"{out.result.signer} added {out.result.added} signature(s)."
     if out.broadcast:
@@ -116,10 +123,10 @@ def status(
 
       l2custody session status fs-1a2b3c4d --wait --timeout 7200
     """
-    from l2custody.cli.funding_render import session_text
     from l2custody import api
+    from l2custody.cli.funding_render import session_text
 
-    def update(v) -> None:  # type: ignore[no-untyped-def]
+    def update(v) -> None:
         s = v.session
         open_ = sum(1 for leg in s.legs if leg.state.value == "open")
         _progress(f"{s.state.value}: {v.confirmations} confirmation(s), {open_}/{len(s.legs)} channel(s) open")
@@ -139,8 +146,8 @@ def broadcast(session_id: IdArg) -> None:
 
     Example: l2custody session broadcast fs-1a2b3c4d
     """
-    from l2custody.cli.funding_render import session_text
     from l2custody import api
+    from l2custody.cli.funding_render import session_text
 
     out = api.broadcast_session(STATE.config, session_id, progress=_progress)
     data = out.view.to_dict()
@@ -153,8 +160,11 @@ def abort(
     reason: Annotated[str, typer.Option("--reason", help="Why, for the audit log.")] = "",
     force: Annotated[
         bool,
-        typer.Option("--force", help="Also when a broadcast had an unknown outcome and the chain does not know the "
-                                     "transaction, or a negotiating process still seems alive."),
+        typer.Option(
+            "--force",
+            help="Also when a broadcast had an unknown outcome and the chain does not know the "
+            "transaction, or a negotiating process still seems alive.",
+        ),
     ] = False,
 ) -> None:
     """Give up an unbroadcast session: nodes forget its channels, coins are released.
@@ -163,8 +173,8 @@ def abort(
 
     Example: l2custody session abort fs-1a2b3c4d --reason "peer offline"
     """
-    from l2custody.cli.funding_render import session_text
     from l2custody import api
+    from l2custody.cli.funding_render import session_text
 
     out = api.abort_session(STATE.config, session_id, reason, force=force, progress=_progress)
     data = out.view.to_dict()

@@ -10,20 +10,22 @@ import typer
 from l2custody.cli.main import STATE, app, emit
 from l2custody.cli.render import data, table
 
-sub = typer.Typer(help="Register signers: software keys, air-gapped file exchange, hardware wallets.", no_args_is_help=True)
+sub = typer.Typer(
+    help="Register signers: software keys, air-gapped file exchange, hardware wallets.", no_args_is_help=True
+)
 app.add_typer(sub, name="signer")
 
 
 @sub.command("add")
 def add(
     name: Annotated[str, typer.Argument(help="A name for the signer (letters, digits, _ - .).")],
-    software: Annotated[
-        Optional[Path], typer.Option(help="Key file (BIP-39 mnemonic or xprv), mode 0600.")
-    ] = None,
+    software: Annotated[Optional[Path], typer.Option(help="Key file (BIP-39 mnemonic or xprv), mode 0600.")] = None,
     file_dir: Annotated[
         Optional[Path], typer.Option(help="Directory to exchange PSBT files with an air-gapped signer.")
     ] = None,
-    hwi: Annotated[Optional[str], typer.Option(help="Master fingerprint of a hardware wallet (needs l2custody[hwi]).")] = None,
+    hwi: Annotated[
+        Optional[str], typer.Option(help="Master fingerprint of a hardware wallet (needs l2custody[hwi]).")
+    ] = None,
     fingerprint: Annotated[
         Optional[str], typer.Option(help="Master fingerprint of the key behind a --file-dir signer.")
     ] = None,
@@ -46,8 +48,16 @@ def add(
     """
     from l2custody import api
 
-    info = api.add_signer(STATE.config, name, software=software, file_dir=file_dir, hwi=hwi, fingerprint=fingerprint,
-                          device_type=device_type, generate=generate)
+    info = api.add_signer(
+        STATE.config,
+        name,
+        software=software,
+        file_dir=file_dir,
+        hwi=hwi,
+        fingerprint=fingerprint,
+        device_type=device_type,
+        generate=generate,
+    )
     extra = f"\nKey for `wallet create --key`: {info.key}" if info.key else ""
     emit(data(info), f"Signer {info.name} ({info.kind}, fingerprint {info.fingerprint or 'unknown'}) added.{extra}")
 

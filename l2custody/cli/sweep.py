@@ -17,8 +17,11 @@ def sweep(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would move; send nothing.")] = False,
     keep: Annotated[
         Optional[str],
-        typer.Option("--keep", help="Leave at least this much in the node wallet, e.g. 50000 or 0.0005btc "
-                                    "(the node's anchor reserve is always kept)."),
+        typer.Option(
+            "--keep",
+            help="Leave at least this much in the node wallet, e.g. 50000 or 0.0005btc "
+            "(the node's anchor reserve is always kept).",
+        ),
     ] = None,
     fee_rate: Annotated[
         Optional[float], typer.Option("--fee-rate", help="Fee rate in sat/vB (default: the node's estimate).")
@@ -44,8 +47,16 @@ def sweep(
     from l2custody import api
 
     keep_sat = api.parse_sats(keep) if keep is not None else None
-    report = api.sweep(STATE.config, node, keep_sat=keep_sat, fee_rate=fee_rate,
-                           dry_run=dry_run, wait=wait, timeout=timeout, progress=_progress)
+    report = api.sweep(
+        STATE.config,
+        node,
+        keep_sat=keep_sat,
+        fee_rate=fee_rate,
+        dry_run=dry_run,
+        wait=wait,
+        timeout=timeout,
+        progress=_progress,
+    )
     out = report.to_dict()
     emit(out, _preview(out) if dry_run else _done(out))
 
@@ -59,23 +70,29 @@ def _locked_lines(out: dict[str, Any]) -> list[str]:
 
 
 def _preview(out: dict[str, Any]) -> str:
-    lines = [f"Dry run for node {out['node']} (nothing sent):",
-             f"  node wallet: {out['node_confirmed_sat']:,} sat confirmed, "
-             f"{out['node_unconfirmed_sat']:,} sat unconfirmed (not swept until confirmed)"]
+    lines = [
+        f"Dry run for node {out['node']} (nothing sent):",
+        f"  node wallet: {out['node_confirmed_sat']:,} sat confirmed, "
+        f"{out['node_unconfirmed_sat']:,} sat unconfirmed (not swept until confirmed)",
+    ]
     if out["anchor_reserve_sat"] is not None:
         lines.append(f"  anchor reserve the node needs: {out['anchor_reserve_sat']:,} sat")
     if out["reason"]:
         lines.append(f"  nothing to sweep: {out['reason']}")
     else:
-        lines += [f"  would send {out['amount_sat']:,} sat to {out['address']} (next multisig address)",
-                  f"  fee {out['fee_sat']:,} sat; {out['kept_sat']:,} sat stay in the node",
-                  f"  inputs: {len(out['inputs'])}"]
+        lines += [
+            f"  would send {out['amount_sat']:,} sat to {out['address']} (next multisig address)",
+            f"  fee {out['fee_sat']:,} sat; {out['kept_sat']:,} sat stay in the node",
+            f"  inputs: {len(out['inputs'])}",
+        ]
     return "\n".join(lines + _locked_lines(out))
 
 
 def _done(out: dict[str, Any]) -> str:
-    lines = [f"Sweep #{out['id']} of node {out['node']}: {out['amount_sat']:,} sat to {out['address']}",
-             f"  txid {out['txid']}, fee {out['fee_sat']:,} sat, {out['kept_sat']:,} sat kept in the node"]
+    lines = [
+        f"Sweep #{out['id']} of node {out['node']}: {out['amount_sat']:,} sat to {out['address']}",
+        f"  txid {out['txid']}, fee {out['fee_sat']:,} sat, {out['kept_sat']:,} sat kept in the node",
+    ]
     status = out["status"]
     if status:
         lines.append(f"  status: {status['message']}")
@@ -107,5 +124,11 @@ def sweep_status(
 
     statuses = [s.to_dict() for s in api.sweep_statuses(STATE.config, node)]
     rows = [[s["id"], s["node"], s["state"], s["amount_sat"], s["txid"] or "-", s["message"]] for s in statuses]
-    emit(statuses, table(["#", "node", "state", "amount", "txid", "status"], rows,
-                         empty="No sweeps yet: l2custody sweep NODE --dry-run"))
+    emit(
+        statuses,
+        table(
+            ["#", "node", "state", "amount", "txid", "status"],
+            rows,
+            empty="No sweeps yet: l2custody sweep NODE --dry-run",
+        ),
+    )

@@ -68,7 +68,7 @@ def import_(
         _created(w)
 
 
-def _created(w) -> None:  # type: ignore[no-untyped-def]
+def _created(w) -> None:
     desc = w.descriptor
     warnings = w.warnings()
     first = desc.first_address()
@@ -85,8 +85,7 @@ def _created(w) -> None:  # type: ignore[no-untyped-def]
         },
         f"Wallet {w.record.name}: {desc.threshold}-of-{desc.n} on {w.record.network}, scanning from block "
         f"{w.record.birthday}.\nDescriptor: {w.record.descriptor}\n"
-        f"First address (compare it on every signer): {first}"
-        + "".join(f"\nwarning: {x}" for x in warnings),
+        f"First address (compare it on every signer): {first}" + "".join(f"\nwarning: {x}" for x in warnings),
     )
 
 

@@ -16,17 +16,23 @@ from l2custody.cli.main import STATE, app
 def watch(
     metrics: Annotated[
         Optional[str],
-        typer.Option("--metrics", metavar="HOST:PORT",
-                     help="Serve Prometheus metrics on this loopback address, e.g. 127.0.0.1:9739 (port 0: any free "
-                          "port, logged)."),
+        typer.Option(
+            "--metrics",
+            metavar="HOST:PORT",
+            help="Serve Prometheus metrics on this loopback address, e.g. 127.0.0.1:9739 (port 0: any free "
+            "port, logged).",
+        ),
     ] = None,
     poll: Annotated[
-        Optional[float], typer.Option("--poll", help="Seconds between full rounds (default: watch.poll_seconds in the config).")
+        Optional[float],
+        typer.Option("--poll", help="Seconds between full rounds (default: watch.poll_seconds in the config)."),
     ] = None,
     auto_sweep: Annotated[
         Optional[bool],
-        typer.Option("--auto-sweep/--no-auto-sweep",
-                     help="Sweep due node wallets to the multisig (default: watch.auto_sweep in the config: off)."),
+        typer.Option(
+            "--auto-sweep/--no-auto-sweep",
+            help="Sweep due node wallets to the multisig (default: watch.auto_sweep in the config: off).",
+        ),
     ] = None,
     once: Annotated[
         bool, typer.Option("--once", help="One reconciling round (record, alert, sweep, back up), then exit.")
@@ -65,7 +71,7 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps({"ts": record.created, "level": record.levelname.lower(), "message": record.getMessage()})
 
 
-class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+class _Stderr(logging.StreamHandler):
     """Writes to whatever sys.stderr is when a record is emitted."""
 
     def emit(self, record: logging.LogRecord) -> None:

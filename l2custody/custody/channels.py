@@ -26,7 +26,6 @@ from l2custody.backends.base import ChannelInfo, ChannelState, NodeBackend, scid
 from l2custody.errors import ChannelNotFound, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from l2custody.config import Config
     from l2custody.store import Store
     from l2custody.wallet.service import Wallet
 
@@ -84,7 +83,8 @@ class ChannelView:
             "close_address_from": self.close_address_from,
             "close_address_ours": self.close_ours,
             "close_address_index": (
-                None if self.close_owned is None
+                None
+                if self.close_owned is None
                 else f"{'change' if self.close_owned.change else 'receive'}/{self.close_owned.index}"
             ),
             "funding": self.funding,
@@ -204,9 +204,7 @@ def find_view(views: Sequence[ChannelView], ref: str) -> ChannelView:
         )
     nodes = {v.node for v in hits}
     if len(nodes) > 1:
-        raise UsageError(
-            f"channel {ref} is known to several nodes ({', '.join(sorted(nodes))}); pass --node NAME"
-        )
+        raise UsageError(f"channel {ref} is known to several nodes ({', '.join(sorted(nodes))}); pass --node NAME")
     return hits[0]
 
 

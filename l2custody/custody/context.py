@@ -98,8 +98,9 @@ class Custody:
     def audit(self, action: str, subject: str, details: dict[str, Any] | None = None) -> None:
         self.store.audit(self.actor, action, subject, details or {})
 
-    def save(self, session: FundingSession, action: str | None = None,
-             details: dict[str, Any] | None = None, **extra: Any) -> FundingSession:
+    def save(
+        self, session: FundingSession, action: str | None = None, details: dict[str, Any] | None = None, **extra: Any
+    ) -> FundingSession:
         """Persist a funding session (and an audit entry) in one store transaction."""
         from l2custody.custody.funding.records import save_session
 
@@ -127,8 +128,9 @@ class Custody:
         self.close()
 
 
-def custody_for(wallet: Wallet, *, progress: Callable[[str], None] = _quiet, actor: str = ACTOR,
-                owns_wallet: bool = False) -> Custody:
+def custody_for(
+    wallet: Wallet, *, progress: Callable[[str], None] = _quiet, actor: str = ACTOR, owns_wallet: bool = False
+) -> Custody:
     """The context over an open ``wallet`` and the nodes registered in its store."""
     from l2custody.backends.node_registry import NodeRegistry
 

@@ -21,12 +21,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from l2custody.backends.inbound import InboundDecision, InboundRequest
 from l2custody.backends.base import Capability, NodeBackend
+from l2custody.backends.inbound import InboundDecision, InboundRequest
 from l2custody.errors import NodeAuthError, NodeError, NotSupported, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from l2custody.config import Config
     from l2custody.wallet.service import Wallet
 
 
@@ -124,8 +123,10 @@ class GuardEvent:
     def describe(self) -> str:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.ts))
         if self.kind == "accepted":
-            return (f"{stamp} accepted {self.funding_sat:,} sat channel from {self.peer} "
-                    f"(close address {self.close_address})")
+            return (
+                f"{stamp} accepted {self.funding_sat:,} sat channel from {self.peer} "
+                f"(close address {self.close_address})"
+            )
         if self.kind == "rejected":
             return f"{stamp} rejected {self.funding_sat:,} sat channel from {self.peer}: {self.reason}"
         return f"{stamp} {self.kind}" + (f": {self.reason}" if self.reason else "")
@@ -134,8 +135,9 @@ class GuardEvent:
 class Guard:
     """Decides inbound channels for one node: the policy, then a fresh address."""
 
-    def __init__(self, wallet: Wallet, node: str, policy: GuardPolicy,
-                 log: Callable[[GuardEvent], None] | None = None) -> None:
+    def __init__(
+        self, wallet: Wallet, node: str, policy: GuardPolicy, log: Callable[[GuardEvent], None] | None = None
+    ) -> None:
         self.wallet, self.node, self.policy = wallet, node, policy
         self.log = log or (lambda event: None)
         self.accepted = 0
@@ -145,29 +147,51 @@ class Guard:
         """Refuse by policy, or accept with a fresh multisig address (recorded first)."""
         store = self.wallet.store
         reason = self.policy.refusal(req)
-        details = {"peer": req.peer_pubkey, "funding_sat": req.funding_sat, "push_sat": req.push_sat,
-                   "private": req.private, "pending_chan_id": req.pending_chan_id}
+        details = {
+            "peer": req.peer_pubkey,
+            "funding_sat": req.funding_sat,
+            "push_sat": req.push_sat,
+            "private": req.private,
+            "pending_chan_id": req.pending_chan_id,
+        }
         if reason is not None:
             store.audit(self.wallet.actor, "inbound-rejected", f"node {self.node}", {**details, "reason": reason})
             self.rejected += 1
-            self.log(GuardEvent("rejected", self.node, req.peer_pubkey, req.funding_sat, req.pending_chan_id,
-                                reason=reason))
+            self.log(
+                GuardEvent("rejected", self.node, req.peer_pubkey, req.funding_sat, req.pending_chan_id, reason=reason)
+            )
             return InboundDecision.reject(reason)
         with store.transaction():
             address = self.wallet.next_address(label=f"inbound {req.pending_chan_id[:16]} {self.node}").address
-            store.audit(self.wallet.actor, "inbound-accepted", f"node {self.node}", {**details, "close_address": address})
+            store.audit(
+                self.wallet.actor, "inbound-accepted", f"node {self.node}", {**details, "close_address": address}
+            )
         self.accepted += 1
-        self.log(GuardEvent("accepted", self.node, req.peer_pubkey, req.funding_sat, req.pending_chan_id,
-                            close_address=address))
+        self.log(
+            GuardEvent(
+                "accepted", self.node, req.peer_pubkey, req.funding_sat, req.pending_chan_id, close_address=address
+            )
+        )
         return InboundDecision.accept_to(address)
 
     def on_error(self, req: InboundRequest, exc: BaseException) -> None:
-        self.wallet.store.audit(self.wallet.actor, "inbound-rejected", f"node {self.node}",
-                                {"peer": req.peer_pubkey, "pending_chan_id": req.pending_chan_id,
-                                 "reason": f"guard error: {exc!r}"})
+        self.wallet.store.audit(
+            self.wallet.actor,
+            "inbound-rejected",
+            f"node {self.node}",
+            {"peer": req.peer_pubkey, "pending_chan_id": req.pending_chan_id, "reason": f"guard error: {exc!r}"},
+        )
         self.rejected += 1
-        self.log(GuardEvent("error", self.node, req.peer_pubkey, req.funding_sat, req.pending_chan_id,
-                            reason=f"rejected after an internal error: {exc!r}"))
+        self.log(
+            GuardEvent(
+                "error",
+                self.node,
+                req.peer_pubkey,
+                req.funding_sat,
+                req.pending_chan_id,
+                reason=f"rejected after an internal error: {exc!r}",
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -220,15 +244,18 @@ def run_guard(
             except (NodeAuthError, NotSupported):
                 raise
             except NodeError as exc:  # unreachable, restarting ("not yet ready"), stream reset
-                emit(GuardEvent("disconnected", backend.name,
-                                reason=f"{exc.message}; retrying in {delay:g}s (the node applies its "
-                                       "default policy meanwhile)"))
+                emit(
+                    GuardEvent(
+                        "disconnected",
+                        backend.name,
+                        reason=f"{exc.message}; retrying in {delay:g}s (the node applies its default policy meanwhile)",
+                    )
+                )
                 backend.close()  # a fresh gRPC channel on the next attempt
                 stop.wait(delay)
                 delay = min(delay * 2, max_reconnect_delay)
     finally:
         summary = GuardSummary(backend.name, guard.accepted, guard.rejected, time.monotonic() - started)
         wallet.store.audit(wallet.actor, "guard-stopped", f"node {backend.name}", summary.to_dict())
-        emit(GuardEvent("stopped", backend.name,
-                        reason=f"{summary.accepted} accepted, {summary.rejected} rejected"))
+        emit(GuardEvent("stopped", backend.name, reason=f"{summary.accepted} accepted, {summary.rejected} rejected"))
     return summary

@@ -100,7 +100,9 @@ def state_of(backend: ClnBackend, point: str) -> ChannelState | None:
     return next((c.state for c in backend.list_channels() if c.channel_point == point), None)
 
 
-def open_secured(backend: ClnBackend, wallet: Wallet, peer: str, amount: int, **kw: Any) -> tuple[FundingIntent, bytes, str]:
+def open_secured(
+    backend: ClnBackend, wallet: Wallet, peer: str, amount: int, **kw: Any
+) -> tuple[FundingIntent, bytes, str]:
     intent = backend.open_start(OpenRequest(peer, amount, **kw))
     psbt = wallet.psbt_paying((intent.funding_address, intent.amount_sat))
     return intent, psbt, backend.open_secure(intent, psbt)
@@ -145,7 +147,14 @@ def test_info_network_version_and_node_check(net: Network, cln: ClnBackend) -> N
     record = NodeRecord("cln-0", "cln", rpc_file=net.cln[0].rpc_file)
     check = check_node(record, "regtest", cln)
     assert check.ok, check.items
-    assert [i.name for i in check.items] == ["reachable", "synced", "network", "version", "permissions", "anchor reserve"]
+    assert [i.name for i in check.items] == [
+        "reachable",
+        "synced",
+        "network",
+        "version",
+        "permissions",
+        "anchor reserve",
+    ]
     wrong = check_node(record, "main", cln)
     assert not wrong.ok and "node is on regtest" in next(i.detail for i in wrong.items if i.name == "network")
 
@@ -159,8 +168,9 @@ def test_connect_peer(net: Network, cln: ClnBackend) -> None:
 
 
 # --- funding --------------------------------------------------------------------------------------
-def test_open_secured_with_an_unsigned_psbt_broadcasts_nothing(net: Network, cln: ClnBackend, wallet: Wallet,
-                                                                shared: dict[str, Any]) -> None:
+def test_open_secured_with_an_unsigned_psbt_broadcasts_nothing(
+    net: Network, cln: ClnBackend, wallet: Wallet, shared: dict[str, Any]
+) -> None:
     lnd = net.lnd[0]
     close_to = wallet.address()
     intent = cln.open_start(OpenRequest(lnd.pubkey, 600_000, private=True, close_address=close_to))
@@ -188,8 +198,9 @@ def test_open_secured_with_an_unsigned_psbt_broadcasts_nothing(net: Network, cln
     shared.update(point=point, psbt=psbt, close_to=close_to)
 
 
-def test_publish_psbt_then_confirm_opens_with_our_close_address(net: Network, cln: ClnBackend, wallet: Wallet,
-                                                                 shared: dict[str, Any]) -> None:
+def test_publish_psbt_then_confirm_opens_with_our_close_address(
+    net: Network, cln: ClnBackend, wallet: Wallet, shared: dict[str, Any]
+) -> None:
     point = shared["point"]
     with pytest.raises(PsbtError, match="signatures are missing"):
         cln.publish_psbt(shared["psbt"])  # nothing sent
@@ -207,14 +218,16 @@ def test_publish_psbt_then_confirm_opens_with_our_close_address(net: Network, cl
     wait_for(lambda: next(c for c in cln.list_channels() if c.channel_point == point).active, 30, what="active")
 
 
-def test_funding_broadcast_elsewhere_is_recorded_on_request(net: Network, cln: ClnBackend, wallet: Wallet,
-                                                                  shared: dict[str, Any]) -> None:
+def test_funding_broadcast_elsewhere_is_recorded_on_request(
+    net: Network, cln: ClnBackend, wallet: Wallet, shared: dict[str, Any]
+) -> None:
     """The safety net: a withheld channel whose funding confirmed without sendpsbt gets repaired."""
     if not supports_withhold(cln.version()):
         pytest.skip(f"{cln.version()} has no withheld channels")
     peer = net.cln[1]
-    intent, psbt, point = open_secured(cln, wallet, peer.pubkey, 400_000, allow_no_upfront_shutdown=True,
-                                       close_address=wallet.address())
+    intent, psbt, point = open_secured(
+        cln, wallet, peer.pubkey, 400_000, allow_no_upfront_shutdown=True, close_address=wallet.address()
+    )
     assert intent.close_address is None  # this peer cannot commit one
     raw = wallet.raw(wallet.sign(psbt))
     net.chain.rpc("sendrawtransaction", raw)  # not through lightningd
@@ -234,14 +247,18 @@ def test_abandon_a_secured_channel_that_was_never_broadcast(net: Network, cln: C
         cln.abandon_pending(next(c.channel_point for c in cln.list_channels() if c.state is ChannelState.OPEN))
     cln.abandon_pending(point)
     closed = next(c for c in cln.list_channels() if c.channel_point == point)
-    assert closed.state is ChannelState.CLOSED and closed.close_type in (CloseType.ABANDONED, CloseType.FUNDING_CANCELED)
+    assert closed.state is ChannelState.CLOSED and closed.close_type in (
+        CloseType.ABANDONED,
+        CloseType.FUNDING_CANCELED,
+    )
     assert closed.closing_txid is None and not in_mempool(net, point.split(":")[0])
     wallet.rpc.call("lockunspent", True)  # the funder's coins are free again
     cln.open_cancel(intent)  # nothing left: a no-op
 
 
-def test_a_secured_channel_survives_a_lightningd_restart_untouched(net: Network, cln: ClnBackend,
-                                                                  wallet: Wallet) -> None:
+def test_a_secured_channel_survives_a_lightningd_restart_untouched(
+    net: Network, cln: ClnBackend, wallet: Wallet
+) -> None:
     """lightningd v25.12 signs and sends the funding PSBT of non-withheld pending channels at start-up;
     ours is withheld, so it is left alone, and the session can carry on (or abandon) afterwards."""
     lnd = net.lnd[0]
@@ -263,15 +280,17 @@ def test_a_secured_channel_survives_a_lightningd_restart_untouched(net: Network,
     wallet.rpc.call("lockunspent", True)
 
 
-def test_peer_without_upfront_shutdown_is_cancelled_unless_allowed(net: Network, cln: ClnBackend,
-                                                                    wallet: Wallet) -> None:
+def test_peer_without_upfront_shutdown_is_cancelled_unless_allowed(
+    net: Network, cln: ClnBackend, wallet: Wallet
+) -> None:
     peer = net.cln[1]
     with pytest.raises(UpfrontShutdownRefused, match="does not offer option_upfront_shutdown_script"):
         cln.open_start(OpenRequest(peer.pubkey, 200_000, close_address=wallet.address()))
     states = [e["state"] for e in net.cln[0].rpc.listpeerchannels(peer.pubkey)["channels"]]
     assert "OPENINGD" not in states  # the negotiation was cancelled
-    intent = cln.open_start(OpenRequest(peer.pubkey, 200_000, close_address=wallet.address(),
-                                        allow_no_upfront_shutdown=True))
+    intent = cln.open_start(
+        OpenRequest(peer.pubkey, 200_000, close_address=wallet.address(), allow_no_upfront_shutdown=True)
+    )
     assert intent.close_address is None
     cln.open_cancel(intent)
     states = [e["state"] for e in net.cln[0].rpc.listpeerchannels(peer.pubkey)["channels"]]
@@ -279,8 +298,9 @@ def test_peer_without_upfront_shutdown_is_cancelled_unless_allowed(net: Network,
 
 
 # --- closes ---------------------------------------------------------------------------------------
-def test_cooperative_close_pays_the_committed_address(net: Network, cln: ClnBackend, wallet: Wallet,
-                                                      shared: dict[str, Any]) -> None:
+def test_cooperative_close_pays_the_committed_address(
+    net: Network, cln: ClnBackend, wallet: Wallet, shared: dict[str, Any]
+) -> None:
     point = shared["point"]
     with pytest.raises(UpfrontShutdownRefused, match="can only close it to that address"):
         cln.close_channel(point, delivery_address=wallet.address())
@@ -297,8 +317,9 @@ def test_cooperative_close_pays_the_committed_address(net: Network, cln: ClnBack
         cln.close_channel(point)
 
 
-def test_close_to_a_destination_when_there_is_no_upfront_script(net: Network, cln: ClnBackend, wallet: Wallet,
-                                                                 shared: dict[str, Any]) -> None:
+def test_close_to_a_destination_when_there_is_no_upfront_script(
+    net: Network, cln: ClnBackend, wallet: Wallet, shared: dict[str, Any]
+) -> None:
     point = shared["no_upfront_point"]
     ch = next(c for c in cln.list_channels() if c.channel_point == point)
     assert ch.close_address is None and ch.close_address_known
@@ -319,8 +340,9 @@ def test_channel_events_by_polling(net: Network, cln: ClnBackend, wallet: Wallet
     seen: list[Any] = []
     first = threading.Thread(target=lambda: seen.append(next(events)), daemon=True)
     first.start()
-    intent, psbt, point = open_secured(cln, wallet, peer.pubkey, 300_000, allow_no_upfront_shutdown=True,
-                                       close_address=wallet.address())
+    intent, psbt, point = open_secured(
+        cln, wallet, peer.pubkey, 300_000, allow_no_upfront_shutdown=True, close_address=wallet.address()
+    )
     first.join(30)
     assert seen and (seen[0].kind, seen[0].channel_point) == ("pending_open", point)
     cln.publish_psbt(wallet.sign(psbt))
@@ -336,7 +358,8 @@ def test_channel_events_by_polling(net: Network, cln: ClnBackend, wallet: Wallet
 
 
 def test_force_close_with_the_peer_gone_then_the_proceeds_reach_the_node_wallet(
-        net: Network, cln: ClnBackend, shared: dict[str, Any]) -> None:
+    net: Network, cln: ClnBackend, shared: dict[str, Any]
+) -> None:
     point = shared["force_point"]
     net.cln[1].stop()
     wait_for(lambda: not cln.is_connected(net.cln[1].pubkey), 30, what="the peer to be gone")
@@ -349,8 +372,13 @@ def test_force_close_with_the_peer_gone_then_the_proceeds_reach_the_node_wallet(
     assert result.state is ChannelState.FORCE_CLOSING and result.closing_txid and result.delivery_address is None
     wait_for(lambda: in_mempool(net, result.closing_txid or ""), 30, what="our commitment in the mempool")
     net.mine(1)
-    ch = wait_for(lambda: next((c for c in cln.list_channels() if c.channel_point == point
-                                and c.closing_txid and c.limbo_sat), None), 60, what="the force close on chain")
+    ch = wait_for(
+        lambda: next(
+            (c for c in cln.list_channels() if c.channel_point == point and c.closing_txid and c.limbo_sat), None
+        ),
+        60,
+        what="the force close on chain",
+    )
     assert ch.state is ChannelState.FORCE_CLOSING and ch.close_type is CloseType.LOCAL_FORCE
     assert ch.closing_txid == result.closing_txid and ch.limbo_sat > 290_000
     for _ in range(8):  # the peer's to_self_delay, then onchaind's sweep to the wallet
@@ -391,8 +419,11 @@ def test_sweep_keeps_the_emergency_reserve(net: Network, cln: ClnBackend, wallet
     assert done.txid and in_mempool(net, done.txid) and done.kept_sat >= 60_000
     assert wallet.received(done.txid, address) == done.amount_sat
     net.mine(1)
-    wait_for(lambda: cln.onchain_balance().confirmed_sat >= 60_000 and cln.onchain_balance().unconfirmed_sat == 0, 60,
-             what="the sweep's change confirmed")
+    wait_for(
+        lambda: cln.onchain_balance().confirmed_sat >= 60_000 and cln.onchain_balance().unconfirmed_sat == 0,
+        60,
+        what="the sweep's change confirmed",
+    )
     rest = cln.sweep_to(address)
     assert rest.kept_sat == 25_000 and wallet.received(rest.txid or "", address) == rest.amount_sat
 

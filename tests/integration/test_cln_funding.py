@@ -42,8 +42,19 @@ def setup(cln_network: Network, tmp_path_factory: pytest.TempPathFactory) -> tup
     config = init_on_chain(d, net.chain)
     create_wallet(config, software_signers(config, d))
     lnd, cln = net.lnd[0], net.cln[0]
-    ok(config, "node", "add", lnd.name, "--lnd", "--host", lnd.grpc_host, "--tls-cert", str(lnd.tls_cert),
-       "--macaroon", str(lnd.admin_macaroon))
+    ok(
+        config,
+        "node",
+        "add",
+        lnd.name,
+        "--lnd",
+        "--host",
+        lnd.grpc_host,
+        "--tls-cert",
+        str(lnd.tls_cert),
+        "--macaroon",
+        str(lnd.admin_macaroon),
+    )
     ok(config, "node", "add", cln.name, "--cln", "--rpc-file", str(cln.rpc_file))
     outputs = [(ok(config, "wallet", "address")["address"], v) for v in (2_000_000, 2_000_000, 1_500_000, 1_500_000)]
     net.fund_addresses(outputs)
@@ -142,11 +153,7 @@ def test_a_batch_mixing_cln_and_lnd_in_one_transaction(setup: tuple[Network, Pat
     net, config, d = setup
     lnd, other = net.lnd[0], net.cln[1]
     batch = d / "mixed.csv"
-    batch.write_text(
-        "node,peer,amount,private\n"
-        f"cln-0,{peer(lnd)},300000,true\n"
-        f"lnd-0,{peer(other)},310000,false\n"
-    )
+    batch.write_text(f"node,peer,amount,private\ncln-0,{peer(lnd)},300000,true\nlnd-0,{peer(other)},310000,false\n")
     s = ok(config, "channel", "batch", str(batch), "--fee-rate", "2")
     legs = s["legs"]
     assert s["state"] == "secured" and [leg["state"] for leg in legs] == ["secured", "secured"]
@@ -180,7 +187,8 @@ def test_cooperative_close_of_the_cln_channel_lands_in_the_multisig(setup: tuple
 
 
 def test_sweep_moves_the_cln_wallet_into_the_multisig_keeping_the_emergency_reserve(
-        setup: tuple[Network, Path, Path]) -> None:
+    setup: tuple[Network, Path, Path],
+) -> None:
     net, config, _ = setup
     ok(config, "wallet", "sync")
     before = ok(config, "wallet", "balance")["confirmed"]

@@ -38,13 +38,21 @@ def plugin_path_env() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def custody(cln_network: Network, plugin_path_env: None,
-            tmp_path_factory: pytest.TempPathFactory,
-            make_plugin_wallet: Callable[..., Config]) -> Iterator[tuple[ClnNode, Config]]:
+def custody(
+    cln_network: Network,
+    plugin_path_env: None,
+    tmp_path_factory: pytest.TempPathFactory,
+    make_plugin_wallet: Callable[..., Config],
+) -> Iterator[tuple[ClnNode, Config]]:
     cfg = make_plugin_wallet(tmp_path_factory.mktemp("cln-plugin") / "w")
-    node = cln_network.add_cln(extra_args=(
-        f"--important-plugin={PLUGIN}", f"--l2custody-config={cfg.path}", "--l2custody-node=custody-cln",
-    ), name="cln-custody")
+    node = cln_network.add_cln(
+        extra_args=(
+            f"--important-plugin={PLUGIN}",
+            f"--l2custody-config={cfg.path}",
+            "--l2custody-node=custody-cln",
+        ),
+        name="cln-custody",
+    )
     cln_network.fund_node(node, 2_000_000, utxos=2)
     yield node, cfg
 
@@ -88,8 +96,9 @@ def test_withdraw_to_a_foreign_address_is_refused(custody: tuple[ClnNode, Config
     assert [e.details["destination"] for e in audit(cfg, "rpc-refused")][:2] == [foreign, foreign]
 
 
-def test_withdraw_to_the_multisig_with_node_change_goes_through(custody: tuple[ClnNode, Config],
-                                                              cln_network: Network) -> None:
+def test_withdraw_to_the_multisig_with_node_change_goes_through(
+    custody: tuple[ClnNode, Config], cln_network: Network
+) -> None:
     """The sweep path: txprepare's signpsbt/sendpsbt pay our address plus the node's own change,
     which the plugin recognises by asking lightningd (listaddresses) off the hook thread."""
     node, cfg = custody
@@ -109,8 +118,10 @@ def test_inbound_channel_commits_our_close_to(custody: tuple[ClnNode, Config], c
     node, cfg = custody
     lnd = cln_network.lnd[0]
     cln_network.connect(lnd, node)
-    lnd.ln.OpenChannelSync(ln.OpenChannelRequest(node_pubkey=bytes.fromhex(node.pubkey),
-                                                 local_funding_amount=250_000, sat_per_vbyte=2), timeout=60)
+    lnd.ln.OpenChannelSync(
+        ln.OpenChannelRequest(node_pubkey=bytes.fromhex(node.pubkey), local_funding_amount=250_000, sat_per_vbyte=2),
+        timeout=60,
+    )
     (accepted,) = audit(cfg, "inbound-accepted")
     close_to = accepted.details["close_to"]
     assert accepted.details["peer"] == lnd.pubkey and accepted.details["hook"] == "openchannel"
@@ -143,8 +154,7 @@ def test_close_to_a_foreign_destination_is_refused(custody: tuple[ClnNode, Confi
     assert node.rpc.listpeerchannels(lnd.pubkey)["channels"][0]["state"] == channel["state"]
 
 
-def test_node_wallet_fundchannel_passes_its_psbt_checks(custody: tuple[ClnNode, Config],
-                                                      cln_network: Network) -> None:
+def test_node_wallet_fundchannel_passes_its_psbt_checks(custody: tuple[ClnNode, Config], cln_network: Network) -> None:
     """fundchannel from the node's own wallet: the plugin recognises the funding output from
     listpeerchannels and the change from listaddresses, so lightningd signs and sends."""
     node, cfg = custody
@@ -157,11 +167,13 @@ def test_node_wallet_fundchannel_passes_its_psbt_checks(custody: tuple[ClnNode, 
     assert audit(cfg, "channel_state_changed") and audit(cfg, "coin_movement")
 
 
-def test_a_plugin_that_cannot_start_stops_lightningd(cln_network: Network, plugin_path_env: None,
-                                                      tmp_path: Path) -> None:
+def test_a_plugin_that_cannot_start_stops_lightningd(
+    cln_network: Network, plugin_path_env: None, tmp_path: Path
+) -> None:
     """As an important-plugin, a disabled plugin (here: no config file) takes lightningd down."""
     missing = tmp_path / "missing.toml"
     with pytest.raises(DaemonStartError) as err:
-        cln_network.add_cln(extra_args=(f"--important-plugin={PLUGIN}", f"--l2custody-config={missing}"),
-                            name="cln-no-config")
+        cln_network.add_cln(
+            extra_args=(f"--important-plugin={PLUGIN}", f"--l2custody-config={missing}"), name="cln-no-config"
+        )
     assert "missing.toml" in err.value.message

@@ -146,9 +146,14 @@ def test_peer_closing_an_upfront_channel_pays_us_and_is_verified(setup: Setup) -
     cp = open_channel(net, a, b, 300_000, close_address=addr)
     before = _balance(setup)
     closing_txid = peer_closes(net, b, cp)  # lnd[1] closes; mined
-    wait_for(lambda: any(c["channel_point"] == cp and c["state"] == "closed"
-                         for c in ok(setup.config, "channel", "list", "--node", a.name)), 60,
-             what=f"{a.name} to list {cp} as closed")
+    wait_for(
+        lambda: any(
+            c["channel_point"] == cp and c["state"] == "closed"
+            for c in ok(setup.config, "channel", "list", "--node", a.name)
+        ),
+        60,
+        what=f"{a.name} to list {cp} as closed",
+    )
     status = _status(setup, cp)
     assert status["state"] == "verified" and status["closing_txid"] == closing_txid
     paid = dict(tx_outputs(net, closing_txid))
@@ -160,9 +165,14 @@ def test_peer_closing_a_channel_without_upfront_script_is_a_custody_violation(se
     net, (a, b) = setup.net, setup.net.lnd
     cp = open_channel(net, a, b, 300_000)
     closing_txid = peer_closes(net, b, cp)  # our side is paid to lnd[0]'s own wallet
-    wait_for(lambda: any(c["channel_point"] == cp and c["state"] == "closed"
-                         for c in ok(setup.config, "channel", "list", "--node", a.name)), 60,
-             what=f"{a.name} to list {cp} as closed")
+    wait_for(
+        lambda: any(
+            c["channel_point"] == cp and c["state"] == "closed"
+            for c in ok(setup.config, "channel", "list", "--node", a.name)
+        ),
+        60,
+        what=f"{a.name} to list {cp} as closed",
+    )
     err = fails(setup.config, "channel", "close-status", cp, code=70)
     assert closing_txid in err["error"] and "pays no address of the multisig" in err["error"]
     assert "l2custody sweep" in err["error"]
@@ -180,7 +190,8 @@ def test_errors_name_the_channel_and_the_installed_command_lists(setup: Setup) -
     assert "channel point" in err["error"]
     err = fails(setup.config, "channel", "list", "--node", "nope", code=53)
     assert "nope" in err["error"]
-    proc = subprocess.run([str(L2CUSTODY), "--config", str(setup.config), "channel", "list"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(L2CUSTODY), "--config", str(setup.config), "channel", "list"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "close address" in proc.stdout and "(ours)" in proc.stdout and Path(L2CUSTODY).exists()

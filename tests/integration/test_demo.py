@@ -28,12 +28,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _demo(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     # TMPDIR: the demo's directory lands under tmp_path, so a kept one is easy to find
-    return subprocess.run([sys.executable, "-m", "regtest.demo", "--json"], cwd=REPO, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "TMPDIR": str(tmp_path), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "regtest.demo", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TMPDIR": str(tmp_path), **env},
+    )
 
 
 @pytest.mark.integration
-def test_the_demo_funds_a_channel_from_the_multisig_and_closes_it_back_into_it(tmp_path: Path, go_daemons: None) -> None:
+def test_the_demo_funds_a_channel_from_the_multisig_and_closes_it_back_into_it(
+    tmp_path: Path, go_daemons: None
+) -> None:
     proc = _demo(tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     r: dict[str, Any] = json.loads(proc.stdout)
@@ -61,8 +69,9 @@ def test_the_demo_funds_a_channel_from_the_multisig_and_closes_it_back_into_it(t
     assert close["address"] == c["reserved"] and close["wallet_utxo"].startswith(close["closing_txid"] + ":")
     b = r["balances"]
     assert close["value_sat"] == 500_000 - 25_000 - close["fee_sat"] - p["fee_sat"]
-    assert b["multisig_after_sat"] == (b["multisig_before_sat"] - f["fee_sat"] - b["paid_to_bob_sat"]
-                                       - close["fee_sat"])
+    assert b["multisig_after_sat"] == (
+        b["multisig_before_sat"] - f["fee_sat"] - b["paid_to_bob_sat"] - close["fee_sat"]
+    )
     assert b["accounted"] is True and b["bob_lnd_wallet_sat"] == 25_000
     assert not list(tmp_path.glob("l2custody-demo-*")), "the demo left its directory behind"
 

@@ -119,8 +119,17 @@ def test_a_channel_is_secured_without_signers_then_signed_broadcast_and_opened(s
 
     with Store.open(load_config(config).store_path) as store:
         actions = [e.action for e in store.audit_log(subject=sid)]
-    for step in ("funding-started", "channel-negotiated", "funding-psbt-built", "channel-secured",
-                 "funding-secured", "funding-signed", "funding-broadcast", "funding-confirmed", "channel-open"):
+    for step in (
+        "funding-started",
+        "channel-negotiated",
+        "funding-psbt-built",
+        "channel-secured",
+        "funding-secured",
+        "funding-signed",
+        "funding-broadcast",
+        "funding-confirmed",
+        "channel-open",
+    ):
         assert step in actions, (step, actions)
 
 
@@ -195,8 +204,22 @@ def test_broadcast_after_the_deadline_margin_is_refused(setup) -> None:
 def test_interactive_open_signs_at_once_and_lnd_publishes(setup) -> None:
     net, config, d = setup
     lnd0, lnd1 = net.lnd[:2]
-    s = ok(config, "channel", "open", "lnd-0", peer(lnd1), "260000", "--private", "--fee-rate", "2",
-           "--interactive", "--signer", "alice", "--signer", "carol")
+    s = ok(
+        config,
+        "channel",
+        "open",
+        "lnd-0",
+        peer(lnd1),
+        "260000",
+        "--private",
+        "--fee-rate",
+        "2",
+        "--interactive",
+        "--signer",
+        "alice",
+        "--signer",
+        "carol",
+    )
     assert s["state"] == "broadcast" and s["signatures"] == 2
     wait_in_mempool(net, s["txid"])  # published by lnd itself
     net.mine(1)
@@ -287,8 +310,7 @@ def test_an_unknown_broadcast_outcome_stays_pending_and_a_foreign_close_address_
 
     outside = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
     with _context(config, wrap=lambda b: ForeignCloseAddressNode(b, outside)) as ctx:
-        wait_for(lambda: refresh(ctx, sid).session.legs[0].state is LegState.OPEN, 60,
-                 what="the channel to open")
+        wait_for(lambda: refresh(ctx, sid).session.legs[0].state is LegState.OPEN, 60, what="the channel to open")
         view = refresh(ctx, sid)
     assert view.session.legs[0].close_address_ok is False
     assert any("CUSTODY VIOLATION" in n for n in view.notes)
@@ -340,8 +362,9 @@ def test_a_peer_that_cannot_commit_the_close_address_is_refused_unless_allowed(s
 def test_installed_command_lists_the_sessions(setup) -> None:
     net, config, d = setup
     env = {**os.environ, "L2CUSTODY_CONFIG": str(config)}
-    proc = subprocess.run([str(L2CUSTODY), "--json", "session", "list", "--all"], capture_output=True,
-                          text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [str(L2CUSTODY), "--json", "session", "list", "--all"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     states = sorted(s["state"] for s in json.loads(proc.stdout))
     assert states == ["aborted", "aborted", "aborted", "confirmed", "confirmed", "confirmed", "failed"]

@@ -81,11 +81,15 @@ def test_a_channel_refused_by_its_peer_cancels_the_whole_batch(setup) -> None:
     net, config, d = setup
     lnd1, lnd2, lnd3 = net.lnd[1:4]
     batch = d / "refused.json"
-    batch.write_text(json.dumps([
-        {"node": "lnd-0", "peer": f"{lnd1.pubkey}@{lnd1.p2p_host}", "amount": 230_000},
-        {"node": "lnd-0", "peer": f"{lnd2.pubkey}@{lnd2.p2p_host}", "amount": "240000sat", "private": True},
-        {"node": "lnd-1", "peer": f"{lnd3.pubkey}@{lnd3.p2p_host}", "amount": 250_000, "private": True},
-    ]))
+    batch.write_text(
+        json.dumps(
+            [
+                {"node": "lnd-0", "peer": f"{lnd1.pubkey}@{lnd1.p2p_host}", "amount": 230_000},
+                {"node": "lnd-0", "peer": f"{lnd2.pubkey}@{lnd2.p2p_host}", "amount": "240000sat", "private": True},
+                {"node": "lnd-1", "peer": f"{lnd3.pubkey}@{lnd3.p2p_host}", "amount": 250_000, "private": True},
+            ]
+        )
+    )
     before = set(mempool(net))
     err = fails(config, "channel", "batch", str(batch), "--fee-rate", "2", code=55)
     assert "below min chan size" in err["error"] and "nothing was broadcast" in err["error"]
@@ -154,8 +158,12 @@ CHILD = textwrap.dedent("""
 
 def run_until(config: Path, peer: str, amount: int, pause_at: str, marker: str) -> str:
     """Run the library in a child process, SIGKILL it once it prints ``marker``; return that line."""
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(config), peer, str(amount), pause_at],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(config), peer, str(amount), pause_at],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -199,6 +207,9 @@ def test_a_negotiation_killed_midway_is_explained_and_aborted_cleanly(setup) -> 
     assert "negotiating" in err["error"]
     aborted = ok(config, "session", "abort", s["id"])
     assert aborted["state"] == "aborted" and aborted["legs"][0]["state"] == "cancelled"
-    wait_for(lambda: f"{s['txid']}:{s['legs'][0]['output_index']}" not in pending_points(lnd0), 10,
-             what="lnd-0 to hold nothing of the aborted session")
+    wait_for(
+        lambda: f"{s['txid']}:{s['legs'][0]['output_index']}" not in pending_points(lnd0),
+        10,
+        what="lnd-0 to hold nothing of the aborted session",
+    )
     assert reserved(config) == 0

@@ -53,7 +53,8 @@ def probe(peer: LndNode, node: LndNode, sats: int) -> str | None:
 
     pending_id = os.urandom(32)
     request = ln.OpenChannelRequest(
-        node_pubkey=bytes.fromhex(node.pubkey), local_funding_amount=sats,
+        node_pubkey=bytes.fromhex(node.pubkey),
+        local_funding_amount=sats,
         funding_shim=ln.FundingShim(psbt_shim=ln.PsbtShim(pending_chan_id=pending_id, no_publish=True)),
     )
     call = peer.ln.OpenChannel(request, timeout=RPC_TIMEOUT)
@@ -88,8 +89,9 @@ class GuardThread:
             try:
                 with open_custody(load_config(setup.config)) as custody:
                     backend = custody.node(setup.net.lnd[0].name)
-                    self.summary = run_guard(backend, custody.wallet, policy, self.stop,
-                                             log=self.events.append, reconnect_delay=0.5)
+                    self.summary = run_guard(
+                        backend, custody.wallet, policy, self.stop, log=self.events.append, reconnect_delay=0.5
+                    )
             except BaseException as exc:  # reported by finish()
                 self.error = exc
 
@@ -124,8 +126,10 @@ def test_a_channel_the_policy_refuses_fails_at_the_peer_with_our_reason(setup: S
 
     a, b = setup.net.lnd
     with pytest.raises(grpc.RpcError) as refused:
-        b.ln.OpenChannelSync(ln.OpenChannelRequest(node_pubkey=bytes.fromhex(a.pubkey), local_funding_amount=60_000,
-                                                   sat_per_vbyte=2), timeout=RPC_TIMEOUT)
+        b.ln.OpenChannelSync(
+            ln.OpenChannelRequest(node_pubkey=bytes.fromhex(a.pubkey), local_funding_amount=60_000, sat_per_vbyte=2),
+            timeout=RPC_TIMEOUT,
+        )
     assert "channel too small: 60000 sat, the minimum is 100000 sat" in (refused.value.details() or "")
     pending = a.ln.PendingChannels(ln.PendingChannelsRequest(), timeout=RPC_TIMEOUT).pending_open_channels
     assert not pending  # nothing half-opened on our side
@@ -140,8 +144,11 @@ def test_an_inbound_channel_commits_its_close_to_a_fresh_multisig_address(setup:
 
     net, (a, b) = setup.net, setup.net.lnd
     point = b.ln.OpenChannelSync(
-        ln.OpenChannelRequest(node_pubkey=bytes.fromhex(a.pubkey), local_funding_amount=250_000,
-                              push_sat=20_000, sat_per_vbyte=2), timeout=RPC_TIMEOUT)
+        ln.OpenChannelRequest(
+            node_pubkey=bytes.fromhex(a.pubkey), local_funding_amount=250_000, push_sat=20_000, sat_per_vbyte=2
+        ),
+        timeout=RPC_TIMEOUT,
+    )
     cp = channel_point_str(point)
     wait_for(lambda: cp.split(":")[0] in net.chain.rpc("getrawmempool"), 30, what="the funding tx")
     net.mine(1)
@@ -181,7 +188,9 @@ def test_cli_guard_refuses_a_denied_peer_and_exits_cleanly_on_sigterm(setup: Set
     a, b = setup.net.lnd
     proc = subprocess.Popen(
         [str(L2CUSTODY), "--config", str(setup.config), "node", "guard", a.name, "--deny-peer", b.pubkey],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         wait_guarded(setup, 200_000, "this node does not accept channels from you")

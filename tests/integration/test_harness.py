@@ -53,8 +53,7 @@ def test_channel_open_pay_and_cooperative_close_settle_on_chain(network: Network
 
     result = pay(alice, bob, PAYMENT, memo="harness test")
     assert result.status == "SUCCEEDED", result.failure_reason
-    invoice = bob.ln.LookupInvoice(ln.PaymentHash(r_hash=bytes.fromhex(result.payment_hash)),
-                                   timeout=30)
+    invoice = bob.ln.LookupInvoice(ln.PaymentHash(r_hash=bytes.fromhex(result.payment_hash)), timeout=30)
     assert invoice.state == ln.Invoice.SETTLED and invoice.amt_paid_sat == PAYMENT
     assert find_channel(bob, chan_point).local_balance == PAYMENT  # type: ignore[union-attr]
 
@@ -68,8 +67,9 @@ def test_channel_open_pay_and_cooperative_close_settle_on_chain(network: Network
     assert 0 < CAPACITY - sum(values) < 5_000
 
     # Both shares are back in the wallets, as confirmed coins of the closing transaction.
-    wait_for(lambda: confirmed_balance(bob) == bob_wallet_before + PAYMENT, 60,
-             what="bob's share of the close in his wallet")
+    wait_for(
+        lambda: confirmed_balance(bob) == bob_wallet_before + PAYMENT, 60, what="bob's share of the close in his wallet"
+    )
     for node in (alice, bob):
         assert any(u.outpoint.txid_str == closing_txid for u in _unspent(node))
     assert find_channel(alice, chan_point) is None and find_channel(bob, chan_point) is None

@@ -20,8 +20,7 @@ from regtest.faucet import REGTEST
 pytestmark = pytest.mark.integration
 
 PUB = PrivateKey(bytes.fromhex("33" * 32)).get_public_key()
-ADDRESSES = [p2wpkh(PUB).address(REGTEST), p2wsh(Script(b"\x51")).address(REGTEST),
-             p2tr(PUB).address(REGTEST)]
+ADDRESSES = [p2wpkh(PUB).address(REGTEST), p2wsh(Script(b"\x51")).address(REGTEST), p2tr(PUB).address(REGTEST)]
 
 
 def _sats(btc: float) -> int:
@@ -105,8 +104,7 @@ def _first_port(monkeypatch: pytest.MonkeyPatch, module: object, port: int) -> N
     monkeypatch.setattr(module, "reserve_port", lambda: next(handed, None) or real())
 
 
-def test_btcd_port_conflict_is_retried_on_fresh_ports(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_btcd_port_conflict_is_retried_on_fresh_ports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with _taken_port() as taken:
         port = taken.getsockname()[1]
         _first_port(monkeypatch, regtest.chain, port)
@@ -121,8 +119,7 @@ def test_btcd_port_conflict_is_retried_on_fresh_ports(tmp_path: Path,
             assert node.stop() is None
 
 
-def test_lnd_port_conflict_is_retried_on_fresh_ports(chain_network: Network,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lnd_port_conflict_is_retried_on_fresh_ports(chain_network: Network, monkeypatch: pytest.MonkeyPatch) -> None:
     with _taken_port() as taken:
         port = taken.getsockname()[1]
         _first_port(monkeypatch, regtest.lnd, port)

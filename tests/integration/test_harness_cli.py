@@ -16,8 +16,13 @@ pytestmark = pytest.mark.integration
 
 
 def _cli(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "regtest", *args, "--dir", str(workdir)],
-                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "regtest", *args, "--dir", str(workdir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_network_outlives_up_and_is_driven_by_later_commands(tmp_path: Path) -> None:

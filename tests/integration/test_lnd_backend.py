@@ -42,7 +42,9 @@ pytestmark = pytest.mark.integration
 
 # --- helpers -----------------------------------------------------------------------------
 def backend(node: LndNode, macaroon: Path | None = None, cert: Path | None = None) -> LndBackend:
-    return LndBackend.from_paths(node.name, node.grpc_host, cert or node.tls_cert, macaroon or node.admin_macaroon, timeout=20)
+    return LndBackend.from_paths(
+        node.name, node.grpc_host, cert or node.tls_cert, macaroon or node.admin_macaroon, timeout=20
+    )
 
 
 class Funded:
@@ -79,7 +81,9 @@ def forget_on_peer(node: LndNode, point: str) -> None:
     test peer can drop it so later opens are not limited by maxpendingchannels."""
     txid, vout = point.split(":")
     node.ln.AbandonChannel(
-        ln.AbandonChannelRequest(channel_point=ln.ChannelPoint(funding_txid_str=txid, output_index=int(vout)), i_know_what_i_am_doing=True),
+        ln.AbandonChannelRequest(
+            channel_point=ln.ChannelPoint(funding_txid_str=txid, output_index=int(vout)), i_know_what_i_am_doing=True
+        ),
         timeout=30,
     )
 
@@ -128,7 +132,9 @@ def test_expired_and_baked_macaroons(network: Network, tmp_path: Path) -> None:
     expired = tmp_path / "expired.macaroon"
     subprocess.run(
         [str(binaries.ensure("lncli")), "constrainmacaroon", "--timeout", "1", str(alice.admin_macaroon), str(expired)],
-        check=True, capture_output=True, timeout=60,
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     wait_for(lambda: _expired(alice, expired), 10, what="the 1-second macaroon to expire")
     with pytest.raises(NodeAuthError, match="has expired"):
@@ -185,8 +191,11 @@ def test_psbt_funding_secured_before_signing_then_published_and_closed(
     assert point == f"{txid}:{point.split(':')[1]}"
     assert mempool(network) == [txid]
     network.mine(1)
-    wait_for(lambda: (c := channel(a, point)) is not None and c.state is ChannelState.OPEN and c.active, 60,
-             what="the channel to become active")
+    wait_for(
+        lambda: (c := channel(a, point)) is not None and c.state is ChannelState.OPEN and c.active,
+        60,
+        what="the channel to become active",
+    )
     opened = channel(a, point)
     assert opened.close_address == close_to and opened.close_address_known  # invariant 2, read back
     assert opened.short_channel_id and opened.commitment_type == "anchors"
@@ -260,7 +269,9 @@ def test_client_dying_right_after_verify_still_leaves_a_secured_channel(
     alice, bob = network.lnd[:2]
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, alice.grpc_host, str(alice.tls_cert), str(alice.admin_macaroon), bob.pubkey],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     intent = FundingIntent.from_dict(json.loads(child.stdout.readline()))
     funded = Funded(alice, intent)
@@ -268,15 +279,20 @@ def test_client_dying_right_after_verify_still_leaves_a_secured_channel(
     child.stdin.flush()
     assert child.wait(timeout=60) == 9
     point = funding_outpoint(funded.psbt, intent.funding_script, intent.amount_sat)
-    wait_for(lambda: (c := channel(a, point)) is not None and c.state is ChannelState.PENDING_OPEN, 30,
-             what="the channel to be pending although its client died")
+    wait_for(
+        lambda: (c := channel(a, point)) is not None and c.state is ChannelState.PENDING_OPEN,
+        30,
+        what="the channel to be pending although its client died",
+    )
     assert channel(b, point).state is ChannelState.PENDING_OPEN and mempool(network) == []
     a.abandon_pending(point)
     forget_on_peer(bob, point)
     funded.release()
 
 
-def test_cancel_after_secure_is_refused_in_favour_of_abandon(network: Network, nodes: tuple[LndBackend, LndBackend]) -> None:
+def test_cancel_after_secure_is_refused_in_favour_of_abandon(
+    network: Network, nodes: tuple[LndBackend, LndBackend]
+) -> None:
     alice, bob = network.lnd[:2]
     a = backend(alice)
     intent = a.open_start(OpenRequest(bob.pubkey, 450_000, private=True))
@@ -346,8 +362,11 @@ def test_force_close_limbo_and_sweep(network: Network, nodes: tuple[LndBackend, 
     result = a.close_channel(point, force=True)
     assert result.state is ChannelState.FORCE_CLOSING and result.delivery_address is None
     network.mine(1)
-    wait_for(lambda: channel(a, point).state is ChannelState.FORCE_CLOSING and channel(a, point).maturity_height, 60,
-             what="the force close to show its maturity")
+    wait_for(
+        lambda: channel(a, point).state is ChannelState.FORCE_CLOSING and channel(a, point).maturity_height,
+        60,
+        what="the force close to show its maturity",
+    )
     limbo = channel(a, point)
     assert limbo.limbo_sat > 0 and limbo.closing_txid == result.closing_txid
     assert limbo.maturity_height == network.chain.height() + limbo.blocks_til_maturity
@@ -434,25 +453,63 @@ def test_node_cli_on_real_lnd(network: Network, tmp_path: Path) -> None:
 
     alice = network.lnd[0]
     config = init_regtest(tmp_path)
-    ok(config, "node", "add", "alice", "--lnd", "--host", alice.grpc_host,
-       "--tls-cert", str(alice.tls_cert), "--macaroon", str(alice.admin_macaroon))
+    ok(
+        config,
+        "node",
+        "add",
+        "alice",
+        "--lnd",
+        "--host",
+        alice.grpc_host,
+        "--tls-cert",
+        str(alice.tls_cert),
+        "--macaroon",
+        str(alice.admin_macaroon),
+    )
     result = run(config, "node", "check", "alice")
     assert result.exit_code == 0, result.output
     assert "all checks passed" in result.stdout and alice.pubkey in result.stdout
     report = json.loads(run(config, "node", "check", "alice", json_out=True).stdout)
     assert [c["name"] for c in report["checks"]] == [
-        "reachable", "synced", "network", "version", "permissions", "anchor reserve"]
+        "reachable",
+        "synced",
+        "network",
+        "version",
+        "permissions",
+        "anchor reserve",
+    ]
 
-    ok(config, "node", "add", "ro", "--lnd", "--host", alice.grpc_host, "--tls-cert", str(alice.tls_cert),
-       "--macaroon", str(alice.admin_macaroon.parent / "readonly.macaroon"))
+    ok(
+        config,
+        "node",
+        "add",
+        "ro",
+        "--lnd",
+        "--host",
+        alice.grpc_host,
+        "--tls-cert",
+        str(alice.tls_cert),
+        "--macaroon",
+        str(alice.admin_macaroon.parent / "readonly.macaroon"),
+    )
     result = run(config, "node", "check", "ro", json_out=True)
     assert result.exit_code == 1
     perms = {c["name"]: c for c in json.loads(result.stdout)["checks"]}["permissions"]
     assert not perms["ok"] and "OpenChannel needs" in perms["detail"] and "offchain:write" in perms["detail"]
 
     signet = tmp_path / "signet.toml"
-    ok(signet, "init", "--network", "signet", "--data-dir", str(tmp_path / "signet"),
-       "--chain-user", "u", "--chain-password", "p")
+    ok(
+        signet,
+        "init",
+        "--network",
+        "signet",
+        "--data-dir",
+        str(tmp_path / "signet"),
+        "--chain-user",
+        "u",
+        "--chain-password",
+        "p",
+    )
     ok(signet, "node", "add", "alice", "--lnd", "--lndconnect", _lndconnect(alice))
     result = run(signet, "node", "check", "alice", json_out=True)
     assert result.exit_code == 1

@@ -70,7 +70,7 @@ def test_force_close_proceeds_reach_the_node_wallet(setup: Setup) -> None:
 
 
 def test_dry_run_shows_the_figures_and_moves_nothing(setup: Setup) -> None:
-    net, a = setup.net, setup.net.lnd[0]
+    a = setup.net.lnd[0]
     balance = confirmed_balance(a)
     issued = {x["address"] for x in ok(setup.config, "wallet", "addresses", "--show-used")}
     plan = ok(setup.config, "sweep", a.name, "--dry-run", "--keep", "50000", "--fee-rate", "2")
@@ -95,8 +95,9 @@ def test_sweep_moves_the_node_wallet_to_the_multisig_keeping_the_reserve(setup: 
 
     thread = threading.Thread(target=miner)
     thread.start()
-    result = run(setup.config, "sweep", a.name, "--keep", "50000", "--fee-rate", "2", "--wait",
-                 "--timeout", "90", json_out=True)
+    result = run(
+        setup.config, "sweep", a.name, "--keep", "50000", "--fee-rate", "2", "--wait", "--timeout", "90", json_out=True
+    )
     thread.join()
     assert result.exit_code == 0, result.output
     done = json.loads(result.stdout)

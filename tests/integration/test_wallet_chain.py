@@ -125,8 +125,13 @@ def wallet(chain_network: Network, tmp_path_factory: pytest.TempPathFactory):
     net = chain_network
     d = tmp_path_factory.mktemp("reorg")
     cfg = init_config(
-        d / "config.toml", "regtest", data_dir=d / "data", chain_url=net.chain.rpc_url,
-        chain_user=net.chain.rpc_user, chain_password=net.chain.rpc_password, chain_cert=net.chain.rpc_cert,
+        d / "config.toml",
+        "regtest",
+        data_dir=d / "data",
+        chain_url=net.chain.rpc_url,
+        chain_user=net.chain.rpc_user,
+        chain_password=net.chain.rpc_password,
+        chain_cert=net.chain.rpc_cert,
         birthday=net.chain.height(),
     )
     keys = []

@@ -138,8 +138,20 @@ def test_self_transfer_with_chosen_coin_and_subtracted_fee(setup) -> None:
     coin = max(ok(config, "wallet", "utxos"), key=lambda u: u["value"])
     own = ok(config, "wallet", "address")["address"]
     f = d / "self.psbt"
-    sent = ok(config, "wallet", "send", own, str(coin["value"]), "--utxo", f"{coin['txid']}:{coin['vout']}",
-              "--subtract-fee", "--fee-rate", "3", "--out", str(f))
+    sent = ok(
+        config,
+        "wallet",
+        "send",
+        own,
+        str(coin["value"]),
+        "--utxo",
+        f"{coin['txid']}:{coin['vout']}",
+        "--subtract-fee",
+        "--fee-rate",
+        "3",
+        "--out",
+        str(f),
+    )
     outputs = sent["summary"]["outputs"]
     assert len(outputs) == 1 and outputs[0]["kind"] == "self"
     assert outputs[0]["value"] == coin["value"] - sent["summary"]["fee"]
@@ -165,12 +177,15 @@ def test_wrong_network_node_is_refused(setup, tmp_path: Path) -> None:
     net, config, d = setup
     other = tmp_path / "signet.toml"
     other.write_text(
-        config.read_text().replace('network = "regtest"', 'network = "signet"')
+        config.read_text()
+        .replace('network = "regtest"', 'network = "signet"')
         .replace(str(d / "data"), str(tmp_path / "sdata"))
         .replace("allowed_destinations = [", "allowed_destinations = [] #")
     )
-    keys = [SoftwareSigner.from_file(d / f"{n}.key").account_key("48h/1h/0h/2h", "signet").to_string()
-            for n in ("alice", "bob", "carol")]
+    keys = [
+        SoftwareSigner.from_file(d / f"{n}.key").account_key("48h/1h/0h/2h", "signet").to_string()
+        for n in ("alice", "bob", "carol")
+    ]
     ok(other, "wallet", "create", "-k", "2", *sum((["--key", k] for k in keys), []))
     err = fails(other, "wallet", "sync", code=13)
     assert "regtest" in err["error"] and net.chain.rpc_url in err["error"]
@@ -179,7 +194,8 @@ def test_wrong_network_node_is_refused(setup, tmp_path: Path) -> None:
 def test_installed_command_syncs_against_the_node(setup) -> None:
     net, config, d = setup
     env = {**os.environ, "L2CUSTODY_CONFIG": str(config)}
-    proc = subprocess.run([str(L2CUSTODY), "--json", "wallet", "sync"], capture_output=True, text=True,
-                          env=env, timeout=120)
+    proc = subprocess.run(
+        [str(L2CUSTODY), "--json", "wallet", "sync"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["tip_height"] == net.chain.height()

@@ -30,11 +30,26 @@ def world(cln_network: Network, tmp_path_factory: pytest.TempPathFactory) -> Any
     net = cln_network
     d = tmp_path_factory.mktemp("watch-cln")
     config = d / "config.toml"
-    ok(config, "init", "--network", "regtest", "--data-dir", str(d / "data"),
-       "--chain-url", net.chain.rpc_url, "--chain-user", net.chain.rpc_user,
-       "--chain-password", net.chain.rpc_password, "--birthday", str(net.chain.height()))
-    keys = [ok(config, "signer", "add", n, "--software", str(d / f"{n}.key"), "--generate")["key"]
-            for n in ("alice", "bob", "carol")]
+    ok(
+        config,
+        "init",
+        "--network",
+        "regtest",
+        "--data-dir",
+        str(d / "data"),
+        "--chain-url",
+        net.chain.rpc_url,
+        "--chain-user",
+        net.chain.rpc_user,
+        "--chain-password",
+        net.chain.rpc_password,
+        "--birthday",
+        str(net.chain.height()),
+    )
+    keys = [
+        ok(config, "signer", "add", n, "--software", str(d / f"{n}.key"), "--generate")["key"]
+        for n in ("alice", "bob", "carol")
+    ]
     ok(config, "wallet", "create", "-k", "2", *sum((["--key", k] for k in keys), []))
     cln = net.cln[0]
     ok(config, "node", "add", cln.name, "--cln", "--rpc-file", str(cln.rpc_file))
@@ -42,8 +57,9 @@ def world(cln_network: Network, tmp_path_factory: pytest.TempPathFactory) -> Any
     net.mine(1)
     ok(config, "wallet", "sync")
     hook = Hook()
-    set_keys(config, {"poll_seconds": "1", "backup_dir": json.dumps(str(d / "backups")),
-                      "webhook_url": json.dumps(hook.url)})
+    set_keys(
+        config, {"poll_seconds": "1", "backup_dir": json.dumps(str(d / "backups")), "webhook_url": json.dumps(hook.url)}
+    )
     watch = Watch(config, d / "watch.log")
     yield {"net": net, "config": config, "dir": d, "hook": hook, "watch": watch}
     if watch.proc is not None and watch.proc.poll() is None:
@@ -94,22 +110,34 @@ def test_a_multisig_funded_cln_channel_is_followed_and_backed_up(world: Any) -> 
     assert done["broadcast_txid"] == s["txid"]
     wait_in_mempool(net, s["txid"])
     net.mine(1)
-    wait_for(lambda: [t[1:3] for t in transitions(config, point)][-1:] == [("pending_open", "open")], 90,
-             what="watch to record the CLN channel open")
+    wait_for(
+        lambda: [t[1:3] for t in transitions(config, point)][-1:] == [("pending_open", "open")],
+        90,
+        what="watch to record the CLN channel open",
+    )
     assert [t[1:3] for t in transitions(config, point)] == [(None, "pending_open"), ("pending_open", "open")]
     entry = cln_channel(net, point)
     assert entry is not None
-    wait_for(lambda: watch.place("channels_local") == int(cln_channel(net, point)["to_us_msat"]) // 1000, 30,
-             what="channels_local = lightningd's to_us")
+    wait_for(
+        lambda: watch.place("channels_local") == int(cln_channel(net, point)["to_us_msat"]) // 1000,
+        30,
+        what="channels_local = lightningd's to_us",
+    )
     backup = d / "backups" / "cln-0.channel-backup"
-    wait_for(lambda: backup.exists() and len(json.loads(backup.read_text())["scb"]) == 1, 30,
-             what="the static backup with the channel")
+    wait_for(
+        lambda: backup.exists() and len(json.loads(backup.read_text())["scb"]) == 1,
+        30,
+        what="the static backup with the channel",
+    )
     assert backup.stat().st_mode & 0o777 == 0o600
     assert json.loads(backup.read_text())["scb"] == cln.rpc.staticbackup()["scb"]  # lightningd's own
     # watch's session upkeep checks the committed close address in its own round, which may
     # come after the round that wrote the backup
-    wait_for(lambda: ok(config, "session", "show", s["id"])["legs"][0]["close_address_ok"] is not None, 60,
-             what="watch to check the close address lightningd committed")
+    wait_for(
+        lambda: ok(config, "session", "show", s["id"])["legs"][0]["close_address_ok"] is not None,
+        60,
+        what="watch to check the close address lightningd committed",
+    )
     assert ok(config, "session", "show", s["id"])["legs"][0]["close_address_ok"] is True
 
 
@@ -121,9 +149,12 @@ def test_a_force_close_by_the_peer_is_alerted(world: Any) -> None:
     net, config, hook, point = world["net"], world["config"], world["hook"], world["point"]
     lnd = net.lnd[0]
     txid, vout = point.split(":")
-    updates = lnd.ln.CloseChannel(ln.CloseChannelRequest(
-        channel_point=ln.ChannelPoint(funding_txid_str=txid, output_index=int(vout)), force=True),
-        timeout=RPC_TIMEOUT)
+    updates = lnd.ln.CloseChannel(
+        ln.CloseChannelRequest(
+            channel_point=ln.ChannelPoint(funding_txid_str=txid, output_index=int(vout)), force=True
+        ),
+        timeout=RPC_TIMEOUT,
+    )
     closing = next(u for u in updates if u.HasField("close_pending")).close_pending.txid[::-1].hex()
     updates.cancel()
     wait_in_mempool(net, closing)

@@ -78,11 +78,19 @@ def world(network: Network, tmp_path_factory: pytest.TempPathFactory) -> Any:
     config = setup.config
     fund(net, config, (3_000_000, 2_000_000))
     hook = Hook()
-    set_keys(config, {
-        "poll_seconds": "2", "auto_sweep": "true", "sweep_threshold_sat": "100000", "sweep_keep_sat": "50000",
-        "sweep_fee_rate": "2", "backup_dir": json.dumps(str(d / "backups")), "unreachable_alert_seconds": "2",
-        "webhook_url": json.dumps(hook.url),
-    })
+    set_keys(
+        config,
+        {
+            "poll_seconds": "2",
+            "auto_sweep": "true",
+            "sweep_threshold_sat": "100000",
+            "sweep_keep_sat": "50000",
+            "sweep_fee_rate": "2",
+            "backup_dir": json.dumps(str(d / "backups")),
+            "unreachable_alert_seconds": "2",
+            "webhook_url": json.dumps(hook.url),
+        },
+    )
     # lnd-0's wallet starts with 1 BTC: sweep it down to 50,000 sat first, so that what watch
     # sweeps later is the force-close proceeds
     lnd0 = net.lnd[0]
@@ -92,8 +100,14 @@ def world(network: Network, tmp_path_factory: pytest.TempPathFactory) -> Any:
     wait_for(lambda: lnd_wallet(lnd0) == swept["kept_sat"], 30, what="lnd-0 to keep 50,000 sat")
     ok(config, "wallet", "sync")
     watch = Watch(config, d / "watch.log")
-    state: dict[str, Any] = {"net": net, "config": config, "dir": d, "hook": hook, "watch": watch,
-                             "kept": swept["kept_sat"]}
+    state: dict[str, Any] = {
+        "net": net,
+        "config": config,
+        "dir": d,
+        "hook": hook,
+        "watch": watch,
+        "kept": swept["kept_sat"],
+    }
     yield state
     if watch.proc is not None and watch.proc.poll() is None:
         watch.proc.kill()
@@ -121,14 +135,21 @@ def test_a_channel_opened_from_the_multisig_is_followed_and_its_broadcast_resume
     s = ok(config, "channel", "open", lnd0.name, f"{lnd1.pubkey}@{lnd1.p2p_host}", "500000", "--fee-rate", "2")
     sid, cp = s["id"], s["legs"][0]["channel_point"]
     world["cp"], world["sid"] = cp, sid
-    wait_for(lambda: (cp, None, "pending_open") in [t[:3] for t in transitions(config, cp)], 30,
-             what="watch to record the pending open")
-    wait_for(lambda: watch.place("pending_open") == lnd_pending(lnd0, cp).channel.local_balance, 30,
-             what="the pending_open balance to match lnd")
+    wait_for(
+        lambda: (cp, None, "pending_open") in [t[:3] for t in transitions(config, cp)],
+        30,
+        what="watch to record the pending open",
+    )
+    wait_for(
+        lambda: watch.place("pending_open") == lnd_pending(lnd0, cp).channel.local_balance,
+        30,
+        what="the pending_open balance to match lnd",
+    )
     report = ok(config, "report")
     [pending] = report["nodes"][0]["pending_opens"]
     assert pending["session_id"] == sid and pending["blocks_left"] == s["blocks_left"] - (
-        net.chain.height() - s["tip_height"])
+        net.chain.height() - s["tip_height"]
+    )
 
     ok(config, "session", "sign", sid, "--signer", "alice", "--no-broadcast")
     assert ok(config, "session", "sign", sid, "--signer", "bob", "--no-broadcast")["complete"]
@@ -140,19 +161,28 @@ def test_a_channel_opened_from_the_multisig_is_followed_and_its_broadcast_resume
     net.mine(1)
 
     wait_for(lambda: (find_channel(lnd0, cp) or _Inactive()).active, 60, what="the channel to be active")
-    wait_for(lambda: ok(config, "session", "show", sid)["legs"][0]["state"] == "open", 60,
-             what="watch to follow the session to open")
+    wait_for(
+        lambda: ok(config, "session", "show", sid)["legs"][0]["state"] == "open",
+        60,
+        what="watch to follow the session to open",
+    )
     assert ok(config, "session", "show", sid)["legs"][0]["close_address_ok"] is True
-    wait_for(lambda: watch.place("channels_local") == find_channel(lnd0, cp).local_balance, 30,
-             what="channels_local to match lnd")
+    wait_for(
+        lambda: watch.place("channels_local") == find_channel(lnd0, cp).local_balance,
+        30,
+        what="channels_local to match lnd",
+    )
     ok(config, "wallet", "sync")
     wait_for(lambda: watch.place("multisig") == multisig_total(config), 30, what="the multisig balance")
     assert [t[1:3] for t in transitions(config, cp)] == [(None, "pending_open"), ("pending_open", "open")]
     assert watch.metrics()['l2custody_channels{node="lnd-0",state="open"}'] == 1
     # the backup lnd exported after the open: written 0600, and lnd itself accepts it
     backup = d / "backups" / f"{lnd0.name}.channel-backup"
-    wait_for(lambda: any(e.details.get("path") == str(backup) for e in audit(config, "backup-written")[1:]), 30,
-             what="a backup written after the open")
+    wait_for(
+        lambda: any(e.details.get("path") == str(backup) for e in audit(config, "backup-written")[1:]),
+        30,
+        what="a backup written after the open",
+    )
     assert backup.stat().st_mode & 0o777 == 0o600
     _verify_backup(lnd0, backup.read_bytes())
     assert ok(config, "report")["ok"] is True
@@ -181,8 +211,9 @@ def _simulate_crash_before_the_broadcast(config: Path, sid: str) -> None:
 def _verify_backup(node: LndNode, data: bytes) -> None:
     from lndgrpc.compiled import lightning_pb2 as ln
 
-    node.ln.VerifyChanBackup(ln.ChanBackupSnapshot(multi_chan_backup=ln.MultiChanBackup(multi_chan_backup=data)),
-                             timeout=RPC_TIMEOUT)
+    node.ln.VerifyChanBackup(
+        ln.ChanBackupSnapshot(multi_chan_backup=ln.MultiChanBackup(multi_chan_backup=data)), timeout=RPC_TIMEOUT
+    )
 
 
 def test_a_payment_moves_the_local_balance(world: Any) -> None:
@@ -239,8 +270,9 @@ def test_a_force_close_while_watch_is_killed_is_reconciled_and_alerted(world: An
     closing_txid = _peer_force_closes(lnd1, cp)
     wait_in_mempool(net, closing_txid)
     net.mine(1)  # the commitment confirms: lnd-0 sees the peer's force close while watch is down
-    wait_for(lambda: lnd_force_closing(lnd0, cp) is not None, 60,
-             what="lnd-0 to see the force close with funds in limbo")
+    wait_for(
+        lambda: lnd_force_closing(lnd0, cp) is not None, 60, what="lnd-0 to see the force close with funds in limbo"
+    )
     watch.start()
     moves = transitions(config, cp)
     after_kill = [m for m in moves if m[3] == "start"]
@@ -271,9 +303,12 @@ def _peer_force_closes(node: LndNode, cp: str) -> str:
     from lndgrpc.compiled import lightning_pb2 as ln
 
     txid, index = cp.split(":")
-    updates = node.ln.CloseChannel(ln.CloseChannelRequest(
-        channel_point=ln.ChannelPoint(funding_txid_str=txid, output_index=int(index)), force=True),
-        timeout=RPC_TIMEOUT)
+    updates = node.ln.CloseChannel(
+        ln.CloseChannelRequest(
+            channel_point=ln.ChannelPoint(funding_txid_str=txid, output_index=int(index)), force=True
+        ),
+        timeout=RPC_TIMEOUT,
+    )
     for update in updates:
         if update.HasField("close_pending"):
             updates.cancel()
@@ -299,14 +334,20 @@ def test_auto_sweep_moves_the_matured_proceeds_to_the_multisig(world: Any) -> No
     assert paid[sweep["address"]] == sweep["amount_sat"] > 300_000  # btcd: the sweep pays the multisig
     assert sweep["kept_sat"] >= 50_000
     net.mine(1)
-    wait_for(lambda: ok(config, "sweep-status", lnd0.name)[-1]["state"] == "verified", 60,
-             what="the sweep to be verified by the wallet")
+    wait_for(
+        lambda: ok(config, "sweep-status", lnd0.name)[-1]["state"] == "verified",
+        60,
+        what="the sweep to be verified by the wallet",
+    )
     wait_for(lambda: watch.place("hot_wallet") == lnd_wallet(lnd0), 30, what="hot_wallet = lnd's wallet")
     wait_for(lambda: watch.place("multisig") == multisig_total(config), 30, what="multisig = the wallet")
     assert lnd_wallet(lnd0) == sweep["kept_sat"]
     assert watch.place("limbo") == 0 and watch.place("channels_local") == 0
-    wait_for(lambda: transitions(config, cp)[-1][1:3] == ("force_closing", "closed"), 30,
-             what="watch to record the channel closed")
+    wait_for(
+        lambda: transitions(config, cp)[-1][1:3] == ("force_closing", "closed"),
+        30,
+        what="watch to record the channel closed",
+    )
     m = watch.metrics()
     assert m['l2custody_channels{node="lnd-0",state="closed"}'] == 1 and m["l2custody_custody_violations"] == 0
 
@@ -314,7 +355,11 @@ def test_auto_sweep_moves_the_matured_proceeds_to_the_multisig(world: Any) -> No
 def test_every_transition_is_in_the_audit_log_and_sigterm_stops_cleanly(world: Any) -> None:
     config, watch, cp = world["config"], world["watch"], world["cp"]
     assert [m[1:3] for m in transitions(config, cp)] == [
-        (None, "pending_open"), ("pending_open", "open"), ("open", "force_closing"), ("force_closing", "closed")]
+        (None, "pending_open"),
+        ("pending_open", "open"),
+        ("open", "force_closing"),
+        ("force_closing", "closed"),
+    ]
     activity = _activity(config, cp)
     assert ("active", "inactive") in activity and ("inactive", "active") in activity  # lnd-0 down, the peer away
     assert any(m[3] == "event" for m in transitions(config)), "no transition was woken by an lnd event"
@@ -348,8 +393,9 @@ def test_report_flags_channels_opened_outside_l2custody(world: Any) -> None:
     assert ("close-address", "foreign", foreign_cp) in found and ("close-address", "missing", bare_cp) in found
     assert ("funding-source", "foreign", foreign_cp) in found and ("funding-source", "foreign", bare_cp) in found
     # watch --once alerts on them (once)
-    once = subprocess.run([str(L2CUSTODY), "--config", str(config), "watch", "--once"], capture_output=True,
-                          text=True, timeout=120)
+    once = subprocess.run(
+        [str(L2CUSTODY), "--config", str(config), "watch", "--once"], capture_output=True, text=True, timeout=120
+    )
     assert once.returncode == 0, once.stderr
     assert {"foreign-close-address", "no-close-address", "foreign-funding"} <= set(hook.kinds())
     [foreign] = hook.of("foreign-close-address")

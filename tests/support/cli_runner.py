@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import l2custody.cli.main
 from typer.testing import CliRunner
+
+import l2custody.cli.main
 
 if TYPE_CHECKING:  # pragma: no cover
     from regtest.chain import ChainNode
@@ -72,8 +73,18 @@ def init_regtest(directory: Path) -> Path:
     """``l2custody init`` a regtest config at ``directory/config.toml`` (data in
     ``directory/data``, a chain login that is never dialled); returns its path."""
     path = directory / "config.toml"
-    ok(path, "init", "--network", "regtest", "--data-dir", str(directory / "data"),
-       "--chain-user", "u", "--chain-password", "p")
+    ok(
+        path,
+        "init",
+        "--network",
+        "regtest",
+        "--data-dir",
+        str(directory / "data"),
+        "--chain-user",
+        "u",
+        "--chain-password",
+        "p",
+    )
     return path
 
 
@@ -82,17 +93,32 @@ def init_on_chain(directory: Path, chain: ChainNode) -> Path:
     harness ``chain`` (its RPC login, btcd's certificate, birthday = its height now)."""
     path = directory / "config.toml"
     cert = ["--chain-cert", str(chain.rpc_cert)] if chain.rpc_cert is not None else []
-    ok(path, "init", "--network", "regtest", "--data-dir", str(directory / "data"),
-       "--chain-url", chain.rpc_url, "--chain-user", chain.rpc_user,
-       "--chain-password", chain.rpc_password, *cert, "--birthday", str(chain.height()))
+    ok(
+        path,
+        "init",
+        "--network",
+        "regtest",
+        "--data-dir",
+        str(directory / "data"),
+        "--chain-url",
+        chain.rpc_url,
+        "--chain-user",
+        chain.rpc_user,
+        "--chain-password",
+        chain.rpc_password,
+        *cert,
+        "--birthday",
+        str(chain.height()),
+    )
     return path
 
 
 def software_signers(config: Path, directory: Path, names: tuple[str, ...] = ("alice", "bob", "carol")) -> list[str]:
     """``signer add NAME --software directory/NAME.key --generate`` for each name;
     returns their keys for ``wallet create``."""
-    return [ok(config, "signer", "add", n, "--software", str(directory / f"{n}.key"), "--generate")["key"]
-            for n in names]
+    return [
+        ok(config, "signer", "add", n, "--software", str(directory / f"{n}.key"), "--generate")["key"] for n in names
+    ]
 
 
 def create_wallet(config: Path, keys: list[str], threshold: int = 2) -> None:

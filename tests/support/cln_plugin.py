@@ -28,8 +28,17 @@ MAINNET_ADDRESS = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
 #: The outside address the captured withdraw paid (l1's wallet in the capture).
 CAPTURED_FOREIGN = "bcrt1q7t7h6sfgpc8kv5xm7fenkxddml6aavut6mdhel"
 
-__all__ = ["CAPTURED_FOREIGN", "MAINNET_ADDRESS", "PLUGIN", "PluginProcess", "fixture", "make_wallet",
-           "outside_address", "payload", "rpc_command"]
+__all__ = [
+    "CAPTURED_FOREIGN",
+    "MAINNET_ADDRESS",
+    "PLUGIN",
+    "PluginProcess",
+    "fixture",
+    "make_wallet",
+    "outside_address",
+    "payload",
+    "rpc_command",
+]
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -54,8 +63,9 @@ def rpc_command(name: str, **params: Any) -> dict[str, Any]:
     return req
 
 
-def make_wallet(directory: Path, *, allowed: tuple[str, ...] = (), allow_any: bool = False,
-                network: str = "regtest") -> Config:
+def make_wallet(
+    directory: Path, *, allowed: tuple[str, ...] = (), allow_any: bool = False, network: str = "regtest"
+) -> Config:
     """A 2-of-3 custody wallet over the public test mnemonics, created through the library."""
     directory.mkdir(parents=True, exist_ok=True)
     cfg = init_config(directory / "config.toml", network, data_dir=directory / "data")
@@ -76,8 +86,11 @@ class PluginProcess:
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(PLUGIN)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env={**os.environ, "LIGHTNINGD_PLUGIN": "1", **(env or {})},
+            [sys.executable, str(PLUGIN)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "LIGHTNINGD_PLUGIN": "1", **(env or {})},
             cwd=str(ROOT),
         )
         self.logs: list[dict[str, Any]] = []
@@ -115,8 +128,9 @@ class PluginProcess:
             try:
                 msg = self._inbox.get(timeout=timeout)
             except queue.Empty:
-                raise AssertionError(f"the plugin did not answer {request_id} within {timeout}s; "
-                                     f"logs: {self.log_text()[-2000:]}") from None
+                raise AssertionError(
+                    f"the plugin did not answer {request_id} within {timeout}s; logs: {self.log_text()[-2000:]}"
+                ) from None
             if msg is None:
                 raise AssertionError(f"the plugin exited (rc={self.proc.wait()}): {self.stderr()}")
             if msg.get("method") == "log":
@@ -162,9 +176,16 @@ class PluginProcess:
     @staticmethod
     def _init_params(config: Config | Path | str, network: str, options: dict[str, Any]) -> dict[str, Any]:
         path = Path(getattr(config, "path", config))
-        return {"options": {"l2custody-config": str(path), **options}, "configuration": {
-            "lightning-dir": str(path.parent), "rpc-file": "lightning-rpc", "startup": True,
-            "network": network, "feature_set": {}}}
+        return {
+            "options": {"l2custody-config": str(path), **options},
+            "configuration": {
+                "lightning-dir": str(path.parent),
+                "rpc-file": "lightning-rpc",
+                "startup": True,
+                "network": network,
+                "feature_set": {},
+            },
+        }
 
     def log_text(self) -> str:
         return "\n".join(str(entry.get("message")) for entry in self.logs)

@@ -79,8 +79,14 @@ class StandInBackend(NodeBackend):
     def list_channels(self, *, include_closed: bool = True) -> list[ChannelInfo]:
         return list(self.channels)
 
-    def close_channel(self, channel_point: str, *, delivery_address: str | None = None,
-                      fee_rate: float | None = None, force: bool = False) -> CloseResult:
+    def close_channel(
+        self,
+        channel_point: str,
+        *,
+        delivery_address: str | None = None,
+        fee_rate: float | None = None,
+        force: bool = False,
+    ) -> CloseResult:
         self.closes.append((channel_point, delivery_address, force))
         if self.close_error is not None:
             raise self.close_error

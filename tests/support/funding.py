@@ -32,8 +32,19 @@ def register_nodes(net: Network, config: Path) -> None:
     known = {n["name"] for n in ok(config, "node", "list")}
     for node in net.lnd:
         if node.name not in known:
-            ok(config, "node", "add", node.name, "--lnd", "--host", node.grpc_host,
-               "--tls-cert", str(node.tls_cert), "--macaroon", str(node.admin_macaroon))
+            ok(
+                config,
+                "node",
+                "add",
+                node.name,
+                "--lnd",
+                "--host",
+                node.grpc_host,
+                "--tls-cert",
+                str(node.tls_cert),
+                "--macaroon",
+                str(node.admin_macaroon),
+            )
 
 
 def fund(net: Network, config: Path, coins: tuple[int, ...]) -> None:

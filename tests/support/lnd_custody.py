@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import l2custody.cli.main
-
 from regtest import Network, wait_for
 from regtest.lightning import channel_point_str, find_channel
 from regtest.lnd import RPC_TIMEOUT, LndNode
@@ -44,8 +43,19 @@ def make_setup(net: Network, directory: Path) -> Setup:
     config = init_on_chain(directory, net.chain)
     create_wallet(config, software_signers(config, directory))
     node = net.lnd[0]
-    ok(config, "node", "add", node.name, "--lnd", "--host", node.grpc_host,
-       "--tls-cert", str(node.tls_cert), "--macaroon", str(node.admin_macaroon))
+    ok(
+        config,
+        "node",
+        "add",
+        node.name,
+        "--lnd",
+        "--host",
+        node.grpc_host,
+        "--tls-cert",
+        str(node.tls_cert),
+        "--macaroon",
+        str(node.admin_macaroon),
+    )
     return Setup(net, config, directory)
 
 
@@ -66,24 +76,31 @@ def invoke_input(config: Path, *args: str, input: str, json_out: bool = True) ->
         return Result(code, stdout, err.getvalue().decode())
 
 
-def open_channel(net: Network, a: LndNode, b: LndNode, sats: int, *, push_sat: int = 0,
-                 close_address: str = "") -> str:
+def open_channel(net: Network, a: LndNode, b: LndNode, sats: int, *, push_sat: int = 0, close_address: str = "") -> str:
     """a opens a channel to b from its own wallet (with ``close_address`` as upfront
     shutdown script if given), mined and active on both sides. Returns the channel point."""
     from lndgrpc.compiled import lightning_pb2 as ln
 
     net.connect(a, b)
     point = a.ln.OpenChannelSync(
-        ln.OpenChannelRequest(node_pubkey=bytes.fromhex(b.pubkey), local_funding_amount=sats,
-                              push_sat=push_sat, sat_per_vbyte=2, close_address=close_address),
+        ln.OpenChannelRequest(
+            node_pubkey=bytes.fromhex(b.pubkey),
+            local_funding_amount=sats,
+            push_sat=push_sat,
+            sat_per_vbyte=2,
+            close_address=close_address,
+        ),
         timeout=RPC_TIMEOUT,
     )
     cp = channel_point_str(point)
     txid = cp.split(":")[0]
     wait_for(lambda: txid in net.chain.rpc("getrawmempool"), 30, what=f"funding tx {txid} in the mempool")
     net.mine(1)
-    wait_for(lambda: all((c := find_channel(n, cp)) is not None and c.active for n in (a, b)), 60,
-             what=f"channel {cp} active on {a.name} and {b.name}")
+    wait_for(
+        lambda: all((c := find_channel(n, cp)) is not None and c.active for n in (a, b)),
+        60,
+        what=f"channel {cp} active on {a.name} and {b.name}",
+    )
     return cp
 
 

@@ -99,6 +99,7 @@ def fake_lnd(script: Script, cert: bytes, key: bytes) -> Iterator[int]:
         request_deserializer=ln.GetInfoRequest.FromString,
         response_serializer=ln.GetInfoResponse.SerializeToString,
     )
+
     def open_channel(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         script.seen_opens.append(request)
         answer = script.opens.pop(0)

@@ -42,8 +42,9 @@ def outside_address() -> str:
     return other_descriptor().address(False, 0)
 
 
-def coin(desc: MultisigDescriptor, value: int, *, index: int = 0, change: bool = False, salt: int = 0,
-         with_prev: bool = True) -> Utxo:
+def coin(
+    desc: MultisigDescriptor, value: int, *, index: int = 0, change: bool = False, salt: int = 0, with_prev: bool = True
+) -> Utxo:
     """A coin of ``desc`` at (change, index), paid by a fresh previous transaction."""
     spk = desc.derive(change, index).script_pubkey
     prev = Transaction(

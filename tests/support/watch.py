@@ -40,8 +40,13 @@ def outpoint(n: int) -> str:
 
 def channel(node: str, n: int, state: ChannelState = ChannelState.OPEN, **kw: Any) -> ChannelInfo:
     base: dict[str, Any] = dict(
-        capacity_sat=500_000, local_balance_sat=400_000, remote_balance_sat=90_000, active=True,
-        initiator="local", close_address_known=state is ChannelState.OPEN, short_channel_id=f"{100 + n}x1x0",
+        capacity_sat=500_000,
+        local_balance_sat=400_000,
+        remote_balance_sat=90_000,
+        active=True,
+        initiator="local",
+        close_address_known=state is ChannelState.OPEN,
+        short_channel_id=f"{100 + n}x1x0",
     )
     base.update(kw)
     return ChannelInfo(node, outpoint(n), PEER, state, **base)
@@ -52,8 +57,9 @@ class ScriptedNode(NodeBackend):
     ``down`` (every call raises NodeUnreachable), push ``events``."""
 
     kind = "lnd"
-    capabilities = frozenset({Capability.SWEEP, Capability.ANCHOR_RESERVE, Capability.CHANNEL_BACKUP,
-                              Capability.CHANNEL_EVENTS})
+    capabilities = frozenset(
+        {Capability.SWEEP, Capability.ANCHOR_RESERVE, Capability.CHANNEL_BACKUP, Capability.CHANNEL_EVENTS}
+    )
 
     def __init__(self, name: str = "west", channels: list[ChannelInfo] | None = None) -> None:
         super().__init__(name)
@@ -86,8 +92,14 @@ class ScriptedNode(NodeBackend):
         self._check()
         return [c for c in self.channels if include_closed or c.state is not ChannelState.CLOSED]
 
-    def close_channel(self, channel_point: str, *, delivery_address: str | None = None,
-                      fee_rate: float | None = None, force: bool = False) -> CloseResult:
+    def close_channel(
+        self,
+        channel_point: str,
+        *,
+        delivery_address: str | None = None,
+        fee_rate: float | None = None,
+        force: bool = False,
+    ) -> CloseResult:
         raise NotImplementedError
 
     def onchain_balance(self) -> OnchainBalance:
@@ -98,8 +110,9 @@ class ScriptedNode(NodeBackend):
         self._check()
         return AnchorReserve(self.reserve, self.balance.confirmed_sat, additional_public_channels)
 
-    def sweep_to(self, address: str, *, keep_sat: int | None = None, fee_rate: float | None = None,
-                 dry_run: bool = False) -> SweepResult:
+    def sweep_to(
+        self, address: str, *, keep_sat: int | None = None, fee_rate: float | None = None, dry_run: bool = False
+    ) -> SweepResult:
         self._check()
         kept = max(keep_sat or 0, self.reserve)
         amount = self.balance.confirmed_sat - kept - 200

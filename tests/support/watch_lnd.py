@@ -58,15 +58,20 @@ class Watch:
         with self.log.open("a") as err:
             self.proc = subprocess.Popen(
                 [str(L2CUSTODY), "--config", str(self.config), "watch", "--metrics", "127.0.0.1:0"],
-                stdout=subprocess.DEVNULL, stderr=err)
-        wait_for(lambda: "ready:" in self.text() or self.proc.poll() is not None, 120,  # type: ignore[union-attr]
-                 what="watch to finish its first round")
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        wait_for(
+            lambda: "ready:" in self.text() or self.proc.poll() is not None,
+            120,  # type: ignore[union-attr]
+            what="watch to finish its first round",
+        )
         assert self.proc.poll() is None, self.text()
         self.url = re.findall(r"metrics on (http://\S+)", self.text())[-1]
 
     def text(self) -> str:
         """The log of the current run."""
-        return self.log.read_text()[self.offset:] if self.log.exists() else ""
+        return self.log.read_text()[self.offset :] if self.log.exists() else ""
 
     def tail(self) -> str:
         """The end of the log, for assertion messages."""
@@ -102,8 +107,11 @@ def transitions(config: Path, subject: str | None = None) -> list[tuple[str, str
     from l2custody.store import Store
 
     with Store.open(load_config(config).store_path) as store:
-        return [(e.subject, e.details["from"], e.details["to"], e.details["source"])
-                for e in store.audit_log(subject=subject) if e.actor == "watch" and e.action == "channel-state"]
+        return [
+            (e.subject, e.details["from"], e.details["to"], e.details["source"])
+            for e in store.audit_log(subject=subject)
+            if e.actor == "watch" and e.action == "channel-state"
+        ]
 
 
 def audit(config: Path, action: str) -> list[Any]:
@@ -120,5 +128,3 @@ def set_keys(config: Path, values: dict[str, str]) -> None:
         text, n = re.subn(rf"^#?\s*{key} = .*$", f"{key} = {value}", text, flags=re.M)
         assert n == 1, key
     config.write_text(text)
-
-

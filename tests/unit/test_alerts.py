@@ -26,8 +26,16 @@ from l2custody.custody.watch.alerts import (
 )
 from l2custody.errors import AlertDeliveryFailed, ConfigError
 
-ALERT = Alert("force-close:west:ab:0", "force-close", "critical", "ab:0", "channel ab:0 was force closed", "west",
-              {"limbo_sat": 1000}, 1_700_000_000.0)
+ALERT = Alert(
+    "force-close:west:ab:0",
+    "force-close",
+    "critical",
+    "ab:0",
+    "channel ab:0 was force closed",
+    "west",
+    {"limbo_sat": 1000},
+    1_700_000_000.0,
+)
 
 
 class Receiver:
@@ -90,8 +98,10 @@ def test_webhook_failures_say_what_to_check_without_the_token(receiver: Receiver
 
 def test_command_gets_the_alert_on_stdin_and_in_its_environment(tmp_path: Path) -> None:
     out = tmp_path / "got.json"
-    script = ("import json, os, sys; d = json.load(sys.stdin); "
-              f"d['env'] = os.environ['L2CUSTODY_ALERT_KIND']; open({str(out)!r}, 'w').write(json.dumps(d))")
+    script = (
+        "import json, os, sys; d = json.load(sys.stdin); "
+        f"d['env'] = os.environ['L2CUSTODY_ALERT_KIND']; open({str(out)!r}, 'w').write(json.dumps(d))"
+    )
     CommandSink([sys.executable, "-c", script]).send(ALERT)
     got = json.loads(out.read_text())
     assert got["kind"] == "force-close" and got["env"] == "force-close" and got["node"] == "west"
@@ -125,9 +135,9 @@ def test_watch_and_alerts_config_defaults_and_values(tmp_path: Path) -> None:
     assert cfg.watch.auto_sweep is False and cfg.watch.sweep_threshold_sat == 100_000
     assert cfg.alerts.webhook_url is None and cfg.alerts.command == ()
     text = (tmp_path / "config.toml").read_text()
-    text = text.replace("auto_sweep = false", "auto_sweep = true\nbackup_dir = \"bk\"\nsweep_fee_rate = 2")
-    text = text.replace("# webhook_url = \"https://alerts.example/hook\"", "webhook_url = \"http://127.0.0.1:1/h\"")
-    text = text.replace("# command = [\"/usr/local/bin/page-oncall\"]", "command = \"/bin/page --urgent 'on call'\"")
+    text = text.replace("auto_sweep = false", 'auto_sweep = true\nbackup_dir = "bk"\nsweep_fee_rate = 2')
+    text = text.replace('# webhook_url = "https://alerts.example/hook"', 'webhook_url = "http://127.0.0.1:1/h"')
+    text = text.replace('# command = ["/usr/local/bin/page-oncall"]', "command = \"/bin/page --urgent 'on call'\"")
     (tmp_path / "config.toml").write_text(text)
     cfg = load_config(tmp_path / "config.toml")
     assert cfg.watch.auto_sweep and cfg.watch.backup_dir == tmp_path / "bk" and cfg.watch.sweep_fee_rate == 2.0
@@ -136,18 +146,21 @@ def test_watch_and_alerts_config_defaults_and_values(tmp_path: Path) -> None:
     assert names == ["log", "webhook", "command"]
 
 
-@pytest.mark.parametrize(("extra", "key", "problem"), [
-    ("[alerts]\nwebhook_url = \"ftp://x\"\n", "alerts.webhook_url", "http:// or https://"),
-    ("[alerts]\ncommand = [\"ok\", 3]\n", "alerts.command", "non-empty string"),
-    ("[alerts]\ncommand = \"unbalanced 'quote\"\n", "alerts.command", "cannot split"),
-    ("[watch]\npoll_seconds = 0\n", "watch.poll_seconds", "greater than 0"),
-    ("[watch]\nsweep_threshold_sat = -1\n", "watch.sweep_threshold_sat", "at least 0"),
-    ("[watch]\nauto_sweep = \"yes\"\n", "watch.auto_sweep", "true or false"),
-    ("[watch]\npoll = 3\n", "watch.poll", "unknown key"),
-])
+@pytest.mark.parametrize(
+    ("extra", "key", "problem"),
+    [
+        ('[alerts]\nwebhook_url = "ftp://x"\n', "alerts.webhook_url", "http:// or https://"),
+        ('[alerts]\ncommand = ["ok", 3]\n', "alerts.command", "non-empty string"),
+        ('[alerts]\ncommand = "unbalanced \'quote"\n', "alerts.command", "cannot split"),
+        ("[watch]\npoll_seconds = 0\n", "watch.poll_seconds", "greater than 0"),
+        ("[watch]\nsweep_threshold_sat = -1\n", "watch.sweep_threshold_sat", "at least 0"),
+        ('[watch]\nauto_sweep = "yes"\n', "watch.auto_sweep", "true or false"),
+        ("[watch]\npoll = 3\n", "watch.poll", "unknown key"),
+    ],
+)
 def test_bad_watch_and_alerts_values_name_the_key(tmp_path: Path, extra: str, key: str, problem: str) -> None:
     path = tmp_path / "c.toml"
-    path.write_text(f"network = \"regtest\"\n[chain]\ncookie = \"x\"\n{extra}")
+    path.write_text(f'network = "regtest"\n[chain]\ncookie = "x"\n{extra}')
     with pytest.raises(ConfigError, match=problem) as err:
         load_config(path)
     assert key in err.value.message and str(path) in err.value.message

@@ -82,7 +82,10 @@ def test_lnd_declares_every_capability_but_the_core_lightning_ones() -> None:
     from l2custody.backends.lnd.backend import LndBackend
 
     assert LndBackend.capabilities == frozenset(Capability) - {
-        Capability.PUBLISH_PSBT, Capability.PLUGIN_EVENTS, Capability.WITHHELD_FUNDING}
+        Capability.PUBLISH_PSBT,
+        Capability.PLUGIN_EVENTS,
+        Capability.WITHHELD_FUNDING,
+    }
 
 
 def test_core_lightning_declares_every_capability_but_the_inbound_guard() -> None:
@@ -92,7 +95,18 @@ def test_core_lightning_declares_every_capability_but_the_inbound_guard() -> Non
 
 
 def test_funding_intent_round_trips_through_json() -> None:
-    intent = FundingIntent("west", "lnd", PEER, "ab" * 32, "bcrt1q...", bytes.fromhex("0020" + "11" * 32), 1_000_000, "bcrt1qclose", private=True, push_sat=5)
+    intent = FundingIntent(
+        "west",
+        "lnd",
+        PEER,
+        "ab" * 32,
+        "bcrt1q...",
+        bytes.fromhex("0020" + "11" * 32),
+        1_000_000,
+        "bcrt1qclose",
+        private=True,
+        push_sat=5,
+    )
     again = FundingIntent.from_dict(json.loads(json.dumps(intent.to_dict())))
     assert again == intent
 

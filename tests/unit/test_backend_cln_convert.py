@@ -116,25 +116,47 @@ def test_unilateral_close_waiting_for_the_chain_is_force_closing_with_our_commit
         ("CHANNELD_SHUTTING_DOWN", [], (ChannelState.CLOSING, None)),
         ("CLOSINGD_COMPLETE", [], (ChannelState.CLOSING, CloseType.COOPERATIVE)),
         ("FUNDING_SPEND_SEEN", [], (ChannelState.FORCE_CLOSING, CloseType.UNKNOWN)),
-        ("ONCHAIN", ["ONCHAIN:Tracking their unilateral close", "ONCHAIN:2 outputs unresolved: in 5 blocks will spend"],
-         (ChannelState.FORCE_CLOSING, CloseType.REMOTE_FORCE)),
-        ("ONCHAIN", ["ONCHAIN:Tracking our own unilateral close",
-                     "ONCHAIN:All outputs resolved: waiting 90 more blocks before forgetting channel"],
-         (ChannelState.CLOSED, CloseType.LOCAL_FORCE)),
-        ("ONCHAIN", ["ONCHAIN:Tracking their illegal close: taking all funds"],
-         (ChannelState.FORCE_CLOSING, CloseType.BREACH)),
+        (
+            "ONCHAIN",
+            ["ONCHAIN:Tracking their unilateral close", "ONCHAIN:2 outputs unresolved: in 5 blocks will spend"],
+            (ChannelState.FORCE_CLOSING, CloseType.REMOTE_FORCE),
+        ),
+        (
+            "ONCHAIN",
+            [
+                "ONCHAIN:Tracking our own unilateral close",
+                "ONCHAIN:All outputs resolved: waiting 90 more blocks before forgetting channel",
+            ],
+            (ChannelState.CLOSED, CloseType.LOCAL_FORCE),
+        ),
+        (
+            "ONCHAIN",
+            ["ONCHAIN:Tracking their illegal close: taking all funds"],
+            (ChannelState.FORCE_CLOSING, CloseType.BREACH),
+        ),
     ],
 )
 def test_state_mapping_from_the_onchain_billboard(state: str, status: list[str], expected: tuple[Any, Any]) -> None:
     # Start from a real entry and change only what differs between these states.
-    entry = {**load("listpeerchannels.normal.json")["channels"][0], "state": state, "status": status, "state_changes": []}
+    entry = {
+        **load("listpeerchannels.normal.json")["channels"][0],
+        "state": state,
+        "status": status,
+        "state_changes": [],
+    }
     assert channel_state(entry) == expected
 
 
 def test_maturity_from_the_billboard() -> None:
-    entry = {**load("listpeerchannels.normal.json")["channels"][0], "state": "ONCHAIN", "state_changes": [],
-             "status": ["ONCHAIN:Tracking our own unilateral close",
-                        "ONCHAIN:1 outputs unresolved: in 5 blocks will spend DELAYED_OUTPUT_TO_US (x:1) using OUR_DELAYED_RETURN_TO_WALLET"]}
+    entry = {
+        **load("listpeerchannels.normal.json")["channels"][0],
+        "state": "ONCHAIN",
+        "state_changes": [],
+        "status": [
+            "ONCHAIN:Tracking our own unilateral close",
+            "ONCHAIN:1 outputs unresolved: in 5 blocks will spend DELAYED_OUTPUT_TO_US (x:1) using OUR_DELAYED_RETURN_TO_WALLET",
+        ],
+    }
     ch = channel_info("l1", entry)
     assert ch is not None and ch.state is ChannelState.FORCE_CLOSING and ch.blocks_til_maturity == 5
     assert ch.limbo_sat == 1_000_000 and ch.closing_txid == entry["scratch_txid"]
@@ -159,13 +181,27 @@ def test_closed_channels_from_listclosedchannels() -> None:
     assert load("listclosedchannels.json") == {"closedchannels": []}  # nothing forgotten yet in the capture
     # A forgotten channel carries the schema's required fields; built from the live entry of the same channel.
     live = load("listpeerchannels.after_mutual.json")["channels"][0]
-    entry = {"peer_id": live["peer_id"], "channel_id": live["channel_id"], "opener": "local", "private": True,
-             "total_msat": live["total_msat"], "funding_txid": live["funding_txid"],
-             "funding_outnum": live["funding_outnum"], "funding_withheld": False, "leased": False,
-             "final_to_us_msat": live["to_us_msat"], "min_to_us_msat": live["min_to_us_msat"],
-             "max_to_us_msat": live["max_to_us_msat"], "last_commitment_txid": live["scratch_txid"],
-             "close_cause": "user", "channel_type": live["channel_type"], "short_channel_id": "102x1x1",
-             "total_local_commitments": 3, "total_remote_commitments": 3, "total_htlcs_sent": 1}
+    entry = {
+        "peer_id": live["peer_id"],
+        "channel_id": live["channel_id"],
+        "opener": "local",
+        "private": True,
+        "total_msat": live["total_msat"],
+        "funding_txid": live["funding_txid"],
+        "funding_outnum": live["funding_outnum"],
+        "funding_withheld": False,
+        "leased": False,
+        "final_to_us_msat": live["to_us_msat"],
+        "min_to_us_msat": live["min_to_us_msat"],
+        "max_to_us_msat": live["max_to_us_msat"],
+        "last_commitment_txid": live["scratch_txid"],
+        "close_cause": "user",
+        "channel_type": live["channel_type"],
+        "short_channel_id": "102x1x1",
+        "total_local_commitments": 3,
+        "total_remote_commitments": 3,
+        "total_htlcs_sent": 1,
+    }
     ch = closed_channel_info("l1", entry)
     assert ch.channel_point == EXTERNAL and ch.state is ChannelState.CLOSED
     assert ch.closing_txid == live["scratch_txid"] and ch.close_type is CloseType.UNKNOWN
@@ -178,8 +214,12 @@ def test_closed_channels_from_listclosedchannels() -> None:
     # As lightningd v25.12.1 listed a channel cancelled (fundchannel_cancel) after fundchannel_complete
     # without withhold: no short_channel_id, a "last commitment" that never existed on chain.
     cancelled = {k: v for k, v in entry.items() if k != "short_channel_id"}
-    cancelled.update(total_local_commitments=0, total_remote_commitments=0, close_cause="user",
-                     last_commitment_txid="eda70b3a4e3144e9b054163c05067280404e6a954f328975044704fde39e75b1")
+    cancelled.update(
+        total_local_commitments=0,
+        total_remote_commitments=0,
+        close_cause="user",
+        last_commitment_txid="eda70b3a4e3144e9b054163c05067280404e6a954f328975044704fde39e75b1",
+    )
     ch = closed_channel_info("l1", cancelled)
     assert ch.close_type is CloseType.ABANDONED and ch.closing_txid is None and ch.settled_sat == 0
 
@@ -191,32 +231,59 @@ def test_wallet_balance_and_the_emergency_reserve() -> None:
 
     tx = Transaction.parse(bytes.fromhex(withdraw["tx"]))
     change = tx.vout[1]
-    funds = {"outputs": [
-        {"txid": withdraw["txid"], "output": 1, "amount_msat": change.value * 1000, "status": "unconfirmed",
-         "reserved": False},
-        {"txid": withdraw["txid"], "output": 0, "amount_msat": 1000, "status": "spent", "reserved": False},
-        {"txid": "aa" * 32, "output": 0, "amount_msat": 30_000_000, "status": "confirmed", "reserved": True},
-    ]}
+    funds = {
+        "outputs": [
+            {
+                "txid": withdraw["txid"],
+                "output": 1,
+                "amount_msat": change.value * 1000,
+                "status": "unconfirmed",
+                "reserved": False,
+            },
+            {"txid": withdraw["txid"], "output": 0, "amount_msat": 1000, "status": "spent", "reserved": False},
+            {"txid": "aa" * 32, "output": 0, "amount_msat": 30_000_000, "status": "confirmed", "reserved": True},
+        ]
+    }
     balance = onchain_balance(funds, DEFAULT_EMERGENCY_SAT)
     assert balance.confirmed_sat == 30_000 and balance.unconfirmed_sat == change.value
     assert balance.locked_sat == 30_000 and balance.reserved_anchor_sat == 25_000
-    assert emergency_reserve_sat({"configs": {"min-emergency-msat": {"value_msat": 30_000_000, "source": "cmdline"}}}) == 30_000
+    assert (
+        emergency_reserve_sat({"configs": {"min-emergency-msat": {"value_msat": 30_000_000, "source": "cmdline"}}})
+        == 30_000
+    )
     assert emergency_reserve_sat({"configs": {}}) == DEFAULT_EMERGENCY_SAT
     assert has_anchor_channel(load("listpeerchannels.normal.json")["channels"])
-    assert not has_anchor_channel([{"channel_type": {"bits": [12], "names": ["static_remotekey/even"]}, "features": []}])
+    assert not has_anchor_channel(
+        [{"channel_type": {"bits": [12], "names": ["static_remotekey/even"]}, "features": []}]
+    )
 
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("v25.12.1", (25, 12, 1)), ("v25.12", (25, 12, 0)), ("v25.12rc2", (25, 12, 0)),
-     ("v24.11.1-modded", (24, 11, 1)), ("25.09.3", (25, 9, 3)), ("garbage", (0, 0, 0))],
+    [
+        ("v25.12.1", (25, 12, 1)),
+        ("v25.12", (25, 12, 0)),
+        ("v25.12rc2", (25, 12, 0)),
+        ("v24.11.1-modded", (24, 11, 1)),
+        ("25.09.3", (25, 9, 3)),
+        ("garbage", (0, 0, 0)),
+    ],
 )
 def test_versions(text: str, expected: tuple[int, int, int]) -> None:
     assert parse_version(text) == expected
 
 
-@pytest.mark.parametrize("version, withhold", [("v25.12.1", True), ("v25.12", True), ("v26.06", True),
-                                                ("v25.09.3", False), ("v24.11.1", False), ("v25.12rc1", True)])
+@pytest.mark.parametrize(
+    "version, withhold",
+    [
+        ("v25.12.1", True),
+        ("v25.12", True),
+        ("v26.06", True),
+        ("v25.09.3", False),
+        ("v24.11.1", False),
+        ("v25.12rc1", True),
+    ],
+)
 def test_withhold_is_passed_explicitly_from_v25_12_and_left_out_before(version: str, withhold: bool) -> None:
     psbt = base64.b64encode(b"psbt").decode()
     params = complete_params(L1_PEER, psbt, version)
@@ -233,8 +300,11 @@ def test_the_psbt_given_to_fundchannel_complete_funds_the_channel_lightningd_lis
 
     recorded = load("hook-rpc_command-fundchannel_complete-003.json")["rpc_command"]["params"]
     start = load("fundchannel_start.json")
-    point = funding_outpoint(base64.b64decode(recorded["psbt"]), bytes.fromhex(start["scriptpubkey"]),
-                             load("fundchannel_start.request.json")["amount"])
+    point = funding_outpoint(
+        base64.b64decode(recorded["psbt"]),
+        bytes.fromhex(start["scriptpubkey"]),
+        load("fundchannel_start.request.json")["amount"],
+    )
     assert point == EXTERNAL
     assert recorded["withhold"] is False  # how the capture ran; we pass true from v25.12 (see cln_convert)
 

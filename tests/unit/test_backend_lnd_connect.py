@@ -136,7 +136,9 @@ def test_closed_port_is_unreachable(files: tuple[Path, Path]) -> None:
     assert "lnd is running" in err.value.message
 
 
-def test_wrong_certificate_is_an_auth_error(tmp_path: Path, cert_pair: tuple[bytes, bytes], files: tuple[Path, Path]) -> None:
+def test_wrong_certificate_is_an_auth_error(
+    tmp_path: Path, cert_pair: tuple[bytes, bytes], files: tuple[Path, Path]
+) -> None:
     other = tmp_path / "other.cert"
     other.write_bytes(make_cert("other")[0])
     with fake_lnd(Script(), *cert_pair) as port:
@@ -209,7 +211,9 @@ CLOSE_TO = "bcrt1qyzetegj4kjqsmh2v5k08p997r70n59tt9ljsy4"
 PEER = "03" + "cd" * 32
 
 
-def test_peer_without_upfront_shutdown_is_refused_unless_allowed(cert_pair: tuple[bytes, bytes], files: tuple[Path, Path]) -> None:
+def test_peer_without_upfront_shutdown_is_refused_unless_allowed(
+    cert_pair: tuple[bytes, bytes], files: tuple[Path, Path]
+) -> None:
     from l2custody.backends.base import OpenRequest
 
     no_upfront = LND_MESSAGES["no upfront support"]

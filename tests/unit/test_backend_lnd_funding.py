@@ -98,7 +98,11 @@ def test_pending_conversion_covers_every_list() -> None:
     resp = P(
         pending_open_channels=[P.PendingOpenChannel(channel=P.PendingChannel(channel_point="01" * 32 + ":0", **base))],
         waiting_close_channels=[
-            P.WaitingCloseChannel(channel=P.PendingChannel(channel_point="02" * 32 + ":0", **base), limbo_balance=9, closing_txid="cc" * 32)
+            P.WaitingCloseChannel(
+                channel=P.PendingChannel(channel_point="02" * 32 + ":0", **base),
+                limbo_balance=9,
+                closing_txid="cc" * 32,
+            )
         ],
         pending_force_closing_channels=[
             P.ForceClosedChannel(
@@ -116,14 +120,24 @@ def test_pending_conversion_covers_every_list() -> None:
     assert states["02"].state is ChannelState.CLOSING and states["02"].closing_txid == "cc" * 32
     forced = states["03"]
     assert forced.state is ChannelState.FORCE_CLOSING
-    assert (forced.limbo_sat, forced.maturity_height, forced.blocks_til_maturity, forced.recovered_sat) == (499_000, 615, 144, 3)
+    assert (forced.limbo_sat, forced.maturity_height, forced.blocks_til_maturity, forced.recovered_sat) == (
+        499_000,
+        615,
+        144,
+        3,
+    )
     assert forced.initiator == "local"
 
 
 def test_closed_conversion_and_unknown_close_type() -> None:
     summary = ln.ChannelCloseSummary(
-        channel_point="04" * 32 + ":1", remote_pubkey=PEER, capacity=600_000, closing_tx_hash="ee" * 32,
-        close_height=470, settled_balance=599_799, close_type=ln.ChannelCloseSummary.ABANDONED,
+        channel_point="04" * 32 + ":1",
+        remote_pubkey=PEER,
+        capacity=600_000,
+        closing_tx_hash="ee" * 32,
+        close_height=470,
+        settled_balance=599_799,
+        close_type=ln.ChannelCloseSummary.ABANDONED,
         open_initiator=ln.INITIATOR_LOCAL,
     )
     info = conv.from_closed("west", summary)

@@ -41,8 +41,19 @@ def closed_port() -> int:
 
 def test_add_list_remove_lnd(config: Path, creds: tuple[Path, Path]) -> None:
     cert, mac = creds
-    added = ok(config, "node", "add", "west", "--lnd", "--host", "127.0.0.1:10009",
-               "--tls-cert", str(cert), "--macaroon", str(mac))
+    added = ok(
+        config,
+        "node",
+        "add",
+        "west",
+        "--lnd",
+        "--host",
+        "127.0.0.1:10009",
+        "--tls-cert",
+        str(cert),
+        "--macaroon",
+        str(mac),
+    )
     assert added["name"] == "west" and added["kind"] == "lnd" and added["macaroon"] == str(mac)
     listed = ok(config, "node", "list")
     assert [n["name"] for n in listed] == ["west"]
@@ -62,7 +73,11 @@ def test_add_list_remove_lnd(config: Path, creds: tuple[Path, Path]) -> None:
         (["--macaroon", "MAC"], 10, "needs --host"),
         (["--host", "localhost", "--macaroon", "MAC"], 10, "expected HOST:PORT"),
         (["--host", "127.0.0.1:10009", "--macaroon", "/nonexistent/admin.macaroon"], 11, "does not exist"),
-        (["--host", "127.0.0.1:10009", "--macaroon", "MAC", "--lndconnect", "lndconnect://h:1?macaroon=AgED"], 10, "not both"),
+        (
+            ["--host", "127.0.0.1:10009", "--macaroon", "MAC", "--lndconnect", "lndconnect://h:1?macaroon=AgED"],
+            10,
+            "not both",
+        ),
         (["--lndconnect", "https://x"], 10, "not an lndconnect URI"),
     ],
 )
@@ -76,7 +91,9 @@ def test_add_lnd_refusals(config: Path, creds: tuple[Path, Path], args: list[str
 def test_kind_is_required_and_names_are_checked(config: Path, creds: tuple[Path, Path]) -> None:
     err = fails(config, "node", "add", "west", "--host", "127.0.0.1:1", "--macaroon", str(creds[1]), code=10)
     assert "--lnd or --cln" in err["error"]
-    err = fails(config, "node", "add", "bad name", "--lnd", "--host", "127.0.0.1:1", "--macaroon", str(creds[1]), code=10)
+    err = fails(
+        config, "node", "add", "bad name", "--lnd", "--host", "127.0.0.1:1", "--macaroon", str(creds[1]), code=10
+    )
     assert "node name 'bad name'" in err["error"]
 
 
@@ -123,8 +140,21 @@ def test_check_unreachable_lnd_fails_with_what_to_check(config: Path, creds: tup
 
     cert.write_bytes(make_cert()[0])
     port = closed_port()
-    ok(config, "node", "add", "west", "--lnd", "--host", f"127.0.0.1:{port}", "--tls-cert", str(cert),
-       "--macaroon", str(creds[1]), "--timeout", "5")
+    ok(
+        config,
+        "node",
+        "add",
+        "west",
+        "--lnd",
+        "--host",
+        f"127.0.0.1:{port}",
+        "--tls-cert",
+        str(cert),
+        "--macaroon",
+        str(creds[1]),
+        "--timeout",
+        "5",
+    )
     result = run(config, "node", "check", "west", json_out=True)
     assert result.exit_code == 1
     report = json.loads(result.stdout)
@@ -141,8 +171,9 @@ def test_unknown_node(config: Path) -> None:
 
 def test_installed_command_lists_nodes(config: Path, creds: tuple[Path, Path]) -> None:
     ok(config, "node", "add", "west", "--lnd", "--host", "127.0.0.1:10009", "--macaroon", str(creds[1]))
-    proc = subprocess.run([str(L2CUSTODY), "--config", str(config), "--json", "node", "list"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(L2CUSTODY), "--config", str(config), "--json", "node", "list"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["name"] == "west"
     proc = subprocess.run([str(L2CUSTODY), "node", "add", "--help"], capture_output=True, text=True, timeout=60)

@@ -19,9 +19,9 @@ from embit import ec
 from embit.networks import NETWORKS
 from embit.script import Script, p2wpkh
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
-from l2custody.cli.main import app
 
 from l2custody.chain.memory import MemoryChain
+from l2custody.cli.main import app
 from l2custody.config import load_config
 from l2custody.wallet.psbt import load_psbt
 from l2custody.wallet.service import Wallet
@@ -66,15 +66,32 @@ def wallet(config: Path, signers: list[str]) -> Path:
 
 def test_init_writes_config_and_refuses_to_overwrite(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    out = ok(path, "init", "--network", "signet", "--data-dir", str(tmp_path / "d"),
-             "--chain-cookie", str(tmp_path / ".cookie"))
+    out = ok(
+        path,
+        "init",
+        "--network",
+        "signet",
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--chain-cookie",
+        str(tmp_path / ".cookie"),
+    )
     assert out["network"] == "signet" and Path(out["config"]) == path
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and (tmp_path / "d").is_dir()
     err = fails(path, "init", "--network", "regtest", code=11)
     assert "--force" in err["error"]
     assert load_config(path).network == "signet"
-    ok(path, "init", "--network", "regtest", "--force", "--data-dir", str(tmp_path / "d"),
-       "--chain-cookie", str(tmp_path / ".cookie"))
+    ok(
+        path,
+        "init",
+        "--network",
+        "regtest",
+        "--force",
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--chain-cookie",
+        str(tmp_path / ".cookie"),
+    )
     assert load_config(path).network == "regtest"
 
 
@@ -170,8 +187,18 @@ def test_export_and_import_round_trip(wallet: Path, tmp_path: Path) -> None:
     assert bsms.startswith("BSMS 1.0") and first in bsms
     for i, text in enumerate([desc, bsms, core]):
         other = tmp_path / f"other{i}.toml"
-        ok(other, "init", "--network", "regtest", "--data-dir", str(tmp_path / f"d{i}"),
-           "--chain-user", "u", "--chain-password", "p")
+        ok(
+            other,
+            "init",
+            "--network",
+            "regtest",
+            "--data-dir",
+            str(tmp_path / f"d{i}"),
+            "--chain-user",
+            "u",
+            "--chain-password",
+            "p",
+        )
         source = tmp_path / f"export{i}.txt"
         source.write_text(text)
         out = ok(other, "wallet", "import", str(source), "--name", f"copy{i}")
@@ -231,8 +258,9 @@ def session(wallet: Path, tmp_path: Path):
     w = Wallet.open(load_config(wallet), chain=chain)
     for value in (400_000, 600_000):
         spk = w.descriptor.derive(False, w.next_address().index).script_pubkey
-        chain.add_block([Transaction(vin=[TransactionInput(os.urandom(32), 0)],
-                                     vout=[TransactionOutput(value, Script(spk))])])
+        chain.add_block(
+            [Transaction(vin=[TransactionInput(os.urandom(32), 0)], vout=[TransactionOutput(value, Script(spk))])]
+        )
     w.sync()
     s = w.create_send(dest, 500_000, fee_rate=3)
     path = tmp_path / "pay.psbt"
@@ -308,7 +336,9 @@ def test_foreign_change_is_refused_naming_the_output(session) -> None:
     def foreign_change(psbt) -> None:  # type: ignore[no-untyped-def]
         i = _foreign_index(psbt, dest)
         pub = root.derive("m/48h/1h/0h/2h/1/0").get_public_key()
-        psbt.outputs[i].bip32_derivations[pub] = DerivationPath(root.my_fingerprint, [0x80000030, 0x80000001, 0x80000000, 0x80000002, 1, 0])
+        psbt.outputs[i].bip32_derivations[pub] = DerivationPath(
+            root.my_fingerprint, [0x80000030, 0x80000001, 0x80000000, 0x80000002, 1, 0]
+        )
         psbt.unknown.clear()
         psbt.locktime += 1  # a different transaction: no session matches it
 
@@ -377,6 +407,7 @@ def test_hardware_signer_without_hwi_says_how_to_install(session) -> None:
     config, path, dest, w = session
     try:
         import hwilib  # noqa: F401
+
         pytest.skip("HWI is installed here; this checks the message when it is missing")
     except ImportError:
         pass
@@ -428,8 +459,12 @@ def test_balance_and_help_do_not_import_grpc_pyln_or_embit(wallet: Path) -> None
 
 def test_installed_command_runs_as_a_user_would(wallet: Path) -> None:
     env = {**os.environ, "L2CUSTODY_CONFIG": str(wallet)}
-    proc = subprocess.run([str(L2CUSTODY), "--json", "wallet", "balance"], capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [str(L2CUSTODY), "--json", "wallet", "balance"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["total"] == 0
-    proc = subprocess.run([str(L2CUSTODY), "wallet", "send", MAINNET_ADDR, "1000"], capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [str(L2CUSTODY), "wallet", "send", MAINNET_ADDR, "1000"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert proc.returncode == 2 and "mainnet" in proc.stderr and proc.stderr.startswith("error:")

@@ -115,9 +115,13 @@ def test_init_that_cannot_start_exits_with_the_reason(fresh: tuple[PluginProcess
 def test_inbound_channels_get_a_fresh_multisig_close_to(plugin: PluginProcess, cfg: Config) -> None:
     first = plugin.hook("openchannel", payload("hook-openchannel-002"))
     second = plugin.hook("openchannel", payload("hook-openchannel-007"))
-    v2 = {"id": "03864ef025fde8fb587d989186ce6a4a186895ee44a926bfc370e2c366597a3f8f",
-          "channel_id": "252d1b0a1e57895e84137f28cf19ab2c35847e284c112fefdecc7afeaa5c1de7",
-          "their_funding_msat": 100000000, "channel_flags": 1, "to_self_delay": 5}
+    v2 = {
+        "id": "03864ef025fde8fb587d989186ce6a4a186895ee44a926bfc370e2c366597a3f8f",
+        "channel_id": "252d1b0a1e57895e84137f28cf19ab2c35847e284c112fefdecc7afeaa5c1de7",
+        "their_funding_msat": 100000000,
+        "channel_flags": 1,
+        "to_self_delay": 5,
+    }
     third = plugin.hook("openchannel2", v2)
     addresses = [a["close_to"] for a in (first, second, third)]
     assert all(a["result"] == "continue" for a in (first, second, third))
@@ -134,9 +138,13 @@ def test_inbound_policy_options_reject(fresh: tuple[PluginProcess, Config]) -> N
     denied = payload("hook-openchannel-002")["id"]
     assert proc.start(cfg, **{"l2custody-min-channel": "600000", "l2custody-denied-peer": [denied]}) is None
     assert proc.hook("openchannel", payload("hook-openchannel-007")) == {
-        "result": "reject", "error_message": "channel too small: 500000 sat, the minimum is 600000 sat"}
+        "result": "reject",
+        "error_message": "channel too small: 500000 sat, the minimum is 600000 sat",
+    }
     assert proc.hook("openchannel", payload("hook-openchannel-002")) == {
-        "result": "reject", "error_message": "this node does not accept channels from you"}
+        "result": "reject",
+        "error_message": "this node does not accept channels from you",
+    }
 
 
 # --- rpc_command ------------------------------------------------------------------------------------------
@@ -173,8 +181,14 @@ def test_psbt_paying_only_ours_passes_without_asking_the_node(plugin: PluginProc
 
     desc = descriptor()
     target = ours(cfg, 9)
-    psbt = build_psbt(desc, coins(desc, [80_000]), [TxOut(address_to_script(target, "regtest"), 30_000, target)],
-                      change_index=3, fee_rate=2.0, locktime=0)
+    psbt = build_psbt(
+        desc,
+        coins(desc, [80_000]),
+        [TxOut(address_to_script(target, "regtest"), 30_000, target)],
+        change_index=3,
+        fee_rate=2.0,
+        locktime=0,
+    )
     request = {"id": "p", "method": "signpsbt", "params": {"psbt": psbt_to_base64(psbt)}}
     assert plugin.hook("rpc_command", request) == CONTINUE
 
@@ -184,12 +198,18 @@ def test_a_session_psbt_passes_whole(plugin: PluginProcess, cfg: Config) -> None
     from l2custody.wallet.psbt import TxOut
 
     desc = descriptor()
-    psbt = build_psbt(desc, coins(desc, [90_000]),
-                      [TxOut(address_to_script(CAPTURED_FOREIGN, "regtest"), 50_000, CAPTURED_FOREIGN)],
-                      change_index=4, fee_rate=2.0, locktime=0)
+    psbt = build_psbt(
+        desc,
+        coins(desc, [90_000]),
+        [TxOut(address_to_script(CAPTURED_FOREIGN, "regtest"), 50_000, CAPTURED_FOREIGN)],
+        change_index=4,
+        fee_rate=2.0,
+        locktime=0,
+    )
     with Store.open(cfg.store_path) as store:
-        store.add_psbt("fs-feedbeef", store.wallet().id, "funding", "secured", psbt_to_base64(psbt),
-                       psbt_fingerprint(psbt), {})
+        store.add_psbt(
+            "fs-feedbeef", store.wallet().id, "funding", "secured", psbt_to_base64(psbt), psbt_fingerprint(psbt), {}
+        )
     request = {"id": "b", "method": "sendpsbt", "params": {"psbt": psbt_to_base64(psbt)}}
     assert plugin.hook("rpc_command", request) == CONTINUE
     assert audit(cfg, "rpc-allowed")[-1].details["session"] == "fs-feedbeef"
@@ -216,8 +236,13 @@ def test_malformed_requests_are_refused(plugin: PluginProcess) -> None:
 
 
 def test_notifications_land_in_the_audit_log(plugin: PluginProcess, cfg: Config) -> None:
-    names = ["notification-channel_state_changed-026", "notification-channel_opened-004",
-             "notification-coin_movement-006", "notification-connect-001", "notification-disconnect-021"]
+    names = [
+        "notification-channel_state_changed-026",
+        "notification-channel_opened-004",
+        "notification-coin_movement-006",
+        "notification-connect-001",
+        "notification-disconnect-021",
+    ]
     for name in names:
         (topic,) = fixture(name)
         plugin.notify(topic, payload(name))

@@ -112,11 +112,15 @@ def test_close_without_destination_is_allowed() -> None:
 
 def test_close_to_our_address_is_allowed_and_elsewhere_refused() -> None:
     allowed(check("close-012", destination=OURS), "ours")
-    refused(check("close-012", destination=CAPTURED_FOREIGN), "close-destination",
-            CAPTURED_FOREIGN, "must pay the custody multisig", "custody-address")
+    refused(
+        check("close-012", destination=CAPTURED_FOREIGN),
+        "close-destination",
+        CAPTURED_FOREIGN,
+        "must pay the custody multisig",
+        "custody-address",
+    )
     # the policy allowlist does not open closes: they must come home
-    refused(check("close-012", Facts(allowed=(CAPTURED_FOREIGN,)), destination=CAPTURED_FOREIGN),
-            "close-destination")
+    refused(check("close-012", Facts(allowed=(CAPTURED_FOREIGN,)), destination=CAPTURED_FOREIGN), "close-destination")
     refused(check("close-012", destination=MAINNET_ADDRESS), "close-destination", MAINNET_ADDRESS)
     refused(check("close-012", destination="not-an-address"), "malformed-request", "not a bitcoin address")
 
@@ -130,8 +134,15 @@ def test_positional_close_is_checked_too() -> None:
 
 
 def test_captured_withdraw_to_an_outside_address_is_refused_naming_the_rule_and_the_fix() -> None:
-    verdict = refused(check("withdraw-027"), "spend-destination", CAPTURED_FOREIGN, "100,000 sat",
-                      "[policy] allowed_destinations", "/etc/l2custody/config.toml", "custody-reload")
+    verdict = refused(
+        check("withdraw-027"),
+        "spend-destination",
+        CAPTURED_FOREIGN,
+        "100,000 sat",
+        "[policy] allowed_destinations",
+        "/etc/l2custody/config.toml",
+        "custody-reload",
+    )
     assert verdict.details["destination"] == CAPTURED_FOREIGN
 
 
@@ -143,11 +154,18 @@ def test_withdraw_to_ours_or_an_allowed_destination_passes() -> None:
 
 def test_multiwithdraw_and_txprepare_check_every_output() -> None:
     outputs = [{OURS: 1000}, {CAPTURED_FOREIGN: "2000sat"}]
-    refused(check_command("multiwithdraw", {"outputs": outputs}, Facts()), "spend-destination",
-            "outputs[1]", "2000sat", CAPTURED_FOREIGN)
+    refused(
+        check_command("multiwithdraw", {"outputs": outputs}, Facts()),
+        "spend-destination",
+        "outputs[1]",
+        "2000sat",
+        CAPTURED_FOREIGN,
+    )
     ok = check_command("txprepare", [[{OURS: 1000}, {ALLOWED: 5}]], Facts(allowed=(ALLOWED,)))
     assert allowed(ok, "policy").details["destinations"] == [
-        {"address": OURS, "reason": "ours"}, {"address": ALLOWED, "reason": "policy"}]
+        {"address": OURS, "reason": "ours"},
+        {"address": ALLOWED, "reason": "policy"},
+    ]
     refused(check_command("txprepare", {"outputs": [OURS]}, Facts()), "malformed-request", "outputs[0]")
     refused(check_command("withdraw", {"satoshi": 5}, Facts()), "malformed-request", "no destination")
 
@@ -160,15 +178,19 @@ def test_open_with_a_foreign_close_to_is_refused() -> None:
     allowed(check("fundchannel_start-002", close_to=OURS), "ours")
     allowed(check("fundchannel_start-009"), "no-destination")
     allowed(check("fundchannel-008"), "no-destination")
-    dests = [{"id": "02" + "11" * 32, "amount": 100000, "close_to": OURS},
-             {"id": "03" + "22" * 32, "amount": 100000, "close_to": CAPTURED_FOREIGN}]
-    refused(check_command("multifundchannel", {"destinations": dests}, Facts()), "close-to",
-            "destinations[1].close_to")
+    dests = [
+        {"id": "02" + "11" * 32, "amount": 100000, "close_to": OURS},
+        {"id": "03" + "22" * 32, "amount": 100000, "close_to": CAPTURED_FOREIGN},
+    ]
+    refused(check_command("multifundchannel", {"destinations": dests}, Facts()), "close-to", "destinations[1].close_to")
 
 
 def test_splices_are_refused_and_other_commands_are_not_checked() -> None:
-    refused(check_command("splice_init", {"channel_id": "ab", "relative_amount": -5000}, Facts()),
-            "splice", "l2custody-policy=audit")
+    refused(
+        check_command("splice_init", {"channel_id": "ab", "relative_amount": -5000}, Facts()),
+        "splice",
+        "l2custody-policy=audit",
+    )
     allowed(check_command("getinfo", {}, Facts()), "not-checked")
 
 
@@ -180,8 +202,12 @@ def test_psbt_outputs_nobody_explains_go_to_the_node_then_are_refused() -> None:
     assert isinstance(first, PsbtCheck)
     assert [o.index for o in first.unexplained] == [0, 1]
     node = RecordedNode(addresses=(WITHDRAW_CHANGE,))
-    verdict = refused(second_pass(first, RpcNodeLookup(node)), "psbt-outputs",
-                      "output 0 pays 100,000 sat to " + CAPTURED_FOREIGN, "not this node's wallet")
+    verdict = refused(
+        second_pass(first, RpcNodeLookup(node)),
+        "psbt-outputs",
+        "output 0 pays 100,000 sat to " + CAPTURED_FOREIGN,
+        "not this node's wallet",
+    )
     assert verdict.details["output"] == 0
 
 
@@ -220,8 +246,10 @@ def test_node_lookup_errors_propagate_so_the_caller_refuses() -> None:
 
 def test_listpeerchannels_parsing() -> None:
     chans = parse_channels(fixture("listpeerchannels.two"))
-    assert [(c.opener, c.total_sat, c.funding_outnum) for c in chans] == [("local", 1_000_000, 1),
-                                                                         ("remote", 500_000, 0)]
+    assert [(c.opener, c.total_sat, c.funding_outnum) for c in chans] == [
+        ("local", 1_000_000, 1),
+        ("remote", 500_000, 0),
+    ]
     assert chans[0].close_to_addr == "bcrt1qkhgwwehusgv789e8f4myqcrrj04pjspq25u73v"
     assert chans[1].outpoints() == {("0b20c167eebf8ef81c5ff301232e5f03f87661b4c6cc92801e7ab2efdd06bd69", 0)}
     node = RecordedNode()
@@ -238,23 +266,40 @@ def test_openchannel_payloads_become_inbound_requests() -> None:
     req = inbound_request("openchannel", payload("hook-openchannel-002"), "cln")
     assert isinstance(req, InboundRequest)
     assert (req.peer_pubkey, req.funding_sat, req.push_sat, req.private, req.csv_delay) == (
-        "027210acef2180e87a345078daed81e63b8fded84eaccf7b2d6a9441eb220d24c4", 1_000_000, 0, True, 6)
+        "027210acef2180e87a345078daed81e63b8fded84eaccf7b2d6a9441eb220d24c4",
+        1_000_000,
+        0,
+        True,
+        6,
+    )
     assert req.channel_reserve_sat == 10_000 and not req.wants_zero_conf
     # openchannel2 (layout of CLN's hook documentation: their_funding_msat, channel_id, no push)
-    v2 = {"id": "03864ef025fde8fb587d989186ce6a4a186895ee44a926bfc370e2c366597a3f8f",
-          "channel_id": "252d1b0a1e57895e84137f28cf19ab2c35847e284c112fefdecc7afeaa5c1de7",
-          "their_funding_msat": 100000000, "channel_flags": 1, "to_self_delay": 5,
-          "channel_type": {"bits": [12, 22, 50], "names": ["static_remotekey/even", "anchors/even", "zeroconf/even"]}}
+    v2 = {
+        "id": "03864ef025fde8fb587d989186ce6a4a186895ee44a926bfc370e2c366597a3f8f",
+        "channel_id": "252d1b0a1e57895e84137f28cf19ab2c35847e284c112fefdecc7afeaa5c1de7",
+        "their_funding_msat": 100000000,
+        "channel_flags": 1,
+        "to_self_delay": 5,
+        "channel_type": {"bits": [12, 22, 50], "names": ["static_remotekey/even", "anchors/even", "zeroconf/even"]},
+    }
     req2 = inbound_request("openchannel2", v2, "cln")
-    assert (req2.funding_sat, req2.private, req2.wants_zero_conf, req2.pending_chan_id[:4]) == (100_000, False, True, "252d")
+    assert (req2.funding_sat, req2.private, req2.wants_zero_conf, req2.pending_chan_id[:4]) == (
+        100_000,
+        False,
+        True,
+        "252d",
+    )
 
 
-@pytest.mark.parametrize("body, fragment", [
-    ({"id": "02" + "11" * 32, "funding_msat": "lots"}, "funding_msat must be an amount"),
-    ({"funding_msat": 1000}, "no peer id"),
-    ({"id": "02" + "11" * 32}, "no funding_msat"),
-    ("not an object", "must be an object"),
-])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"id": "02" + "11" * 32, "funding_msat": "lots"}, "funding_msat must be an amount"),
+        ({"funding_msat": 1000}, "no peer id"),
+        ({"id": "02" + "11" * 32}, "no funding_msat"),
+        ("not an object", "must be an object"),
+    ],
+)
 def test_malformed_openchannel_payloads(body: Any, fragment: str) -> None:
     with pytest.raises(Malformed, match=fragment):
         inbound_request("openchannel", body, "cln")
@@ -273,21 +318,30 @@ def test_options_defaults_and_validation() -> None:
     opts = PluginOptions.parse({})
     assert (opts.config_path, opts.mode, opts.node, opts.enforce) == (None, "enforce", "cln", True)
     assert opts.inbound.min_channel_sat == 0 and opts.inbound.allow_private
-    opts = PluginOptions.parse({"l2custody-policy": "AUDIT", "l2custody-min-channel": "0.001btc",
-                                "l2custody-max-channel": "2000000sat", "l2custody-allow-private": False,
-                                "l2custody-allowed-peer": ["02" + "11" * 32]})
+    opts = PluginOptions.parse(
+        {
+            "l2custody-policy": "AUDIT",
+            "l2custody-min-channel": "0.001btc",
+            "l2custody-max-channel": "2000000sat",
+            "l2custody-allow-private": False,
+            "l2custody-allowed-peer": ["02" + "11" * 32],
+        }
+    )
     assert not opts.enforce and opts.inbound.min_channel_sat == 100_000
     assert opts.inbound.max_channel_sat == 2_000_000 and not opts.inbound.allow_private
     assert set(OPTIONS) >= {"l2custody-config", "l2custody-policy"}
 
 
-@pytest.mark.parametrize("options, fragment", [
-    ({"l2custody-policy": "strict"}, "l2custody-policy='strict'"),
-    ({"l2custody-min-channel": "ten"}, "l2custody-min-channel='ten'"),
-    ({"l2custody-min-channel": "5000", "l2custody-max-channel": "1000"}, "l2custody-max-channel (1000 sat)"),
-    ({"l2custody-allowed-peer": ["nope"]}, "l2custody-allowed-peer/l2custody-denied-peer"),
-    ({"l2custody-node": " "}, "l2custody-node must not be empty"),
-])
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        ({"l2custody-policy": "strict"}, "l2custody-policy='strict'"),
+        ({"l2custody-min-channel": "ten"}, "l2custody-min-channel='ten'"),
+        ({"l2custody-min-channel": "5000", "l2custody-max-channel": "1000"}, "l2custody-max-channel (1000 sat)"),
+        ({"l2custody-allowed-peer": ["nope"]}, "l2custody-allowed-peer/l2custody-denied-peer"),
+        ({"l2custody-node": " "}, "l2custody-node must not be empty"),
+    ],
+)
 def test_bad_options_name_the_option(options: dict[str, Any], fragment: str) -> None:
     with pytest.raises(UsageError) as err:
         PluginOptions.parse(options)

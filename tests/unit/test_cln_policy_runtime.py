@@ -88,8 +88,9 @@ def test_start_without_a_wallet_or_config_says_so(tmp_path: Path) -> None:
     with pytest.raises(WalletNotFound):
         start(empty)
     with pytest.raises(ConfigError) as err:
-        CustodyPlugin.start({"l2custody-config": str(tmp_path / "missing.toml")}, {"network": "regtest"},
-                            lambda m, lv: None)
+        CustodyPlugin.start(
+            {"l2custody-config": str(tmp_path / "missing.toml")}, {"network": "regtest"}, lambda m, lv: None
+        )
     assert "missing.toml" in err.value.message
 
 
@@ -117,8 +118,10 @@ def test_inbound_policy_rejects_and_audit_mode_only_records(cfg: Config) -> None
     rt = start(cfg, l2custody_min_channel="600000sat")
     try:
         answer = rt.on_openchannel("openchannel", payload("hook-openchannel-007"))  # 500k sat
-        assert answer == {"result": "reject",
-                          "error_message": "channel too small: 500000 sat, the minimum is 600000 sat"}
+        assert answer == {
+            "result": "reject",
+            "error_message": "channel too small: 500000 sat, the minimum is 600000 sat",
+        }
         assert rt.on_openchannel("openchannel", payload("hook-openchannel-002"))["result"] == "continue"
         assert [e.details["reason"] for e in audit(rt, "inbound-rejected")] == [answer["error_message"]]
     finally:
@@ -204,8 +207,9 @@ def test_a_live_session_psbt_is_allowed_whole_an_aborted_one_is_not(cfg: Config)
     try:
         psbt = _psbt_paying(rt, CAPTURED_FOREIGN)  # as a funding output would be: foreign to the policy
         store = rt.wallet.store
-        store.add_psbt("fs-00000001", rt.wallet.record.id, "funding", "secured", psbt_to_base64(psbt),
-                       psbt_fingerprint(psbt), {})
+        store.add_psbt(
+            "fs-00000001", rt.wallet.record.id, "funding", "secured", psbt_to_base64(psbt), psbt_fingerprint(psbt), {}
+        )
         request = {"id": "x", "method": "sendpsbt", "params": {"psbt": psbt_to_base64(psbt)}}
         assert rt.on_rpc_command(request) == {"result": "continue"}
         assert audit(rt, "rpc-allowed")[-1].details["session"] == "fs-00000001"
@@ -228,7 +232,9 @@ def test_a_broken_store_refuses_with_code_71(cfg: Config) -> None:
         err = error_of(rt.on_rpc_command(allowed_before))
         assert err["code"] == 71 and "fails closed" in err["message"] and "audit" in err["message"]
         assert rt.on_openchannel("openchannel", payload("hook-openchannel-002")) == {
-            "result": "reject", "error_message": INBOUND_ERROR}
+            "result": "reject",
+            "error_message": INBOUND_ERROR,
+        }
         rt.on_notification("connect", payload("notification-connect-001"))  # logged, not raised
         assert rt.counters.notification_errors == 1 and rt.counters.check_failed == 2
         assert any("could not audit the failed check" in msg for _, msg in logs)
@@ -259,13 +265,19 @@ def test_a_request_that_is_not_json_rpc_is_refused(cfg: Config) -> None:
 # --- notifications, status, address, reload --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, subject", [
-    ("notification-channel_state_changed-003", "channel c44c2d3f11162a09155e60d0b2aca11d68064500e0a4a7884b0276018f68d803"),
-    ("notification-channel_opened-004", "peer 027210acef2180e87a345078daed81e63b8fded84eaccf7b2d6a9441eb220d24c4"),
-    ("notification-coin_movement-006", "account c44c2d3f11162a09155e60d0b2aca11d68064500e0a4a7884b0276018f68d803"),
-    ("notification-connect-001", "peer 027210acef2180e87a345078daed81e63b8fded84eaccf7b2d6a9441eb220d24c4"),
-    ("notification-disconnect-021", "peer 02c221931a5713cb2d14f28921daf8a17b952665ddd55a8e7cffb43243f7ce4633"),
-])
+@pytest.mark.parametrize(
+    "name, subject",
+    [
+        (
+            "notification-channel_state_changed-003",
+            "channel c44c2d3f11162a09155e60d0b2aca11d68064500e0a4a7884b0276018f68d803",
+        ),
+        ("notification-channel_opened-004", "peer 027210acef2180e87a345078daed81e63b8fded84eaccf7b2d6a9441eb220d24c4"),
+        ("notification-coin_movement-006", "account c44c2d3f11162a09155e60d0b2aca11d68064500e0a4a7884b0276018f68d803"),
+        ("notification-connect-001", "peer 027210acef2180e87a345078daed81e63b8fded84eaccf7b2d6a9441eb220d24c4"),
+        ("notification-disconnect-021", "peer 02c221931a5713cb2d14f28921daf8a17b952665ddd55a8e7cffb43243f7ce4633"),
+    ],
+)
 def test_notifications_are_audited(cfg: Config, name: str, subject: str) -> None:
     rt = start(cfg)
     try:
@@ -314,8 +326,7 @@ def test_reload_picks_up_a_new_allowed_destination_and_keeps_the_old_policy_on_e
     try:
         assert error_of(rt.on_rpc_command(rpc_command("withdraw-027")))["code"] == 70
         text = cfg.path.read_text()
-        cfg.path.write_text(text.replace("allowed_destinations = []",
-                                         f'allowed_destinations = ["{CAPTURED_FOREIGN}"]'))
+        cfg.path.write_text(text.replace("allowed_destinations = []", f'allowed_destinations = ["{CAPTURED_FOREIGN}"]'))
         assert rt.reload()["allowed_destinations"] == [CAPTURED_FOREIGN]
         assert rt.on_rpc_command(rpc_command("withdraw-027")) == {"result": "continue"}
         cfg.path.write_text(text.replace("allowed_destinations = []", 'allowed_destinations = ["oops"]'))

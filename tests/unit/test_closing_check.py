@@ -17,8 +17,9 @@ FOREIGN = address_to_script(FOREIGN_ADDRESS, "regtest")
 
 
 def judge(tx, funding, expected=EXPECTED, due=100_000):  # type: ignore[no-untyped-def]
-    return judge_closing_tx(tx.serialize(), funding, network="regtest", our_scripts=OURS,
-                            expected_address=expected, due_sat=due)
+    return judge_closing_tx(
+        tx.serialize(), funding, network="regtest", our_scripts=OURS, expected_address=expected, due_sat=due
+    )
 
 
 def test_a_close_paying_the_expected_address_is_ok() -> None:
@@ -67,5 +68,6 @@ def test_a_transaction_that_does_not_spend_the_funding_output_is_refused() -> No
 
 def test_garbage_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="could not be parsed"):
-        judge_closing_tx(b"\x00\x01", random_outpoint(), network="regtest", our_scripts=OURS,
-                         expected_address=None, due_sat=1)
+        judge_closing_tx(
+            b"\x00\x01", random_outpoint(), network="regtest", our_scripts=OURS, expected_address=None, due_sat=1
+        )

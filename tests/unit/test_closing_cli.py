@@ -40,7 +40,12 @@ def test_without_nodes_the_error_says_how_to_add_one(config: Path) -> None:
 
 
 def test_help_texts_carry_examples() -> None:
-    for argv in (["channel", "close", "--help"], ["channel", "list", "--help"], ["sweep", "--help"],
-                 ["node", "guard", "--help"], ["channel", "close-status", "--help"]):
+    for argv in (
+        ["channel", "close", "--help"],
+        ["channel", "list", "--help"],
+        ["sweep", "--help"],
+        ["node", "guard", "--help"],
+        ["channel", "close-status", "--help"],
+    ):
         result = run(Path("unused.toml"), *argv)
         assert result.exit_code == 0 and "Example" in result.stdout and "l2custody" in result.stdout

@@ -41,9 +41,17 @@ PEER = "03" + "22" * 32
 
 def channel(cp: str | None = None, **changes) -> ChannelInfo:  # type: ignore[no-untyped-def]
     base = ChannelInfo(
-        node="west", channel_point=cp or random_outpoint(), peer_pubkey=PEER, state=ChannelState.OPEN,
-        capacity_sat=500_000, local_balance_sat=300_000, remote_balance_sat=196_000,
-        short_channel_id="120x1x0", active=True, close_address=None, close_address_known=True,
+        node="west",
+        channel_point=cp or random_outpoint(),
+        peer_pubkey=PEER,
+        state=ChannelState.OPEN,
+        capacity_sat=500_000,
+        local_balance_sat=300_000,
+        remote_balance_sat=196_000,
+        short_channel_id="120x1x0",
+        active=True,
+        close_address=None,
+        close_address_known=True,
     )
     return replace(base, **changes)
 
@@ -63,10 +71,15 @@ def wallet(tmp_path: Path, chain: MemoryChain, make_memory_wallet: Callable[...,
 # --- where a close pays ----------------------------------------------------------------
 def test_plan_follows_the_committed_address(wallet) -> None:  # type: ignore[no-untyped-def]
     ours = wallet.next_address().address
-    [up, none, foreign, closing] = view_channels(wallet, [
-        channel(close_address=ours), channel(), channel(close_address=FOREIGN_ADDRESS),
-        channel(state=ChannelState.CLOSING, close_address_known=False),
-    ])
+    [up, none, foreign, closing] = view_channels(
+        wallet,
+        [
+            channel(close_address=ours),
+            channel(),
+            channel(close_address=FOREIGN_ADDRESS),
+            channel(state=ChannelState.CLOSING, close_address_known=False),
+        ],
+    )
     assert (up.close_ours, none.close_ours, foreign.close_ours, closing.close_ours) == (True, None, False, None)
     assert plan_close(up).address_source == "upfront" and plan_close(up).destination == ours
     assert plan_close(none).address_source == "delivery" and plan_close(none).destination is None
@@ -138,19 +151,25 @@ def test_node_refusals_and_silences_are_recorded(wallet) -> None:  # type: ignor
 def test_a_confirmed_close_paying_the_upfront_address_is_verified_once(wallet, chain) -> None:  # type: ignore[no-untyped-def]
     ours = wallet.next_address(label="upfront").address
     ch = channel(close_address=ours)
-    tx = closing_tx(ch.channel_point, [(script_of(wallet, ours), 299_000), (script_of(wallet, FOREIGN_ADDRESS), 195_000)])
+    tx = closing_tx(
+        ch.channel_point, [(script_of(wallet, ours), 299_000), (script_of(wallet, FOREIGN_ADDRESS), 195_000)]
+    )
     backend = StandInBackend(channels=[ch])
     close_channel(backend, wallet, view_channels(wallet, [ch])[0])
     backend.closing_txid = tx.txid().hex()
-    backend.channels = [replace(ch, state=ChannelState.CLOSING, closing_txid=tx.txid().hex(), close_address=None,
-                                close_address_known=False)]
+    backend.channels = [
+        replace(
+            ch, state=ChannelState.CLOSING, closing_txid=tx.txid().hex(), close_address=None, close_address_known=False
+        )
+    ]
     chain.broadcast(tx.serialize())
     pending = close_status(backend, wallet, ch.channel_point)
     assert pending.state == "pending" and "waiting for confirmation" in pending.message
     assert pending.verdict is not None and pending.verdict.ok
     chain.add_block()
-    backend.channels = [replace(backend.channels[0], state=ChannelState.CLOSED, settled_sat=299_000,
-                                close_type=CloseType.COOPERATIVE)]
+    backend.channels = [
+        replace(backend.channels[0], state=ChannelState.CLOSED, settled_sat=299_000, close_type=CloseType.COOPERATIVE)
+    ]
     done = close_status(backend, wallet, ch.channel_point)
     assert done.state == "verified" and done.wallet_utxo == f"{tx.txid().hex()}:0"
     assert wallet.balance().confirmed == 299_000
@@ -164,8 +183,14 @@ def test_without_txindex_a_confirmed_close_that_paid_us_nothing_is_a_violation(w
     ch = channel()
     tx = closing_tx(ch.channel_point, [(script_of(wallet, FOREIGN_ADDRESS), 299_000)])
     chain.add_block([tx])  # MemoryChain serves only mempool transactions, like a node without txindex
-    closed = replace(ch, state=ChannelState.CLOSED, closing_txid=tx.txid().hex(), settled_sat=299_000,
-                     close_type=CloseType.COOPERATIVE, close_address_known=False)
+    closed = replace(
+        ch,
+        state=ChannelState.CLOSED,
+        closing_txid=tx.txid().hex(),
+        settled_sat=299_000,
+        close_type=CloseType.COOPERATIVE,
+        close_address_known=False,
+    )
     status = close_status(StandInBackend(channels=[closed]), wallet, ch.channel_point)
     assert status.state == "violation" and "no txindex" in status.message and tx.txid().hex() in status.message
     actions = [e.action for e in wallet.store.audit_log(subject=ch.channel_point)]
@@ -176,8 +201,16 @@ def test_a_force_close_ends_in_the_node_wallet_and_points_to_sweep(wallet) -> No
     ch = channel()
     backend = StandInBackend(channels=[ch])
     close_channel(backend, wallet, view_channels(wallet, [ch])[0], force=True)
-    backend.channels = [replace(ch, state=ChannelState.FORCE_CLOSING, limbo_sat=299_000, maturity_height=150,
-                                blocks_til_maturity=4, close_address_known=False)]
+    backend.channels = [
+        replace(
+            ch,
+            state=ChannelState.FORCE_CLOSING,
+            limbo_sat=299_000,
+            maturity_height=150,
+            blocks_til_maturity=4,
+            close_address_known=False,
+        )
+    ]
     locked = close_status(backend, wallet, ch.channel_point)
     assert locked.state == "pending" and "until height 150 (4 blocks)" in locked.message
     backend.channels = [replace(ch, state=ChannelState.CLOSED, settled_sat=299_000, close_type=CloseType.LOCAL_FORCE)]
@@ -190,8 +223,15 @@ def test_a_cooperative_close_overtaken_by_a_force_close_is_followed_as_one(walle
     ch = channel()
     backend = StandInBackend(channels=[ch])
     close_channel(backend, wallet, view_channels(wallet, [ch])[0])
-    backend.channels = [replace(ch, state=ChannelState.CLOSED, settled_sat=250_000, close_type=CloseType.REMOTE_FORCE,
-                                closing_txid="dd" * 32)]
+    backend.channels = [
+        replace(
+            ch,
+            state=ChannelState.CLOSED,
+            settled_sat=250_000,
+            close_type=CloseType.REMOTE_FORCE,
+            closing_txid="dd" * 32,
+        )
+    ]
     status = close_status(backend, wallet, ch.channel_point)
     assert (status.state, status.record.kind, status.next_step) == ("in-node-wallet", "force", "l2custody sweep west")
     assert "close-became-force" in [e.action for e in wallet.store.audit_log(subject=ch.channel_point)]

@@ -51,13 +51,16 @@ def test_a_node_that_is_not_registered_is_named(config: Path) -> None:
     assert ok(config, "wallet", "balance")["reserved"] == 0
 
 
-@pytest.mark.parametrize("command", [
-    ["session", "show", "fs-nothere"],
-    ["session", "status", "fs-nothere"],
-    ["session", "sign", "fs-nothere", "--signer", "alice"],
-    ["session", "broadcast", "fs-nothere"],
-    ["session", "abort", "fs-nothere"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["session", "show", "fs-nothere"],
+        ["session", "status", "fs-nothere"],
+        ["session", "sign", "fs-nothere", "--signer", "alice"],
+        ["session", "broadcast", "fs-nothere"],
+        ["session", "abort", "fs-nothere"],
+    ],
+)
 def test_unknown_sessions_are_named_with_where_to_look(config: Path, command: list[str]) -> None:
     err = fails(config, *command, code=61)
     assert "fs-nothere" in err["error"] and "session list" in err["error"]
@@ -68,18 +71,30 @@ def test_an_empty_session_list_says_how_to_start(config: Path) -> None:
     assert result.exit_code == 0 and "l2custody channel open NODE PEER AMOUNT" in result.stdout
 
 
-@pytest.mark.parametrize("command", [
-    ["channel", "open"], ["channel", "batch"], ["session", "sign"], ["session", "status"],
-    ["session", "broadcast"], ["session", "abort"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["channel", "open"],
+        ["channel", "batch"],
+        ["session", "sign"],
+        ["session", "status"],
+        ["session", "broadcast"],
+        ["session", "abort"],
+    ],
+)
 def test_help_has_examples(command: list[str]) -> None:
     result = invoke([*command, "--help"])
     assert result.exit_code == 0 and "l2custody " + " ".join(command) in result.stdout
 
 
 def test_installed_command_shows_channel_open_help(config: Path) -> None:
-    proc = subprocess.run([str(L2CUSTODY), "channel", "open", "--help"], capture_output=True, text=True,
-                          env={**os.environ, "L2CUSTODY_CONFIG": str(config)}, timeout=60)
+    proc = subprocess.run(
+        [str(L2CUSTODY), "channel", "open", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "L2CUSTODY_CONFIG": str(config)},
+        timeout=60,
+    )
     assert proc.returncode == 0 and "--allow-no-upfront-shutdown" in proc.stdout
 
 

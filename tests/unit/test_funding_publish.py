@@ -37,11 +37,11 @@ class StandInNode:
 def run(nodes: dict[str, StandInNode]):
     audits: list[tuple[str, dict]] = []
     notes: list[str] = []
-    ctx = SimpleNamespace(node=nodes.__getitem__, audit=lambda a, s, d: audits.append((a, d)),
-                          progress=notes.append)
+    ctx = SimpleNamespace(node=nodes.__getitem__, audit=lambda a, s, d: audits.append((a, d)), progress=notes.append)
     legs = tuple(
-        FundingLeg(request=ChannelRequest(node=name, peer_pubkey="02" + "11" * 32, amount_sat=100_000),
-                   close_address="bcrt1qx")
+        FundingLeg(
+            request=ChannelRequest(node=name, peer_pubkey="02" + "11" * 32, amount_sat=100_000), close_address="bcrt1qx"
+        )
         for name in ("cln-a", "lnd-b", "cln-a")
     )
     session = FundingSession(id="fs-1", state=SessionState.BROADCAST, start_height=1, legs=legs, txid="cd" * 32)

@@ -117,8 +117,12 @@ def test_requests_are_checked_before_any_node_is_asked() -> None:
 
 def _session(*states: LegState, txid: str = "") -> FundingSession:
     legs = tuple(
-        FundingLeg(ChannelRequest("west", PEER, 300_000 + i), close_address=f"bcrt1qclose{i}", state=s,
-                   output_index=i if txid else None)
+        FundingLeg(
+            ChannelRequest("west", PEER, 300_000 + i),
+            close_address=f"bcrt1qclose{i}",
+            state=s,
+            output_index=i if txid else None,
+        )
         for i, s in enumerate(states)
     )
     return FundingSession("fs-1", SessionState.FAILED, 100, legs, txid=txid)

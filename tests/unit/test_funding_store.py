@@ -40,9 +40,18 @@ def session(sid: str = "fs-00000001", **changes) -> FundingSession:
         ChannelRequest("west", PEER, 300_000, peer_host="127.0.0.1:9735", private=True),
         close_address="bcrt1qclose",
         state=LegState.REQUESTED,
-        intent={"node": "west", "kind": "lnd", "peer_pubkey": PEER, "intent_id": "11" * 32,
-                "funding_address": "bcrt1qfund", "funding_script": "0020" + "22" * 32, "amount_sat": 300_000,
-                "close_address": "bcrt1qclose", "private": True, "push_sat": 0},
+        intent={
+            "node": "west",
+            "kind": "lnd",
+            "peer_pubkey": PEER,
+            "intent_id": "11" * 32,
+            "funding_address": "bcrt1qfund",
+            "funding_script": "0020" + "22" * 32,
+            "amount_sat": 300_000,
+            "close_address": "bcrt1qclose",
+            "private": True,
+            "push_sat": 0,
+        },
     )
     base = FundingSession(sid, SessionState.NEGOTIATING, 500, (leg,), owner={"pid": 1, "host": "h"})
     return base.with_state(base.state, **changes) if changes else base
@@ -66,8 +75,7 @@ def test_a_session_round_trips_through_its_row(store: Store) -> None:
 def test_saving_never_overwrites_signatures_added_by_the_pipeline(store: Store) -> None:
     s = session()
     create_session(store, 1, s)
-    built = s.with_state(SessionState.NEGOTIATING, psbt="cHNidP8-unsigned", psbt_fingerprint="f" * 64,
-                         txid="aa" * 32)
+    built = s.with_state(SessionState.NEGOTIATING, psbt="cHNidP8-unsigned", psbt_fingerprint="f" * 64, txid="aa" * 32)
     save_session(store, built, psbt=True, expected_outputs=[])
     store.update_psbt(s.id, state="partially-signed", psbt="cHNidP8-signed")  # what the pipeline does
     secured = built.update_leg(0, state=LegState.SECURED, channel_point="aa" * 32 + ":0")

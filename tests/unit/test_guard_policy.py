@@ -65,7 +65,8 @@ def test_policy_refusals(policy: GuardPolicy, req: InboundRequest, reason: str |
 
 
 def test_accepted_channels_get_fresh_recorded_addresses_refused_ones_none(
-        tmp_path: Path, make_memory_wallet: Callable[..., Wallet]) -> None:
+    tmp_path: Path, make_memory_wallet: Callable[..., Wallet]
+) -> None:
     wallet = make_memory_wallet(tmp_path)
     events = []
     guard = Guard(wallet, "west", GuardPolicy.build(min_channel_sat=100_000), events.append)
@@ -84,9 +85,16 @@ def test_accepted_channels_get_fresh_recorded_addresses_refused_ones_none(
 
 
 def test_lnd_messages_convert_both_ways() -> None:
-    raw = ln.ChannelAcceptRequest(node_pubkey=bytes.fromhex(PEER), pending_chan_id=b"\x22" * 32,
-                                  funding_amt=300_000, push_amt=20_000_000, channel_flags=0, csv_delay=144,
-                                  commitment_type=ln.ANCHORS, wants_zero_conf=True)
+    raw = ln.ChannelAcceptRequest(
+        node_pubkey=bytes.fromhex(PEER),
+        pending_chan_id=b"\x22" * 32,
+        funding_amt=300_000,
+        push_amt=20_000_000,
+        channel_flags=0,
+        csv_delay=144,
+        commitment_type=ln.ANCHORS,
+        wants_zero_conf=True,
+    )
     req = to_request("west", raw)
     assert (req.peer_pubkey, req.funding_sat, req.push_sat, req.private) == (PEER, 300_000, 20_000, True)
     assert (req.commitment_type, req.wants_zero_conf, req.pending_chan_id) == ("anchors", True, "22" * 32)
@@ -119,14 +127,23 @@ class ScriptedAcceptorStub:
 
 
 def test_a_crashing_decision_rejects_the_channel_instead_of_letting_it_in() -> None:
-    stub = ScriptedAcceptorStub([ln.ChannelAcceptRequest(node_pubkey=bytes.fromhex(PEER), pending_chan_id=b"\x01" * 32,
-                                                         funding_amt=100_000)])
+    stub = ScriptedAcceptorStub(
+        [ln.ChannelAcceptRequest(node_pubkey=bytes.fromhex(PEER), pending_chan_id=b"\x01" * 32, funding_amt=100_000)]
+    )
     errors = []
 
     def decide(req: InboundRequest) -> InboundDecision:
         raise RuntimeError("store is locked")
 
-    accept_channels("west", ln, stub, lambda exc, action: NodeError(action), decide, threading.Event(), on_error=lambda r, e: errors.append((r.pending_chan_id, e)))
+    accept_channels(
+        "west",
+        ln,
+        stub,
+        lambda exc, action: NodeError(action),
+        decide,
+        threading.Event(),
+        on_error=lambda r, e: errors.append((r.pending_chan_id, e)),
+    )
     answers = list(stub.outgoing)
     assert [(a.accept, a.pending_chan_id) for a in answers] == [(False, b"\x01" * 32)]
     assert "try again later" in answers[0].error and "locked" not in answers[0].error  # nothing internal leaks

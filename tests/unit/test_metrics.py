@@ -32,16 +32,22 @@ SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-z_]+="([^"\\]|\\.)*",?)*\}
 
 
 def snapshot():  # type: ignore[no-untyped-def]
-    ch = ChannelFacts('we"st', "ab" * 32 + ":0", "open", "03" + "22" * 32, 500_000, 321_000,
-                      close_committed=False, funding="session")
+    ch = ChannelFacts(
+        'we"st', "ab" * 32 + ":0", "open", "03" + "22" * 32, 500_000, 321_000, close_committed=False, funding="session"
+    )
     node = NodeFacts('we"st', "lnd", (ch,), OnchainBalance(40_000, 2_000, 0, 0), 10_000)
     inputs = ReportInputs("treasury", "regtest", 1_700_000_000.5, 812, MultisigFacts(900_000, 0), (node,))
     return build_snapshot(inputs, ReportSettings())
 
 
 def test_the_page_is_valid_exposition_text() -> None:
-    page = render(snapshot(), last_events={'we"st': 1_700_000_000.25}, undelivered_alerts=2, duration_seconds=0.012,
-                  session_states={"secured": 1})
+    page = render(
+        snapshot(),
+        last_events={'we"st': 1_700_000_000.25},
+        undelivered_alerts=2,
+        duration_seconds=0.012,
+        session_states={"secured": 1},
+    )
     lines = page.splitlines()
     assert page.endswith("\n")
     for line in lines:
@@ -70,11 +76,17 @@ def test_loopback_addresses_are_accepted(text: str) -> None:
     assert host in ("127.0.0.1", "::1", "127.0.0.2") and 0 <= port <= 65535
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ("0.0.0.0:9739", "loopback address only"), ("192.168.1.5:9739", "loopback address only"),
-    ("example.com:80", "loopback address only"), ("9739", "expected HOST:PORT"),
-    ("127.0.0.1:99999", "expected HOST:PORT"), ("127.0.0.1:", "expected HOST:PORT"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("0.0.0.0:9739", "loopback address only"),
+        ("192.168.1.5:9739", "loopback address only"),
+        ("example.com:80", "loopback address only"),
+        ("9739", "expected HOST:PORT"),
+        ("127.0.0.1:99999", "expected HOST:PORT"),
+        ("127.0.0.1:", "expected HOST:PORT"),
+    ],
+)
 def test_other_addresses_are_refused(text: str, problem: str) -> None:
     with pytest.raises(UsageError, match=problem) as err:
         parse_listen(text)

@@ -62,26 +62,41 @@ class World:
         self.sink = RecordingSink()
         self.clock = Clock()
         self.metrics = Metrics()
-        self.options = WatchOptions(poll_seconds=60, backup_dir=tmp_path / "backups", unreachable_alert_seconds=60,
-                                    reconnect_min_seconds=0.01, reconnect_max_seconds=0.05)
+        self.options = WatchOptions(
+            poll_seconds=60,
+            backup_dir=tmp_path / "backups",
+            unreachable_alert_seconds=60,
+            reconnect_min_seconds=0.01,
+            reconnect_max_seconds=0.05,
+        )
         self.watcher = self.make()
 
     def make(self, **options: Any) -> Watcher:
         from dataclasses import replace
 
-        return Watcher(self.wallet, lambda: ["west"], lambda name: self.node, replace(self.options, **options),
-                       [self.sink], metrics=self.metrics, clock=self.clock)
+        return Watcher(
+            self.wallet,
+            lambda: ["west"],
+            lambda name: self.node,
+            replace(self.options, **options),
+            [self.sink],
+            metrics=self.metrics,
+            clock=self.clock,
+        )
 
     def clean(self, n: int, state: ChannelState = ChannelState.OPEN, **kw: Any) -> Any:
         """A channel no custody check objects to: a multisig close address, opened by the peer."""
         return channel("west", n, state, close_address=self.wallet.next_address().address, initiator="remote", **kw)
 
     def audit(self, action: str | None = None) -> list[Any]:
-        return [e for e in self.wallet.store.audit_log() if e.actor == "watch" and (action is None or e.action == action)]
+        return [
+            e for e in self.wallet.store.audit_log() if e.actor == "watch" and (action is None or e.action == action)
+        ]
 
     def moves(self) -> list[tuple[str, str | None, str | None, str]]:
-        return [(e.subject, e.details["from"], e.details["to"], e.details["source"])
-                for e in self.audit("channel-state")]
+        return [
+            (e.subject, e.details["from"], e.details["to"], e.details["source"]) for e in self.audit("channel-state")
+        ]
 
 
 @pytest.fixture
@@ -102,8 +117,9 @@ def test_first_round_is_a_baseline_then_each_transition_is_recorded_once(world: 
     world.node.set_state(1, ChannelState.CLOSING, close_address_known=False)
     world.watcher.round()
     world.watcher.round()
-    assert sorted(world.moves()) == sorted([(outpoint(2), None, "pending_open", "poll"),
-                                            (outpoint(1), "open", "closing", "poll")])
+    assert sorted(world.moves()) == sorted(
+        [(outpoint(2), None, "pending_open", "poll"), (outpoint(1), "open", "closing", "poll")]
+    )
     [entry] = [e for e in world.audit("channel-state") if e.subject == outpoint(1)]
     assert entry.details["node"] == "west" and entry.details["short_channel_id"] == "101x1x0"
 
@@ -116,14 +132,19 @@ def test_a_restart_reconciles_from_the_node_and_repeats_nothing(world: World) ->
     world.watcher.close()
     # watch is down: the channel opens and the other is force closed by the peer
     world.node.set_state(2, ChannelState.OPEN)
-    world.node.set_state(1, ChannelState.FORCE_CLOSING, limbo_sat=390_000, closing_txid="cd" * 32,
-                         close_address_known=False)
+    world.node.set_state(
+        1, ChannelState.FORCE_CLOSING, limbo_sat=390_000, closing_txid="cd" * 32, close_address_known=False
+    )
     again = world.make()
     again.round(source="start")
     again.round()
-    assert world.moves() == [(outpoint(2), None, "pending_open", "poll"),
-                             *sorted([(outpoint(2), "pending_open", "open", "start"),
-                                      (outpoint(1), "open", "force_closing", "start")], key=_order(world))]
+    assert world.moves() == [
+        (outpoint(2), None, "pending_open", "poll"),
+        *sorted(
+            [(outpoint(2), "pending_open", "open", "start"), (outpoint(1), "open", "force_closing", "start")],
+            key=_order(world),
+        ),
+    ]
     assert len(world.audit("watch-baseline")) == 1
     [force] = [a for a in world.sink.got if a.kind == "force-close"]
     assert force.subject == outpoint(1) and "390,000 sat" in force.message
@@ -161,7 +182,8 @@ def test_an_unreachable_node_alerts_after_the_threshold_and_keeps_its_last_figur
     world.clock.now += 10
     snap = world.watcher.round()
     assert [e.details["error"] for e in world.audit("node-unreachable")] == [
-        "cannot reach node 'west': connection refused (stand-in)"]
+        "cannot reach node 'west': connection refused (stand-in)"
+    ]
     assert not snap.nodes[0].reachable and snap.balances["channels_local"] == 400_000  # last known
     assert [a.kind for a in world.sink.got] == []
     world.clock.now += 59
@@ -280,8 +302,11 @@ def test_run_follows_node_events_and_stops_promptly(world: World) -> None:
         wait_for(lambda: world.moves() != [], 10, what="the event round")
         [move] = world.audit("channel-state")
         assert move.details["source"] == "event" and move.details["node_events"] == ["inactive"]
-        wait_for(lambda: 'l2custody_node_last_event_timestamp_seconds{node="west"} 0.0' not in world.metrics.page(),
-                 10, what="the event time on the metrics page (rendered at the end of the round)")
+        wait_for(
+            lambda: 'l2custody_node_last_event_timestamp_seconds{node="west"} 0.0' not in world.metrics.page(),
+            10,
+            what="the event time on the metrics page (rendered at the end of the round)",
+        )
         started = time.monotonic()
         stop.set()
         thread.join(10)
@@ -309,7 +334,7 @@ def test_the_follower_reconnects_with_backoff(world: World) -> None:
         wait_for(lambda: world.node.subscriptions == 2, 10, what="a resubscription")
         world.node.events.put(ChannelEvent("west", "open", outpoint(1)))
         kinds = []
-        wait_for(lambda: (kinds.extend(w.kind for w in _drain(wakes)) or "open" in kinds), 10, what="the event")
+        wait_for(lambda: kinds.extend(w.kind for w in _drain(wakes)) or "open" in kinds, 10, what="the event")
         assert kinds.count("subscribed") == 2 and follower.breaks == 3
     finally:
         follower.shutdown()

@@ -18,8 +18,14 @@ from tests.support.wallet import WALLET
 
 
 def _config(tmp_path: Path) -> Path:
-    config = init_config(tmp_path / "config.toml", "regtest", data_dir=tmp_path / "data",
-                         chain_url="http://127.0.0.1:9", chain_user="u", chain_password="p")
+    config = init_config(
+        tmp_path / "config.toml",
+        "regtest",
+        data_dir=tmp_path / "data",
+        chain_url="http://127.0.0.1:9",
+        chain_user="u",
+        chain_password="p",
+    )
     Wallet.import_(config, WALLET["descriptor"]).close()
     return config.path
 
@@ -52,8 +58,12 @@ def test_the_process_serves_metrics_and_stops_on_sigterm(tmp_path: Path) -> None
     notify.settimeout(30)
     env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
     with log.open("w") as err:
-        proc = subprocess.Popen([str(L2CUSTODY), "--config", str(config), "watch", "--poll", "0.2",
-                                 "--metrics", "127.0.0.1:0"], stderr=err, stdout=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            [str(L2CUSTODY), "--config", str(config), "watch", "--poll", "0.2", "--metrics", "127.0.0.1:0"],
+            stderr=err,
+            stdout=subprocess.DEVNULL,
+            env=env,
+        )
     try:
         assert notify.recv(64) == b"READY=1"
         wait_for(lambda: "ready:" in log.read_text() or proc.poll() is not None, 60, what="watch to be ready")

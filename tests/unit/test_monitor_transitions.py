@@ -18,8 +18,15 @@ FOREIGN = "bcrt1qforeign"
 
 
 def facts(n: int, state: str = "open", **kw) -> ChannelFacts:  # type: ignore[no-untyped-def]
-    base = dict(local_balance_sat=300_000, active=True, close_address="bcrt1qours", close_committed=True,
-                close_ours=True, funding="session", short_channel_id=f"{n}x1x0")
+    base = dict(
+        local_balance_sat=300_000,
+        active=True,
+        close_address="bcrt1qours",
+        close_committed=True,
+        close_ours=True,
+        funding="session",
+        short_channel_id=f"{n}x1x0",
+    )
     base.update(kw)
     return ChannelFacts("west", outpoint(n), state, PEER, 500_000, **base)  # type: ignore[arg-type]
 
@@ -58,8 +65,9 @@ def test_close_facts_the_node_stopped_reporting_are_carried_forward() -> None:
 
 
 def test_details_name_the_nodes_identifiers() -> None:
-    _, [move] = diff_channels(by_point(facts(1)), [facts(1, "force_closing", closing_txid="cd" * 32,
-                                                        limbo_sat=290_000, maturity_height=150)])
+    _, [move] = diff_channels(
+        by_point(facts(1)), [facts(1, "force_closing", closing_txid="cd" * 32, limbo_sat=290_000, maturity_height=150)]
+    )
     d = move.details("event", ["closed", "closed", "inactive"])
     assert d["from"] == "open" and d["to"] == "force_closing" and d["source"] == "event"
     assert d["short_channel_id"] == "1x1x0" and d["peer"] == PEER and d["closing_txid"] == "cd" * 32
@@ -68,10 +76,13 @@ def test_details_name_the_nodes_identifiers() -> None:
 
 def test_force_close_alerts_once() -> None:
     old = by_point(facts(1))
-    current, moves = diff_channels(old, [facts(1, "force_closing", closing_txid="cd" * 32, limbo_sat=250_000,
-                                              maturity_height=150)])
+    current, moves = diff_channels(
+        old, [facts(1, "force_closing", closing_txid="cd" * 32, limbo_sat=250_000, maturity_height=150)]
+    )
     [alert] = transition_alerts(moves, old)
-    assert alert.kind == "force-close" and alert.severity == "critical" and alert.key == f"force-close:west:{outpoint(1)}"
+    assert (
+        alert.kind == "force-close" and alert.severity == "critical" and alert.key == f"force-close:west:{outpoint(1)}"
+    )
     assert "250,000 sat are time-locked until height 150" in alert.message and "l2custody sweep west" in alert.message
     # resolving it later raises nothing new
     later, moves = diff_channels(current, [facts(1, "closed", close_type="remote_force")])
@@ -83,8 +94,11 @@ def test_force_close_alerts_once() -> None:
 
 
 def test_cooperative_closes_alert_unless_they_pay_the_multisig() -> None:
-    old = by_point(facts(1), facts(2, close_address=FOREIGN, close_ours=False),
-                   facts(3, close_address=None, close_committed=False, close_ours=None))
+    old = by_point(
+        facts(1),
+        facts(2, close_address=FOREIGN, close_ours=False),
+        facts(3, close_address=None, close_committed=False, close_ours=None),
+    )
     closed = [replace(f, state="closed", close_type="cooperative", close_committed=None) for f in old.values()]
     _, moves = diff_channels(old, closed)
     alerts = {a.subject: a for a in transition_alerts(moves, old)}

@@ -40,8 +40,7 @@ def _executable(path: Path, body: str) -> Path:
     return path
 
 
-def test_env_variable_wins_over_path(bare_env: Path, tmp_path: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_variable_wins_over_path(bare_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _executable(bare_env / "lnd", "exit 0")
     mine = _executable(tmp_path / "my-lnd", "exit 0")
     monkeypatch.setenv("L2C_LND", str(mine))
@@ -50,8 +49,9 @@ def test_env_variable_wins_over_path(bare_env: Path, tmp_path: Path,
     assert find_binary("lnd") == bare_env / "lnd"
 
 
-def test_env_variable_naming_no_executable_is_an_error(bare_env: Path, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_variable_naming_no_executable_is_an_error(
+    bare_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("L2C_BTCD", str(tmp_path / "nope"))
     with pytest.raises(MissingBinary, match="L2C_BTCD=.*nope is not an executable"):
         find_binary("btcd")
@@ -67,8 +67,7 @@ def test_cached_build_is_reused(bare_env: Path, tmp_path: Path) -> None:
 
 
 def test_missing_go_toolchain_names_the_step(bare_env: Path) -> None:
-    with pytest.raises(BuildError,
-                       match="step 'find the Go toolchain' failed: `go` is not on PATH"):
+    with pytest.raises(BuildError, match="step 'find the Go toolchain' failed: `go` is not on PATH"):
         build_into_cache(LND_BUILD)
 
 
@@ -77,22 +76,23 @@ def test_failed_lnd_build_names_the_step_and_its_log(bare_env: Path, tmp_path: P
     with pytest.raises(BuildError) as err:
         build_into_cache(LND_BUILD)
     log = tmp_path / "cache" / LND_BUILD.dirname / "build.log"
-    assert "step 'go mod download github.com/lightningnetwork/lnd@v0.20.1-beta' failed" in \
-        err.value.message
+    assert "step 'go mod download github.com/lightningnetwork/lnd@v0.20.1-beta' failed" in err.value.message
     assert str(log) in err.value.message and "simulated proxy failure" in err.value.message
     assert "simulated proxy failure" in log.read_text()
     assert not (tmp_path / "cache" / LND_BUILD.dirname / "lnd").exists()
 
 
-def test_failed_go_build_after_download_names_the_build_step(bare_env: Path,
-                                                             tmp_path: Path) -> None:
+def test_failed_go_build_after_download_names_the_build_step(bare_env: Path, tmp_path: Path) -> None:
     moddir = tmp_path / "mod"
     moddir.mkdir()
-    _executable(bare_env / "go", f"""
+    _executable(
+        bare_env / "go",
+        f"""
 case "$1" in
   mod) echo '{{"Dir": "{moddir}"}}' ;;
   build) echo 'compile: simulated error in ./cmd/lnd' >&2; exit 2 ;;
-esac""")
+esac""",
+    )
     with pytest.raises(BuildError, match=r"step 'go build ./cmd/lnd' failed \(exit 2\)"):
         build_into_cache(LND_BUILD)
 

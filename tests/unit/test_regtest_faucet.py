@@ -32,8 +32,9 @@ def _coins(*values: int) -> list[Coin]:
 
 
 def _vsize(tx: Transaction) -> float:
-    stripped = Transaction(tx.version, [TransactionInput(i.txid, i.vout, sequence=i.sequence)
-                                        for i in tx.vin], tx.vout, tx.locktime)
+    stripped = Transaction(
+        tx.version, [TransactionInput(i.txid, i.vout, sequence=i.sequence) for i in tx.vin], tx.vout, tx.locktime
+    )
     base = len(stripped.serialize())
     return (base * 3 + len(tx.serialize())) / 4
 
@@ -43,10 +44,13 @@ def test_regtest_addresses_of_every_kind_are_accepted() -> None:
         assert regtest_script(script.address(REGTEST)) == script
 
 
-@pytest.mark.parametrize("address", [
-    "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",   # mainnet
-    "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx",   # testnet
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",  # mainnet
+        "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx",  # testnet
+    ],
+)
 def test_addresses_of_other_networks_are_refused(address: str) -> None:
     with pytest.raises(FaucetError, match="not a regtest address"):
         regtest_script(address)
@@ -96,10 +100,11 @@ def test_build_refuses_what_it_cannot_pay() -> None:
 
 
 def test_parse_block_reads_every_transaction_and_spots_the_coinbase() -> None:
-    coinbase = Transaction(vin=[TransactionInput(bytes(32), 0xFFFFFFFF, Script(b"\x01\x01"))],
-                           vout=[TransactionOutput(50, Script(b"\x51"))])
-    spend = Transaction(vin=[TransactionInput(coinbase.txid(), 0)],
-                        vout=[TransactionOutput(40, Script(b"\x51"))])
+    coinbase = Transaction(
+        vin=[TransactionInput(bytes(32), 0xFFFFFFFF, Script(b"\x01\x01"))],
+        vout=[TransactionOutput(50, Script(b"\x51"))],
+    )
+    spend = Transaction(vin=[TransactionInput(coinbase.txid(), 0)], vout=[TransactionOutput(40, Script(b"\x51"))])
     raw = bytes(80) + compact.to_bytes(2) + coinbase.serialize() + spend.serialize()
     txs = parse_block(raw)
     assert [t.txid() for t in txs] == [coinbase.txid(), spend.txid()]

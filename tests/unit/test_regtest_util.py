@@ -38,14 +38,12 @@ def test_tail_returns_last_lines(tmp_path: Path) -> None:
 
 
 def _daemon(tmp_path: Path, script: str) -> Daemon:
-    return Daemon("toy", [sys.executable, "-c", script, str(tmp_path)], tmp_path / "daemon.log",
-                  marker=str(tmp_path))
+    return Daemon("toy", [sys.executable, "-c", script, str(tmp_path)], tmp_path / "daemon.log", marker=str(tmp_path))
 
 
 def test_daemon_dying_at_start_fails_fast_with_its_log_tail(tmp_path: Path) -> None:
     # Output is computed so that it differs from the command line the log header repeats.
-    daemon = _daemon(tmp_path,
-                     "import sys; print('fatal: bad value ' + 'foo'.upper()); sys.exit(3)")
+    daemon = _daemon(tmp_path, "import sys; print('fatal: bad value ' + 'foo'.upper()); sys.exit(3)")
     daemon.start()
     with pytest.raises(DaemonStartError) as err:
         daemon.wait_ready(lambda: False, timeout=30, what="never")
@@ -55,8 +53,9 @@ def test_daemon_dying_at_start_fails_fast_with_its_log_tail(tmp_path: Path) -> N
 
 
 def test_address_in_use_in_the_log_is_a_port_conflict(tmp_path: Path) -> None:
-    daemon = _daemon(tmp_path, "import sys; print('listen tcp 127.0.0.1:1: bind: address "
-                               "already in ' + 'use'); sys.exit(1)")
+    daemon = _daemon(
+        tmp_path, "import sys; print('listen tcp 127.0.0.1:1: bind: address already in ' + 'use'); sys.exit(1)"
+    )
     daemon.start()
     with pytest.raises(PortConflict):
         daemon.wait_ready(lambda: False, timeout=30, what="never")
@@ -69,9 +68,12 @@ def test_stop_terminates_and_reports_a_daemon_that_ignores_sigterm(tmp_path: Pat
     assert polite.stop(timeout=10) is None
     assert not polite.alive()
 
-    stubborn = _daemon(tmp_path, "import signal, time; signal.signal(signal.SIGTERM, "
-                                 "signal.SIG_IGN); print('armed'.upper(), flush=True); "
-                                 "time.sleep(60)")
+    stubborn = _daemon(
+        tmp_path,
+        "import signal, time; signal.signal(signal.SIGTERM, "
+        "signal.SIG_IGN); print('armed'.upper(), flush=True); "
+        "time.sleep(60)",
+    )
     stubborn.start()
     wait_for(lambda: "ARMED" in stubborn.log_tail(), timeout=10, what="toy to ignore SIGTERM")
     error = stubborn.stop(timeout=0.5)

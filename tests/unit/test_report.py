@@ -23,6 +23,7 @@ from l2custody.custody.report.snapshot import (
     SessionFacts,
     build_snapshot,
 )
+from l2custody.wallet.service import Wallet
 from tests.support.cli_runner import L2CUSTODY, run
 from tests.support.custody import FOREIGN_ADDRESS
 from tests.support.watch import ScriptedNode, channel, outpoint
@@ -32,15 +33,30 @@ SETTINGS = ReportSettings(sweep_threshold_sat=100_000, sweep_keep_sat=50_000, de
 
 
 def facts(n: int, state: str = "open", **kw) -> ChannelFacts:  # type: ignore[no-untyped-def]
-    base = dict(local_balance_sat=300_000, close_address="bcrt1qours", close_committed=True if state == "open" else None,
-                close_ours=True, funding="session", session_id="fs-1", initiator="local")
+    base = dict(
+        local_balance_sat=300_000,
+        close_address="bcrt1qours",
+        close_committed=True if state == "open" else None,
+        close_ours=True,
+        funding="session",
+        session_id="fs-1",
+        initiator="local",
+    )
     base.update(kw)
     return ChannelFacts("west", outpoint(n), state, PEER, 500_000, **base)  # type: ignore[arg-type]
 
 
 def inputs(nodes: tuple[NodeFacts, ...], sessions: tuple[SessionFacts, ...] = (), **kw) -> ReportInputs:  # type: ignore[no-untyped-def]
-    return ReportInputs("treasury", "regtest", 1_700_000_000.0, kw.pop("tip", 500),
-                        MultisigFacts(2_000_000, 10_000, 0, 500), nodes, sessions, **kw)
+    return ReportInputs(
+        "treasury",
+        "regtest",
+        1_700_000_000.0,
+        kw.pop("tip", 500),
+        MultisigFacts(2_000_000, 10_000, 0, 500),
+        nodes,
+        sessions,
+        **kw,
+    )
 
 
 def node(*channels: ChannelFacts, confirmed: int = 60_000, reserve: int = 10_000, **kw) -> NodeFacts:  # type: ignore[no-untyped-def]
@@ -53,17 +69,25 @@ def session(state: str = "secured", blocks_left: int = 500) -> SessionFacts:
 
 def test_balances_by_place_and_channels_by_state() -> None:
     n = node(
-        facts(1), facts(2, local_balance_sat=100_000),
+        facts(1),
+        facts(2, local_balance_sat=100_000),
         facts(3, "pending_open", local_balance_sat=490_000),
-        facts(4, "force_closing", limbo_sat=250_000, maturity_height=510, blocks_til_maturity=10,
-              closing_txid="cd" * 32),
+        facts(
+            4, "force_closing", limbo_sat=250_000, maturity_height=510, blocks_til_maturity=10, closing_txid="cd" * 32
+        ),
         facts(5, "closing", limbo_sat=40_000),
         facts(6, "closed", local_balance_sat=0, close_type="remote_force"),
-        confirmed=70_000, reserve=10_000,
+        confirmed=70_000,
+        reserve=10_000,
     )
     snap = build_snapshot(inputs((n,), (session("broadcast", 1000),)), SETTINGS)
-    assert snap.balances == {"multisig": 2_010_000, "channels_local": 400_000, "pending_open": 490_000,
-                             "limbo": 290_000, "hot_wallet": 70_000}
+    assert snap.balances == {
+        "multisig": 2_010_000,
+        "channels_local": 400_000,
+        "pending_open": 490_000,
+        "limbo": 290_000,
+        "hot_wallet": 70_000,
+    }
     [report] = snap.nodes
     assert report.by_state["open"] == (2, 400_000) and report.by_state["closed"] == (1, 0)
     assert report.keep_sat == 50_000 and report.sweepable_sat == 20_000  # keep > reserve
@@ -87,8 +111,11 @@ def test_close_address_and_funding_findings_say_what_to_do() -> None:
     )
     snap = build_snapshot(inputs((n,)), SETTINGS)
     by = {(f.check, f.kind, f.subject): f for f in snap.findings}
-    assert set(by) == {("close-address", "foreign", outpoint(1)), ("close-address", "missing", outpoint(2)),
-                       ("funding-source", "foreign", outpoint(3))}
+    assert set(by) == {
+        ("close-address", "foreign", outpoint(1)),
+        ("close-address", "missing", outpoint(2)),
+        ("funding-source", "foreign", outpoint(3)),
+    }
     foreign = by[("close-address", "foreign", outpoint(1))]
     assert FOREIGN_ADDRESS in foreign.message and "--force" in foreign.message and foreign.node == "west"
     assert "no committed close address" in by[("close-address", "missing", outpoint(2))].message
@@ -100,15 +127,18 @@ def test_close_address_and_funding_findings_say_what_to_do() -> None:
 def test_hot_wallet_above_the_threshold_is_flagged() -> None:
     at = build_snapshot(inputs((node(confirmed=150_000),)), SETTINGS)
     assert at.ok  # 150,000 - 50,000 kept = 100,000: not above the threshold
-    over = build_snapshot(inputs((node(confirmed=120_000, reserve=0) ,)),
-                          replace(SETTINGS, sweep_keep_sat=0))
+    over = build_snapshot(inputs((node(confirmed=120_000, reserve=0),)), replace(SETTINGS, sweep_keep_sat=0))
     [f] = over.findings
     assert f.check == "hot-wallet" and "120,000 sat" in f.message and "l2custody sweep west" in f.message
 
 
 def test_sessions_near_or_past_their_deadline_are_flagged() -> None:
-    sessions = (session("secured", 200), replace(session("secured", 144), id="fs-2"),
-                replace(session("secured", -3), id="fs-3"), replace(session("broadcast", 10), id="fs-4"))
+    sessions = (
+        session("secured", 200),
+        replace(session("secured", 144), id="fs-2"),
+        replace(session("secured", -3), id="fs-3"),
+        replace(session("broadcast", 10), id="fs-4"),
+    )
     snap = build_snapshot(inputs((), sessions), SETTINGS)
     by = {f.subject: f for f in snap.findings}
     assert set(by) == {"fs-2", "fs-3", "fs-4"}
@@ -123,7 +153,10 @@ def test_unreachable_node_and_chain_fail_closed() -> None:
     checks = {f.check: f for f in snap.findings}
     assert "cannot reach node 'east'" in checks["node-reachable"].message
     assert "l2custody node check east" in checks["node-reachable"].message
-    assert "connection refused" in checks["chain-reachable"].message and "as of block 500" in checks["chain-reachable"].message
+    assert (
+        "connection refused" in checks["chain-reachable"].message
+        and "as of block 500" in checks["chain-reachable"].message
+    )
     assert not snap.nodes[0].reachable
 
 
@@ -180,8 +213,14 @@ def _config(tmp_path: Path) -> Path:
     from l2custody.wallet.service import Wallet
     from tests.support.wallet import WALLET
 
-    config = init_config(tmp_path / "config.toml", "regtest", data_dir=tmp_path / "data",
-                         chain_url="http://127.0.0.1:9", chain_user="u", chain_password="p")
+    config = init_config(
+        tmp_path / "config.toml",
+        "regtest",
+        data_dir=tmp_path / "data",
+        chain_url="http://127.0.0.1:9",
+        chain_user="u",
+        chain_password="p",
+    )
     Wallet.import_(config, WALLET["descriptor"]).close()
     return tmp_path / "config.toml"
 
@@ -204,7 +243,11 @@ def test_installed_command_runs_report(tmp_path: Path) -> None:
     import subprocess
 
     config = _config(tmp_path)
-    done = subprocess.run([str(L2CUSTODY), "--config", str(config), "--json", "report", "--no-sync"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(L2CUSTODY), "--config", str(config), "--json", "report", "--no-sync"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["findings"][0]["check"] == "chain-reachable"

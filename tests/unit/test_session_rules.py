@@ -70,9 +70,15 @@ def test_legs_never_secured_or_undone_block_the_broadcast(leg):
 
 def test_states_that_may_be_on_chain_are_never_undone():
     assert {s for s in SessionState if s.may_be_on_chain} == {
-        SessionState.BROADCASTING, SessionState.BROADCAST, SessionState.CONFIRMED}
+        SessionState.BROADCASTING,
+        SessionState.BROADCAST,
+        SessionState.CONFIRMED,
+    }
     assert {s for s in SessionState if s.is_final} == {
-        SessionState.CONFIRMED, SessionState.ABORTED, SessionState.FAILED}
+        SessionState.CONFIRMED,
+        SessionState.ABORTED,
+        SessionState.FAILED,
+    }
 
 
 def test_views_are_json_ready_and_count_down():

@@ -44,8 +44,15 @@ class SweepingStandIn(StandInBackend):
         if isinstance(self.answer, Exception):
             raise self.answer
         assert self.answer is not None
-        return SweepResult(address, self.answer.amount_sat, 200, 50_000, ("aa" * 32 + ":1",), dry_run,
-                           None if dry_run else self.answer.txid)
+        return SweepResult(
+            address,
+            self.answer.amount_sat,
+            200,
+            50_000,
+            ("aa" * 32 + ":1",),
+            dry_run,
+            None if dry_run else self.answer.txid,
+        )
 
 
 @pytest.fixture
@@ -67,7 +74,9 @@ def test_the_dry_run_shows_the_next_address_without_handing_it_out(wallet) -> No
     preview = preview_sweep(backend, wallet, keep_sat=50_000)
     assert preview.address == first and preview.result.amount_sat == 700_000 and backend.calls[0][2] is True
     assert [a for a in wallet.addresses(show_used=True) if a.issued] == []  # nothing handed out
-    assert sweep_records(wallet.store) == [] and [e.action for e in wallet.store.audit_log()] == ["wallet-imported-descriptor"]
+    assert sweep_records(wallet.store) == [] and [e.action for e in wallet.store.audit_log()] == [
+        "wallet-imported-descriptor"
+    ]
     assert wallet.next_address().address == first and peek_address(wallet) != first
     backend.answer = InsufficientFunds("node 'west' has no confirmed coins in its wallet; nothing to sweep")
     empty = preview_sweep(backend, wallet)
@@ -105,7 +114,13 @@ def test_a_sweep_is_recorded_with_the_node_figures_then_verified(wallet, chain) 
     backend.answer = SweepResult("", 700_000, 0, 0, (), False, tx.txid().hex())
     rec = sweep_node(backend, wallet, keep_sat=50_000, fee_rate=2)
     assert (rec.state, rec.address, rec.amount, rec.fee, rec.kept, rec.txid) == (
-        "broadcast", address, 700_000, 200, 50_000, tx.txid().hex())
+        "broadcast",
+        address,
+        700_000,
+        200,
+        50_000,
+        tx.txid().hex(),
+    )
     assert backend.calls == [(address, 50_000, False)]
     chain.add_block([tx])
     done = sweep_status(wallet, rec.id)

@@ -11,7 +11,7 @@ from l2custody.wallet import size
 from l2custody.wallet.coinselect import select
 from l2custody.wallet.psbt import build_psbt
 from l2custody.wallet.review import summarize
-from wallet_support import coins, descriptor, pay, rng
+from tests.support.wallet import coins, descriptor, pay, rng
 
 DESC = descriptor()
 IN_W = size.multisig_input_weight(2, 3)

@@ -18,8 +18,13 @@ from embit.descriptor import Descriptor
 from embit.networks import NETWORKS
 
 from l2custody.errors import DescriptorError, NetworkMismatch
-from l2custody.wallet.descriptor import KeyOrigin, MultisigDescriptor, descriptor_checksum, parse_path
-from wallet_support import WALLET, descriptor, signers
+from l2custody.wallet.descriptor import (
+    KeyOrigin,
+    MultisigDescriptor,
+    descriptor_checksum,
+    parse_path,
+)
+from tests.support.wallet import WALLET, descriptor, signers
 
 KEYS = WALLET["keys"]
 HRP = {"regtest": "bcrt", "test": "tb"}

@@ -15,7 +15,7 @@ from l2custody.wallet.formats import (
     export_wallet,
     import_wallet,
 )
-from wallet_support import VECTORS, WALLET, descriptor
+from tests.support.wallet import VECTORS, WALLET, descriptor
 
 KEYS = WALLET["keys"]
 
@@ -61,12 +61,30 @@ def core_listdescriptors() -> dict:
     return {
         "wallet_name": "treasury",
         "descriptors": [
-            {"desc": "wpkh([d34db33f/84'/1'/0']tpubD6NzVbkrYhZ4XgiXtGrdW5XDAPFCL9h7we1vwNCpn8tGbBcgfVYjXyhWo4E1xkh56hjod1RhGjxbaTLV3X4FyWuejifB9jusQ46QzG87VKp/0/*)#qwlqgth7",
-             "timestamp": 1700000000, "active": True, "internal": False, "range": [0, 999], "next": 0},
-            {"desc": with_apostrophes(WALLET["descriptor_receive"]), "timestamp": 1700000500,
-             "active": True, "internal": False, "range": [0, 999], "next": 3},
-            {"desc": with_apostrophes(WALLET["descriptor_change"]), "timestamp": 1700000500,
-             "active": True, "internal": True, "range": [0, 999], "next": 1},
+            {
+                "desc": "wpkh([d34db33f/84'/1'/0']tpubD6NzVbkrYhZ4XgiXtGrdW5XDAPFCL9h7we1vwNCpn8tGbBcgfVYjXyhWo4E1xkh56hjod1RhGjxbaTLV3X4FyWuejifB9jusQ46QzG87VKp/0/*)#qwlqgth7",
+                "timestamp": 1700000000,
+                "active": True,
+                "internal": False,
+                "range": [0, 999],
+                "next": 0,
+            },
+            {
+                "desc": with_apostrophes(WALLET["descriptor_receive"]),
+                "timestamp": 1700000500,
+                "active": True,
+                "internal": False,
+                "range": [0, 999],
+                "next": 3,
+            },
+            {
+                "desc": with_apostrophes(WALLET["descriptor_change"]),
+                "timestamp": 1700000500,
+                "active": True,
+                "internal": True,
+                "range": [0, 999],
+                "next": 1,
+            },
         ],
     }
 

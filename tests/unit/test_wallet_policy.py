@@ -8,7 +8,7 @@ from l2custody.config import PolicyConfig
 from l2custody.errors import ConfigError, NetworkMismatch, PolicyViolation
 from l2custody.wallet.addresses import address_to_script
 from l2custody.wallet.policy import DEFAULT_MAX_FEE_RATE, DEFAULT_MAX_FEE_SAT, Policy
-from wallet_support import WALLET, outside_address
+from tests.support.wallet import WALLET, outside_address
 
 DEST = outside_address()
 

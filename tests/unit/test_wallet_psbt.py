@@ -33,7 +33,16 @@ from l2custody.wallet.psbt import (
     psbt_txid,
 )
 from l2custody.wallet.review import summarize
-from wallet_support import WALLET, coin, coins, descriptor, outside_address, pay, rng, signers
+from tests.support.wallet import (
+    WALLET,
+    coin,
+    coins,
+    descriptor,
+    outside_address,
+    pay,
+    rng,
+    signers,
+)
 
 DESC = descriptor()
 TIP = 1000
@@ -56,10 +65,17 @@ def bip143_sighash_all(tx: Transaction, i: int, witness_script: bytes, value: in
     )
     vin = tx.vin[i]
     preimage = (
-        tx.version.to_bytes(4, "little") + dsha(prevouts) + dsha(sequences)
-        + bytes(reversed(vin.txid)) + vin.vout.to_bytes(4, "little")
-        + compact(len(witness_script)) + witness_script + value.to_bytes(8, "little")
-        + vin.sequence.to_bytes(4, "little") + dsha(outputs) + tx.locktime.to_bytes(4, "little")
+        tx.version.to_bytes(4, "little")
+        + dsha(prevouts)
+        + dsha(sequences)
+        + bytes(reversed(vin.txid))
+        + vin.vout.to_bytes(4, "little")
+        + compact(len(witness_script))
+        + witness_script
+        + value.to_bytes(8, "little")
+        + vin.sequence.to_bytes(4, "little")
+        + dsha(outputs)
+        + tx.locktime.to_bytes(4, "little")
         + (1).to_bytes(4, "little")
     )
     return dsha(preimage)
@@ -75,7 +91,7 @@ def assert_valid_multisig_spend(raw: bytes, spent: dict[str, tuple[int, bytes]],
         assert spk == b"\x00\x20" + hashlib.sha256(script).digest(), "witness script does not hash to the output"
         assert items[0] == b"", "CHECKMULTISIG dummy must be empty"
         assert script[-1] == 0xAE and script[0] - 0x50 == threshold
-        keys = [script[2 + 34 * k: 35 + 34 * k] for k in range(script[-2] - 0x50)]
+        keys = [script[2 + 34 * k : 35 + 34 * k] for k in range(script[-2] - 0x50)]
         sigs = items[1:-1]
         assert len(sigs) == threshold
         msg = bip143_sighash_all(tx, i, script, value)

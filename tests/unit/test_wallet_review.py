@@ -18,9 +18,26 @@ from embit.transaction import Transaction, TransactionOutput
 from l2custody.errors import NetworkMismatch, PolicyViolation, PsbtTampered
 from l2custody.wallet.addresses import address_to_script
 from l2custody.wallet.policy import Policy
-from l2custody.wallet.psbt import TxOut, build_psbt, check_signatures, copy_psbt, find_output, psbt_fingerprint
+from l2custody.wallet.psbt import (
+    TxOut,
+    build_psbt,
+    check_signatures,
+    copy_psbt,
+    find_output,
+    psbt_fingerprint,
+)
 from l2custody.wallet.review import summarize, verify
-from wallet_support import WALLET, coin, coins, descriptor, other_descriptor, outside_address, pay, rng, signers
+from tests.support.wallet import (
+    WALLET,
+    coin,
+    coins,
+    descriptor,
+    other_descriptor,
+    outside_address,
+    pay,
+    rng,
+    signers,
+)
 
 DESC = descriptor()
 ATTACKER = other_descriptor().address(False, 7)
@@ -28,7 +45,9 @@ DEST = outside_address()
 
 
 def build(amount: int = 120_000, fee_rate: float = 5.0, change_index: int | None = 0, dest: str = DEST):
-    return build_psbt(DESC, coins(DESC, [100_000, 250_000]), [pay(amount, dest)], change_index, fee_rate, 1000, rng=rng())
+    return build_psbt(
+        DESC, coins(DESC, [100_000, 250_000]), [pay(amount, dest)], change_index, fee_rate, 1000, rng=rng()
+    )
 
 
 def allowing(*addresses: str, **kw) -> Policy:
@@ -49,7 +68,9 @@ def test_summary_describes_inputs_outputs_and_fee() -> None:
     s = summarize(psbt, DESC)
     assert s.ok and not s.complete and s.rbf and s.threshold == 2
     assert sorted((i.ours, i.change, i.derivation_index, i.value) for i in s.inputs) == [
-        (True, False, 0, 100_000), (True, False, 1, 250_000)]
+        (True, False, 0, 100_000),
+        (True, False, 1, 250_000),
+    ]
     kinds = {o.kind: o for o in s.outputs}
     assert kinds["foreign"].address == DEST and kinds["foreign"].value == 120_000
     assert kinds["change"].address == WALLET["regtest_change"][0] and kinds["change"].derivation_index == 0
@@ -123,7 +144,9 @@ def test_swapped_output_is_refused_naming_it() -> None:
     psbt.outputs[j].script_pubkey = Script(address_to_script(ATTACKER, "regtest"))
     with pytest.raises(PolicyViolation, match=f"output {j} pays 120,000 sat to {ATTACKER}"):
         verify(psbt, DESC, allowing(DEST))
-    with pytest.raises(PsbtTampered, match=f"output {j} \\({ATTACKER}, 120,000 sat\\) is not one of the expected outputs"):
+    with pytest.raises(
+        PsbtTampered, match=f"output {j} \\({ATTACKER}, 120,000 sat\\) is not one of the expected outputs"
+    ):
         verify(psbt, DESC, Policy(), expected_outputs=[pay(120_000)])
 
 
@@ -131,7 +154,9 @@ def test_changed_amount_is_refused_against_expected_outputs() -> None:
     psbt = build()
     j = dest_index(psbt)
     psbt.outputs[j].value = 119_000
-    with pytest.raises(PsbtTampered, match=f"output {j} \\({DEST}, 119,000 sat\\): the amount to that address should be 120,000 sat"):
+    with pytest.raises(
+        PsbtTampered, match=f"output {j} \\({DEST}, 119,000 sat\\): the amount to that address should be 120,000 sat"
+    ):
         verify(psbt, DESC, Policy(), expected_outputs=[pay(120_000)])
 
 
@@ -156,7 +181,9 @@ def test_foreign_change_with_our_metadata_is_refused() -> None:
     psbt.outputs[k].script_pubkey = Script(address_to_script(ATTACKER, "regtest"))
     s = summarize(psbt, DESC)
     assert not s.ok and "foreign change" in s.problems[0]
-    with pytest.raises(PsbtTampered, match=f"output {k} \\({ATTACKER}, .*claims to be our change address .*foreign change"):
+    with pytest.raises(
+        PsbtTampered, match=f"output {k} \\({ATTACKER}, .*claims to be our change address .*foreign change"
+    ):
         verify(psbt, DESC, allowing(DEST, ATTACKER))
 
 
@@ -184,14 +211,17 @@ def test_fee_above_the_absolute_cap_is_refused() -> None:
 
 def test_fee_rate_above_the_cap_is_refused() -> None:
     psbt = build(fee_rate=20.0)
-    with pytest.raises(PolicyViolation, match=r"fee rate 20\.\d\d sat/vB is above the cap of 10 sat/vB \(\[policy\] max_fee_rate\)"):
+    with pytest.raises(
+        PolicyViolation, match=r"fee rate 20\.\d\d sat/vB is above the cap of 10 sat/vB \(\[policy\] max_fee_rate\)"
+    ):
         verify(psbt, DESC, allowing(DEST, max_fee_rate=10.0))
 
 
 def test_forged_input_amount_is_refused() -> None:
     psbt = build()
-    psbt.inputs[0].witness_utxo = TransactionOutput(psbt.inputs[0].witness_utxo.value + 50_000,
-                                                    psbt.inputs[0].witness_utxo.script_pubkey)
+    psbt.inputs[0].witness_utxo = TransactionOutput(
+        psbt.inputs[0].witness_utxo.value + 50_000, psbt.inputs[0].witness_utxo.script_pubkey
+    )
     with pytest.raises(PsbtTampered, match="input 0 .*witness_utxo disagrees with the previous transaction"):
         verify(psbt, DESC, allowing(DEST))
 
@@ -250,7 +280,9 @@ def test_signatures_stop_verifying_when_the_transaction_changes() -> None:
 def test_misleading_key_origin_is_refused() -> None:
     psbt = build()
     pub, der = next(iter(psbt.inputs[0].bip32_derivations.items()))
-    psbt.inputs[0].bip32_derivations[pub] = DerivationPath(der.fingerprint, der.derivation[:-1] + [der.derivation[-1] + 1])
+    psbt.inputs[0].bip32_derivations[pub] = DerivationPath(
+        der.fingerprint, der.derivation[:-1] + [der.derivation[-1] + 1]
+    )
     with pytest.raises(PsbtTampered, match="input 0 "):
         verify(psbt, DESC, allowing(DEST))
 
@@ -269,8 +301,14 @@ def test_psbt_changed_since_verified_is_refused() -> None:
 def test_mainnet_cosigner_keys_in_a_regtest_psbt_are_a_network_mismatch() -> None:
     psbt = build()
     key, der = next(iter(psbt.xpubs.items()))
-    mainnet = bip32.HDKey(key.key, key.chain_code, version=bytes.fromhex("0488b21e"), depth=key.depth,
-                          fingerprint=key.fingerprint, child_number=key.child_number)
+    mainnet = bip32.HDKey(
+        key.key,
+        key.chain_code,
+        version=bytes.fromhex("0488b21e"),
+        depth=key.depth,
+        fingerprint=key.fingerprint,
+        child_number=key.child_number,
+    )
     psbt.xpubs = {mainnet: der}
     with pytest.raises(NetworkMismatch, match="for mainnet but this wallet is on regtest"):
         verify(psbt, DESC, allowing(DEST))

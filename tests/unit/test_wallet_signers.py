@@ -21,7 +21,7 @@ from l2custody.wallet.signers import (
     generate_mnemonic,
     write_secret_file,
 )
-from wallet_support import WALLET, coins, descriptor, pay, rng, signers
+from tests.support.wallet import WALLET, coins, descriptor, pay, rng, signers
 
 DESC = descriptor()
 MNEMONIC = WALLET["mnemonics"][0]
@@ -205,7 +205,9 @@ def test_hwi_signer_without_hwi_says_how_to_install() -> None:
         HwiSigner("deadbeef").sign(unsigned())
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hwilib") is None, reason="HWI not installed (pip install 'l2custody[hwi]')")
+@pytest.mark.skipif(
+    importlib.util.find_spec("hwilib") is None, reason="HWI not installed (pip install 'l2custody[hwi]')"
+)
 def test_hwi_signer_without_a_device_says_to_connect_it() -> None:
     with pytest.raises(SignerUnavailable, match="connect and unlock"):
         HwiSigner("deadbeef", network="regtest").sign(unsigned())

@@ -38,7 +38,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from l2custody.backends.cln import convert as conv
 from l2custody.backends.base import (
     AnchorReserve,
     Capability,
@@ -56,6 +55,7 @@ from l2custody.backends.base import (
     check_close_request,
     parse_channel_point,
 )
+from l2custody.backends.cln import convert as conv
 from l2custody.backends.cln.rpc import DEFAULT_TIMEOUT, CallTimeout, ClnConnection
 from l2custody.errors import (
     BroadcastRejected,
@@ -95,8 +95,9 @@ class ClnBackend(NodeBackend):
     def __repr__(self) -> str:
         return f"ClnBackend({self.name!r}, rpc_file={str(self.conn.rpc_file)!r})"
 
-    def call(self, method: str, params: dict[str, Any] | None = None, *, action: str,
-             timeout: float | None = None) -> Any:
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, *, action: str, timeout: float | None = None
+    ) -> Any:
         """One lightningd command with exactly ``params`` (errors translated)."""
         return self.conn.call(method, params, action=action, timeout=timeout)
 
@@ -116,8 +117,9 @@ class ClnBackend(NodeBackend):
     def connect_peer(self, pubkey: str, host: str) -> None:
         if self.is_connected(pubkey):
             return
-        self.call("connect", {"id": f"{pubkey}@{host}"}, action=f"connect to {pubkey}@{host}",
-                  timeout=NEGOTIATION_TIMEOUT)
+        self.call(
+            "connect", {"id": f"{pubkey}@{host}"}, action=f"connect to {pubkey}@{host}", timeout=NEGOTIATION_TIMEOUT
+        )
 
     def is_connected(self, pubkey: str) -> bool:
         return self._peer(pubkey) is not None
@@ -198,8 +200,14 @@ class ClnBackend(NodeBackend):
         entry = self._entry(channel_point)
         ch = conv.channel_info(self.name, entry, self._own_addresses([entry.get("close_to_addr")]))
         assert ch is not None
-        check_close_request(ch, channel_point, delivery_address=delivery_address, fee_rate=fee_rate,
-                            force=force, implementation="Core Lightning")
+        check_close_request(
+            ch,
+            channel_point,
+            delivery_address=delivery_address,
+            fee_rate=fee_rate,
+            force=force,
+            implementation="Core Lightning",
+        )
         if _withheld(entry) and not (entry.get("short_channel_id") and self._repair_withheld(entry)):
             raise NodeError(
                 f"node {self.name!r} still marks the funding of {channel_point} as withheld (never "
@@ -284,8 +292,7 @@ class ClnBackend(NodeBackend):
                 )
             del params["close_to"]
             close_address = None
-        result = self.call("fundchannel_start", params, action=f"open a channel to {peer}",
-                           timeout=NEGOTIATION_TIMEOUT)
+        result = self.call("fundchannel_start", params, action=f"open a channel to {peer}", timeout=NEGOTIATION_TIMEOUT)
         if close_address and result.get("close_to") != address_to_scriptpubkey(close_address).data.hex():
             self._cancel_negotiation(peer)
             raise UpfrontShutdownRefused(
@@ -326,8 +333,12 @@ class ClnBackend(NodeBackend):
         expected = funding_outpoint(psbt, intent.funding_script, intent.amount_sat)
         params = conv.complete_params(intent.peer_pubkey, base64.b64encode(psbt).decode(), self.version())
         try:
-            self.call("fundchannel_complete", params, action="secure the channel (fundchannel_complete)",
-                      timeout=NEGOTIATION_TIMEOUT)
+            self.call(
+                "fundchannel_complete",
+                params,
+                action="secure the channel (fundchannel_complete)",
+                timeout=NEGOTIATION_TIMEOUT,
+            )
         except FundingNegotiationLost:
             if self._poll_pending(expected, 0.0):  # secured by an earlier attempt
                 return expected
@@ -388,7 +399,8 @@ class ClnBackend(NodeBackend):
         others = [
             f"{e['funding_txid']}:{e['funding_outnum']}"
             for e in self._entries(ch.peer_pubkey)
-            if e.get("opener") == "local" and str(e.get("state")) == "CHANNELD_AWAITING_LOCKIN"
+            if e.get("opener") == "local"
+            and str(e.get("state")) == "CHANNELD_AWAITING_LOCKIN"
             and e.get("channel_id") != entry.get("channel_id")
         ]
         if others:
@@ -407,7 +419,9 @@ class ClnBackend(NodeBackend):
         # unconfirmed channel only after the funding confirms (seen after a lightningd restart). A
         # withheld channel (v25.12+) can instead be closed: lightningd forgets it without any
         # transaction. The peer is not told; it forgets its side after 2016 blocks.
-        current = next((e for e in self._entries(ch.peer_pubkey) if e.get("channel_id") == entry.get("channel_id")), None)
+        current = next(
+            (e for e in self._entries(ch.peer_pubkey) if e.get("channel_id") == entry.get("channel_id")), None
+        )
         if current is None:
             return  # the cancel went through after all
         if not _withheld(current):
@@ -416,16 +430,18 @@ class ClnBackend(NodeBackend):
                 "it can cancel it (the cancel stays queued in lightningd). Nothing was broadcast; reconnect the "
                 "peer, or run `lightning-cli fundchannel_cancel` once it is back."
             )
-        self.call("close", {"id": entry["channel_id"], "unilateraltimeout": 1}, action=action,
-                  timeout=NEGOTIATION_TIMEOUT)
+        self.call(
+            "close", {"id": entry["channel_id"], "unilateraltimeout": 1}, action=action, timeout=NEGOTIATION_TIMEOUT
+        )
 
     def publish(self, raw_tx: bytes, *, label: str = "") -> str:
         from embit.transaction import Transaction
 
         txid = Transaction.parse(raw_tx).txid().hex()
         try:
-            result = self.call("sendrawtransaction", {"tx": raw_tx.hex(), "allowhighfees": False},
-                               action=f"publish {txid}")
+            result = self.call(
+                "sendrawtransaction", {"tx": raw_tx.hex(), "allowhighfees": False}, action=f"publish {txid}"
+            )
         except CallTimeout:
             raise BroadcastUnknown(
                 f"publishing {txid} through {self.name!r} timed out: it may or may not have gone out. "
@@ -443,8 +459,7 @@ class ClnBackend(NodeBackend):
         except Exception as exc:
             raise PsbtError(f"cannot parse the PSBT to publish: {exc}") from None
         try:
-            result = self.call("sendpsbt", {"psbt": base64.b64encode(signed_psbt).decode()},
-                               action=f"publish {txid}")
+            result = self.call("sendpsbt", {"psbt": base64.b64encode(signed_psbt).decode()}, action=f"publish {txid}")
         except CallTimeout:
             raise BroadcastUnknown(
                 f"publishing {txid} through {self.name!r} (sendpsbt) timed out: it may or may not have "
@@ -522,8 +537,12 @@ def _withheld(entry: dict[str, Any]) -> bool:
 
 def _withheld_on_chain(entry: dict[str, Any]) -> bool:
     funding = entry.get("funding") or {}
-    return (_withheld(entry) and bool(entry.get("short_channel_id")) and bool(funding.get("psbt"))
-            and entry.get("opener") == "local")
+    return (
+        _withheld(entry)
+        and bool(entry.get("short_channel_id"))
+        and bool(funding.get("psbt"))
+        and entry.get("opener") == "local"
+    )
 
 
 def _pays(entry: dict[str, Any], script: bytes) -> bool:
@@ -542,7 +561,13 @@ def _pays(entry: dict[str, Any], script: bytes) -> bool:
 
 def _changes(old: ChannelInfo | None, new: ChannelInfo) -> list[str]:
     if old is None:
-        return ["pending_open"] if new.state is ChannelState.PENDING_OPEN else ["open"] if new.state is ChannelState.OPEN else []
+        return (
+            ["pending_open"]
+            if new.state is ChannelState.PENDING_OPEN
+            else ["open"]
+            if new.state is ChannelState.OPEN
+            else []
+        )
     kinds = []
     if old.state is not new.state:
         if new.state is ChannelState.OPEN:

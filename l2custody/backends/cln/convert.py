@@ -27,8 +27,12 @@ MIN_CLN_VERSION = (23, 5)  # listpeerchannels (v23.02), listclosedchannels (v23.
 WITHHOLD_SINCE = (25, 12)  # fundchannel_complete `withhold`, sendpsbt clears it
 DEFAULT_EMERGENCY_SAT = 25_000  # lightningd's min-emergency-msat default
 
-_PENDING = {"CHANNELD_AWAITING_LOCKIN", "DUALOPEND_AWAITING_LOCKIN", "DUALOPEND_OPEN_COMMITTED",
-            "DUALOPEND_OPEN_COMMIT_READY"}
+_PENDING = {
+    "CHANNELD_AWAITING_LOCKIN",
+    "DUALOPEND_AWAITING_LOCKIN",
+    "DUALOPEND_OPEN_COMMITTED",
+    "DUALOPEND_OPEN_COMMIT_READY",
+}
 _OPEN = {"CHANNELD_NORMAL", "CHANNELD_AWAITING_SPLICE"}
 _CLOSING = {"CHANNELD_SHUTTING_DOWN", "CLOSINGD_SIGEXCHANGE", "CLOSINGD_COMPLETE"}
 # No funding output yet: a negotiation (fundchannel_start), not a channel.

@@ -62,7 +62,7 @@ class CallTimeout(NodeUnreachable):
 def _client_class() -> Any:
     from pyln.client import LightningRpc
 
-    class _TimedRpc(LightningRpc):  # type: ignore[misc]
+    class _TimedRpc(LightningRpc):
         """pyln's client with a socket timeout on every call."""
 
         def __init__(self, path: str, timeout: float) -> None:
@@ -88,8 +88,9 @@ class ClnConnection:
     def __repr__(self) -> str:
         return f"ClnConnection({self.node!r}, {str(self.rpc_file)!r})"
 
-    def call(self, method: str, params: dict[str, Any] | None = None, *, action: str,
-             timeout: float | None = None) -> Any:
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, *, action: str, timeout: float | None = None
+    ) -> Any:
         """Call ``method`` with exactly ``params`` (named); return lightningd's result.
 
         Raises the translated error (see ``translate``); ``CallTimeout`` when
@@ -172,6 +173,11 @@ def translate(error: Any, *, node: str, method: str, action: str) -> L2CustodyEr
             f"{where} refused to {action}: {said}. A channel opened with an upfront shutdown "
             "address can only be closed to that address: close it without a destination."
         )
+    return _peer_error(code, low, said, where, method, action) or _funding_error(code, low, said, where, action)
+
+
+def _peer_error(code: Any, low: str, said: str, where: str, method: str, action: str) -> L2CustodyError | None:
+    """Errors about the peer and the connection to it, else None."""
     if code in (FUNDING_PEER_NOT_CONNECTED, FUNDING_UNKNOWN_PEER):
         if method in ("fundchannel_complete",):
             return FundingNegotiationLost(
@@ -189,6 +195,11 @@ def translate(error: Any, *, node: str, method: str, action: str) -> L2CustodyEr
         )
     if code in CONNECT_ERRORS:
         return PeerRefused(f"{where} could not {action}: {said}. Check the peer's address and that it is online.")
+    return None
+
+
+def _funding_error(code: Any, low: str, said: str, where: str, action: str) -> L2CustodyError:
+    """Errors about funding, the wallet and the request itself; NodeError for the rest."""
     if code == FUNDING_NOTHING_TO_CANCEL or "no channel funding in progress" in low:
         return FundingNegotiationLost(
             f"{where} has no channel negotiation to {action} ({said}): lightningd restarted or the "

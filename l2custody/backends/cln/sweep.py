@@ -25,17 +25,16 @@ from l2custody.backends.cln.rpc import CallTimeout
 from l2custody.errors import BroadcastUnknown, InsufficientFunds, L2CustodyError, UsageError
 
 
-
 class SweepingNode(Protocol):
     """What a sweep needs of the Core Lightning backend: its name, its commands and its reserve."""
 
     name: str
 
-    def call(self, method: str, params: dict[str, Any] | None = None, *, action: str,
-             timeout: float | None = None) -> Any: ...
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, *, action: str, timeout: float | None = None
+    ) -> Any: ...
 
     def anchor_reserve(self, additional_public_channels: int = 0) -> AnchorReserve: ...
-
 
 
 def feerate_param(fee_rate: float | None) -> str:
@@ -91,8 +90,9 @@ class _Prepared:
         return str(sent["txid"])
 
 
-def sweep(backend: SweepingNode, address: str, *, keep_sat: int | None, fee_rate: float | None,
-          dry_run: bool) -> SweepResult:
+def sweep(
+    backend: SweepingNode, address: str, *, keep_sat: int | None, fee_rate: float | None, dry_run: bool
+) -> SweepResult:
     from embit.script import address_to_scriptpubkey
 
     try:
@@ -102,10 +102,15 @@ def sweep(backend: SweepingNode, address: str, *, keep_sat: int | None, fee_rate
     if keep_sat is not None and keep_sat < 0:
         raise UsageError(f"--keep must not be negative, got {keep_sat} sat")
     funds = backend.call("listfunds", {}, action="list the node wallet")
-    coins = {f"{o['txid']}:{o['output']}": sat(o.get("amount_msat")) for o in funds.get("outputs") or []
-             if o.get("status") == "confirmed" and not o.get("reserved")}
+    coins = {
+        f"{o['txid']}:{o['output']}": sat(o.get("amount_msat"))
+        for o in funds.get("outputs") or []
+        if o.get("status") == "confirmed" and not o.get("reserved")
+    }
     if not coins:
-        raise InsufficientFunds(f"node {backend.name!r} has no confirmed, unreserved coins in its wallet; nothing to sweep")
+        raise InsufficientFunds(
+            f"node {backend.name!r} has no confirmed, unreserved coins in its wallet; nothing to sweep"
+        )
     total = sum(coins.values())
     reserve = backend.anchor_reserve().required_sat
     keep = max(keep_sat or 0, reserve)

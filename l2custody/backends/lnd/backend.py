@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import math
 import os
-import time
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -58,10 +58,10 @@ from l2custody.backends.lnd import convert as conv
 from l2custody.backends.lnd.connect import LndCredentials, open_channel, rpc, translate_rpc_error
 from l2custody.backends.lnd.funding import OpenStream, funding_outpoint, to_psbt_v0
 from l2custody.errors import (
-    FundingNegotiationLost,
     BroadcastRejected,
     BroadcastUnknown,
     ChannelNotFound,
+    FundingNegotiationLost,
     InsufficientFunds,
     L2CustodyError,
     NodeError,
@@ -105,7 +105,10 @@ class LndBackend(NodeBackend):
     # PUBLISH_PSBT is for nodes that must be told about the funding broadcast (CLN);
     # lnd learns of a PSBT-funded channel's transaction from the chain.
     capabilities = frozenset(Capability) - {
-        Capability.PUBLISH_PSBT, Capability.PLUGIN_EVENTS, Capability.WITHHELD_FUNDING}
+        Capability.PUBLISH_PSBT,
+        Capability.PLUGIN_EVENTS,
+        Capability.WITHHELD_FUNDING,
+    }
 
     def __init__(self, name: str, creds: LndCredentials) -> None:
         super().__init__(name)
@@ -190,7 +193,10 @@ class LndBackend(NodeBackend):
     @rpc("list channels")
     def list_channels(self, *, include_closed: bool = True) -> list[ChannelInfo]:
         ln, stub, _, _ = self._stubs()
-        out = [conv.from_channel(self.name, c) for c in stub.ListChannels(ln.ListChannelsRequest(), timeout=self._t).channels]
+        out = [
+            conv.from_channel(self.name, c)
+            for c in stub.ListChannels(ln.ListChannelsRequest(), timeout=self._t).channels
+        ]
         out += conv.from_pending(self.name, stub.PendingChannels(ln.PendingChannelsRequest(), timeout=self._t))
         if include_closed:
             closed = stub.ClosedChannels(ln.ClosedChannelsRequest(), timeout=self._t).channels
@@ -217,8 +223,9 @@ class LndBackend(NodeBackend):
         ln, stub, _, _ = self._stubs()
         txid, vout = parse_channel_point(channel_point)
         ch = self._find(channel_point)
-        check_close_request(ch, channel_point, delivery_address=delivery_address, fee_rate=fee_rate,
-                            force=force, implementation="lnd")
+        check_close_request(
+            ch, channel_point, delivery_address=delivery_address, fee_rate=fee_rate, force=force, implementation="lnd"
+        )
         req = ln.CloseChannelRequest(
             channel_point=ln.ChannelPoint(funding_txid_str=txid, output_index=vout),
             force=force,
@@ -269,10 +276,14 @@ class LndBackend(NodeBackend):
         )
         if request.commitment_type:
             if request.commitment_type not in _COMMITMENT_NAMES:
-                raise UsageError(f"unknown commitment type {request.commitment_type!r}: use one of {sorted(_COMMITMENT_NAMES)}")
+                raise UsageError(
+                    f"unknown commitment type {request.commitment_type!r}: use one of {sorted(_COMMITMENT_NAMES)}"
+                )
             req.commitment_type = _COMMITMENT_NAMES[request.commitment_type]
         what = f"open to {request.peer_pubkey[:16]}…"
-        stream = OpenStream(stub.OpenChannel(req), lambda e: self.translate(e, f"open a channel to {request.peer_pubkey}"), what)
+        stream = OpenStream(
+            stub.OpenChannel(req), lambda e: self.translate(e, f"open a channel to {request.peer_pubkey}"), what
+        )
         try:
             fund = stream.wait("psbt_fund", NEGOTIATION_TIMEOUT)
         except BaseException:
@@ -430,7 +441,11 @@ class LndBackend(NodeBackend):
         try:
             resp = wkstub.PublishTransaction(wk.Transaction(tx_hex=raw_tx, label=label), timeout=self._t)
         except grpc.RpcError as exc:
-            if exc.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+            if exc.code() in (
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.CANCELLED,
+            ):
                 raise BroadcastUnknown(
                     f"publishing {txid} through {self.name!r} ended with {exc.code().name}: it may or may "
                     "not have gone out. Check the chain (or the mempool) before trying again."
@@ -445,7 +460,9 @@ class LndBackend(NodeBackend):
     def onchain_balance(self) -> OnchainBalance:
         ln, stub, _, _ = self._stubs()
         r = stub.WalletBalance(ln.WalletBalanceRequest(), timeout=self._t)
-        return OnchainBalance(r.confirmed_balance, r.unconfirmed_balance, r.locked_balance, r.reserved_balance_anchor_chan)
+        return OnchainBalance(
+            r.confirmed_balance, r.unconfirmed_balance, r.locked_balance, r.reserved_balance_anchor_chan
+        )
 
     @rpc("read the anchor reserve")
     def anchor_reserve(self, additional_public_channels: int = 0) -> AnchorReserve:
@@ -453,7 +470,9 @@ class LndBackend(NodeBackend):
         req = wk.RequiredReserveRequest(additional_public_channels=additional_public_channels)
         required = wkstub.RequiredReserve(req, timeout=self._t).required_reserve
         # lnd counts unleased outputs of the default account, confirmed or not.
-        utxos = wkstub.ListUnspent(wk.ListUnspentRequest(min_confs=0, max_confs=2**31 - 1, account="default"), timeout=self._t).utxos
+        utxos = wkstub.ListUnspent(
+            wk.ListUnspentRequest(min_confs=0, max_confs=2**31 - 1, account="default"), timeout=self._t
+        ).utxos
         return AnchorReserve(required, sum(u.amount_sat for u in utxos), additional_public_channels)
 
     @rpc("sweep the node wallet")
@@ -462,8 +481,16 @@ class LndBackend(NodeBackend):
     ) -> SweepResult:
         from l2custody.backends.lnd.sweep import sweep
 
-        return sweep(self.name, self._stubs(), self._t, lambda raw, label: self.publish(raw, label=label), address,
-                     keep_sat=keep_sat, fee_rate=fee_rate, dry_run=dry_run)
+        return sweep(
+            self.name,
+            self._stubs(),
+            self._t,
+            lambda raw, label: self.publish(raw, label=label),
+            address,
+            keep_sat=keep_sat,
+            fee_rate=fee_rate,
+            dry_run=dry_run,
+        )
 
     def accept_inbound(
         self,
@@ -524,8 +551,10 @@ class LndBackend(NodeBackend):
             except grpc.RpcError as exc:
                 if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
                     if "permission denied" in (exc.details() or ""):
-                        return ["cannot check permissions: the macaroon lacks macaroon:read "
-                                "(admin.macaroon has it); read-only calls work"]
+                        return [
+                            "cannot check permissions: the macaroon lacks macaroon:read "
+                            "(admin.macaroon has it); read-only calls work"
+                        ]
                     raise
                 needed = ", ".join(f"{p.entity}:{p.action}" for p in perms[method].permissions)
                 problems.append(f"{method.rsplit('/', 1)[1]} needs {needed}")

@@ -129,8 +129,7 @@ def _read(path: Path, what: str) -> bytes:
         raise ConfigError(f"{what} file {path} does not exist; check the path") from None
     except PermissionError:
         raise ConfigError(
-            f"cannot read {what} file {path}: permission denied; run l2custody as a user "
-            "that may read it"
+            f"cannot read {what} file {path}: permission denied; run l2custody as a user that may read it"
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {what} file {path}: {exc.strerror}") from None
@@ -239,9 +238,7 @@ def translate_rpc_error(exc: Any, *, node: str, host: str, action: str, timeout:
             "or bake one with the permissions `l2custody node check` lists."
         )
     if "expired" in low and "macaroon" in low:
-        return NodeAuthError(
-            f"the macaroon for {where} has expired ({details}); bake a new one and re-add the node."
-        )
+        return NodeAuthError(f"the macaroon for {where} has expired ({details}); bake a new one and re-add the node.")
     if any(m in low for m in _STARTING_MARKERS):
         return NodeUnreachable(
             f"{where} is not ready to {action}: {details}. Unlock the wallet "

@@ -108,9 +108,7 @@ def from_pending(node: str, resp: Any) -> list[ChannelInfo]:
             )
         )
     for c in resp.pending_closing_channels:
-        out.append(
-            _pending(node, c.channel, ChannelState.CLOSING, closing_txid=c.closing_txid or None)
-        )
+        out.append(_pending(node, c.channel, ChannelState.CLOSING, closing_txid=c.closing_txid or None))
     return out
 
 

@@ -92,8 +92,7 @@ class OpenStream:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise NodeUnreachable(
-                        f"no {attr} from lnd within {timeout:g}s ({self._what}); the peer "
-                        "may be slow or offline"
+                        f"no {attr} from lnd within {timeout:g}s ({self._what}); the peer may be slow or offline"
                     )
                 self._cond.wait(left)
             return getattr(self, attr)

@@ -19,6 +19,7 @@ import grpc
 from l2custody.amounts import DUST_SAT
 from l2custody.backends.base import SweepResult
 from l2custody.errors import InsufficientFunds, UsageError
+
 # Worst-case weight units per input by lnrpc.AddressType (73-byte signatures, as
 # lnd's own estimator): p2wkh, np2wkh, (unused p2wkh, unused np2wkh), p2tr, (unused p2tr)
 _INPUT_WEIGHT = {0: 273, 1: 365, 2: 273, 3: 365, 4: 230, 5: 230}
@@ -66,7 +67,9 @@ def sweep(
     )
     if not utxos:
         raise InsufficientFunds(f"node {node!r} has no confirmed coins in its wallet; nothing to sweep")
-    required = wkstub.RequiredReserve(wk.RequiredReserveRequest(additional_public_channels=0), timeout=t).required_reserve
+    required = wkstub.RequiredReserve(
+        wk.RequiredReserveRequest(additional_public_channels=0), timeout=t
+    ).required_reserve
     keep = max(keep_sat or 0, required)
     if fee_rate is None:
         fee_rate = wkstub.EstimateFee(wk.EstimateFeeRequest(conf_target=6), timeout=t).sat_per_kw * 4 / 1000
@@ -83,7 +86,7 @@ def sweep(
         )
     outpoints = [ln.OutPoint(txid_str=u.outpoint.txid_str, output_index=u.outpoint.output_index) for u in utxos]
 
-    def fund(amount: int) -> tuple[object, int]:
+    def fund(amount: int) -> tuple[Any, int]:
         template = wk.TxTemplate(inputs=outpoints, outputs={address: amount})
         req = wk.FundPsbtRequest(raw=template, sat_per_vbyte=rate, min_confs=1, spend_unconfirmed=False)
         funded = wkstub.FundPsbt(req, timeout=t)
@@ -114,11 +117,9 @@ def sweep(
     return SweepResult(address, amount, result.fee_sat, kept, inputs, False, txid)
 
 
-def _release(wkstub: object, wk: object, leases: object, timeout: float) -> None:
-    for lease in leases:  # type: ignore[attr-defined]
+def _release(wkstub: Any, wk: Any, leases: Any, timeout: float) -> None:
+    for lease in leases:
         try:
-            wkstub.ReleaseOutput(  # type: ignore[attr-defined]
-                wk.ReleaseOutputRequest(id=lease.id, outpoint=lease.outpoint), timeout=timeout  # type: ignore[attr-defined]
-            )
+            wkstub.ReleaseOutput(wk.ReleaseOutputRequest(id=lease.id, outpoint=lease.outpoint), timeout=timeout)
         except grpc.RpcError:
             pass  # leases expire on their own (10 minutes)

@@ -52,21 +52,59 @@ FILTERED = ("close", *SPEND_COMMANDS, *PSBT_COMMANDS, *OPEN_COMMANDS, *SPLICE_CO
 
 #: Positional parameter order (lightningd v25.12 manual pages).
 SIGNATURES: dict[str, tuple[str, ...]] = {
-    "close": ("id", "unilateraltimeout", "destination", "fee_negotiation_step", "wrong_funding",
-              "force_lease_closed", "feerange"),
+    "close": (
+        "id",
+        "unilateraltimeout",
+        "destination",
+        "fee_negotiation_step",
+        "wrong_funding",
+        "force_lease_closed",
+        "feerange",
+    ),
     "withdraw": ("destination", "satoshi", "feerate", "minconf", "utxos"),
     "multiwithdraw": ("outputs", "feerate", "minconf", "utxos"),
     "txprepare": ("outputs", "feerate", "minconf", "utxos"),
     "signpsbt": ("psbt", "signonly"),
     "sendpsbt": ("psbt", "reserve"),
-    "fundchannel": ("id", "amount", "feerate", "announce", "minconf", "push_msat", "close_to",
-                    "request_amt", "compact_lease", "utxos", "mindepth", "reserve", "channel_type"),
-    "fundchannel_start": ("id", "amount", "feerate", "announce", "close_to", "push_msat",
-                          "channel_type", "mindepth", "reserve"),
-    "multifundchannel": ("destinations", "feerate", "minconf", "utxos", "minchannels",
-                         "commitment_feerate"),
-    "openchannel_init": ("id", "amount", "initialpsbt", "commitment_feerate", "funding_feerate",
-                         "announce", "close_to", "request_amt", "compact_lease", "channel_type"),
+    "fundchannel": (
+        "id",
+        "amount",
+        "feerate",
+        "announce",
+        "minconf",
+        "push_msat",
+        "close_to",
+        "request_amt",
+        "compact_lease",
+        "utxos",
+        "mindepth",
+        "reserve",
+        "channel_type",
+    ),
+    "fundchannel_start": (
+        "id",
+        "amount",
+        "feerate",
+        "announce",
+        "close_to",
+        "push_msat",
+        "channel_type",
+        "mindepth",
+        "reserve",
+    ),
+    "multifundchannel": ("destinations", "feerate", "minconf", "utxos", "minchannels", "commitment_feerate"),
+    "openchannel_init": (
+        "id",
+        "amount",
+        "initialpsbt",
+        "commitment_feerate",
+        "funding_feerate",
+        "announce",
+        "close_to",
+        "request_amt",
+        "compact_lease",
+        "channel_type",
+    ),
 }
 
 #: The positional slots that may hold an address.
@@ -138,14 +176,16 @@ def check_command(method: str, params: Any, facts: CustodyFacts) -> Verdict | Ps
             return first_pass(method, named.get("psbt"), facts)
         if method in SPLICE_COMMANDS:
             return Verdict.refuse(
-                method, RULE_SPLICE,
+                method,
+                RULE_SPLICE,
                 f"{method} refused by the l2custody plugin (rule {RULE_SPLICE}): a splice can pay "
                 "channel funds to any output and the plugin does not check splices; start the plugin "
                 "with l2custody-policy=audit to splice",
             )
     except Malformed as exc:
-        return Verdict.refuse(method, RULE_MALFORMED,
-                              f"{method} refused by the l2custody plugin (rule {RULE_MALFORMED}): {exc.message}")
+        return Verdict.refuse(
+            method, RULE_MALFORMED, f"{method} refused by the l2custody plugin (rule {RULE_MALFORMED}): {exc.message}"
+        )
     return Verdict.ok(method, ALLOW_UNFILTERED)
 
 
@@ -171,7 +211,8 @@ def _check_close(named: dict[str, Any], facts: CustodyFacts) -> Verdict:
     if script is not None and facts.ours(script):
         return Verdict.ok("close", ALLOW_OURS, destination=dest.address)
     return Verdict.refuse(
-        "close", RULE_CLOSE_DESTINATION,
+        "close",
+        RULE_CLOSE_DESTINATION,
         f"close of {named.get('id')} to {dest.address} refused by the l2custody plugin (rule "
         f"{RULE_CLOSE_DESTINATION}): cooperative closes must pay the custody multisig and "
         f"{dest.address} is not one of its addresses; close without a destination (the channel's "
@@ -189,7 +230,7 @@ def _spend_destinations(method: str, named: dict[str, Any]) -> list[Destination]
     outputs = named.get("outputs")
     if not isinstance(outputs, list) or not outputs:
         raise Malformed(f"{method} outputs must be a non-empty array of {{address: amount}} objects")
-    dests = []
+    dests: list[Destination] = []
     for i, item in enumerate(outputs):
         if not isinstance(item, dict) or not item:
             raise Malformed(f"{method} outputs[{i}] must be an {{address: amount}} object, got {item!r}")
@@ -207,11 +248,13 @@ def _check_spend(method: str, named: dict[str, Any], facts: CustodyFacts) -> Ver
             reasons.append((dest.address, ALLOW_POLICY))
         else:
             return Verdict.refuse(
-                method, RULE_SPEND_DESTINATION,
+                method,
+                RULE_SPEND_DESTINATION,
                 f"{method} refused by the l2custody plugin (rule {RULE_SPEND_DESTINATION}): "
                 f"{dest.where} pays {dest.amount_text()} to {dest.address}, which is neither an address "
                 f"of the custody wallet nor an allowed destination; {allow_hint(facts.config_path)}",
-                destination=dest.address, where=dest.where,
+                destination=dest.address,
+                where=dest.where,
             )
     rule = ALLOW_POLICY if any(r == ALLOW_POLICY for _, r in reasons) else ALLOW_OURS
     return Verdict.ok(method, rule, destinations=[{"address": a, "reason": r} for a, r in reasons])
@@ -239,11 +282,13 @@ def _check_open(method: str, named: dict[str, Any], facts: CustodyFacts) -> Verd
         script = _script(dest, method, facts)
         if script is None or not facts.ours(script):
             return Verdict.refuse(
-                method, RULE_CLOSE_TO,
+                method,
+                RULE_CLOSE_TO,
                 f"{method} refused by the l2custody plugin (rule {RULE_CLOSE_TO}): {dest.where} "
                 f"{dest.address} is not an address of the custody multisig, and channel closes must "
                 "pay the multisig; omit close_to or use an address from `lightning-cli custody-address`",
-                close_to=dest.address, where=dest.where,
+                close_to=dest.address,
+                where=dest.where,
             )
     if not close_tos:
         return Verdict.ok(method, ALLOW_NO_DESTINATION)

@@ -54,8 +54,13 @@ class Verdict:
         return cls(False, rule, command, message, details)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"allow": self.allow, "rule": self.rule, "command": self.command,
-                "message": self.message, **self.details}
+        return {
+            "allow": self.allow,
+            "rule": self.rule,
+            "command": self.command,
+            "message": self.message,
+            **self.details,
+        }
 
 
 class CustodyFacts(Protocol):
@@ -86,6 +91,8 @@ class NodeLookup(Protocol):
 
 def allow_hint(config_path: str) -> str:
     """How an operator allows a destination (the tail of a refusal message)."""
-    return (f"to allow it, add the address to {KEY_ALLOWED} in {config_path} and run "
-            "`lightning-cli custody-reload` (or start the plugin with l2custody-policy=audit "
-            "to only log such commands)")
+    return (
+        f"to allow it, add the address to {KEY_ALLOWED} in {config_path} and run "
+        "`lightning-cli custody-reload` (or start the plugin with l2custody-policy=audit "
+        "to only log such commands)"
+    )

@@ -35,10 +35,18 @@ MODES = (MODE_ENFORCE, MODE_AUDIT)
 
 #: name -> (default, type, multi, description); the plugin registers exactly these.
 OPTIONS: dict[str, tuple[Any, str, bool, str]] = {
-    "l2custody-config": ("", "string", False,
-                         "l2custody config file (default: $L2CUSTODY_CONFIG or ~/.config/l2custody/config.toml)"),
-    "l2custody-policy": (MODE_ENFORCE, "string", False,
-                         "enforce (refuse what the custody rules refuse) or audit (log only, never refuse)"),
+    "l2custody-config": (
+        "",
+        "string",
+        False,
+        "l2custody config file (default: $L2CUSTODY_CONFIG or ~/.config/l2custody/config.toml)",
+    ),
+    "l2custody-policy": (
+        MODE_ENFORCE,
+        "string",
+        False,
+        "enforce (refuse what the custody rules refuse) or audit (log only, never refuse)",
+    ),
     "l2custody-node": ("cln", "string", False, "this node's name in l2custody (address labels, audit log)"),
     "l2custody-min-channel": ("0", "string", False, "reject inbound channels smaller than this (e.g. 100000sat)"),
     "l2custody-max-channel": ("", "string", False, "reject inbound channels larger than this (empty: no limit)"),
@@ -87,7 +95,8 @@ class PluginOptions:
             allow_private = allow_private.strip().lower() in ("true", "1", "yes", "on")
         try:
             inbound = GuardPolicy.build(
-                min_channel_sat=min_sat, max_channel_sat=max_sat,
+                min_channel_sat=min_sat,
+                max_channel_sat=max_sat,
                 allowed_peers=_list(get("l2custody-allowed-peer")),
                 denied_peers=_list(get("l2custody-denied-peer")),
                 allow_private=bool(allow_private),

@@ -117,11 +117,15 @@ def second_pass(check: PsbtCheck, node: NodeLookup) -> Verdict:
             reasons[out.index] = "node-wallet"
         else:
             return Verdict.refuse(
-                check.command, RULE_PSBT_OUTPUTS,
+                check.command,
+                RULE_PSBT_OUTPUTS,
                 f"{check.command} refused by the l2custody plugin (rule {RULE_PSBT_OUTPUTS}): "
                 f"{out.describe()}, which is not an address of the custody wallet, not an allowed "
                 f"destination, not this node's wallet and not a funding output of this node's "
                 f"channels; {allow_hint(check.config_path)}",
-                txid=check.txid, output=out.index, address=out.address, value=out.value,
+                txid=check.txid,
+                output=out.index,
+                address=out.address,
+                value=out.value,
             )
     return Verdict.ok(check.command, ALLOW_NODE, txid=check.txid, outputs=reasons)

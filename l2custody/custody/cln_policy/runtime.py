@@ -256,15 +256,18 @@ class CustodyPlugin:
         self.log(f"custody check of {method} failed:\n{traceback.format_exc()}", "error")
         try:
             with self.lock:
-                self.wallet.store.audit(ACTOR, "rpc-check-failed", method,
-                                        {"error": _message(exc), "mode": self.options.mode})
+                self.wallet.store.audit(
+                    ACTOR, "rpc-check-failed", method, {"error": _message(exc), "mode": self.options.mode}
+                )
         except Exception:
             self.log(f"could not audit the failed check either:\n{traceback.format_exc()}", "error")
         if not self.options.enforce:
             return CONTINUE
-        message = (f"{method} refused by the l2custody plugin: its custody check failed ({_message(exc)}); "
-                   "the plugin fails closed, so the command was not run. The lightningd log has the "
-                   "details; fix the cause and retry")
+        message = (
+            f"{method} refused by the l2custody plugin: its custody check failed ({_message(exc)}); "
+            "the plugin fails closed, so the command was not run. The lightningd log has the "
+            "details; fix the cause and retry"
+        )
         return _error(CustodyCheckFailed.code, message, RULE_CHECK_FAILED)
 
     # --- openchannel / openchannel2 ------------------------------------------------------------
@@ -273,8 +276,14 @@ class CustodyPlugin:
         """Reject by the inbound policy, or accept with a fresh multisig close_to (never raises)."""
         try:
             req = inbound_request(hook, payload, self.options.node)
-            details = {"hook": hook, "peer": req.peer_pubkey, "funding_sat": req.funding_sat,
-                       "push_sat": req.push_sat, "private": req.private, "channel_id": req.pending_chan_id}
+            details = {
+                "hook": hook,
+                "peer": req.peer_pubkey,
+                "funding_sat": req.funding_sat,
+                "push_sat": req.push_sat,
+                "private": req.private,
+                "channel_id": req.pending_chan_id,
+            }
             store = self.wallet.store
             with self.lock:
                 reason = self.options.inbound.refusal(req)
@@ -286,10 +295,10 @@ class CustodyPlugin:
                 with store.transaction():
                     address, _ = self._issue_address(f"inbound {req.peer_pubkey[:16]} via {self.options.node}")
                     if reason is not None:
-                        store.audit(ACTOR, "inbound-would-reject", f"peer {req.peer_pubkey}",
-                                    {**details, "reason": reason})
-                    store.audit(ACTOR, "inbound-accepted", f"peer {req.peer_pubkey}",
-                                {**details, "close_to": address})
+                        store.audit(
+                            ACTOR, "inbound-would-reject", f"peer {req.peer_pubkey}", {**details, "reason": reason}
+                        )
+                    store.audit(ACTOR, "inbound-accepted", f"peer {req.peer_pubkey}", {**details, "close_to": address})
                 self.counters.inbound_accepted += 1
             return accept(address)
         except Exception as exc:  # fail closed: no channel whose close we could not commit

@@ -34,8 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import ChannelInfo, ChannelState, CloseResult, CloseType, NodeBackend
 from l2custody.custody.channels import ChannelView, view_channels
-from l2custody.custody.closing.verdict import CloseVerdict, judge_closing_tx
-from l2custody.custody.polling import poll_until
 from l2custody.custody.closing.records import (
     AddressSource,
     CloseKind,
@@ -44,6 +42,8 @@ from l2custody.custody.closing.records import (
     close_record,
     save_record,
 )
+from l2custody.custody.closing.verdict import CloseVerdict, judge_closing_tx
+from l2custody.custody.polling import poll_until
 from l2custody.errors import (
     BroadcastUnknown,
     ChainError,
@@ -56,7 +56,6 @@ from l2custody.errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from l2custody.config import Config
     from l2custody.wallet.service import Wallet
 
 
@@ -70,7 +69,7 @@ class ClosePlan:
 
     view: ChannelView
     force: bool
-    address_source: str  # upfront | delivery | foreign-upfront | node-wallet
+    address_source: AddressSource
     destination: str | None  # None: a fresh multisig address (delivery) or the node wallet (force)
     explanation: tuple[str, ...]
 
@@ -120,12 +119,18 @@ def plan_close(view: ChannelView, *, force: bool = False, allow_foreign: bool = 
         )
     if ch.close_address is None:
         return ClosePlan(
-            view, False, AddressSource.DELIVERY, None,
+            view,
+            False,
+            AddressSource.DELIVERY,
+            None,
             ("The channel has no upfront shutdown address: it is closed to a fresh multisig address.",),
         )
     if view.close_ours:
         return ClosePlan(
-            view, False, AddressSource.UPFRONT, ch.close_address,
+            view,
+            False,
+            AddressSource.UPFRONT,
+            ch.close_address,
             (f"The channel committed its close to {ch.close_address}, an address of the multisig.",),
         )
     if not allow_foreign:
@@ -137,9 +142,14 @@ def plan_close(view: ChannelView, *, force: bool = False, allow_foreign: bool = 
             "close with --allow-foreign-close-address."
         )
     return ClosePlan(
-        view, False, AddressSource.FOREIGN_UPFRONT, ch.close_address,
-        (f"WARNING: the close pays {ch.close_address}, which is NOT an address of the multisig "
-         "(allowed by --allow-foreign-close-address).",),
+        view,
+        False,
+        AddressSource.FOREIGN_UPFRONT,
+        ch.close_address,
+        (
+            f"WARNING: the close pays {ch.close_address}, which is NOT an address of the multisig "
+            "(allowed by --allow-foreign-close-address).",
+        ),
     )
 
 
@@ -190,16 +200,28 @@ def close_channel(
         rec = save_record(
             store,
             CloseRecord(
-                cp, ch.node, CloseKind.FORCE if force else CloseKind.COOPERATIVE, CloseState.REQUESTED, destination, plan.address_source,
-                details={"local_balance_sat": ch.local_balance_sat, "capacity_sat": ch.capacity_sat,
-                         "peer": ch.peer_pubkey, "fee_rate": fee_rate, "initiated": "us"},
+                cp,
+                ch.node,
+                CloseKind.FORCE if force else CloseKind.COOPERATIVE,
+                CloseState.REQUESTED,
+                destination,
+                plan.address_source,
+                details={
+                    "local_balance_sat": ch.local_balance_sat,
+                    "capacity_sat": ch.capacity_sat,
+                    "peer": ch.peer_pubkey,
+                    "fee_rate": fee_rate,
+                    "initiated": "us",
+                },
             ),
         )
         store.audit(wallet.actor, "close-requested", cp, rec.to_dict())
     try:
         result = backend.close_channel(
-            cp, delivery_address=destination if plan.address_source == AddressSource.DELIVERY else None,
-            fee_rate=fee_rate, force=force,
+            cp,
+            delivery_address=destination if plan.address_source == AddressSource.DELIVERY else None,
+            fee_rate=fee_rate,
+            force=force,
         )
     except (NodeUnreachable, BroadcastUnknown) as exc:
         _finish(wallet, rec, CloseState.UNKNOWN, "close-unknown", {"error": exc.message})
@@ -214,7 +236,7 @@ def close_channel(
     return CloseOutcome(plan, rec, result.closing_txid)
 
 
-def _finish(wallet: Wallet, rec: CloseRecord, state: str, action: str, details: dict[str, Any]) -> CloseRecord:
+def _finish(wallet: Wallet, rec: CloseRecord, state: CloseState, action: str, details: dict[str, Any]) -> CloseRecord:
     store = wallet.store
     with store.transaction():
         rec = save_record(store, replace(rec, state=state, details={**rec.details, **details}))
@@ -227,7 +249,9 @@ def _record_result(wallet: Wallet, rec: CloseRecord, result: CloseResult) -> Clo
     with store.transaction():
         rec = save_record(store, replace(rec, state=CloseState.PENDING, closing_txid=result.closing_txid))
         store.audit(
-            wallet.actor, "close-broadcast", rec.channel_point,
+            wallet.actor,
+            "close-broadcast",
+            rec.channel_point,
             {"closing_txid": result.closing_txid, "kind": rec.kind, "expected_address": rec.expected_address},
         )
     return rec
@@ -282,7 +306,10 @@ def _observed_record(ch: ChannelInfo, wallet: Wallet) -> CloseRecord:
     force = ch.state is ChannelState.FORCE_CLOSING or ch.close_type in _FORCE_TYPES
     view = view_channels(wallet, [ch])[0]
     return CloseRecord(
-        ch.channel_point, ch.node, CloseKind.FORCE if force else CloseKind.COOPERATIVE, CloseState.PENDING,
+        ch.channel_point,
+        ch.node,
+        CloseKind.FORCE if force else CloseKind.COOPERATIVE,
+        CloseState.PENDING,
         None if force else view.close_address,
         AddressSource.NODE_WALLET if force else (AddressSource.UPFRONT if view.close_ours else None),
         ch.closing_txid,
@@ -310,9 +337,15 @@ def close_status(backend: NodeBackend, wallet: Wallet, channel_point: str, *, sy
                     f"channel {channel_point} is {ch.state.value.replace('_', ' ')}; no close to follow. "
                     f"Close it with `l2custody channel close {channel_point}`."
                 )
-            return CloseStatus(rec, ch, 0, None, None,
-                               f"the close {rec.state}; the channel is still {ch.state.value}",
-                               f"l2custody channel close {channel_point}")
+            return CloseStatus(
+                rec,
+                ch,
+                0,
+                None,
+                None,
+                f"the close {rec.state}; the channel is still {ch.state.value}",
+                f"l2custody channel close {channel_point}",
+            )
         if rec is None:
             assert ch is not None
             with store.transaction():
@@ -322,13 +355,28 @@ def close_status(backend: NodeBackend, wallet: Wallet, channel_point: str, *, sy
             rec = _finish(wallet, rec, CloseState.PENDING, "close-found", {"closing_txid": ch.closing_txid})
     if ch is not None and ch.closing_txid and rec.closing_txid != ch.closing_txid:
         # lnd's first answer can precede the final closing tx (fee renegotiation, RBF)
-        rec = _finish(wallet, replace(rec, closing_txid=ch.closing_txid), rec.state, "close-txid-changed",
-                      {"closing_txid": ch.closing_txid})
+        rec = _finish(
+            wallet,
+            replace(rec, closing_txid=ch.closing_txid),
+            rec.state,
+            "close-txid-changed",
+            {"closing_txid": ch.closing_txid},
+        )
     forced = ch is not None and (ch.state is ChannelState.FORCE_CLOSING or ch.close_type in _FORCE_TYPES)
-    if rec.kind == CloseKind.COOPERATIVE and forced and rec.state not in (CloseState.VERIFIED, CloseState.VIOLATION):
+    if (
+        ch is not None
+        and rec.kind == CloseKind.COOPERATIVE
+        and forced
+        and rec.state not in (CloseState.VERIFIED, CloseState.VIOLATION)
+    ):
         # the cooperative close did not happen: one side published its commitment instead
-        rec = _finish(wallet, replace(rec, kind=CloseKind.FORCE, address_source=AddressSource.NODE_WALLET, expected_address=None),
-                      rec.state, "close-became-force", {"close_type": ch.close_type.value if ch.close_type else None})
+        rec = _finish(
+            wallet,
+            replace(rec, kind=CloseKind.FORCE, address_source=AddressSource.NODE_WALLET, expected_address=None),
+            rec.state,
+            "close-became-force",
+            {"close_type": ch.close_type.value if ch.close_type else None},
+        )
     if rec.state in (CloseState.VERIFIED, CloseState.VIOLATION, CloseState.IN_NODE_WALLET):
         return _settled_status(wallet, rec, ch)
     if sync:
@@ -342,34 +390,57 @@ def _settled_status(wallet: Wallet, rec: CloseRecord, ch: ChannelInfo | None) ->
     confs, _ = wallet.store.confirmations(rec.closing_txid)
     if rec.state == CloseState.VERIFIED:
         utxo = f"{rec.closing_txid}:{rec.vout}" if rec.vout is not None else None
-        msg = (f"verified: {rec.value:,} sat in the multisig at {utxo}" if utxo
-               else "verified: nothing was due to us")
+        msg = f"verified: {rec.value:,} sat in the multisig at {utxo}" if utxo else "verified: nothing was due to us"
         return CloseStatus(rec, ch, confs, None, utxo, msg, None)
     if rec.state == CloseState.IN_NODE_WALLET:
-        return CloseStatus(rec, ch, confs, None, None,
-                           "force close resolved: the funds are in the node's wallet",
-                           f"l2custody sweep {rec.node}")
+        return CloseStatus(
+            rec,
+            ch,
+            confs,
+            None,
+            None,
+            "force close resolved: the funds are in the node's wallet",
+            f"l2custody sweep {rec.node}",
+        )
     return CloseStatus(rec, ch, confs, None, None, str(rec.details.get("problem", "custody violation")), None)
 
 
 def _force_status(wallet: Wallet, rec: CloseRecord, ch: ChannelInfo | None) -> CloseStatus:
-    store = wallet.store
     if ch is not None and ch.state is ChannelState.CLOSED:
-        rec = _finish(wallet, rec, CloseState.IN_NODE_WALLET, "force-close-resolved",
-                      {"settled_sat": ch.settled_sat, "close_height": ch.close_height})
-        return CloseStatus(rec, ch, 0, None, None,
-                           f"force close resolved: {ch.settled_sat or 0:,} sat went to node {rec.node!r}'s wallet",
-                           f"l2custody sweep {rec.node}")
+        rec = _finish(
+            wallet,
+            rec,
+            CloseState.IN_NODE_WALLET,
+            "force-close-resolved",
+            {"settled_sat": ch.settled_sat, "close_height": ch.close_height},
+        )
+        return CloseStatus(
+            rec,
+            ch,
+            0,
+            None,
+            None,
+            f"force close resolved: {ch.settled_sat or 0:,} sat went to node {rec.node!r}'s wallet",
+            f"l2custody sweep {rec.node}",
+        )
     if ch is not None and ch.state is ChannelState.FORCE_CLOSING:
         if ch.blocks_til_maturity and ch.blocks_til_maturity > 0:
-            msg = (f"force close confirmed; {ch.limbo_sat:,} sat time-locked until height "
-                   f"{ch.maturity_height} ({ch.blocks_til_maturity} blocks)")
+            msg = (
+                f"force close confirmed; {ch.limbo_sat:,} sat time-locked until height "
+                f"{ch.maturity_height} ({ch.blocks_til_maturity} blocks)"
+            )
         else:
             msg = f"force close confirmed; {ch.limbo_sat:,} sat in limbo, the node is sweeping it to its wallet"
         return CloseStatus(rec, ch, 0, None, None, msg, f"wait, then l2custody sweep {rec.node}")
-    return CloseStatus(rec, ch, 0, None, None,
-                       f"force close {rec.closing_txid or ''} waiting for confirmation".replace("  ", " "),
-                       "wait for a block")
+    return CloseStatus(
+        rec,
+        ch,
+        0,
+        None,
+        None,
+        f"force close {rec.closing_txid or ''} waiting for confirmation".replace("  ", " "),
+        "wait for a block",
+    )
 
 
 def _closing_raw(wallet: Wallet, txid: str) -> bytes | None:
@@ -397,8 +468,9 @@ def _coop_status(wallet: Wallet, rec: CloseRecord, ch: ChannelInfo | None) -> Cl
     store, cp = wallet.store, rec.channel_point
     txid = rec.closing_txid
     if not txid:
-        return CloseStatus(rec, ch, 0, None, None, "the node has not reported a closing transaction yet",
-                           "wait, then check again")
+        return CloseStatus(
+            rec, ch, 0, None, None, "the node has not reported a closing transaction yet", "wait, then check again"
+        )
     raw = _closing_raw(wallet, txid)
     confs, height = store.confirmations(txid)
     due = _due_sat(rec, ch)
@@ -410,52 +482,103 @@ def _coop_status(wallet: Wallet, rec: CloseRecord, ch: ChannelInfo | None) -> Cl
                 "went. Treating it as a custody violation: inspect it with a block explorer."
             )
             return _violation(wallet, rec, ch, problem, None)
-        return CloseStatus(rec, ch, confs, None, None, f"closing transaction {txid} not seen yet",
-                           "wait, then check again")
+        return CloseStatus(
+            rec, ch, confs, None, None, f"closing transaction {txid} not seen yet", "wait, then check again"
+        )
     our_scripts = {a.script: (a.change, a.index) for a in store.addresses(wallet.record.id)}
-    verdict = judge_closing_tx(raw, cp, network=wallet.record.network, our_scripts=our_scripts,
-                               expected_address=rec.expected_address, due_sat=due)
+    verdict = judge_closing_tx(
+        raw,
+        cp,
+        network=wallet.record.network,
+        our_scripts=our_scripts,
+        expected_address=rec.expected_address,
+        due_sat=due,
+    )
     if not verdict.ok:
         return _violation(wallet, rec, ch, verdict.problem or "custody violation", verdict)
     main = verdict.main_output
     if confs < 1:
-        msg = (f"closing transaction {txid} pays {main.value:,} sat to the multisig ({main.address}); "
-               "waiting for confirmation") if main else f"closing transaction {txid} waiting for confirmation"
+        msg = (
+            (
+                f"closing transaction {txid} pays {main.value:,} sat to the multisig ({main.address}); "
+                "waiting for confirmation"
+            )
+            if main
+            else f"closing transaction {txid} waiting for confirmation"
+        )
         return CloseStatus(rec, ch, 0, verdict, None, msg, "wait for a block, then check again")
     if main is None:  # nothing was due
         rec = _verified(wallet, rec, verdict, None, height)
         return CloseStatus(rec, ch, confs, verdict, None, "verified: " + "; ".join(verdict.notes), None)
     utxo = store.utxo(txid, main.index)
     if utxo is None:
-        return CloseStatus(rec, ch, confs, verdict, None,
-                           f"closing transaction {txid} is confirmed and pays the multisig, but the wallet does "
-                           "not hold the output yet", "l2custody wallet sync, then check again")
+        return CloseStatus(
+            rec,
+            ch,
+            confs,
+            verdict,
+            None,
+            f"closing transaction {txid} is confirmed and pays the multisig, but the wallet does "
+            "not hold the output yet",
+            "l2custody wallet sync, then check again",
+        )
     rec = _verified(wallet, rec, verdict, main.index, height)
-    return CloseStatus(rec, ch, confs, verdict, f"{txid}:{main.index}",
-                       f"verified: {main.value:,} sat in the multisig at {txid}:{main.index} ({main.address})", None)
+    return CloseStatus(
+        rec,
+        ch,
+        confs,
+        verdict,
+        f"{txid}:{main.index}",
+        f"verified: {main.value:,} sat in the multisig at {txid}:{main.index} ({main.address})",
+        None,
+    )
 
 
-def _verified(wallet: Wallet, rec: CloseRecord, verdict: CloseVerdict, vout: int | None, height: int | None) -> CloseRecord:
+def _verified(
+    wallet: Wallet, rec: CloseRecord, verdict: CloseVerdict, vout: int | None, height: int | None
+) -> CloseRecord:
     store = wallet.store
     value = verdict.outputs[vout].value if vout is not None else 0
     with store.transaction():
-        rec = save_record(store, replace(rec, state=CloseState.VERIFIED, vout=vout, value=value, height=height,
-                                   details={**rec.details, "notes": list(verdict.notes)}))
-        store.audit(wallet.actor, "close-verified", rec.channel_point,
-                    {"closing_txid": rec.closing_txid, "vout": vout, "value": value, "height": height,
-                     "address": verdict.outputs[vout].address if vout is not None else None,
-                     "notes": list(verdict.notes)})
+        rec = save_record(
+            store,
+            replace(
+                rec,
+                state=CloseState.VERIFIED,
+                vout=vout,
+                value=value,
+                height=height,
+                details={**rec.details, "notes": list(verdict.notes)},
+            ),
+        )
+        store.audit(
+            wallet.actor,
+            "close-verified",
+            rec.channel_point,
+            {
+                "closing_txid": rec.closing_txid,
+                "vout": vout,
+                "value": value,
+                "height": height,
+                "address": verdict.outputs[vout].address if vout is not None else None,
+                "notes": list(verdict.notes),
+            },
+        )
     return rec
 
 
-def _violation(wallet: Wallet, rec: CloseRecord, ch: ChannelInfo | None, problem: str,
-               verdict: CloseVerdict | None) -> CloseStatus:
+def _violation(
+    wallet: Wallet, rec: CloseRecord, ch: ChannelInfo | None, problem: str, verdict: CloseVerdict | None
+) -> CloseStatus:
     store = wallet.store
     with store.transaction():
         rec = save_record(store, replace(rec, state=CloseState.VIOLATION, details={**rec.details, "problem": problem}))
-        store.audit(wallet.actor, "custody-violation", rec.channel_point,
-                    {"problem": problem, "closing_txid": rec.closing_txid,
-                     "verdict": verdict.to_dict() if verdict else None})
+        store.audit(
+            wallet.actor,
+            "custody-violation",
+            rec.channel_point,
+            {"problem": problem, "closing_txid": rec.closing_txid, "verdict": verdict.to_dict() if verdict else None},
+        )
     return CloseStatus(rec, ch, 0, verdict, None, problem, None)
 
 
@@ -471,5 +594,10 @@ def wait_for_close(
     """Poll :func:`close_status` until the close is settled (verified, violation,
     funds in the node wallet) or ``timeout`` seconds pass (then the last status
     is returned; it is not an error: the close goes on without us)."""
-    return poll_until(lambda: close_status(backend, wallet, channel_point), lambda s: s.settled,
-                      timeout=timeout, interval=interval, progress=progress)
+    return poll_until(
+        lambda: close_status(backend, wallet, channel_point),
+        lambda s: s.settled,
+        timeout=timeout,
+        interval=interval,
+        progress=progress,
+    )

@@ -46,6 +46,7 @@ class AddressSource(StrEnum):
     FOREIGN_UPFRONT = "foreign-upfront"
     NODE_WALLET = "node-wallet"
 
+
 # --- records ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CloseRecord:
@@ -88,9 +89,21 @@ _COLUMNS = (
 
 
 def _record(row: tuple[Any, ...]) -> CloseRecord:
+    (point, node, kind, state, expected, source, txid, vout, value, height, details, created, updated) = row
     return CloseRecord(
-        row[0], row[1], CloseKind(row[2]), CloseState(row[3]), row[4],
-        AddressSource(row[5]) if row[5] is not None else None, *row[6:10], json.loads(row[10]), row[11], row[12],
+        point,
+        node,
+        CloseKind(kind),
+        CloseState(state),
+        expected,
+        AddressSource(source) if source is not None else None,
+        txid,
+        vout,
+        value,
+        height,
+        json.loads(details),
+        created,
+        updated,
     )
 
 
@@ -111,9 +124,19 @@ def save_record(store: Store, rec: CloseRecord) -> CloseRecord:
     store.execute(
         f"INSERT OR REPLACE INTO closes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            rec.channel_point, rec.node, rec.kind, rec.state, rec.expected_address, rec.address_source,
-            rec.closing_txid, rec.vout, rec.value, rec.height, json.dumps(rec.details, sort_keys=True),
-            rec.created, rec.updated,
+            rec.channel_point,
+            rec.node,
+            rec.kind,
+            rec.state,
+            rec.expected_address,
+            rec.address_source,
+            rec.closing_txid,
+            rec.vout,
+            rec.value,
+            rec.height,
+            json.dumps(rec.details, sort_keys=True),
+            rec.created,
+            rec.updated,
         ),
     )
     return rec

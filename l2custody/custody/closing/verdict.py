@@ -37,7 +37,8 @@ class PaidOutput:
             "address": self.address,
             "ours": self.ours,
             "derivation": (
-                None if self.derivation_index is None
+                None
+                if self.derivation_index is None
                 else f"{'change' if self.change else 'receive'}/{self.derivation_index}"
             ),
         }
@@ -117,9 +118,7 @@ def judge_closing_tx(
         raise UsageError("the closing transaction could not be parsed; check the chain source") from None
     txid = tx.txid().hex()
     want_txid, _, want_vout = funding_outpoint.partition(":")
-    spends = any(
-        vin.txid.hex() == want_txid and vin.vout == int(want_vout or -1) for vin in tx.vin
-    )
+    spends = any(vin.txid.hex() == want_txid and vin.vout == int(want_vout or -1) for vin in tx.vin)
     outputs = []
     for i, out in enumerate(tx.vout):
         script = out.script_pubkey.data
@@ -138,7 +137,12 @@ def judge_closing_tx(
     notes: list[str] = []
     if not spends:
         return CloseVerdict(
-            txid, False, tuple(outputs), expected_address, due_sat, False,
+            txid,
+            False,
+            tuple(outputs),
+            expected_address,
+            due_sat,
+            False,
             f"transaction {txid} does not spend the channel's funding output {funding_outpoint}; "
             "it is not this channel's close. Check the closing txid the node reports "
             "(`l2custody channel show`).",
@@ -158,7 +162,12 @@ def judge_closing_tx(
     foreign = ", ".join(f"{o.address or o.script.hex()} ({o.value} sat)" for o in outputs)
     due = f"{due_sat} sat" if due_sat is not None else "our balance"
     return CloseVerdict(
-        txid, True, tuple(outputs), expected_address, due_sat, False,
+        txid,
+        True,
+        tuple(outputs),
+        expected_address,
+        due_sat,
+        False,
         f"closing transaction {txid} pays no address of the multisig: {due} went to {foreign}"
         + (f" instead of {expected_address}" if expected_address else "")
         + ". This is a custody violation. If that is the node's own wallet (a close the peer started "

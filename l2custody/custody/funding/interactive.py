@@ -23,8 +23,8 @@ from l2custody.amounts import format_sats
 from l2custody.backends.base import FundingIntent
 from l2custody.custody.context import Custody
 from l2custody.custody.funding.negotiate import open_channels, outcome_text, unwind
-from l2custody.custody.funding.session import ChannelRequest, FundingSession, LegState, SessionState
 from l2custody.custody.funding.records import load_session
+from l2custody.custody.funding.session import ChannelRequest, FundingSession, LegState, SessionState
 from l2custody.errors import BroadcastUnknown, L2CustodyError, SessionError, UsageError
 
 #: lnd forgets an open whose funding is not finalized after about 10 minutes; keep a margin.
@@ -44,13 +44,15 @@ def open_interactive(
     """Negotiate, collect signatures from ``signers`` within ``timeout`` seconds, hand the
     signed transaction to the nodes; the last one publishes. Returns the session BROADCAST."""
     if not signers:
-        raise UsageError("--interactive needs the signers at hand: name them with --signer (as many as the "
-                         "multisig needs)")
+        raise UsageError(
+            "--interactive needs the signers at hand: name them with --signer (as many as the multisig needs)"
+        )
     for name in signers:
         ctx.store.signer(name)  # SignerUnavailable now, not after the peers started their timers
     started = time.monotonic()
-    session = open_channels(ctx, requests, fee_rate=fee_rate, allow_no_upfront_shutdown=allow_no_upfront_shutdown,
-                            interactive=True)
+    session = open_channels(
+        ctx, requests, fee_rate=fee_rate, allow_no_upfront_shutdown=allow_no_upfront_shutdown, interactive=True
+    )
     deadline = started + timeout
     try:
         _collect(ctx, session.id, list(signers), deadline, poll)
@@ -80,8 +82,9 @@ def _collect(ctx: Custody, session_id: str, signers: list[str], deadline: float,
     for name in signers:
         result = ctx.wallet.sign(load_psbt(load_session(ctx.store, session_id).psbt), name)
         if result.exported:
-            ctx.progress(f"{name}: PSBT exported to {result.exported[0]}; drop the signed file back "
-                         f"as {session_id}-signed.psbt")
+            ctx.progress(
+                f"{name}: PSBT exported to {result.exported[0]}; drop the signed file back as {session_id}-signed.psbt"
+            )
             waiting.append(name)
         else:
             ctx.progress(f"{name}: {result.added} signature(s) added")
@@ -106,8 +109,10 @@ def _collect(ctx: Custody, session_id: str, signers: list[str], deadline: float,
                 if result.complete:
                     return
         time.sleep(min(poll, max(_left(deadline), 0.1)))
-    raise SessionError(f"session {session_id}: the signers named ({', '.join(signers)}) are not enough for the "
-                       f"{ctx.wallet.descriptor.threshold}-of-{ctx.wallet.descriptor.n} multisig")
+    raise SessionError(
+        f"session {session_id}: the signers named ({', '.join(signers)}) are not enough for the "
+        f"{ctx.wallet.descriptor.threshold}-of-{ctx.wallet.descriptor.n} multisig"
+    )
 
 
 def _finalize(ctx: Custody, session_id: str, deadline: float) -> FundingSession:
@@ -147,8 +152,10 @@ def _finalize(ctx: Custody, session_id: str, deadline: float) -> FundingSession:
         ctx.save(session, "channel-secured", {"leg": i, "node": leg.request.node, "channel_point": point})
     session = session.with_state(SessionState.BROADCAST, owner={})
     ctx.save(session, "funding-broadcast", {"txid": session.txid, "by": "node", "amount": session.amount_sat})
-    ctx.progress(f"funding transaction {session.txid} published ({format_sats(session.amount_sat)} in "
-                 f"{len(session.legs)} channel(s))")
+    ctx.progress(
+        f"funding transaction {session.txid} published ({format_sats(session.amount_sat)} in "
+        f"{len(session.legs)} channel(s))"
+    )
     try:
         ctx.wallet.sync()
     except L2CustodyError:

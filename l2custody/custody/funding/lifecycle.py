@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING
 from l2custody.backends.base import Capability, ChannelInfo, ChannelState
 from l2custody.custody.context import Custody
 from l2custody.custody.funding.negotiate import expected_point, unwind
-from l2custody.custody.polling import poll_until
-from l2custody.custody.funding.session import FundingSession, LegState, SessionState, SessionView
 from l2custody.custody.funding.records import load_session
+from l2custody.custody.funding.session import FundingSession, LegState, SessionState, SessionView
+from l2custody.custody.polling import poll_until
 from l2custody.errors import (
     BroadcastRejected,
     BroadcastUnknown,
@@ -61,8 +61,7 @@ class SignOutcome:
 # --- views -------------------------------------------------------------------------------------
 
 
-def view(ctx: Custody, session: FundingSession, notes: list[str] | None = None,
-         tip: int | None = None) -> SessionView:
+def view(ctx: Custody, session: FundingSession, notes: list[str] | None = None, tip: int | None = None) -> SessionView:
     """The session with live facts: tip, blocks left, signatures k/n, confirmations."""
     from l2custody.wallet.psbt import load_psbt
     from l2custody.wallet.review import summarize
@@ -97,11 +96,15 @@ def _static_notes(session: FundingSession) -> list[str]:
         notes.append(session.error)
     for leg in session.legs:
         if leg.upfront_shutdown is False:
-            notes.append(f"{leg.request.label}: no upfront shutdown address (allowed by the operator); close it "
-                         "with a multisig delivery address")
+            notes.append(
+                f"{leg.request.label}: no upfront shutdown address (allowed by the operator); close it "
+                "with a multisig delivery address"
+            )
         if leg.close_address_ok is False:
-            notes.append(f"CUSTODY VIOLATION: {leg.request.label} ({leg.channel_point}) does not close to the "
-                         f"reserved multisig address {leg.close_address}; see the audit log")
+            notes.append(
+                f"CUSTODY VIOLATION: {leg.request.label} ({leg.channel_point}) does not close to the "
+                f"reserved multisig address {leg.close_address}; see the audit log"
+            )
     return notes
 
 
@@ -116,18 +119,27 @@ def sign_session(ctx: Custody, session_id: str, signer: str, *, broadcast: bool 
 
     session = load_session(ctx.store, session_id)
     signable = session.state is SessionState.SECURED or (
-        session.state is SessionState.NEGOTIATING and session.interactive and session.psbt)
+        session.state is SessionState.NEGOTIATING and session.interactive and session.psbt
+    )
     if not signable:
         hint = {
             SessionState.NEGOTIATING: "its channels are not secured yet; see `l2custody session status "
-                                      + session.id + "`",
+            + session.id
+            + "`",
         }.get(session.state, "nothing is left to sign")
         raise SessionError(f"session {session.id} is {session.state.value}: {hint}")
     result = ctx.wallet.sign(load_psbt(session.psbt), signer)
     with ctx.store.transaction():
-        ctx.audit("funding-signed" if not result.exported else "funding-exported", session.id, {
-            "signer": signer, "added": result.added, "complete": result.complete,
-            "files": [str(p) for p in result.exported]})
+        ctx.audit(
+            "funding-signed" if not result.exported else "funding-exported",
+            session.id,
+            {
+                "signer": signer,
+                "added": result.added,
+                "complete": result.complete,
+                "files": [str(p) for p in result.exported],
+            },
+        )
     session = load_session(ctx.store, session_id)
     outcome = None
     error = ""
@@ -190,8 +202,9 @@ def broadcast_session(ctx: Custody, session_id: str) -> BroadcastOutcome:
         raise PsbtTampered(f"session {session.id}: finalizing changed the txid; refusing")
     previous = session.state
     rebroadcast = previous is not SessionState.SECURED
-    session = session.with_state(SessionState.BROADCASTING, psbt=final.to_base64(),
-                                 broadcast_height=session.broadcast_height or tip)
+    session = session.with_state(
+        SessionState.BROADCASTING, psbt=final.to_base64(), broadcast_height=session.broadcast_height or tip
+    )
     ctx.save(session, "funding-broadcasting", {"txid": session.txid, "rebroadcast": rebroadcast}, psbt=True)
     ctx.progress(f"broadcasting {session.txid}")
     try:
@@ -275,27 +288,37 @@ def _settle_negotiation(ctx: Custody, session: FundingSession, notes: list[str])
         notes.append(f"negotiation in progress in process {session.owner.get('pid')}")
         return session
     if session.interactive or not session.txid:
-        notes.append("the negotiation was interrupted before its channels were secured; nothing was "
-                     f"broadcast. Run `l2custody session abort {session.id}` and open again.")
+        notes.append(
+            "the negotiation was interrupted before its channels were secured; nothing was "
+            f"broadcast. Run `l2custody session abort {session.id}` and open again."
+        )
         return session
     pending: dict[str, set[str]] = {}
     for i, leg in enumerate(session.legs):
         name = leg.request.node
         if name not in pending:
-            pending[name] = {c.channel_point for c in ctx.node(name).list_channels(include_closed=False)
-                             if c.state is ChannelState.PENDING_OPEN}
+            pending[name] = {
+                c.channel_point
+                for c in ctx.node(name).list_channels(include_closed=False)
+                if c.state is ChannelState.PENDING_OPEN
+            }
         point = expected_point(session, leg)
         if leg.state is LegState.REQUESTED and point in pending[name]:
             session = session.update_leg(i, state=LegState.SECURED, channel_point=point)
-            ctx.save(session, "channel-secured", {"leg": i, "node": name, "channel_point": point,
-                                                  "found": "pending on the node after an interruption"})
+            ctx.save(
+                session,
+                "channel-secured",
+                {"leg": i, "node": name, "channel_point": point, "found": "pending on the node after an interruption"},
+            )
     if all(leg.state is LegState.SECURED for leg in session.legs):
         session = session.with_state(SessionState.SECURED, owner={})
         ctx.save(session, "funding-secured", {"txid": session.txid, "resumed": True})
         notes.append("the negotiating process was interrupted after every channel was secured; resumed")
     else:
-        notes.append("the negotiation was interrupted before every channel was secured; nothing was broadcast. "
-                     f"Run `l2custody session abort {session.id}` and open again.")
+        notes.append(
+            "the negotiation was interrupted before every channel was secured; nothing was broadcast. "
+            f"Run `l2custody session abort {session.id}` and open again."
+        )
     return session
 
 
@@ -306,8 +329,10 @@ def _follow_chain(ctx: Custody, session: FundingSession, notes: list[str]) -> Fu
         known = True
     if not known:
         if session.state is SessionState.BROADCASTING:
-            notes.append(f"the chain does not know {session.txid} (yet): run `l2custody session broadcast "
-                         f"{session.id}` again (safe)")
+            notes.append(
+                f"the chain does not know {session.txid} (yet): run `l2custody session broadcast "
+                f"{session.id}` again (safe)"
+            )
         return session
     state = SessionState.CONFIRMED if height is not None else SessionState.BROADCAST
     if state is not session.state or height != session.confirm_height:
@@ -344,12 +369,20 @@ def _check_channels(ctx: Custody, session: FundingSession, notes: list[str]) -> 
         else:
             ok = ch.close_address == leg.close_address
         session = session.update_leg(i, state=LegState.OPEN, close_address_ok=ok)
-        details = {"leg": i, "node": name, "channel_point": leg.channel_point, "reserved": leg.close_address,
-                   "committed": ch.close_address}
+        details = {
+            "leg": i,
+            "node": name,
+            "channel_point": leg.channel_point,
+            "reserved": leg.close_address,
+            "committed": ch.close_address,
+        }
         ctx.save(session, "channel-open", details)
         if ok is False:
-            ctx.audit("custody-violation", session.id, {**details, "invariant": 2,
-                                                        "what": "committed close address is not the reserved one"})
+            ctx.audit(
+                "custody-violation",
+                session.id,
+                {**details, "invariant": 2, "what": "committed close address is not the reserved one"},
+            )
     return session
 
 
@@ -378,14 +411,24 @@ def done(session: FundingSession) -> bool:
     return session.state in (SessionState.ABORTED, SessionState.FAILED)
 
 
-def follow(ctx: Custody, session_id: str, *, timeout: float = 600.0, interval: float = 2.0,
-           on_update: Callable[[SessionView], None] | None = None) -> SessionView:
+def follow(
+    ctx: Custody,
+    session_id: str,
+    *,
+    timeout: float = 600.0,
+    interval: float = 2.0,
+    on_update: Callable[[SessionView], None] | None = None,
+) -> SessionView:
     """``refresh`` until the channels are open (or the session is final), up to ``timeout`` s."""
     # SECURED, NEGOTIATING, BROADCASTING wait for people (signatures, a decision), not for the chain
     waiting_for_people = (SessionState.SECURED, SessionState.NEGOTIATING, SessionState.BROADCASTING)
-    return poll_until(lambda: refresh(ctx, session_id),
-                      lambda v: done(v.session) or v.session.state in waiting_for_people,
-                      timeout=timeout, interval=interval, progress=on_update)
+    return poll_until(
+        lambda: refresh(ctx, session_id),
+        lambda v: done(v.session) or v.session.state in waiting_for_people,
+        timeout=timeout,
+        interval=interval,
+        progress=on_update,
+    )
 
 
 # --- aborting -------------------------------------------------------------------------------------------
@@ -407,8 +450,10 @@ def abort_session(ctx: Custody, session_id: str, reason: str = "", *, force: boo
         )
     if session.state is SessionState.BROADCASTING:
         if _chain_knows(ctx, session.txid):
-            raise SessionError(f"session {session.id}: the chain knows {session.txid}; it cannot be aborted. "
-                               f"Follow it with `l2custody session status {session.id}`.")
+            raise SessionError(
+                f"session {session.id}: the chain knows {session.txid}; it cannot be aborted. "
+                f"Follow it with `l2custody session status {session.id}`."
+            )
         if not force:
             raise SessionError(
                 f"session {session.id} was broadcast with an unknown outcome; the chain does not know "
@@ -418,24 +463,38 @@ def abort_session(ctx: Custody, session_id: str, reason: str = "", *, force: boo
         session = session.with_state(SessionState.SECURED)
         ctx.save(session, "funding-broadcast-given-up", {"txid": session.txid})
     if session.state is SessionState.NEGOTIATING and _owner_alive(session) and not force:
-        raise SessionError(f"session {session.id} is being negotiated by process {session.owner.get('pid')}; "
-                           "wait for it (or stop it, or use --force)")
+        raise SessionError(
+            f"session {session.id} is being negotiated by process {session.owner.get('pid')}; "
+            "wait for it (or stop it, or use --force)"
+        )
     pending_work = any(leg.state in (LegState.PLANNED, LegState.REQUESTED, LegState.SECURED) for leg in session.legs)
     if session.state is SessionState.ABORTED and not pending_work:
         return session
     final = SessionState.ABORTED if session.state is not SessionState.FAILED else SessionState.FAILED
     text = f"aborted by the operator{': ' + reason if reason else ''}"
-    return unwind(ctx, session.id, text if final is SessionState.ABORTED else session.error.split("; left")[0],
-                  final=final)
+    return unwind(
+        ctx, session.id, text if final is SessionState.ABORTED else session.error.split("; left")[0], final=final
+    )
 
 
 def leftovers(session: FundingSession) -> list[str]:
     """Channels a node still holds for an undone session (empty: clean)."""
-    return [f"{leg.request.label} ({leg.state.value})" for leg in session.legs
-            if leg.state in (LegState.REQUESTED, LegState.SECURED)]
+    return [
+        f"{leg.request.label} ({leg.state.value})"
+        for leg in session.legs
+        if leg.state in (LegState.REQUESTED, LegState.SECURED)
+    ]
 
 
 __all__ = [
-    "BroadcastOutcome", "SignOutcome", "abort_session", "broadcast_session", "done", "follow", "refresh",
-    "show", "sign_session", "view",
+    "BroadcastOutcome",
+    "SignOutcome",
+    "abort_session",
+    "broadcast_session",
+    "done",
+    "follow",
+    "refresh",
+    "show",
+    "sign_session",
+    "view",
 ]

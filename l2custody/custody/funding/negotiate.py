@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from l2custody.amounts import format_sats
 from l2custody.backends.base import Capability, FundingIntent, NodeBackend, NodeInfo, OpenRequest
 from l2custody.custody.context import Custody
+from l2custody.custody.funding.records import create_session, new_session_id, save_session
 from l2custody.custody.funding.session import (
     ChannelRequest,
     FundingLeg,
@@ -42,7 +43,6 @@ from l2custody.custody.funding.session import (
     LegState,
     SessionState,
 )
-from l2custody.custody.funding.records import create_session, new_session_id, save_session
 from l2custody.errors import (
     InsufficientFunds,
     L2CustodyError,
@@ -54,8 +54,7 @@ from l2custody.errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from l2custody.store import Store
-    from l2custody.wallet.service import Wallet
+    pass
 
 #: lnd refuses channels below 20,000 sat (funding.MinChanFundingSize); peers may ask for more.
 MIN_CHANNEL_SAT = 20_000
@@ -145,8 +144,9 @@ def _check_node(ctx: Custody, name: str, requests: Sequence[ChannelRequest], int
     return info
 
 
-def preflight(ctx: Custody, requests: Sequence[ChannelRequest], *, fee_rate: float | None = None,
-              interactive: bool = False) -> Preflight:
+def preflight(
+    ctx: Custody, requests: Sequence[ChannelRequest], *, fee_rate: float | None = None, interactive: bool = False
+) -> Preflight:
     """Check everything that can be checked before any node is asked for a channel.
 
     Raises UsageError, NotSupported, NetworkMismatch, NodeError (not synced),
@@ -173,7 +173,9 @@ def preflight(ctx: Custody, requests: Sequence[ChannelRequest], *, fee_rate: flo
     spendable = sum(c.value for c in coins)
     total = sum(r.amount_sat for r in requests)
     try:
-        sel = coinselect.select(coins, total, rate, desc=ctx.wallet.descriptor, output_script_lens=(34,) * len(requests))
+        sel = coinselect.select(
+            coins, total, rate, desc=ctx.wallet.descriptor, output_script_lens=(34,) * len(requests)
+        )
     except InsufficientFunds:
         raise InsufficientFunds(
             f"the channels need {format_sats(total)} plus the fee at {rate:g} sat/vB; the multisig has "
@@ -218,8 +220,9 @@ def open_channels(
     return session
 
 
-def _create(ctx: Custody, requests: Sequence[ChannelRequest], pre: Preflight,
-            allow_no_upfront_shutdown: bool, interactive: bool) -> FundingSession:
+def _create(
+    ctx: Custody, requests: Sequence[ChannelRequest], pre: Preflight, allow_no_upfront_shutdown: bool, interactive: bool
+) -> FundingSession:
     sid = new_session_id()
     legs = []
     for i, r in enumerate(requests):
@@ -227,17 +230,36 @@ def _create(ctx: Custody, requests: Sequence[ChannelRequest], pre: Preflight,
         addr = ctx.wallet.next_address(label=f"close {sid} #{i}")
         legs.append(FundingLeg(request=r, close_address=addr.address))
     session = FundingSession(
-        id=sid, state=SessionState.NEGOTIATING, start_height=pre.tip_height, legs=tuple(legs),
-        fee_rate=pre.fee_rate, interactive=interactive, allow_no_upfront_shutdown=allow_no_upfront_shutdown,
+        id=sid,
+        state=SessionState.NEGOTIATING,
+        start_height=pre.tip_height,
+        legs=tuple(legs),
+        fee_rate=pre.fee_rate,
+        interactive=interactive,
+        allow_no_upfront_shutdown=allow_no_upfront_shutdown,
         owner={"pid": os.getpid(), "host": socket.gethostname()},
     )
     with ctx.store.transaction():
         create_session(ctx.store, ctx.wallet.record.id, session)
-        ctx.audit("funding-started", sid, {
-            "channels": [{"node": r.node, "peer": r.peer_pubkey, "amount": r.amount_sat, "private": r.private,
-                          "close_address": leg.close_address} for r, leg in zip(requests, legs)],
-            "start_height": pre.tip_height, "fee_rate": pre.fee_rate, "interactive": interactive,
-        })
+        ctx.audit(
+            "funding-started",
+            sid,
+            {
+                "channels": [
+                    {
+                        "node": r.node,
+                        "peer": r.peer_pubkey,
+                        "amount": r.amount_sat,
+                        "private": r.private,
+                        "close_address": leg.close_address,
+                    }
+                    for r, leg in zip(requests, legs)
+                ],
+                "start_height": pre.tip_height,
+                "fee_rate": pre.fee_rate,
+                "interactive": interactive,
+            },
+        )
     return session
 
 
@@ -249,8 +271,12 @@ def _negotiate(ctx: Custody, session: FundingSession) -> FundingSession:
         r = leg.request
         ctx.progress(f"negotiating {r.label} ({format_sats(r.amount_sat)})")
         request = OpenRequest(
-            peer_pubkey=r.peer_pubkey, amount_sat=r.amount_sat, private=r.private, push_sat=r.push_sat,
-            close_address=leg.close_address, fee_rate=session.fee_rate,
+            peer_pubkey=r.peer_pubkey,
+            amount_sat=r.amount_sat,
+            private=r.private,
+            push_sat=r.push_sat,
+            close_address=leg.close_address,
+            fee_rate=session.fee_rate,
             allow_no_upfront_shutdown=session.allow_no_upfront_shutdown,
             # classic flow: the node that finalizes last publishes the whole transaction
             node_publishes=session.interactive and i == last,
@@ -258,18 +284,30 @@ def _negotiate(ctx: Custody, session: FundingSession) -> FundingSession:
         intent = ctx.node(r.node).open_start(request)
         upfront = intent.close_address is not None
         session = session.update_leg(i, state=LegState.REQUESTED, intent=intent.to_dict(), upfront_shutdown=upfront)
-        ctx.save(session, "channel-negotiated", {
-            "leg": i, "node": r.node, "peer": r.peer_pubkey, "intent": intent.intent_id,
-            "funding_address": intent.funding_address, "amount": intent.amount_sat, "upfront_shutdown": upfront,
-        })
+        ctx.save(
+            session,
+            "channel-negotiated",
+            {
+                "leg": i,
+                "node": r.node,
+                "peer": r.peer_pubkey,
+                "intent": intent.intent_id,
+                "funding_address": intent.funding_address,
+                "amount": intent.amount_sat,
+                "upfront_shutdown": upfront,
+            },
+        )
         if intent.amount_sat != r.amount_sat:
             raise NodeError(
                 f"node {r.node!r} negotiated {format_sats(intent.amount_sat)} for {r.label}, we asked for "
                 f"{format_sats(r.amount_sat)}; refusing"
             )
         if not upfront:
-            ctx.audit("upfront-shutdown-missing", session.id, {
-                "leg": i, "peer": r.peer_pubkey, "reason": "peer cannot commit it; allowed by the operator"})
+            ctx.audit(
+                "upfront-shutdown-missing",
+                session.id,
+                {"leg": i, "peer": r.peer_pubkey, "reason": "peer cannot commit it; allowed by the operator"},
+            )
     return session
 
 
@@ -284,12 +322,16 @@ def _build_psbt(ctx: Custody, session: FundingSession) -> FundingSession:
     rate = float(session.fee_rate or w.fee_rate(None))
     coins = [w.psbt_utxo(u) for u in w.spendable_coins()]
     sel = coinselect.select(
-        coins, sum(o.value for o in outputs), rate, desc=w.descriptor,
+        coins,
+        sum(o.value for o in outputs),
+        rate,
+        desc=w.descriptor,
         output_script_lens=tuple(len(o.script_pubkey) for o in outputs),
     )
     change = w.next_address(label=f"change {session.id}", change=True) if sel.change else None
-    psbt = build_psbt(w.descriptor, list(sel.utxos), outputs, change.index if change else None, rate,
-                      w.chain.tip_height())
+    psbt = build_psbt(
+        w.descriptor, list(sel.utxos), outputs, change.index if change else None, rate, w.chain.tip_height()
+    )
     psbt.unknown[SESSION_KEY] = session.id.encode()
     legs = []
     for leg in session.legs:
@@ -299,21 +341,36 @@ def _build_psbt(ctx: Custody, session: FundingSession) -> FundingSession:
         legs.append(replace(leg, output_index=index))
     reserved = tuple(f"{u.txid}:{u.vout}" for u in sel.utxos)
     session = replace(
-        session, legs=tuple(legs), psbt=psbt.to_base64(), psbt_fingerprint=psbt_fingerprint(psbt),
-        txid=psbt_txid(psbt), reserved_utxos=reserved, fee_rate=rate,
+        session,
+        legs=tuple(legs),
+        psbt=psbt.to_base64(),
+        psbt_fingerprint=psbt_fingerprint(psbt),
+        txid=psbt_txid(psbt),
+        reserved_utxos=reserved,
+        fee_rate=rate,
     )
     expected = [{"script": o.script_pubkey.hex(), "value": o.value, "address": o.address} for o in outputs]
     with ctx.store.transaction():
-        save_session(ctx.store, session, psbt=True, expected_outputs=expected, policy_checked=False,
-                     fee=sel.fee, fee_rate=rate)
+        save_session(
+            ctx.store, session, psbt=True, expected_outputs=expected, policy_checked=False, fee=sel.fee, fee_rate=rate
+        )
         # Invariant 1: exactly these funding outputs + our change, our inputs, the policy's fee caps.
         checked = w.verify(psbt)
         ctx.store.reserve_utxos([(u.txid, u.vout) for u in sel.utxos], session.id)
-        ctx.audit("funding-psbt-built", session.id, {
-            "txid": session.txid, "fingerprint": session.psbt_fingerprint, "fee": checked.summary.fee,
-            "inputs": list(reserved), "outputs": expected,
-        })
-    ctx.progress(f"funding PSBT {session.txid[:16]}… built: {len(reserved)} input(s), fee {format_sats(checked.summary.fee)}")
+        ctx.audit(
+            "funding-psbt-built",
+            session.id,
+            {
+                "txid": session.txid,
+                "fingerprint": session.psbt_fingerprint,
+                "fee": checked.summary.fee,
+                "inputs": list(reserved),
+                "outputs": expected,
+            },
+        )
+    ctx.progress(
+        f"funding PSBT {session.txid[:16]}… built: {len(reserved)} input(s), fee {format_sats(checked.summary.fee or 0)}"
+    )
     return session
 
 
@@ -336,7 +393,9 @@ def secure(ctx: Custody, session: FundingSession) -> FundingSession:
         session = session.update_leg(i, state=LegState.SECURED, channel_point=point)
         ctx.save(session, "channel-secured", {"leg": i, "node": leg.request.node, "channel_point": point})
     session = session.with_state(SessionState.SECURED, owner={})
-    ctx.save(session, "funding-secured", {"txid": session.txid, "channels": [leg.channel_point for leg in session.legs]})
+    ctx.save(
+        session, "funding-secured", {"txid": session.txid, "channels": [leg.channel_point for leg in session.legs]}
+    )
     ctx.progress(f"session {session.id}: {len(session.legs)} channel(s) secured; nothing broadcast")
     return session
 
@@ -347,7 +406,9 @@ def secure(ctx: Custody, session: FundingSession) -> FundingSession:
 def _pending_points(backend: NodeBackend) -> set[str]:
     from l2custody.backends.base import ChannelState
 
-    return {c.channel_point for c in backend.list_channels(include_closed=False) if c.state is ChannelState.PENDING_OPEN}
+    return {
+        c.channel_point for c in backend.list_channels(include_closed=False) if c.state is ChannelState.PENDING_OPEN
+    }
 
 
 def expected_point(session: FundingSession, leg: FundingLeg) -> str:
@@ -379,8 +440,10 @@ def release_legs(ctx: Custody, session: FundingSession) -> tuple[FundingSession,
                 pending[name] = _pending_points(backend)
             if point and point in pending.get(name, set()):
                 if not backend.supports(Capability.ABANDON_PENDING):
-                    raise NotSupported(f"node {name!r} cannot abandon pending channels; run `lncli abandonchannel` "
-                                       f"for {point} by hand (nothing was broadcast)")
+                    raise NotSupported(
+                        f"node {name!r} cannot abandon pending channels; run `lncli abandonchannel` "
+                        f"for {point} by hand (nothing was broadcast)"
+                    )
                 backend.abandon_pending(point)
                 session = session.update_leg(i, state=LegState.ABANDONED, channel_point=point, error="")
                 ctx.save(session, "channel-abandoned", {"leg": i, "node": name, "channel_point": point})
@@ -390,8 +453,11 @@ def release_legs(ctx: Custody, session: FundingSession) -> tuple[FundingSession,
                 ctx.save(session, "channel-cancelled", {"leg": i, "node": name, "intent": leg.intent_id})
             else:  # secured, but the node no longer lists it as pending: it forgot it already
                 session = session.update_leg(i, state=LegState.ABANDONED, error="")
-                ctx.save(session, "channel-abandoned", {"leg": i, "node": name, "channel_point": point,
-                                                        "note": "no longer pending on the node"})
+                ctx.save(
+                    session,
+                    "channel-abandoned",
+                    {"leg": i, "node": name, "channel_point": point, "note": "no longer pending on the node"},
+                )
         except L2CustodyError as exc:
             problems.append(f"{leg.request.label}: {exc.message}")
             session = session.update_leg(i, error=exc.message)
@@ -407,17 +473,23 @@ def unwind(ctx: Custody, session_id: str, reason: str, *, final: SessionState = 
 
     session = load_session(ctx.store, session_id)
     if session.state.may_be_on_chain:
-        raise UsageError(f"session {session.id} is {session.state.value}: its transaction may be on chain; not undoing it")
+        raise UsageError(
+            f"session {session.id} is {session.state.value}: its transaction may be on chain; not undoing it"
+        )
     ctx.progress(f"undoing session {session.id}: nothing was broadcast")
     session, problems = release_legs(ctx, session)
-    error = reason + (("; left to clean up (run `l2custody session abort " + session.id + "` again): "
-                       + "; ".join(problems)) if problems else "")
+    error = reason + (
+        ("; left to clean up (run `l2custody session abort " + session.id + "` again): " + "; ".join(problems))
+        if problems
+        else ""
+    )
     with ctx.store.transaction():
         released = ctx.store.release_utxos(session.id)
         session = session.with_state(final, error=error, owner={})
         save_session(ctx.store, session)
-        ctx.audit(f"funding-{final.value}", session.id, {"reason": reason, "released_utxos": released,
-                                                         "problems": problems})
+        ctx.audit(
+            f"funding-{final.value}", session.id, {"reason": reason, "released_utxos": released, "problems": problems}
+        )
     return session
 
 
@@ -429,5 +501,5 @@ def outcome_text(session: FundingSession) -> str:
     legs = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     text = f"Session {session.id} {session.state.value}: nothing was broadcast; channels: {legs}; coins released."
     if "left to clean up" in session.error:
-        text += " " + session.error[session.error.index("left to clean up"):]
+        text += " " + session.error[session.error.index("left to clean up") :]
     return text + " Nothing was lost."

@@ -43,7 +43,12 @@ def _body(session: FundingSession) -> dict[str, Any]:
 def create_session(store: Store, wallet_id: int, session: FundingSession) -> None:
     """Insert a new session (before anything is asked of a node)."""
     store.add_psbt(
-        session.id, wallet_id, KIND, session.state.value, session.psbt, session.psbt_fingerprint,
+        session.id,
+        wallet_id,
+        KIND,
+        session.state.value,
+        session.psbt,
+        session.psbt_fingerprint,
         {"session": _body(session)},
     )
 

@@ -43,15 +43,20 @@ def parse_peer(text: str) -> tuple[str, str | None]:
     return pubkey, (host or None)
 
 
-def channel_request(node: str, peer: str, amount: str | int, *, private: bool = False,
-                    push: str | int = 0) -> ChannelRequest:
+def channel_request(
+    node: str, peer: str, amount: str | int, *, private: bool = False, push: str | int = 0
+) -> ChannelRequest:
     """One ChannelRequest from what a user typed."""
     if not node:
         raise UsageError("a channel needs a node name (see `l2custody node list`)")
     pubkey, host = parse_peer(peer)
     return ChannelRequest(
-        node=node, peer_pubkey=pubkey, amount_sat=parse_sats(amount), peer_host=host,
-        private=private, push_sat=parse_sats(push or 0),
+        node=node,
+        peer_pubkey=pubkey,
+        amount_sat=parse_sats(amount),
+        peer_host=host,
+        private=private,
+        push_sat=parse_sats(push or 0),
     )
 
 
@@ -105,8 +110,11 @@ def read_batch(path: Path | str) -> list[ChannelRequest]:
         try:
             out.append(
                 channel_request(
-                    str(row.get("node", "")).strip(), str(row.get("peer", "")), row.get("amount", ""),
-                    private=_flag(row.get("private"), where), push=row.get("push") or 0,
+                    str(row.get("node", "")).strip(),
+                    str(row.get("peer", "")),
+                    row.get("amount", ""),
+                    private=_flag(row.get("private"), where),
+                    push=row.get("push") or 0,
                 )
             )
         except L2CustodyError as exc:

@@ -169,9 +169,7 @@ class FundingSession:
         """Raise unless every leg is counter-signed and the deadline margin is not reached."""
         allowed = (SessionState.SECURED, SessionState.BROADCASTING, SessionState.BROADCAST)
         if self.state not in allowed:
-            raise SessionError(
-                f"session {self.id} is {self.state.value}; only a secured session can be broadcast"
-            )
+            raise SessionError(f"session {self.id} is {self.state.value}; only a secured session can be broadcast")
         unsecured = [leg for leg in self.legs if leg.state not in (LegState.SECURED, LegState.OPEN)]
         if unsecured:
             names = ", ".join(f"{leg.request.label} ({leg.state.value})" for leg in unsecured)

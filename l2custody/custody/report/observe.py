@@ -18,17 +18,12 @@ from l2custody.custody.report.snapshot import (
     MultisigFacts,
     NodeFacts,
     ReportInputs,
-    ReportSettings,
     SessionFacts,
-    Snapshot,
-    build_snapshot,
 )
 from l2custody.errors import L2CustodyError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from l2custody.config import Config
     from l2custody.custody.channels import OwnedAddress
-    from l2custody.custody.context import Custody
     from l2custody.store import Store
     from l2custody.wallet.service import Wallet
 
@@ -61,8 +56,10 @@ def address_index(wallet: Wallet) -> Callable[[str | None], OwnedAddress | None]
     addresses are bech32 (P2WSH), which is case-insensitive: compared lower-case."""
     from l2custody.custody.channels import OwnedAddress
 
-    index = {a.address.lower(): OwnedAddress(a.address, a.change, a.index, a.label)
-             for a in wallet.store.addresses(wallet.record.id)}
+    index = {
+        a.address.lower(): OwnedAddress(a.address, a.change, a.index, a.label)
+        for a in wallet.store.addresses(wallet.record.id)
+    }
 
     def owned(address: str | None) -> OwnedAddress | None:
         return index.get(address.lower()) if address else None
@@ -97,6 +94,16 @@ def read_inputs(wallet: Wallet, backends: Sequence[NodeBackend], *, sync: bool =
         scanned = wallet.store.scanned_tip()
         tip = scanned[0] if scanned else None
     nodes = tuple(read_node(wallet, b) for b in backends)
-    sessions = read_sessions(wallet.store, tip, wallet.config.sessions.deadline_margin_blocks) if tip is not None else ()
-    return ReportInputs(wallet.record.name, wallet.config.network, time.time(), tip, multisig_facts(wallet),
-                        nodes, sessions, chain_error)
+    sessions = (
+        read_sessions(wallet.store, tip, wallet.config.sessions.deadline_margin_blocks) if tip is not None else ()
+    )
+    return ReportInputs(
+        wallet.record.name,
+        wallet.config.network,
+        time.time(),
+        tip,
+        multisig_facts(wallet),
+        nodes,
+        sessions,
+        chain_error,
+    )

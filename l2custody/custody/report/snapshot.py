@@ -91,10 +91,25 @@ class ChannelFacts:
             funding = FUNDING_PEER if ch.initiator == "remote" else FUNDING_FOREIGN
         committed = (ch.close_address is not None) if ch.close_address_known else None
         return cls(
-            ch.node, ch.channel_point, _VALUES[ch.state], ch.peer_pubkey, ch.capacity_sat, ch.local_balance_sat,
-            ch.active, ch.short_channel_id, ch.initiator, view.close_address, committed, view.close_ours,
-            funding, view.session_id, ch.closing_txid, _VALUES[ch.close_type] if ch.close_type else None,
-            ch.limbo_sat, ch.maturity_height, ch.blocks_til_maturity,
+            ch.node,
+            ch.channel_point,
+            _VALUES[ch.state],
+            ch.peer_pubkey,
+            ch.capacity_sat,
+            ch.local_balance_sat,
+            ch.active,
+            ch.short_channel_id,
+            ch.initiator,
+            view.close_address,
+            committed,
+            view.close_ours,
+            funding,
+            view.session_id,
+            ch.closing_txid,
+            _VALUES[ch.close_type] if ch.close_type else None,
+            ch.limbo_sat,
+            ch.maturity_height,
+            ch.blocks_til_maturity,
         )
 
     @property
@@ -157,14 +172,27 @@ class SessionFacts:
         on_network = session.state.value in ("broadcast", "broadcasting")
         deadline = session.deadline_height() - (0 if on_network else margin)
         return cls(
-            session.id, session.state.value, session.txid, session.amount_sat, tuple(session.nodes),
-            tuple(leg.channel_point for leg in session.legs if leg.channel_point), deadline, deadline - tip,
+            session.id,
+            session.state.value,
+            session.txid,
+            session.amount_sat,
+            tuple(session.nodes),
+            tuple(leg.channel_point for leg in session.legs if leg.channel_point),
+            deadline,
+            deadline - tip,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "state": self.state, "txid": self.txid, "amount_sat": self.amount_sat,
-                "nodes": list(self.nodes), "channel_points": list(self.channel_points),
-                "deadline_height": self.deadline_height, "blocks_left": self.blocks_left}
+        return {
+            "id": self.id,
+            "state": self.state,
+            "txid": self.txid,
+            "amount_sat": self.amount_sat,
+            "nodes": list(self.nodes),
+            "channel_points": list(self.channel_points),
+            "deadline_height": self.deadline_height,
+            "blocks_left": self.blocks_left,
+        }
 
 
 @dataclass(frozen=True)
@@ -222,8 +250,13 @@ class Finding:
         return ":".join(p for p in (self.check, self.kind, self.node or "", self.subject) if p)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"check": self.check, "kind": self.kind, "node": self.node, "subject": self.subject,
-                "message": self.message}
+        return {
+            "check": self.check,
+            "kind": self.kind,
+            "node": self.node,
+            "subject": self.subject,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True)
@@ -269,11 +302,18 @@ class NodeReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "kind": self.kind, "reachable": self.reachable, "error": self.error,
+            "name": self.name,
+            "kind": self.kind,
+            "reachable": self.reachable,
+            "error": self.error,
             "channels": {s: {"count": n, "local_sat": v} for s, (n, v) in self.by_state.items()},
-            "hot_wallet": {"confirmed_sat": self.hot_confirmed_sat, "unconfirmed_sat": self.hot_unconfirmed_sat,
-                           "reserve_sat": self.reserve_sat, "keep_sat": self.keep_sat,
-                           "sweepable_sat": self.sweepable_sat},
+            "hot_wallet": {
+                "confirmed_sat": self.hot_confirmed_sat,
+                "unconfirmed_sat": self.hot_unconfirmed_sat,
+                "reserve_sat": self.reserve_sat,
+                "keep_sat": self.keep_sat,
+                "sweepable_sat": self.sweepable_sat,
+            },
             "limbo_sat": self.limbo_sat,
             "pending_opens": [p.__dict__ for p in self.pending_opens],
             "pending_closes": [p.__dict__ for p in self.pending_closes],
@@ -313,12 +353,17 @@ class Snapshot:
 
     def to_dict(self, *, channels: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "wallet": self.wallet, "network": self.network, "taken_at": self.taken_at,
-            "tip_height": self.tip_height, "ok": self.ok,
-            "multisig": {"confirmed_sat": self.multisig.confirmed_sat,
-                         "unconfirmed_sat": self.multisig.unconfirmed_sat,
-                         "reserved_sat": self.multisig.reserved_sat,
-                         "scanned_height": self.multisig.scanned_height},
+            "wallet": self.wallet,
+            "network": self.network,
+            "taken_at": self.taken_at,
+            "tip_height": self.tip_height,
+            "ok": self.ok,
+            "multisig": {
+                "confirmed_sat": self.multisig.confirmed_sat,
+                "unconfirmed_sat": self.multisig.unconfirmed_sat,
+                "reserved_sat": self.multisig.reserved_sat,
+                "scanned_height": self.multisig.scanned_height,
+            },
             "balances": dict(self.balances),
             "nodes": [n.to_dict() for n in self.nodes],
             "sessions": [s.to_dict() for s in self.sessions],
@@ -346,10 +391,17 @@ def build_snapshot(inputs: ReportInputs, settings: ReportSettings) -> Snapshot:
             findings.append(finding)
     if inputs.chain_error:
         height = inputs.multisig.scanned_height
-        findings.append(Finding("chain-reachable", "chain", (
-            f"the chain source could not be read ({inputs.chain_error}); the multisig balance is as of block "
-            f"{height if height is not None else 'none yet'} and funding deadlines are not current. "
-            "Check [chain] in the config and that the node is running.")))
+        findings.append(
+            Finding(
+                "chain-reachable",
+                "chain",
+                (
+                    f"the chain source could not be read ({inputs.chain_error}); the multisig balance is as of block "
+                    f"{height if height is not None else 'none yet'} and funding deadlines are not current. "
+                    "Check [chain] in the config and that the node is running."
+                ),
+            )
+        )
     balances = dict.fromkeys(PLACES, 0)
     balances["multisig"] = inputs.multisig.total_sat
     for n in nodes:
@@ -357,12 +409,23 @@ def build_snapshot(inputs: ReportInputs, settings: ReportSettings) -> Snapshot:
         balances["pending_open"] += n.by_state.get(ChannelState.PENDING_OPEN.value, (0, 0))[1]
         balances["limbo"] += n.limbo_sat
         balances["hot_wallet"] += n.hot_total_sat
-    return Snapshot(inputs.wallet, inputs.network, inputs.taken_at, inputs.tip_height, inputs.multisig,
-                    tuple(nodes), tuple(channels), inputs.sessions, tuple(findings), balances)
+    return Snapshot(
+        inputs.wallet,
+        inputs.network,
+        inputs.taken_at,
+        inputs.tip_height,
+        inputs.multisig,
+        tuple(nodes),
+        tuple(channels),
+        inputs.sessions,
+        tuple(findings),
+        balances,
+    )
 
 
-def _node_report(node: NodeFacts, sessions: dict[str, SessionFacts], settings: ReportSettings,
-                 findings: list[Finding]) -> NodeReport:
+def _node_report(
+    node: NodeFacts, sessions: dict[str, SessionFacts], settings: ReportSettings, findings: list[Finding]
+) -> NodeReport:
     by_state: dict[str, list[int]] = {}
     limbo = 0
     opens: list[PendingOpen] = []
@@ -375,55 +438,123 @@ def _node_report(node: NodeFacts, sessions: dict[str, SessionFacts], settings: R
         totals[1] += ch.local_balance_sat
         if ch.state in _CLOSING:
             limbo += ch.limbo_sat
-            closes.append(PendingClose(ch.channel_point, ch.state, ch.closing_txid, ch.limbo_sat,
-                                       ch.maturity_height, ch.blocks_til_maturity))
+            closes.append(
+                PendingClose(
+                    ch.channel_point,
+                    ch.state,
+                    ch.closing_txid,
+                    ch.limbo_sat,
+                    ch.maturity_height,
+                    ch.blocks_til_maturity,
+                )
+            )
         elif ch.state == ChannelState.PENDING_OPEN.value:
             s = sessions.get(ch.session_id or "")
-            opens.append(PendingOpen(ch.channel_point, ch.capacity_sat, ch.local_balance_sat, ch.funding,
-                                     ch.session_id, s.blocks_left if s else None))
+            opens.append(
+                PendingOpen(
+                    ch.channel_point,
+                    ch.capacity_sat,
+                    ch.local_balance_sat,
+                    ch.funding,
+                    ch.session_id,
+                    s.blocks_left if s else None,
+                )
+            )
         if ch.state in _LIVE or ch.state == ChannelState.CLOSING.value:
             _channel_findings(ch, findings)
     if node.error:
-        findings.append(Finding("node-reachable", node.name, (
-            f"node {node.name!r} could not be read ({node.error}); its channels and wallet are not checked"
-            + (" (figures shown are the last ones read)" if node.channels or node.balance else "")
-            + f". Check it with `l2custody node check {node.name}`."), node=node.name))
+        findings.append(
+            Finding(
+                "node-reachable",
+                node.name,
+                (
+                    f"node {node.name!r} could not be read ({node.error}); its channels and wallet are not checked"
+                    + (" (figures shown are the last ones read)" if node.channels or node.balance else "")
+                    + f". Check it with `l2custody node check {node.name}`."
+                ),
+                node=node.name,
+            )
+        )
     confirmed = node.balance.confirmed_sat if node.balance else 0
     unconfirmed = node.balance.unconfirmed_sat if node.balance else 0
     keep = max(node.reserve_sat, settings.sweep_keep_sat)
     sweepable = max(confirmed - keep, 0)
     excess = max(confirmed + unconfirmed - keep, 0)
     if node.balance is not None and excess > settings.sweep_threshold_sat:
-        findings.append(Finding("hot-wallet", node.name, (
-            f"the wallet of node {node.name!r} holds {excess:,} sat above what it keeps ({keep:,} sat), more than the "
-            f"sweep threshold ({settings.sweep_threshold_sat:,} sat); move it to the multisig with "
-            f"`l2custody sweep {node.name}` (or set [watch] auto_sweep = true)"), node=node.name))
+        findings.append(
+            Finding(
+                "hot-wallet",
+                node.name,
+                (
+                    f"the wallet of node {node.name!r} holds {excess:,} sat above what it keeps ({keep:,} sat), more than the "
+                    f"sweep threshold ({settings.sweep_threshold_sat:,} sat); move it to the multisig with "
+                    f"`l2custody sweep {node.name}` (or set [watch] auto_sweep = true)"
+                ),
+                node=node.name,
+            )
+        )
     return NodeReport(
-        node.name, node.kind, node.error is None, node.error,
-        {s: (v[0], v[1]) for s, v in by_state.items()}, confirmed, unconfirmed, node.reserve_sat, keep,
-        sweepable, limbo, tuple(opens), tuple(closes), node.read_at,
+        node.name,
+        node.kind,
+        node.error is None,
+        node.error,
+        {s: (v[0], v[1]) for s, v in by_state.items()},
+        confirmed,
+        unconfirmed,
+        node.reserve_sat,
+        keep,
+        sweepable,
+        limbo,
+        tuple(opens),
+        tuple(closes),
+        node.read_at,
     )
 
 
 def _channel_findings(ch: ChannelFacts, findings: list[Finding]) -> None:
     where = f"channel {ch.channel_point} of node {ch.node!r}"
     if ch.close_committed is False:
-        findings.append(Finding("close-address", ch.channel_point, (
-            f"{where} has no committed close address: a cooperative close the peer starts pays the node "
-            f"wallet, not the multisig. Close it into the multisig with `l2custody channel close "
-            f"{ch.channel_point}` (a fresh multisig delivery address)"), node=ch.node, kind="missing"))
+        findings.append(
+            Finding(
+                "close-address",
+                ch.channel_point,
+                (
+                    f"{where} has no committed close address: a cooperative close the peer starts pays the node "
+                    f"wallet, not the multisig. Close it into the multisig with `l2custody channel close "
+                    f"{ch.channel_point}` (a fresh multisig delivery address)"
+                ),
+                node=ch.node,
+                kind="missing",
+            )
+        )
     elif ch.close_ours is False:
-        findings.append(Finding("close-address", ch.channel_point, (
-            f"{where} commits its cooperative close to {ch.close_address}, which is not a multisig address: "
-            f"a close would pay it. If that is not intended, force close it (`l2custody channel close "
-            f"{ch.channel_point} --force`) and sweep the node wallet (`l2custody sweep {ch.node}`)"),
-            node=ch.node, kind="foreign"))
+        findings.append(
+            Finding(
+                "close-address",
+                ch.channel_point,
+                (
+                    f"{where} commits its cooperative close to {ch.close_address}, which is not a multisig address: "
+                    f"a close would pay it. If that is not intended, force close it (`l2custody channel close "
+                    f"{ch.channel_point} --force`) and sweep the node wallet (`l2custody sweep {ch.node}`)"
+                ),
+                node=ch.node,
+                kind="foreign",
+            )
+        )
     if ch.funding == FUNDING_FOREIGN:
-        findings.append(Finding("funding-source", ch.channel_point, (
-            f"{where} was opened by the node with money that did not come from a funding session of "
-            f"ours (funding tx {ch.funding_txid}): the node wallet or another tool funded it. Open channels "
-            "with `l2custody channel open`; close this one into the multisig when you can"),
-            node=ch.node, kind="foreign"))
+        findings.append(
+            Finding(
+                "funding-source",
+                ch.channel_point,
+                (
+                    f"{where} was opened by the node with money that did not come from a funding session of "
+                    f"ours (funding tx {ch.funding_txid}): the node wallet or another tool funded it. Open channels "
+                    "with `l2custody channel open`; close this one into the multisig when you can"
+                ),
+                node=ch.node,
+                kind="foreign",
+            )
+        )
 
 
 def _deadline_finding(s: SessionFacts, settings: ReportSettings) -> Finding | None:
@@ -431,15 +562,24 @@ def _deadline_finding(s: SessionFacts, settings: ReportSettings) -> Finding | No
         return None
     on_network = s.state in ("broadcast", "broadcasting")
     if s.blocks_left < 0:
-        what = (f"is past its deadline (height {s.deadline_height}): peers may have forgotten its channels"
-                if on_network else f"is past its safe broadcast height {s.deadline_height}")
-        todo = ("watch it confirm (`l2custody session status " + s.id + "`)" if on_network
-                else f"abort it (`l2custody session abort {s.id}`) and open again")
+        what = (
+            f"is past its deadline (height {s.deadline_height}): peers may have forgotten its channels"
+            if on_network
+            else f"is past its safe broadcast height {s.deadline_height}"
+        )
+        todo = (
+            "watch it confirm (`l2custody session status " + s.id + "`)"
+            if on_network
+            else f"abort it (`l2custody session abort {s.id}`) and open again"
+        )
         kind = "passed"
     else:
         what = f"has {s.blocks_left} blocks left before its deadline (height {s.deadline_height})"
-        todo = (f"make sure it confirms: `l2custody session status {s.id}`, rebroadcast with "
-                f"`l2custody session broadcast {s.id}`" if on_network
-                else f"collect the signatures and broadcast (`l2custody session status {s.id}`) or abort it")
+        todo = (
+            f"make sure it confirms: `l2custody session status {s.id}`, rebroadcast with "
+            f"`l2custody session broadcast {s.id}`"
+            if on_network
+            else f"collect the signatures and broadcast (`l2custody session status {s.id}`) or abort it"
+        )
         kind = "near"
     return Finding("session-deadline", s.id, f"funding session {s.id} ({s.state}) {what}; {todo}", kind=kind)

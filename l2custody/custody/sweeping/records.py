@@ -17,6 +17,7 @@ from l2custody.errors import UsageError
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import Store
 
+
 class SweepState(StrEnum):
     """Where a sweep is: ``started -> broadcast -> verified``, or ``failed`` (the node
     refused: nothing sent) or ``unknown`` (no answer: check the chain)."""
@@ -53,9 +54,17 @@ class SweepRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "node": self.node, "state": self.state, "address": self.address,
-            "amount_sat": self.amount, "fee_sat": self.fee, "kept_sat": self.kept, "txid": self.txid,
-            "vout": self.vout, "height": self.height, "details": self.details,
+            "id": self.id,
+            "node": self.node,
+            "state": self.state,
+            "address": self.address,
+            "amount_sat": self.amount,
+            "fee_sat": self.fee,
+            "kept_sat": self.kept,
+            "txid": self.txid,
+            "vout": self.vout,
+            "height": self.height,
+            "details": self.details,
         }
 
 
@@ -63,12 +72,27 @@ _COLUMNS = "id, node, state, address, amount, fee, kept, txid, vout, height, det
 
 
 def _record(row: tuple[Any, ...]) -> SweepRecord:
-    return SweepRecord(row[0], row[1], SweepState(row[2]), *row[3:10], json.loads(row[10]), row[11], row[12])
+    (id_, node, state, address, amount, fee, kept, txid, vout, height, details, created, updated) = row
+    return SweepRecord(
+        id_,
+        node,
+        SweepState(state),
+        address,
+        amount,
+        fee,
+        kept,
+        txid,
+        vout,
+        height,
+        json.loads(details),
+        created,
+        updated,
+    )
 
 
 def sweep_records(store: Store, node: str | None = None) -> list[SweepRecord]:
     """Sweeps (of one node, or all), oldest first."""
-    sql, params = f"SELECT {_COLUMNS} FROM sweeps", ()
+    sql, params = f"SELECT {_COLUMNS} FROM sweeps", ()  # type: tuple[str, tuple[str, ...]]
     if node is not None:
         sql, params = sql + " WHERE node = ?", (node,)
     return [_record(r) for r in store.execute(sql + " ORDER BY id", params)]
@@ -99,8 +123,18 @@ def update_sweep(store: Store, actor: str, rec: SweepRecord, action: str, **chan
         store.execute(
             "UPDATE sweeps SET state = ?, amount = ?, fee = ?, kept = ?, txid = ?, vout = ?, height = ?,"
             " details = ?, updated = ? WHERE id = ?",
-            (rec.state, rec.amount, rec.fee, rec.kept, rec.txid, rec.vout, rec.height,
-             json.dumps(rec.details, sort_keys=True), rec.updated, rec.id),
+            (
+                rec.state,
+                rec.amount,
+                rec.fee,
+                rec.kept,
+                rec.txid,
+                rec.vout,
+                rec.height,
+                json.dumps(rec.details, sort_keys=True),
+                rec.updated,
+                rec.id,
+            ),
         )
         store.audit(actor, action, f"sweep {rec.id}", {"node": rec.node, **rec.to_dict()})
     return rec

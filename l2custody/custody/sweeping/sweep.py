@@ -36,14 +36,13 @@ from l2custody.custody.sweeping.records import (
     SweepState,
     insert_sweep,
     sweep_record,
-    sweep_records,
     update_sweep,
 )
 from l2custody.errors import BroadcastUnknown, L2CustodyError, NodeUnreachable, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from l2custody.config import Config
     from l2custody.wallet.service import Wallet
+
 
 # --- what is there to sweep -----------------------------------------------------------------
 @dataclass(frozen=True)
@@ -154,19 +153,34 @@ def sweep_node(
     try:
         result = backend.sweep_to(address, keep_sat=keep_sat, fee_rate=fee_rate)
     except (BroadcastUnknown, NodeUnreachable) as exc:
-        update_sweep(wallet.store, wallet.actor, rec, "sweep-unknown", state=SweepState.UNKNOWN, details={"error": exc.message})
+        update_sweep(
+            wallet.store, wallet.actor, rec, "sweep-unknown", state=SweepState.UNKNOWN, details={"error": exc.message}
+        )
         raise type(exc)(
             f"{exc.message} — sweep #{rec.id} to {address} may have gone out; check with "
             f"`l2custody sweep-status {backend.name}` (after a block) before sweeping again"
         ) from None
     except InsufficientFunds as exc:
-        update_sweep(wallet.store, wallet.actor, rec, "sweep-failed", state=SweepState.FAILED, details={"error": exc.message})
+        update_sweep(
+            wallet.store, wallet.actor, rec, "sweep-failed", state=SweepState.FAILED, details={"error": exc.message}
+        )
         raise
     except L2CustodyError as exc:
-        update_sweep(wallet.store, wallet.actor, rec, "sweep-failed", state=SweepState.FAILED, details={"error": exc.message})
+        update_sweep(
+            wallet.store, wallet.actor, rec, "sweep-failed", state=SweepState.FAILED, details={"error": exc.message}
+        )
         raise
-    return update_sweep(wallet.store, wallet.actor, rec, "sweep-broadcast", state=SweepState.BROADCAST, amount=result.amount_sat, fee=result.fee_sat,
-        kept=result.kept_sat, txid=result.txid, details={"inputs": list(result.inputs)},
+    return update_sweep(
+        wallet.store,
+        wallet.actor,
+        rec,
+        "sweep-broadcast",
+        state=SweepState.BROADCAST,
+        amount=result.amount_sat,
+        fee=result.fee_sat,
+        kept=result.kept_sat,
+        txid=result.txid,
+        details={"inputs": list(result.inputs)},
     )
 
 
@@ -191,8 +205,11 @@ def sweep_status(wallet: Wallet, sweep_id: int, *, sync: bool = True) -> SweepSt
     store = wallet.store
     rec = sweep_record(store, sweep_id)
     if rec.state == SweepState.VERIFIED:
-        return SweepStatus(rec, store.confirmations(rec.txid)[0],
-                           f"verified: {rec.amount or 0:,} sat in the multisig at {rec.txid}:{rec.vout}")
+        return SweepStatus(
+            rec,
+            store.confirmations(rec.txid)[0],
+            f"verified: {rec.amount or 0:,} sat in the multisig at {rec.txid}:{rec.vout}",
+        )
     if rec.state == SweepState.FAILED:
         return SweepStatus(rec, 0, f"failed: {rec.details.get('error', 'the node sent nothing')}")
     if sync:
@@ -202,13 +219,18 @@ def sweep_status(wallet: Wallet, sweep_id: int, *, sync: bool = True) -> SweepSt
     # started/unknown sweeps have no txid: whatever pays their (fresh) address is theirs
     script = address_to_script(rec.address, wallet.record.network)
     ours = [
-        u for u in store.utxos(wallet.record.id, unspent=False)
+        u
+        for u in store.utxos(wallet.record.id, unspent=False)
         if u.script == script and (rec.txid is None or u.txid == rec.txid)
     ]
     if not ours:
         if rec.txid is None:
-            return SweepStatus(rec, 0, f"{rec.state}: nothing has paid {rec.address} yet "
-                                       f"({rec.details.get('error', 'no answer from the node')})")
+            return SweepStatus(
+                rec,
+                0,
+                f"{rec.state}: nothing has paid {rec.address} yet "
+                f"({rec.details.get('error', 'no answer from the node')})",
+            )
         known, _ = store.transaction_height(rec.txid)
         what = "seen, but not paying the sweep address" if known else "not seen yet by the wallet"
         return SweepStatus(rec, 0, f"sweep transaction {rec.txid} {what}")
@@ -217,9 +239,19 @@ def sweep_status(wallet: Wallet, sweep_id: int, *, sync: bool = True) -> SweepSt
         rec = update_sweep(wallet.store, wallet.actor, rec, "sweep-found", state=SweepState.BROADCAST, txid=utxo.txid)
     confs, _ = store.confirmations(rec.txid)
     if confs < 1:
-        return SweepStatus(rec, 0, f"sweep {rec.txid} pays {utxo.value:,} sat to the multisig; waiting for confirmation")
-    rec = update_sweep(wallet.store, wallet.actor, rec, "sweep-verified", state=SweepState.VERIFIED, vout=utxo.vout, height=utxo.height,
-                  amount=utxo.value)
+        return SweepStatus(
+            rec, 0, f"sweep {rec.txid} pays {utxo.value:,} sat to the multisig; waiting for confirmation"
+        )
+    rec = update_sweep(
+        wallet.store,
+        wallet.actor,
+        rec,
+        "sweep-verified",
+        state=SweepState.VERIFIED,
+        vout=utxo.vout,
+        height=utxo.height,
+        amount=utxo.value,
+    )
     return SweepStatus(rec, confs, f"verified: {utxo.value:,} sat in the multisig at {rec.txid}:{utxo.vout}")
 
 
@@ -232,5 +264,10 @@ def wait_for_sweep(
     progress: Callable[[SweepStatus], None] | None = None,
 ) -> SweepStatus:
     """Poll :func:`sweep_status` until verified (or failed) or ``timeout`` seconds pass."""
-    return poll_until(lambda: sweep_status(wallet, sweep_id), lambda s: s.settled,
-                      timeout=timeout, interval=interval, progress=progress)
+    return poll_until(
+        lambda: sweep_status(wallet, sweep_id),
+        lambda s: s.settled,
+        timeout=timeout,
+        interval=interval,
+        progress=progress,
+    )

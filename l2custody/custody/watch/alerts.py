@@ -36,8 +36,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SEVERITIES = ("info", "warning", "critical")
 KINDS = (
-    "force-close", "foreign-close", "foreign-close-address", "no-close-address", "foreign-funding",
-    "node-unreachable", "chain-unreachable", "funding-deadline", "hot-wallet", "auto-sweep", "sweep-problem",
+    "force-close",
+    "foreign-close",
+    "foreign-close-address",
+    "no-close-address",
+    "foreign-funding",
+    "node-unreachable",
+    "chain-unreachable",
+    "funding-deadline",
+    "hot-wallet",
+    "auto-sweep",
+    "sweep-problem",
     "close-violation",
 )
 
@@ -57,8 +66,14 @@ class Alert:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "source": "l2custody", "key": self.key, "kind": self.kind, "severity": self.severity,
-            "node": self.node, "subject": self.subject, "message": self.message, "details": self.details,
+            "source": "l2custody",
+            "key": self.key,
+            "kind": self.kind,
+            "severity": self.severity,
+            "node": self.node,
+            "subject": self.subject,
+            "message": self.message,
+            "details": self.details,
             "created": self.created,
         }
 
@@ -79,8 +94,11 @@ class LogSink:
         self.logger = logger
 
     def send(self, alert: Alert) -> None:
-        level = logging.ERROR if alert.severity == "critical" else (
-            logging.WARNING if alert.severity == "warning" else logging.INFO)
+        level = (
+            logging.ERROR
+            if alert.severity == "critical"
+            else (logging.WARNING if alert.severity == "warning" else logging.INFO)
+        )
         self.logger.log(level, "ALERT %s %s: %s", alert.kind, alert.subject, alert.message)
 
 
@@ -107,7 +125,9 @@ class WebhookSink:
     def send(self, alert: Alert) -> None:
         body = json.dumps(alert.to_dict(), sort_keys=True).encode()
         request = urllib.request.Request(
-            self.url, data=body, method="POST",
+            self.url,
+            data=body,
+            method="POST",
             headers={"Content-Type": "application/json", "User-Agent": "l2custody-watch"},
         )
         where = _safe_url(self.url)
@@ -136,21 +156,30 @@ class CommandSink:
 
     def __init__(self, argv: Sequence[str], timeout: float = 10.0) -> None:
         if not argv:
-            raise ConfigError("[alerts] command is empty; give the program to run, e.g. [\"/usr/local/bin/page\"]")
+            raise ConfigError('[alerts] command is empty; give the program to run, e.g. ["/usr/local/bin/page"]')
         self.argv, self.timeout = list(argv), timeout
 
     def send(self, alert: Alert) -> None:
         env = dict(os.environ)
-        env.update({
-            "L2CUSTODY_ALERT_KIND": alert.kind, "L2CUSTODY_ALERT_SEVERITY": alert.severity,
-            "L2CUSTODY_ALERT_SUBJECT": alert.subject, "L2CUSTODY_ALERT_NODE": alert.node or "",
-            "L2CUSTODY_ALERT_MESSAGE": alert.message, "L2CUSTODY_ALERT_KEY": alert.key,
-        })
+        env.update(
+            {
+                "L2CUSTODY_ALERT_KIND": alert.kind,
+                "L2CUSTODY_ALERT_SEVERITY": alert.severity,
+                "L2CUSTODY_ALERT_SUBJECT": alert.subject,
+                "L2CUSTODY_ALERT_NODE": alert.node or "",
+                "L2CUSTODY_ALERT_MESSAGE": alert.message,
+                "L2CUSTODY_ALERT_KEY": alert.key,
+            }
+        )
         program = self.argv[0]
         try:
             done = subprocess.run(
-                self.argv, input=json.dumps(alert.to_dict(), sort_keys=True).encode(), env=env,
-                capture_output=True, timeout=self.timeout, check=False,
+                self.argv,
+                input=json.dumps(alert.to_dict(), sort_keys=True).encode(),
+                env=env,
+                capture_output=True,
+                timeout=self.timeout,
+                check=False,
             )
         except FileNotFoundError:
             raise AlertDeliveryFailed(f"the alert command {program} does not exist; fix [alerts] command") from None
@@ -165,7 +194,8 @@ class CommandSink:
             tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
             raise AlertDeliveryFailed(
                 f"the alert command {program} exited with status {done.returncode}"
-                + (f": {tail[0][:200]}" if tail[0] else "") + " (the alert is kept and sent again)"
+                + (f": {tail[0][:200]}" if tail[0] else "")
+                + " (the alert is kept and sent again)"
             )
 
 

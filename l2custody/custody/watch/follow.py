@@ -79,8 +79,9 @@ class NodeFollower(threading.Thread):
             else:
                 self.subscriptions += 1
                 if self.subscriptions > 1:
-                    self.log.info("node %s: following channel events again (reconnect %d)",
-                                  name, self.subscriptions - 1)
+                    self.log.info(
+                        "node %s: following channel events again (reconnect %d)", name, self.subscriptions - 1
+                    )
                 self.wakes.put(Wake(name, "subscribed", "", time.time()))
                 self._drain(stream, delay)
             if time.monotonic() - started >= HEALTHY_SECONDS:

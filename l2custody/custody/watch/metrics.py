@@ -92,37 +92,64 @@ def render(
 ) -> str:
     """The exposition page for one watch round."""
     page = _Page()
-    page.gauge("l2custody_balance_sat", "Satoshis by place: multisig, channels_local, pending_open, limbo, "
-               "hot_wallet.", (({"place": p}, v) for p, v in snapshot.balances.items()))
+    page.gauge(
+        "l2custody_balance_sat",
+        "Satoshis by place: multisig, channels_local, pending_open, limbo, hot_wallet.",
+        (({"place": p}, v) for p, v in snapshot.balances.items()),
+    )
     samples: list[tuple[Mapping[str, str], float]] = []
     for n in snapshot.nodes:
-        values = {"channels_local": n.by_state.get("open", (0, 0))[1],
-                  "pending_open": n.by_state.get("pending_open", (0, 0))[1],
-                  "limbo": n.limbo_sat, "hot_wallet": n.hot_total_sat}
+        values = {
+            "channels_local": n.by_state.get("open", (0, 0))[1],
+            "pending_open": n.by_state.get("pending_open", (0, 0))[1],
+            "limbo": n.limbo_sat,
+            "hot_wallet": n.hot_total_sat,
+        }
         samples += [({"node": n.name, "place": p}, values[p]) for p in NODE_PLACES]
     page.gauge("l2custody_node_balance_sat", "Satoshis by place on each node.", samples)
-    page.gauge("l2custody_channels", "Channels by state on each node.",
-               (({"node": node, "state": state}, count) for (node, state), count in snapshot.channel_counts().items()))
+    page.gauge(
+        "l2custody_channels",
+        "Channels by state on each node.",
+        (({"node": node, "state": state}, count) for (node, state), count in snapshot.channel_counts().items()),
+    )
     failures = snapshot.failed_checks()
-    page.gauge("l2custody_custody_violations", "Custody check failures now (0 when every check passes).",
-               [({}, sum(failures.values()))])
-    page.gauge("l2custody_custody_check_failures", "Failures of each custody check.",
-               (({"check": c}, v) for c, v in failures.items()))
-    page.gauge("l2custody_node_up", "1 when the node was read in the last round.",
-               (({"node": n.name}, n.reachable) for n in snapshot.nodes))
-    page.gauge("l2custody_node_last_event_timestamp_seconds",
-               "Unix time of the last channel event received from the node (a node without an event "
-               "stream: of the last transition seen); 0: none yet.",
-               (({"node": n.name}, last_events.get(n.name) or 0.0) for n in snapshot.nodes))
-    page.gauge("l2custody_chain_tip_height", "The chain tip height watch last saw.",
-               [({}, snapshot.tip_height if snapshot.tip_height is not None else -1)])
+    page.gauge(
+        "l2custody_custody_violations",
+        "Custody check failures now (0 when every check passes).",
+        [({}, sum(failures.values()))],
+    )
+    page.gauge(
+        "l2custody_custody_check_failures",
+        "Failures of each custody check.",
+        (({"check": c}, v) for c, v in failures.items()),
+    )
+    page.gauge(
+        "l2custody_node_up",
+        "1 when the node was read in the last round.",
+        (({"node": n.name}, n.reachable) for n in snapshot.nodes),
+    )
+    page.gauge(
+        "l2custody_node_last_event_timestamp_seconds",
+        "Unix time of the last channel event received from the node (a node without an event "
+        "stream: of the last transition seen); 0: none yet.",
+        (({"node": n.name}, last_events.get(n.name) or 0.0) for n in snapshot.nodes),
+    )
+    page.gauge(
+        "l2custody_chain_tip_height",
+        "The chain tip height watch last saw.",
+        [({}, snapshot.tip_height if snapshot.tip_height is not None else -1)],
+    )
     states = dict(session_states or {})
-    page.gauge("l2custody_funding_sessions", "Funding sessions not yet settled, by state.",
-               (({"state": s}, v) for s, v in sorted(states.items())))
+    page.gauge(
+        "l2custody_funding_sessions",
+        "Funding sessions not yet settled, by state.",
+        (({"state": s}, v) for s, v in sorted(states.items())),
+    )
     page.gauge("l2custody_alerts_undelivered", "Alerts some sink has not taken yet.", [({}, undelivered_alerts)])
     page.gauge("l2custody_snapshot_timestamp_seconds", "Unix time of the last watch round.", [({}, snapshot.taken_at)])
-    page.gauge("l2custody_snapshot_duration_seconds", "How long the last watch round took.",
-               [({}, round(duration_seconds, 6))])
+    page.gauge(
+        "l2custody_snapshot_duration_seconds", "How long the last watch round took.", [({}, round(duration_seconds, 6))]
+    )
     return page.text()
 
 
@@ -148,11 +175,14 @@ class MetricsServer:
     def __init__(self, metrics: Metrics, host: str, port: int) -> None:
         self.metrics = metrics
         handler = _handler(metrics)
-        server_class = ThreadingHTTPServer
+        server_class: type[ThreadingHTTPServer] = ThreadingHTTPServer
         if ":" in host:
             import socket
 
-            server_class = type("ThreadingHTTPServer6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+            class _Server6(ThreadingHTTPServer):
+                address_family = socket.AF_INET6
+
+            server_class = _Server6
         try:
             self.httpd = server_class((host, port), handler)
         except OSError as exc:

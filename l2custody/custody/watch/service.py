@@ -67,8 +67,15 @@ def run_watch(
     wallet = Wallet.open(config)
     wallet.actor = ACTOR
     registry = NodeRegistry(wallet.store, config.data_dir)
-    watcher = Watcher(wallet, lambda: [r.name for r in registry.all()], registry.backend, options, sinks,
-                      metrics=metrics, logger=logger)
+    watcher = Watcher(
+        wallet,
+        lambda: [r.name for r in registry.all()],
+        registry.backend,
+        options,
+        sinks,
+        metrics=metrics,
+        logger=logger,
+    )
     server = None
     stop = stop or threading.Event()
     restore = _handle_signals(stop)
@@ -77,9 +84,15 @@ def run_watch(
             server = MetricsServer(metrics, *listen).start()
             logger.info("metrics on %s", server.url)
         names = [r.name for r in registry.all()]
-        logger.info("watching wallet %s and %d node(s) %s; poll every %g s; auto-sweep %s; backups in %s",
-                    wallet.record.name, len(names), ", ".join(names) or "(none registered)", options.poll_seconds,
-                    "ON" if options.auto_sweep else "off (dry run logged)", options.backup_dir)
+        logger.info(
+            "watching wallet %s and %d node(s) %s; poll every %g s; auto-sweep %s; backups in %s",
+            wallet.record.name,
+            len(names),
+            ", ".join(names) or "(none registered)",
+            options.poll_seconds,
+            "ON" if options.auto_sweep else "off (dry run logged)",
+            options.backup_dir,
+        )
         if once:
             return watcher.round(source="start")
 

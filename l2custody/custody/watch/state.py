@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from l2custody.custody.watch.alerts import Alert
 from l2custody.custody.report.snapshot import ChannelFacts
+from l2custody.custody.watch.alerts import Alert
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import Store
@@ -44,8 +44,9 @@ def _facts_fields() -> list[str]:
 
 
 def _encode(channels: dict[str, ChannelFacts]) -> str:
-    return json.dumps({"fields": _facts_fields(), "rows": [f.to_row() for f in channels.values()]},
-                      separators=(",", ":"))
+    return json.dumps(
+        {"fields": _facts_fields(), "rows": [f.to_row() for f in channels.values()]}, separators=(",", ":")
+    )
 
 
 def _decode(text: str) -> dict[str, ChannelFacts]:
@@ -95,8 +96,16 @@ def enqueue(store: Store, alert: Alert) -> bool:
     cur = store.execute(
         "INSERT OR IGNORE INTO watch_alerts (key, kind, severity, node, subject, message, details, created)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (alert.key, alert.kind, alert.severity, alert.node, alert.subject, alert.message,
-         json.dumps(alert.details, sort_keys=True, default=str), alert.created or time.time()),
+        (
+            alert.key,
+            alert.kind,
+            alert.severity,
+            alert.node,
+            alert.subject,
+            alert.message,
+            json.dumps(alert.details, sort_keys=True, default=str),
+            alert.created or time.time(),
+        ),
     )
     return cur.rowcount > 0
 
@@ -110,7 +119,9 @@ class OutboxEntry:
     last_error: str | None = None
 
 
-_ALERT_COLUMNS = "key, kind, severity, node, subject, message, details, created, delivered, sent_to, attempts, last_error"
+_ALERT_COLUMNS = (
+    "key, kind, severity, node, subject, message, details, created, delivered, sent_to, attempts, last_error"
+)
 
 
 def _entry(row: Any) -> OutboxEntry:
@@ -182,15 +193,25 @@ def update_conditions(store: Store, active: list[Condition], now: float) -> tupl
         since, alerted = rows.get(c.key, (None, 0))
         if since is None:
             since = now
-            store.execute("INSERT INTO watch_conditions (key, kind, subject, since, alerted) VALUES (?, ?, ?, ?, 0)",
-                          (c.key, c.kind, c.subject, now))
+            store.execute(
+                "INSERT INTO watch_conditions (key, kind, subject, since, alerted) VALUES (?, ?, ?, ?, 0)",
+                (c.key, c.kind, c.subject, now),
+            )
         if not alerted and now - since >= c.delay:
-            alert = Alert(f"{c.key}@{since:.3f}", c.kind, c.severity, c.subject, c.message, c.node,
-                          {**c.details, "since": since}, now)
+            alert = Alert(
+                f"{c.key}@{since:.3f}",
+                c.kind,
+                c.severity,
+                c.subject,
+                c.message,
+                c.node,
+                {**c.details, "since": since},
+                now,
+            )
             enqueue(store, alert)
             store.execute("UPDATE watch_conditions SET alerted = 1 WHERE key = ?", (c.key,))
             due.append(alert)
     cleared = [known[k] for k in rows if k not in seen]
-    for c in cleared:
-        store.execute("DELETE FROM watch_conditions WHERE key = ?", (c.key,))
+    for gone in cleared:
+        store.execute("DELETE FROM watch_conditions WHERE key = ?", (gone.key,))
     return due, cleared

@@ -46,14 +46,26 @@ class Transition:
         """The audit entry's details: the move, and the node's own identifiers for the channel."""
         f = self.facts
         out: dict[str, Any] = {
-            "node": self.node, "from": self.old, "to": self.new, "source": source,
-            "short_channel_id": f.short_channel_id, "peer": f.peer, "capacity_sat": f.capacity_sat,
-            "local_balance_sat": f.local_balance_sat, "funding": f.funding, "session_id": f.session_id,
-            "close_address": f.close_address, "close_address_ours": f.close_ours,
+            "node": self.node,
+            "from": self.old,
+            "to": self.new,
+            "source": source,
+            "short_channel_id": f.short_channel_id,
+            "peer": f.peer,
+            "capacity_sat": f.capacity_sat,
+            "local_balance_sat": f.local_balance_sat,
+            "funding": f.funding,
+            "session_id": f.session_id,
+            "close_address": f.close_address,
+            "close_address_ours": f.close_ours,
         }
         if f.closing_txid or f.close_type or f.limbo_sat:
-            out.update(closing_txid=f.closing_txid, close_type=f.close_type, limbo_sat=f.limbo_sat,
-                       maturity_height=f.maturity_height)
+            out.update(
+                closing_txid=f.closing_txid,
+                close_type=f.close_type,
+                limbo_sat=f.limbo_sat,
+                maturity_height=f.maturity_height,
+            )
         woken = sorted(set(woken_by))
         if woken:
             out["node_events"] = woken
@@ -67,8 +79,7 @@ def carry_known(old: ChannelFacts | None, new: ChannelFacts) -> ChannelFacts:
         return new
     changes: dict[str, Any] = {}
     if new.close_committed is None and old.close_committed is not None:
-        changes.update(close_committed=old.close_committed, close_address=old.close_address,
-                       close_ours=old.close_ours)
+        changes.update(close_committed=old.close_committed, close_address=old.close_address, close_ours=old.close_ours)
     elif new.close_address is None and old.close_address is not None:
         changes.update(close_address=old.close_address, close_ours=old.close_ours)
     if new.short_channel_id is None and old.short_channel_id is not None:
@@ -92,8 +103,9 @@ def diff_channels(
         elif before.state != facts.state:
             moves.append(Transition(facts.node, point, STATE, before.state, facts.state, facts))
         elif before.active != facts.active and facts.state == "open":
-            moves.append(Transition(facts.node, point, ACTIVITY, _activity(before.active),
-                                    _activity(facts.active), facts))
+            moves.append(
+                Transition(facts.node, point, ACTIVITY, _activity(before.active), _activity(facts.active), facts)
+            )
     if len(current) != len(old) or any(p not in current for p in old):
         for point, before in old.items():
             if point not in current:
@@ -129,29 +141,64 @@ def transition_alerts(moves: Iterable[Transition], previous: Mapping[str, Channe
         before = previous.get(t.channel_point)
         where = f"channel {f.channel_point} of node {f.node!r}"
         if f.force_closed and not (before is not None and before.force_closed):
-            who = {"remote_force": "by the peer", "local_force": "by our node",
-                   "breach": "by a BREACH (the peer published a revoked state)"}.get(f.close_type or "", "")
-            locked = (f" {f.limbo_sat:,} sat are time-locked" + (f" until height {f.maturity_height}"
-                      if f.maturity_height else "") + ";") if f.limbo_sat else ""
-            out.append(EventAlert(
-                f"force-close:{f.node}:{f.channel_point}", "force-close", "critical", f.node, f.channel_point,
-                f"{where} was force closed{(' ' + who) if who else ''} (closing tx {f.closing_txid or 'unknown'}):"
-                f"{locked} the proceeds land in the node wallet, from where `l2custody sweep {f.node}` "
-                "(or watch's auto-sweep) moves them to the multisig",
-                {"node": f.node, "channel_point": f.channel_point, "closing_txid": f.closing_txid,
-                 "close_type": f.close_type, "limbo_sat": f.limbo_sat, "maturity_height": f.maturity_height,
-                 "capacity_sat": f.capacity_sat, "peer": f.peer},
-            ))
+            who = {
+                "remote_force": "by the peer",
+                "local_force": "by our node",
+                "breach": "by a BREACH (the peer published a revoked state)",
+            }.get(f.close_type or "", "")
+            locked = (
+                (
+                    f" {f.limbo_sat:,} sat are time-locked"
+                    + (f" until height {f.maturity_height}" if f.maturity_height else "")
+                    + ";"
+                )
+                if f.limbo_sat
+                else ""
+            )
+            out.append(
+                EventAlert(
+                    f"force-close:{f.node}:{f.channel_point}",
+                    "force-close",
+                    "critical",
+                    f.node,
+                    f.channel_point,
+                    f"{where} was force closed{(' ' + who) if who else ''} (closing tx {f.closing_txid or 'unknown'}):"
+                    f"{locked} the proceeds land in the node wallet, from where `l2custody sweep {f.node}` "
+                    "(or watch's auto-sweep) moves them to the multisig",
+                    {
+                        "node": f.node,
+                        "channel_point": f.channel_point,
+                        "closing_txid": f.closing_txid,
+                        "close_type": f.close_type,
+                        "limbo_sat": f.limbo_sat,
+                        "maturity_height": f.maturity_height,
+                        "capacity_sat": f.capacity_sat,
+                        "peer": f.peer,
+                    },
+                )
+            )
         elif t.new == CLOSED and f.close_type == COOPERATIVE and f.close_ours is not True:
             if f.close_ours is False:
                 what, severity = f"paid {f.close_address}, which is not a multisig address", "critical"
             else:
                 what, severity = "paid an address nobody committed (not known to be the multisig)", "warning"
-            out.append(EventAlert(
-                f"foreign-close:{f.node}:{f.channel_point}", "foreign-close", severity, f.node, f.channel_point,
-                f"{where} closed cooperatively and {what}; check the closing transaction {f.closing_txid} "
-                f"(`l2custody channel close-status {f.channel_point}`)",
-                {"node": f.node, "channel_point": f.channel_point, "closing_txid": f.closing_txid,
-                 "close_address": f.close_address, "capacity_sat": f.capacity_sat, "peer": f.peer},
-            ))
+            out.append(
+                EventAlert(
+                    f"foreign-close:{f.node}:{f.channel_point}",
+                    "foreign-close",
+                    severity,
+                    f.node,
+                    f.channel_point,
+                    f"{where} closed cooperatively and {what}; check the closing transaction {f.closing_txid} "
+                    f"(`l2custody channel close-status {f.channel_point}`)",
+                    {
+                        "node": f.node,
+                        "channel_point": f.channel_point,
+                        "closing_txid": f.closing_txid,
+                        "close_address": f.close_address,
+                        "capacity_sat": f.capacity_sat,
+                        "peer": f.peer,
+                    },
+                )
+            )
     return out

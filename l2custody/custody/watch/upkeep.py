@@ -25,15 +25,16 @@ if TYPE_CHECKING:  # pragma: no cover
 ACTOR = "watch"  # who the audit log names for what watch does
 
 
-def drive_sessions(wallet: Wallet, backend_for: Callable[[str], NodeBackend], log: logging.Logger,
-                   problem: Callable[[str, str], None]) -> None:
+def drive_sessions(
+    wallet: Wallet, backend_for: Callable[[str], NodeBackend], log: logging.Logger, problem: Callable[[str, str], None]
+) -> None:
     """Follow every unsettled funding session past signing (``lifecycle.refresh``: confirmations,
     channels opening, close addresses read back) and rebroadcast a funding transaction that is
     neither confirmed nor in the mempool. ``problem(session_id, message)`` hears what failed."""
     from l2custody.custody.context import Custody
     from l2custody.custody.funding.lifecycle import broadcast_session, done, refresh
-    from l2custody.custody.funding.session import SessionState
     from l2custody.custody.funding.records import list_sessions
+    from l2custody.custody.funding.session import SessionState
 
     # SECURED sessions wait for people (signatures); their deadline is a custody check
     sessions = [s for s in list_sessions(wallet.store) if not done(s) and s.state is not SessionState.SECURED]
@@ -50,8 +51,11 @@ def drive_sessions(wallet: Wallet, backend_for: Callable[[str], NodeBackend], lo
                 mempool = set(wallet.chain.mempool_txids())
             if session.txid in mempool:
                 continue
-            log.warning("funding session %s: %s is neither confirmed nor in the mempool; rebroadcasting",
-                        session.id, session.txid)
+            log.warning(
+                "funding session %s: %s is neither confirmed nor in the mempool; rebroadcasting",
+                session.id,
+                session.txid,
+            )
             broadcast_session(ctx, session.id)
         except L2CustodyError as exc:
             problem(session.id, exc.message)
@@ -75,7 +79,11 @@ def open_sweeps(wallet: Wallet, node: str | None) -> list[SweepRecord]:
     """Sweeps not yet verified or failed (of one node, or all)."""
     from l2custody.custody.sweeping.records import SweepState, sweep_records
 
-    return [r for r in sweep_records(wallet.store, node) if r.state in (SweepState.STARTED, SweepState.UNKNOWN, SweepState.BROADCAST)]
+    return [
+        r
+        for r in sweep_records(wallet.store, node)
+        if r.state in (SweepState.STARTED, SweepState.UNKNOWN, SweepState.BROADCAST)
+    ]
 
 
 def sweep_if_due(
@@ -118,9 +126,16 @@ def sweep_if_due(
             return confirmed, None
         with wallet.store.transaction():
             wallet.store.audit(ACTOR, "sweep-dry-run", f"node {name}", preview.to_dict())
-        log.warning("node %s: auto-sweep is off ([watch] auto_sweep = false); dry run: would send %s sat to %s "
-                    "(fee %s sat, %s sat kept). Run `l2custody sweep %s` to do it.",
-                    name, f"{r.amount_sat:,}", preview.address, f"{r.fee_sat:,}", f"{r.kept_sat:,}", name)
+        log.warning(
+            "node %s: auto-sweep is off ([watch] auto_sweep = false); dry run: would send %s sat to %s "
+            "(fee %s sat, %s sat kept). Run `l2custody sweep %s` to do it.",
+            name,
+            f"{r.amount_sat:,}",
+            preview.address,
+            f"{r.fee_sat:,}",
+            f"{r.kept_sat:,}",
+            name,
+        )
         return confirmed, None
     try:
         rec = sweep_node(backend, wallet, keep_sat=keep_sat, fee_rate=fee_rate)
@@ -129,11 +144,21 @@ def sweep_if_due(
         return confirmed, None
     except L2CustodyError as exc:
         log.error("node %s: automatic sweep failed: %s", name, exc.message)
-        return confirmed, Alert(f"sweep-failed:{name}:{confirmed}", "sweep-problem", "critical", f"node {name}",
-                                f"automatic sweep of node {name} failed: {exc.message}", name,
-                                {"error": exc.message}, now)
-    message = (f"swept {rec.amount or 0:,} sat from node {name}'s wallet to the multisig address {rec.address} "
-               f"(sweep #{rec.id}, tx {rec.txid}, fee {rec.fee or 0:,} sat, {rec.kept or 0:,} sat kept)")
+        return confirmed, Alert(
+            f"sweep-failed:{name}:{confirmed}",
+            "sweep-problem",
+            "critical",
+            f"node {name}",
+            f"automatic sweep of node {name} failed: {exc.message}",
+            name,
+            {"error": exc.message},
+            now,
+        )
+    message = (
+        f"swept {rec.amount or 0:,} sat from node {name}'s wallet to the multisig address {rec.address} "
+        f"(sweep #{rec.id}, tx {rec.txid}, fee {rec.fee or 0:,} sat, {rec.kept or 0:,} sat kept)"
+    )
     log.info("node %s: %s", name, message)
-    return None, Alert(f"auto-sweep:{name}:{rec.id}", "auto-sweep", "info", f"sweep {rec.id}", message, name,
-                       rec.to_dict(), now)
+    return None, Alert(
+        f"auto-sweep:{name}:{rec.id}", "auto-sweep", "info", f"sweep {rec.id}", message, name, rec.to_dict(), now
+    )

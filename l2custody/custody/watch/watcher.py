@@ -37,10 +37,6 @@ from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import Capability, NodeBackend
 from l2custody.custody.cln_policy.decision import PLUGIN_ACTOR
-from l2custody.custody.watch.alerts import Alert, AlertSink, deliver
-from l2custody.custody.watch.backups import write_backup
-from l2custody.custody.watch.follow import NodeFollower, Wake
-from l2custody.custody.watch.metrics import Metrics, render
 from l2custody.custody.report.observe import multisig_facts, read_node, read_sessions
 from l2custody.custody.report.snapshot import (
     ChannelFacts,
@@ -52,8 +48,10 @@ from l2custody.custody.report.snapshot import (
     Snapshot,
     build_snapshot,
 )
-from l2custody.custody.watch.transitions import ACTIVITY, diff_channels, transition_alerts
-from l2custody.custody.watch.upkeep import ACTOR, drive_sessions, sweep_if_due, verify_sweeps
+from l2custody.custody.watch.alerts import Alert, AlertSink, deliver
+from l2custody.custody.watch.backups import write_backup
+from l2custody.custody.watch.follow import NodeFollower, Wake
+from l2custody.custody.watch.metrics import Metrics, render
 from l2custody.custody.watch.state import (
     MAX_ATTEMPTS,
     Condition,
@@ -67,6 +65,8 @@ from l2custody.custody.watch.state import (
     undelivered_count,
     update_conditions,
 )
+from l2custody.custody.watch.transitions import ACTIVITY, diff_channels, transition_alerts
+from l2custody.custody.watch.upkeep import ACTOR, drive_sessions, sweep_if_due, verify_sweeps
 from l2custody.errors import L2CustodyError, NotSupported
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -107,8 +107,14 @@ class WatchOptions:
     def from_config(cls, config: Config, **overrides: Any) -> WatchOptions:
         w = config.watch
         options = cls(
-            w.poll_seconds, w.auto_sweep, w.sweep_threshold_sat, w.sweep_keep_sat, w.sweep_fee_rate,
-            w.backup_dir or config.data_dir / "backups", w.unreachable_alert_seconds, w.deadline_warning_blocks,
+            w.poll_seconds,
+            w.auto_sweep,
+            w.sweep_threshold_sat,
+            w.sweep_keep_sat,
+            w.sweep_fee_rate,
+            w.backup_dir or config.data_dir / "backups",
+            w.unreachable_alert_seconds,
+            w.deadline_warning_blocks,
         )
         return replace(options, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -285,8 +291,16 @@ class Watcher:
 
     def _inputs(self, now: float, sessions: tuple[SessionFacts, ...]) -> ReportInputs:
         nodes = tuple(s.facts for s in self.slots.values() if s.facts is not None)
-        return ReportInputs(self.wallet.record.name, self.wallet.config.network, now, self.tip,
-                            multisig_facts(self.wallet), nodes, sessions, self.chain_error)
+        return ReportInputs(
+            self.wallet.record.name,
+            self.wallet.config.network,
+            now,
+            self.tip,
+            multisig_facts(self.wallet),
+            nodes,
+            sessions,
+            self.chain_error,
+        )
 
     # --- nodes -------------------------------------------------------------------------------------
     def _sync_nodes(self) -> None:
@@ -313,7 +327,9 @@ class Watcher:
             return
         memory = load_node(self.store, name)
         self.slots[name] = _Slot(
-            backend, memory.channels if memory else {}, memory is not None,
+            backend,
+            memory.channels if memory else {},
+            memory is not None,
             memory.last_event if memory else None,
         )
 
@@ -323,8 +339,13 @@ class Watcher:
         except L2CustodyError as exc:
             self.log.warning("cannot follow the events of node %s: %s", slot.backend.name, exc.message)
             return
-        slot.follower = NodeFollower(own, self.wakes, self.log, min_delay=self.options.reconnect_min_seconds,
-                                     max_delay=self.options.reconnect_max_seconds)
+        slot.follower = NodeFollower(
+            own,
+            self.wakes,
+            self.log,
+            min_delay=self.options.reconnect_min_seconds,
+            max_delay=self.options.reconnect_max_seconds,
+        )
         slot.follower.start()
 
     def _read(self, slot: _Slot, source: str, now: float) -> bool:
@@ -353,8 +374,9 @@ class Watcher:
             by_state = Counter(f.state for f in current.values())
             with self.store.transaction():
                 save_channels(self.store, name, current, now)
-                self.store.audit(ACTOR, "watch-baseline", f"node {name}",
-                                 {"channels": len(current), "by_state": dict(by_state)})
+                self.store.audit(
+                    ACTOR, "watch-baseline", f"node {name}", {"channels": len(current), "by_state": dict(by_state)}
+                )
             self.log.info("node %s: first reading, %d channel(s) %s", name, len(current), dict(by_state))
             slot.remembered, moves = True, []
         elif moves:
@@ -380,8 +402,7 @@ class Watcher:
                 self.store.audit(ACTOR, "funding-recorded", point, {"node": slot.backend.name})
             self.log.info("node %s: handed the confirmed funding of %s to the node", slot.backend.name, point)
 
-    def _record(self, slot: _Slot, current: dict[str, ChannelFacts], moves: list[Any], source: str,
-                now: float) -> None:
+    def _record(self, slot: _Slot, current: dict[str, ChannelFacts], moves: list[Any], source: str, now: float) -> None:
         name = slot.backend.name
         raised = transition_alerts(moves, slot.channels)
         with self.store.transaction():
@@ -392,8 +413,9 @@ class Watcher:
             for a in raised:
                 enqueue(self.store, Alert(a.key, a.kind, a.severity, a.subject, a.message, a.node, a.details, now))
         for t in moves:
-            self.log.info("node %s channel %s: %s -> %s (%s)", name, t.channel_point, t.old or "new",
-                          t.new or "gone", source)
+            self.log.info(
+                "node %s channel %s: %s -> %s (%s)", name, t.channel_point, t.old or "new", t.new or "gone", source
+            )
         if slot.follower is None:  # no event stream: a transition found is the node's last event
             slot.last_event = now if slot.last_event is None else max(slot.last_event, now)
         if any(t.kind != ACTIVITY for t in moves):
@@ -417,8 +439,12 @@ class Watcher:
         if written.changed:
             with self.store.transaction():
                 set_backup(self.store, name, written.sha256, self.clock())
-                self.store.audit(ACTOR, "backup-written", f"node {name}",
-                                 {"path": str(written.path), "sha256": written.sha256, "bytes": written.size})
+                self.store.audit(
+                    ACTOR,
+                    "backup-written",
+                    f"node {name}",
+                    {"path": str(written.path), "sha256": written.sha256, "bytes": written.size},
+                )
             self.log.info("node %s: channel backup written to %s (%d bytes)", name, written.path, written.size)
 
     # --- chain and sessions ---------------------------------------------------------------------------
@@ -442,8 +468,14 @@ class Watcher:
 
     def _follow_sessions(self, look: bool) -> tuple[SessionFacts, ...]:
         if look and self.chain_error is None:
-            drive_sessions(self.wallet, self._backend_for_session, self.log, lambda sid, message: self._once(
-                f"session:{sid}:{message}", logging.WARNING, "funding session %s: %s", sid, message))
+            drive_sessions(
+                self.wallet,
+                self._backend_for_session,
+                self.log,
+                lambda sid, message: self._once(
+                    f"session:{sid}:{message}", logging.WARNING, "funding session %s: %s", sid, message
+                ),
+            )
         tip = self.tip
         if tip is None:
             scanned = self.store.scanned_tip()
@@ -459,9 +491,17 @@ class Watcher:
     def _sweep(self, slot: _Slot, report: NodeReport) -> None:
         o = self.options
         slot.sweep_seen, alert = sweep_if_due(
-            self.wallet, slot.backend, report, auto=o.auto_sweep, threshold_sat=o.sweep_threshold_sat,
-            keep_sat=o.sweep_keep_sat, fee_rate=o.sweep_fee_rate, seen=slot.sweep_seen, log=self.log,
-            now=self.clock())
+            self.wallet,
+            slot.backend,
+            report,
+            auto=o.auto_sweep,
+            threshold_sat=o.sweep_threshold_sat,
+            keep_sat=o.sweep_keep_sat,
+            fee_rate=o.sweep_fee_rate,
+            seen=slot.sweep_seen,
+            log=self.log,
+            now=self.clock(),
+        )
         if alert is not None:
             with self.store.transaction():
                 enqueue(self.store, alert)
@@ -479,16 +519,28 @@ class Watcher:
 
         for rec in sweep_records(self.store):
             if rec.state in (SweepState.STARTED, SweepState.UNKNOWN):
-                active.append(Condition(
-                    f"sweep-unknown:{rec.id}", "sweep-problem", "critical", f"sweep {rec.id}",
-                    f"sweep #{rec.id} of node {rec.node} to {rec.address} has an unknown outcome; automatic "
-                    f"sweeps of that node wait until `l2custody sweep-status {rec.node}` settles it",
-                    rec.node, 0.0, rec.to_dict()))
+                active.append(
+                    Condition(
+                        f"sweep-unknown:{rec.id}",
+                        "sweep-problem",
+                        "critical",
+                        f"sweep {rec.id}",
+                        f"sweep #{rec.id} of node {rec.node} to {rec.address} has an unknown outcome; automatic "
+                        f"sweeps of that node wait until `l2custody sweep-status {rec.node}` settles it",
+                        rec.node,
+                        0.0,
+                        rec.to_dict(),
+                    )
+                )
         with self.store.transaction():
             _due, cleared = update_conditions(self.store, active, now)
             for c in cleared:
-                self.store.audit(ACTOR, "condition-cleared", c.subject,
-                                 {"condition": c.key, "kind": c.kind, "lasted_seconds": round(now - c.since, 1)})
+                self.store.audit(
+                    ACTOR,
+                    "condition-cleared",
+                    c.subject,
+                    {"condition": c.key, "kind": c.kind, "lasted_seconds": round(now - c.since, 1)},
+                )
         for c in cleared:
             self.log.info("%s %s: no longer the case", c.kind, c.subject)
 
@@ -501,11 +553,20 @@ class Watcher:
             return
         with self.store.transaction():
             for r in bad:
-                enqueue(self.store, Alert(
-                    f"close-violation:{r.node}:{r.channel_point}", "foreign-close", "critical", r.channel_point,
-                    f"the close of channel {r.channel_point} (node {r.node}) did not pay the multisig "
-                    f"(closing tx {r.closing_txid}); see `l2custody channel show {r.channel_point}`",
-                    r.node, r.to_dict(), self.clock()))
+                enqueue(
+                    self.store,
+                    Alert(
+                        f"close-violation:{r.node}:{r.channel_point}",
+                        "foreign-close",
+                        "critical",
+                        r.channel_point,
+                        f"the close of channel {r.channel_point} (node {r.node}) did not pay the multisig "
+                        f"(closing tx {r.closing_txid}); see `l2custody channel show {r.channel_point}`",
+                        r.node,
+                        r.to_dict(),
+                        self.clock(),
+                    ),
+                )
 
     def _deliver(self) -> None:
         """Hand every alert some sink has not taken to that sink; record the attempts."""
@@ -523,8 +584,9 @@ class Watcher:
             for entry, sent, errors in attempts:
                 record_attempt(self.store, entry.alert.key, sent, "; ".join(errors) or None, not errors)
                 if errors and entry.attempts + 1 >= MAX_ATTEMPTS:
-                    self.store.audit(ACTOR, "alert-undelivered", entry.alert.subject,
-                                     {"key": entry.alert.key, "errors": errors})
+                    self.store.audit(
+                        ACTOR, "alert-undelivered", entry.alert.subject, {"key": entry.alert.key, "errors": errors}
+                    )
 
     # --- metrics and logs ------------------------------------------------------------------------------------
     def _render(self, snapshot: Snapshot, duration: float) -> None:
@@ -532,8 +594,11 @@ class Watcher:
             return
         pending = undelivered_count(self.store)
         page = render(
-            snapshot, last_events={n: s.last_event for n, s in self.slots.items()}, undelivered_alerts=pending,
-            duration_seconds=duration, session_states=Counter(s.state for s in snapshot.sessions),
+            snapshot,
+            last_events={n: s.last_event for n, s in self.slots.items()},
+            undelivered_alerts=pending,
+            duration_seconds=duration,
+            session_states=Counter(s.state for s in snapshot.sessions),
         )
         self.metrics.set_page(page)
 
