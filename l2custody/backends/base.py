@@ -29,6 +29,8 @@ A ``FundingIntent`` is plain data (``to_dict``/``from_dict``) so a session can b
 persisted and resumed by another process; a backend keeps whatever live state
 it needs (an lnd stream) internally and falls back to polling the node when it
 has none (after a restart).
+
+The custody invariants cited by number are listed in ``docs/architecture.md``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Inbound channel requests and our answers: the data a channel acceptor exchanges.
 
-Plain dataclasses, no gRPC: ``lnd_acceptor.py`` turns lnd's
+Plain dataclasses, no gRPC: ``lnd/acceptor.py`` turns lnd's
 ``ChannelAcceptRequest`` into an :class:`InboundRequest` and an
 :class:`InboundDecision` into a ``ChannelAcceptResponse``; the custody layer
 (``custody/guard.py``) makes the decisions.

@@ -11,6 +11,8 @@ Every decision is logged (callback) and written to the audit log.
 While the guard is not connected the node applies its own default policy
 (lnd: accept, no upfront address), so run it as a service; it reconnects
 when the node restarts.
+
+The custody invariants cited by number are listed in ``docs/architecture.md``.
 """
 
 from __future__ import annotations

@@ -306,7 +306,7 @@ def test_the_psbt_given_to_fundchannel_complete_funds_the_channel_lightningd_lis
         load("fundchannel_start.request.json")["amount"],
     )
     assert point == EXTERNAL
-    assert recorded["withhold"] is False  # how the capture ran; we pass true from v25.12 (see cln_convert)
+    assert recorded["withhold"] is False  # how the capture ran; we pass true from v25.12 (see cln/convert)
 
 
 def test_a_withheld_funding_psbt_is_finalized_from_the_block_that_confirmed_it() -> None:

@@ -1,9 +1,9 @@
 """The NodeBackend for Core Lightning: JSON-RPC over lightningd's unix socket
 with pyln-client.
 
-Every call goes through ``ClnConnection`` (``cln_rpc.py``): a timeout per call,
+Every call goes through ``ClnConnection`` (``cln/rpc.py``): a timeout per call,
 ``pyln.client.RpcError`` and socket errors translated into ``l2custody.errors``;
-JSON is turned into our dataclasses by ``cln_convert.py``. Nothing pyln-typed
+JSON is turned into our dataclasses by ``cln/convert.py``. Nothing pyln-typed
 leaves this module.
 
 Facts about lightningd this module relies on (checked on v25.12.1, see
@@ -16,7 +16,7 @@ tests/integration/test_cln_backend.py):
   before anything is started, and the answer is still compared with our script.
   ``fundchannel_complete`` with the unsigned PSBT returns once the peer's
   funding_signed arrived (``commitments_secured``); nothing is broadcast.
-- From v25.12 we pass ``withhold: true`` (see ``cln_convert.complete_params``)
+- From v25.12 we pass ``withhold: true`` (see ``cln/convert.complete_params``)
   and hand the signed PSBT to ``sendpsbt`` (``publish_psbt``); before v25.12
   the parameter does not exist and is left out.
 - One negotiation per peer, in either direction: a second ``fundchannel_start``

@@ -2,7 +2,7 @@
 
 Only ``lndgrpc.compiled.*_pb2`` / ``*_pb2_grpc`` are used (not lndgrpc's
 client classes). Every call carries a deadline; every ``grpc.RpcError`` is
-translated by ``lnd_connect.translate_rpc_error``; nothing gRPC-typed is
+translated by ``lnd/connect.translate_rpc_error``; nothing gRPC-typed is
 returned.
 
 Facts about lnd this module relies on (checked on lnd 0.20, see

@@ -2,7 +2,7 @@
 
 Invariant 4 (cooperative closes pay the multisig, verified on chain) and the
 first half of invariant 5 (force-close proceeds land in the node's wallet,
-from where ``sweeping.py`` brings them home).
+from where ``custody/sweeping/`` brings them home).
 
 A cooperative close pays the channel's upfront shutdown address when it has
 one. We close only when that address is ours; a foreign one is refused
@@ -20,10 +20,12 @@ asked, and follows the transaction::
 :func:`close_status` is where verification happens: sync the wallet, fetch
 the closing transaction (the store holds it once the scanner has seen it;
 else the chain source's mempool or txindex), judge it
-(``close_check.judge_closing_tx``), and once confirmed check that the wallet
+(``verdict.judge_closing_tx``), and once confirmed check that the wallet
 holds the output as a UTXO. The verdict goes to the audit log;
 a violation as ``custody-violation``. Closes the peer started are recorded
 (and verified) the first time we look at them.
+
+The custody invariants cited by number are listed in ``docs/architecture.md``.
 """
 
 from __future__ import annotations

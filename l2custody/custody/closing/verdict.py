@@ -3,7 +3,9 @@
 Pure (no network, no store): the caller hands over the raw transaction, the
 channel's funding outpoint, the address the close was committed to, the
 scripts of our descriptor and what the node says was ours. Invariant 4 of
-ARCHITECTURE.md is decided here; ``closing.py`` records the verdict.
+docs/architecture.md is decided here; ``close.py`` records the verdict.
+
+The custody invariants cited by number are listed in ``docs/architecture.md``.
 """
 
 from __future__ import annotations

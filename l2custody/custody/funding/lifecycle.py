@@ -15,6 +15,8 @@
   written to the audit log). It also settles a session left NEGOTIATING by
   a process that died.
 - ``abort_session``: nodes forget the channels, coins are released.
+
+The custody invariants cited by number are listed in ``docs/architecture.md``.
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ session FAILED: nothing was broadcast, nothing is lost.
 
 Signing, broadcasting, following and aborting are in ``custody/funding/lifecycle.py``;
 the classic interactive flow in ``custody/funding/interactive.py``.
+
+The custody invariants cited by number are listed in ``docs/architecture.md``.
 """
 
 from __future__ import annotations

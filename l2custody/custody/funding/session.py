@@ -16,6 +16,8 @@ This module is pure data and rules (no I/O): the legs, the states, the
 deadline arithmetic and the JSON form. ``custody/funding/negotiate.py`` negotiates,
 ``custody/funding/lifecycle.py`` signs, broadcasts, follows and aborts, and
 ``custody/funding/records.py`` persists.
+
+The custody invariants cited by number are listed in ``docs/architecture.md``.
 """
 
 from __future__ import annotations

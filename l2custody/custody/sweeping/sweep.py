@@ -14,6 +14,8 @@ recorded as issued) before the node is asked, and follows the transaction::
 A dry run (:func:`preview_sweep`) asks the node for the exact figures but
 sends, records and issues nothing: it shows the address the sweep would use
 without handing it out.
+
+The custody invariants cited by number are listed in ``docs/architecture.md``.
 """
 
 from __future__ import annotations
