@@ -65,33 +65,92 @@ def emit(data: object, human: str | None = None) -> None:
         typer.echo(human)
 
 
-def _register() -> None:
-    # Sub-command modules register themselves on ``app``; importing them must
-    # stay cheap (typer only), the library is imported inside command bodies.
+#: Every top-level command: the modules that define it, and its line in ``l2custody --help``.
+#: A command run imports only its own modules (``channel list`` never builds ``wallet``'s
+#: options); ``l2custody --help`` builds none of them. A unit test keeps these lines equal to
+#: the modules' own help.
+COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "init": (("init",), "Write a commented starting config (0600) and create the data directory."),
+    "wallet": (
+        ("wallet",),
+        "The k-of-n multisig wallet: create or import it, get addresses, follow the chain, spend.",
+    ),
+    "psbt": (("psbt",), "Check, sign, combine, finalize and broadcast PSBTs of the wallet."),
+    "signer": (("signer",), "Register signers: software keys, air-gapped file exchange, hardware wallets."),
+    "node": (
+        ("node", "guard"),
+        "Lightning nodes (lnd, Core Lightning): register them, check them, forget them.",
+    ),
+    "channel": (
+        ("channel", "channel_open", "channel_close"),
+        "Channels funded from the multisig: open, batch, list, show, close.",
+    ),
+    "session": (("session",), "Funding sessions: list, show, sign, status, broadcast, abort."),
+    "sweep": (("sweep",), "Move the node's confirmed on-chain funds to a fresh multisig address."),
+    "sweep-status": (("sweep",), "The sweeps made so far, unfinished ones checked against the wallet."),
+    "report": (("report",), "Balances by place and the custody checks, per wallet and node."),
+    "watch": (("watch",), "Follow every node and the chain until stopped (SIGTERM or Ctrl-C)."),
+}
+_GROUPS = ("wallet", "psbt", "signer", "node", "channel", "session")
+#: Global options that take a value (the command name is the first other word).
+_VALUE_OPTIONS = ("--config", "-c")
+
+
+def _register(names: tuple[str, ...] | None = None) -> None:
+    """Import the modules of the commands ``names`` (all of them by default); each module
+    registers its commands on ``app``. Importing them stays cheap: typer only, the library
+    is imported inside command bodies."""
     import importlib
 
-    for name in (
-        "init",
-        "wallet",
-        "psbt",
-        "signer",
-        "node",
-        "guard",
-        "channel",
-        "channel_open",
-        "channel_close",
-        "session",
-        "sweep",
-        "report",
-        "watch",
-    ):
-        importlib.import_module(f"l2custody.cli.{name}")
+    for name in names if names is not None else tuple(COMMANDS):
+        for module in COMMANDS[name][0]:
+            importlib.import_module(f"l2custody.cli.{module}")
+
+
+def command_name(argv: list[str]) -> str | None:
+    """The top-level command ``argv`` runs (None: none given, only global options)."""
+    words = iter(argv)
+    for word in words:
+        if word in _VALUE_OPTIONS:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _help_app() -> typer.Typer:
+    """The app as ``l2custody --help`` (or a mistyped command) shows it: global options and
+    one line per command, without building any command's own options."""
+    shallow = typer.Typer(
+        name=app.info.name,
+        help=app.info.help,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+    shallow.callback()(_globals)
+    for name, (_modules, line) in COMMANDS.items():
+        if name in _GROUPS:
+            shallow.add_typer(typer.Typer(help=line), name=name)
+        else:
+            shallow.command(name, help=line)(_not_loaded)
+    return shallow
+
+
+def _not_loaded() -> None:  # pragma: no cover - only listed, never run
+    raise typer.Exit(2)
 
 
 def main(argv: list[str] | None = None) -> None:
-    _register()
+    args = list(sys.argv[1:] if argv is None else argv)
+    name = command_name(args)
+    if name in COMMANDS:
+        _register((name,))
+        target = app
+    else:  # --help, nothing, or a mistyped command: click lists the commands
+        target = _help_app()
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = target(args=args, standalone_mode=False)
     except L2CustodyError as exc:
         fail(exc)
     except typer.Abort:

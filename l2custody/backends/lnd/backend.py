@@ -128,7 +128,10 @@ class LndBackend(NodeBackend):
 
     # --- plumbing -----------------------------------------------------------------
     def _stubs(self) -> tuple[Any, Any, Any, Any]:
-        from lndgrpc.compiled import lightning_pb2, lightning_pb2_grpc, walletkit_pb2, walletkit_pb2_grpc
+        from l2custody.backends.lnd.stubs import compiled
+
+        lightning_pb2, walletkit_pb2 = compiled("lightning_pb2"), compiled("walletkit_pb2")
+        lightning_pb2_grpc, walletkit_pb2_grpc = compiled("lightning_pb2_grpc"), compiled("walletkit_pb2_grpc")
 
         if self._channel is None:
             self._channel = open_channel(self.creds)

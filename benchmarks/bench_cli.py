@@ -1,0 +1,218 @@
+"""Read commands of ``l2custody`` next to the node's own CLI, on one regtest network.
+
+Starts btcd + 2 lnd (the harness), opens ``--channels`` channels lnd-0 -> lnd-1,
+creates a 2-of-3 l2custody wallet on the harness chain and registers lnd-0.
+Then, for each pair below, runs the two commands in alternation (``--runs``
+times each, after one warm-up run of each that is not counted) as fresh
+processes, and prints the median wall time of each, their difference and
+their ratio:
+
+    l2custody channel list        lncli listchannels
+    l2custody channel show POINT  lncli listchannels   (lncli has no by-point lookup)
+    l2custody wallet balance      lncli walletbalance
+    l2custody node list           lncli getinfo
+    l2custody session list        lncli listchannels
+    l2custody report              lncli listchannels
+
+and ``l2custody --help`` next to a bare two-command Typer app's ``--help``.
+Where lightningd is present a Core Lightning node is added and
+``l2custody channel list --node cln-0`` is compared with ``lightning-cli
+listpeerchannels``.
+
+Usage: .venv/bin/python benchmarks/bench_cli.py [--runs 15] [--channels 5] [--json]
+The targets (issue 14): each read command within the node CLI + 0.15 s,
+``--help`` within 1.1x the bare Typer app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+BIN = Path(sys.executable).parent / "l2custody"
+TARGET_EXTRA_S = 0.15
+TARGET_HELP_RATIO = 1.1
+BARE_TYPER = """
+import typer
+app = typer.Typer()
+@app.command()
+def first(x: int = 1) -> None:
+    "One."
+@app.command()
+def second(y: str = "") -> None:
+    "Two."
+app()
+"""
+
+
+def _run_once(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=env, capture_output=True)
+    elapsed = time.perf_counter() - start
+    # report exits 1 when it has custody findings (lnd-0's own channels are not ours): still a reading
+    if proc.returncode not in ((0, 1) if "report" in argv else (0,)):
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
+    return elapsed
+
+
+def alternate(a: list[str], b: list[str], env: dict[str, str], runs: int) -> tuple[list[float], list[float]]:
+    """``runs`` timings of each command, run in alternation after one warm-up each."""
+    _run_once(a, env)
+    _run_once(b, env)
+    ta, tb = [], []
+    for _ in range(runs):
+        ta.append(_run_once(a, env))
+        tb.append(_run_once(b, env))
+    return ta, tb
+
+
+def _cli(config: Path, env: dict[str, str], *args: str) -> object:
+    out = subprocess.run([str(BIN), "--config", str(config), "--json", *args], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"l2custody {' '.join(args)} failed: {out.stderr}{out.stdout}")
+    return json.loads(out.stdout)
+
+
+def setup(net: object, work: Path, channels: int, env: dict[str, str]) -> tuple[Path, str]:
+    """The l2custody config (wallet + lnd-0 registered) and one channel point."""
+    from regtest.lightning import open_channel
+
+    chain = net.chain  # type: ignore[attr-defined]
+    a, b = net.lnd  # type: ignore[attr-defined]
+    points = [open_channel(net, a, b, 200_000) for _ in range(channels)]  # type: ignore[arg-type]
+    config = work / "config.toml"
+    cert = ["--chain-cert", str(chain.rpc_cert)] if chain.rpc_cert is not None else []
+    _cli(
+        config,
+        env,
+        "init",
+        "--network",
+        "regtest",
+        "--data-dir",
+        str(work / "data"),
+        "--chain-url",
+        chain.rpc_url,
+        "--chain-user",
+        chain.rpc_user,
+        "--chain-password",
+        chain.rpc_password,
+        *cert,
+        "--birthday",
+        str(chain.height()),
+    )
+    keys = [
+        _cli(config, env, "signer", "add", n, "--software", str(work / f"{n}.key"), "--generate")["key"]  # type: ignore[index]
+        for n in ("alice", "bob", "carol")
+    ]
+    _cli(config, env, "wallet", "create", "-k", "2", *sum((["--key", k] for k in keys), []))
+    _cli(
+        config,
+        env,
+        "node",
+        "add",
+        "lnd-0",
+        "--lnd",
+        "--host",
+        a.grpc_host,
+        "--tls-cert",
+        str(a.tls_cert),
+        "--macaroon",
+        str(a.admin_macaroon),
+    )
+    _cli(config, env, "wallet", "sync")
+    return config, points[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--channels", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+
+    from regtest import Network
+    from regtest.binaries import ensure
+
+    env = {**os.environ}
+    lncli = str(ensure("lncli"))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
+        work = Path(tmp)
+        net = Network.start(work / "net", lnd=2)
+        try:
+            for node in net.lnd:
+                net.fund_node(node, 50_000_000, utxos=args.channels + 2)
+            net.connect(net.lnd[0], net.lnd[1])
+            config, point = setup(net, work / "l2c", args.channels, env)
+            a = net.lnd[0]
+            node_cli = [
+                lncli,
+                "--network",
+                "regtest",
+                "--rpcserver",
+                a.grpc_host,
+                "--tlscertpath",
+                str(a.tls_cert),
+                "--macaroonpath",
+                str(a.admin_macaroon),
+            ]
+            ours = [str(BIN), "--config", str(config)]
+            pairs = [
+                ("channel list", ["channel", "list"], "listchannels"),
+                ("channel show", ["channel", "show", point], "listchannels"),
+                ("wallet balance", ["wallet", "balance"], "walletbalance"),
+                ("node list", ["node", "list"], "getinfo"),
+                ("session list", ["session", "list"], "listchannels"),
+                ("report", ["report", "--no-sync"], "listchannels"),
+            ]
+            for label, mine, theirs in pairs:
+                t_ours, t_node = alternate(ours + mine, node_cli + [theirs], env, args.runs)
+                rows.append(_row(f"l2custody {label}", f"lncli {theirs}", t_ours, t_node))
+        finally:
+            net.stop()
+        bare = work / "bare_typer.py"
+        bare.write_text(BARE_TYPER)
+        t_help, t_bare = alternate([str(BIN), "--help"], [sys.executable, str(bare), "--help"], env, args.runs)
+        rows.append(_row("l2custody --help", "bare Typer app --help", t_help, t_bare))
+    _print(rows, args.json)
+
+
+def _row(ours: str, theirs: str, t_ours: list[float], t_node: list[float]) -> dict[str, object]:
+    m_ours, m_node = statistics.median(t_ours), statistics.median(t_node)
+    help_row = ours.endswith("--help")
+    ok = (m_ours <= TARGET_HELP_RATIO * m_node) if help_row else (m_ours <= m_node + TARGET_EXTRA_S)
+    return {
+        "command": ours,
+        "compared_with": theirs,
+        "median_s": round(m_ours, 4),
+        "other_median_s": round(m_node, 4),
+        "difference_s": round(m_ours - m_node, 4),
+        "ratio": round(m_ours / m_node, 3),
+        "target": f"<= {TARGET_HELP_RATIO}x" if help_row else f"<= +{TARGET_EXTRA_S} s",
+        "meets_target": ok,
+    }
+
+
+def _print(rows: list[dict[str, object]], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'command':<28} {'median':>8}  {'compared with':<24} {'median':>8} {'diff':>8} {'ratio':>6}  target")
+    for r in rows:
+        print(
+            f"{r['command']:<28} {r['median_s']:>8.3f}  {r['compared_with']:<24} {r['other_median_s']:>8.3f} "
+            f"{r['difference_s']:>+8.3f} {r['ratio']:>6.2f}  {r['target']} {'ok' if r['meets_target'] else 'MISSED'}"
+        )
+
+
+if __name__ == "__main__":
+    main()
