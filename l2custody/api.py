@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,14 +24,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from l2custody.backends.node_registry import NodeCheck, NodeRecord, NodeRegistry
     from l2custody.config import Config
-    from l2custody.custody.channels import ChannelView
-    from l2custody.custody.closing.close import CloseOutcome, ClosePlan, CloseStatus
-    from l2custody.custody.funding.lifecycle import SignOutcome
+    from l2custody.custody.channels import ChannelDetail, ChannelView
+    from l2custody.custody.closing.close import ClosePlan, CloseReport, CloseStatus
+    from l2custody.custody.funding.lifecycle import SessionAbort, SessionBroadcast, SignOutcome
     from l2custody.custody.funding.session import ChannelRequest, SessionView
     from l2custody.custody.guard import GuardEvent, GuardPolicy, GuardSummary
     from l2custody.custody.report.snapshot import Snapshot
-    from l2custody.custody.sweeping.records import SweepRecord
-    from l2custody.custody.sweeping.sweep import SweepPreview, SweepStatus
+    from l2custody.custody.sweeping.sweep import SweepReport, SweepStatus
     from l2custody.wallet.service import Wallet
     from l2custody.wallet.signer_registry import SignerInfo
 
@@ -225,18 +223,6 @@ def guard_policy(
 
 
 # --- channels -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ChannelDetail:
-    """``channel show``: the view, our close record and the channel's audit history."""
-
-    view: ChannelView
-    close: dict[str, Any] | None
-    history: tuple[dict[str, Any], ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.view.to_dict(), "close": self.close, "history": list(self.history)}
-
-
 def list_channels(config: ConfigPath, node: str | None = None, *, include_closed: bool = True) -> list[ChannelView]:
     """``channel list``: the channels of one node or of every registered node."""
     from l2custody.custody.channels import list_channel_views
@@ -248,6 +234,7 @@ def list_channels(config: ConfigPath, node: str | None = None, *, include_closed
 
 def show_channel(config: ConfigPath, ref: str, node: str | None = None) -> ChannelDetail:
     """``channel show``: one channel by channel point or short id."""
+    from l2custody.custody.channels import ChannelDetail
     from l2custody.custody.closing.records import close_record
     from l2custody.custody.context import open_custody
 
@@ -368,12 +355,6 @@ def session_status(
         return refresh(ctx, session_id)
 
 
-@dataclass(frozen=True)
-class SessionBroadcast:
-    txid: str
-    view: SessionView
-
-
 def broadcast_session(config: ConfigPath, session_id: str, *, progress: Progress = _quiet) -> SessionBroadcast:
     """``session broadcast``: finalize and broadcast a fully signed session."""
     from l2custody.custody.context import open_custody
@@ -383,12 +364,6 @@ def broadcast_session(config: ConfigPath, session_id: str, *, progress: Progress
     with open_custody(config, progress=progress) as ctx:
         out = broadcast(ctx, session_id)
         return SessionBroadcast(out.txid, view(ctx, out.session))
-
-
-@dataclass(frozen=True)
-class SessionAbort:
-    view: SessionView
-    leftovers: tuple[str, ...]  # channels a node still holds: run abort again
 
 
 def abort_session(
@@ -405,17 +380,6 @@ def abort_session(
 
 
 # --- closes -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CloseReport:
-    """``channel close``: what was done and, with a wait, where it ended."""
-
-    outcome: CloseOutcome
-    status: CloseStatus | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.outcome.to_dict(), "status": self.status.to_dict() if self.status else None}
-
-
 def close_channel(
     config: ConfigPath,
     ref: str,
@@ -433,6 +397,7 @@ def close_channel(
     recorded then), close, and with ``wait`` follow the close until it is verified (or
     ``timeout``)."""
     from l2custody.custody.closing import close
+    from l2custody.custody.closing.close import CloseReport
     from l2custody.custody.context import open_custody
 
     with open_custody(config) as custody:
@@ -472,21 +437,6 @@ def close_status(
 
 
 # --- sweeps -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SweepReport:
-    """``sweep``: the dry-run preview, or the sweep made (and, with a wait, its status)."""
-
-    preview: SweepPreview | None
-    record: SweepRecord | None
-    status: SweepStatus | None
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.preview is not None:
-            return self.preview.to_dict()
-        assert self.record is not None
-        return {**self.record.to_dict(), "dry_run": False, "status": self.status.to_dict() if self.status else None}
-
-
 def sweep(
     config: ConfigPath,
     node: str,
@@ -501,7 +451,7 @@ def sweep(
     """``sweep NODE``: preview (``dry_run``) or sweep, and with ``wait`` follow it until the
     wallet holds the output."""
     from l2custody.custody.context import open_custody
-    from l2custody.custody.sweeping.sweep import preview_sweep, sweep_node, wait_for_sweep
+    from l2custody.custody.sweeping.sweep import SweepReport, preview_sweep, sweep_node, wait_for_sweep
 
     with open_custody(config) as custody:
         backend = custody.node(node)

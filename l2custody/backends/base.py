@@ -40,10 +40,12 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from l2custody.backends.inbound import Decide, InboundRequest
 from l2custody.errors import NotSupported, UpfrontShutdownRefused, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from l2custody.backends.inbound import Decide, InboundRequest
 
 
 class Capability(str, enum.Enum):

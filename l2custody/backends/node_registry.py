@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import NodeBackend
-from l2custody.backends.cln.convert import MIN_CLN_VERSION
 from l2custody.errors import ConfigError, L2CustodyError, NodeNotFound, NotSupported, UsageError
 from l2custody.networks import normalize_network
 
@@ -280,6 +279,8 @@ def check_node(record: NodeRecord, network: str, backend: NodeBackend | None = N
         if info.network == want
         else f"node is on {info.network}, the wallet on {want}: wrong node or wrong config",
     )
+    from l2custody.backends.cln.convert import MIN_CLN_VERSION
+
     minimum = {"lnd": MIN_LND_VERSION, "cln": MIN_CLN_VERSION}.get(record.kind, (0, 0))
     too_old = _version_tuple(info.version) < minimum
     product = "Core Lightning" if record.kind == "cln" else record.kind

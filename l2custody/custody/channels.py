@@ -225,3 +225,15 @@ def parse_channel_ref(ref: str) -> str:
         f"{ref!r} is not a channel reference: use the channel point (FUNDING_TXID:OUTPUT) "
         "or the short channel id (BLOCKxTXxOUTPUT) shown by `l2custody channel list`"
     )
+
+
+@dataclass(frozen=True)
+class ChannelDetail:
+    """``channel show``: the view, our close record and the channel's audit history."""
+
+    view: ChannelView
+    close: dict[str, Any] | None
+    history: tuple[dict[str, Any], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.view.to_dict(), "close": self.close, "history": list(self.history)}

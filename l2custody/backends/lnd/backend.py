@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # gRPC's C core logs failed TLS handshakes at INFO on stderr, which reads like a
 # crash to a CLI user; our errors say it better. Only effective before grpc loads.
@@ -53,10 +53,8 @@ from l2custody.backends.base import (
     check_close_request,
     parse_channel_point,
 )
-from l2custody.backends.inbound import Decide, InboundRequest
 from l2custody.backends.lnd import convert as conv
 from l2custody.backends.lnd.connect import LndCredentials, open_channel, rpc, translate_rpc_error
-from l2custody.backends.lnd.funding import OpenStream, funding_outpoint, to_psbt_v0
 from l2custody.errors import (
     BroadcastRejected,
     BroadcastUnknown,
@@ -69,6 +67,10 @@ from l2custody.errors import (
     UsageError,
 )
 from l2custody.networks import reported_network
+
+if TYPE_CHECKING:  # pragma: no cover
+    from l2custody.backends.inbound import Decide, InboundRequest
+    from l2custody.backends.lnd.funding import OpenStream
 
 NEGOTIATION_TIMEOUT = 90.0  # peer round trips: psbt_fund, chan_pending
 _COMMITMENT_NAMES = {"legacy": 1, "static_remote_key": 2, "anchors": 3, "simple_taproot": 5}
@@ -114,7 +116,7 @@ class LndBackend(NodeBackend):
         super().__init__(name)
         self.creds = creds
         self._channel: Any = None
-        self._streams: dict[str, OpenStream] = {}
+        self._streams: dict[str, OpenStream] = {}  # open negotiations (lnd.funding)
 
     def __repr__(self) -> str:
         return f"LndBackend({self.name!r}, host={self.creds.host!r})"
@@ -284,6 +286,8 @@ class LndBackend(NodeBackend):
                 )
             req.commitment_type = _COMMITMENT_NAMES[request.commitment_type]
         what = f"open to {request.peer_pubkey[:16]}…"
+        from l2custody.backends.lnd.funding import OpenStream
+
         stream = OpenStream(
             stub.OpenChannel(req), lambda e: self.translate(e, f"open a channel to {request.peer_pubkey}"), what
         )
@@ -329,6 +333,8 @@ class LndBackend(NodeBackend):
         stub.FundingStateStep(msg, timeout=self._t)
 
     def open_secure(self, intent: FundingIntent, unsigned_psbt: bytes) -> str:
+        from l2custody.backends.lnd.funding import funding_outpoint, to_psbt_v0
+
         psbt = to_psbt_v0(unsigned_psbt)
         expected = funding_outpoint(psbt, intent.funding_script, intent.amount_sat)
         self._check_reserve(intent)
@@ -361,6 +367,8 @@ class LndBackend(NodeBackend):
             pass
 
     def open_finalize_interactive(self, intent: FundingIntent, signed_psbt: bytes) -> str:
+        from l2custody.backends.lnd.funding import funding_outpoint, to_psbt_v0
+
         psbt = to_psbt_v0(signed_psbt)
         expected = funding_outpoint(psbt, intent.funding_script, intent.amount_sat)
         self._check_reserve(intent)

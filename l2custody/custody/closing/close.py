@@ -603,3 +603,14 @@ def wait_for_close(
         interval=interval,
         progress=progress,
     )
+
+
+@dataclass(frozen=True)
+class CloseReport:
+    """``channel close``: what was done and, with a wait, where it ended."""
+
+    outcome: CloseOutcome
+    status: CloseStatus | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.outcome.to_dict(), "status": self.status.to_dict() if self.status else None}

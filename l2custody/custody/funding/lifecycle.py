@@ -500,3 +500,15 @@ __all__ = [
     "sign_session",
     "view",
 ]
+
+
+@dataclass(frozen=True)
+class SessionBroadcast:
+    txid: str
+    view: SessionView
+
+
+@dataclass(frozen=True)
+class SessionAbort:
+    view: SessionView
+    leftovers: tuple[str, ...]  # channels a node still holds: run abort again

@@ -273,3 +273,18 @@ def wait_for_sweep(
         interval=interval,
         progress=progress,
     )
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """``sweep``: the dry-run preview, or the sweep made (and, with a wait, its status)."""
+
+    preview: SweepPreview | None
+    record: SweepRecord | None
+    status: SweepStatus | None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.preview is not None:
+            return self.preview.to_dict()
+        assert self.record is not None
+        return {**self.record.to_dict(), "dry_run": False, "status": self.status.to_dict() if self.status else None}
