@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -75,61 +76,75 @@ def alternate(a: list[str], b: list[str], env: dict[str, str], runs: int) -> tup
     return ta, tb
 
 
-def _cli(config: Path, env: dict[str, str], *args: str) -> object:
+def _cli(config: Path, env: dict[str, str], *args: str) -> Any:
     out = subprocess.run([str(BIN), "--config", str(config), "--json", *args], env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"l2custody {' '.join(args)} failed: {out.stderr}{out.stdout}")
     return json.loads(out.stdout)
 
 
-def setup(net: object, work: Path, channels: int, env: dict[str, str]) -> tuple[Path, str]:
-    """The l2custody config (wallet + lnd-0 registered) and one channel point."""
-    from regtest.lightning import open_channel
-
-    chain = net.chain  # type: ignore[attr-defined]
-    a, b = net.lnd  # type: ignore[attr-defined]
-    points = [open_channel(net, a, b, 200_000) for _ in range(channels)]  # type: ignore[arg-type]
+def _wallet(chain: Any, work: Path, env: dict[str, str]) -> Path:
+    """``init`` on the harness chain and a 2-of-3 wallet of software signers."""
     config = work / "config.toml"
     cert = ["--chain-cert", str(chain.rpc_cert)] if chain.rpc_cert is not None else []
-    _cli(
-        config,
-        env,
-        "init",
-        "--network",
-        "regtest",
-        "--data-dir",
-        str(work / "data"),
-        "--chain-url",
-        chain.rpc_url,
-        "--chain-user",
-        chain.rpc_user,
-        "--chain-password",
-        chain.rpc_password,
-        *cert,
-        "--birthday",
-        str(chain.height()),
-    )
+    login = ["--chain-url", chain.rpc_url, "--chain-user", chain.rpc_user, "--chain-password", chain.rpc_password]
+    data = ["--data-dir", str(work / "data"), "--birthday", str(chain.height())]
+    _cli(config, env, "init", "--network", "regtest", *data, *login, *cert)
     keys = [
-        _cli(config, env, "signer", "add", n, "--software", str(work / f"{n}.key"), "--generate")["key"]  # type: ignore[index]
+        _cli(config, env, "signer", "add", n, "--software", str(work / f"{n}.key"), "--generate")["key"]
         for n in ("alice", "bob", "carol")
     ]
     _cli(config, env, "wallet", "create", "-k", "2", *sum((["--key", k] for k in keys), []))
-    _cli(
-        config,
-        env,
-        "node",
-        "add",
-        "lnd-0",
-        "--lnd",
-        "--host",
-        a.grpc_host,
-        "--tls-cert",
-        str(a.tls_cert),
-        "--macaroon",
-        str(a.admin_macaroon),
-    )
+    return config
+
+
+def setup(net: Any, work: Path, channels: int, env: dict[str, str]) -> tuple[Path, str]:
+    """The l2custody config (wallet + lnd-0 registered) and one channel point."""
+    from regtest.lightning import open_channel
+
+    a, b = net.lnd
+    points = [open_channel(net, a, b, 200_000) for _ in range(channels)]
+    config = _wallet(net.chain, work, env)
+    node = ["--host", a.grpc_host, "--tls-cert", str(a.tls_cert), "--macaroon", str(a.admin_macaroon)]
+    _cli(config, env, "node", "add", "lnd-0", "--lnd", *node)
     _cli(config, env, "wallet", "sync")
     return config, points[0]
+
+
+def cln_rows(work: Path, channels: int, runs: int, env: dict[str, str]) -> list[dict[str, object]]:
+    """``channel list`` on a Core Lightning node next to ``lightning-cli listpeerchannels``
+    (bitcoind + lightningd + lnd as the peer); nothing where lightningd is absent."""
+    import shutil
+
+    from regtest import Network, cln_unavailable, wait_for
+
+    reason = cln_unavailable()
+    if reason:
+        print(f"Core Lightning skipped: {reason}", file=sys.stderr)
+        return []
+    lightning_cli = shutil.which("lightning-cli", path=str(Path(shutil.which("lightningd") or "").parent))
+    net = Network.start(work / "cln-net", lnd=1, cln=1, chain="bitcoind")
+    try:
+        cln, peer = net.cln[0], net.lnd[0]
+        net.fund_node(cln, 50_000_000, utxos=channels + 2)
+        net.connect(cln, peer)
+        for _ in range(channels):
+            cln.rpc.fundchannel(peer.pubkey, 200_000)
+            net.mine(1)
+        net.mine(6)
+        wait_for(
+            lambda: all(c["state"] == "CHANNELD_NORMAL" for c in cln.rpc.listpeerchannels()["channels"]),
+            120,
+            what="the CLN channels to open",
+        )
+        config = _wallet(net.chain, work / "l2c-cln", env)
+        _cli(config, env, "node", "add", "cln-0", "--cln", "--rpc-file", str(cln.rpc_file))
+        ours = [str(BIN), "--config", str(config), "channel", "list"]
+        theirs = [str(lightning_cli), f"--rpc-file={cln.rpc_file}", "listpeerchannels"]
+        t_ours, t_node = alternate(ours, theirs, env, runs)
+        return [_row("l2custody channel list (cln)", "lightning-cli listpeerchannels", t_ours, t_node)]
+    finally:
+        net.stop()
 
 
 def main() -> None:
@@ -179,6 +194,7 @@ def main() -> None:
                 rows.append(_row(f"l2custody {label}", f"lncli {theirs}", t_ours, t_node))
         finally:
             net.stop()
+        rows.extend(cln_rows(work, args.channels, args.runs, env))
         bare = work / "bare_typer.py"
         bare.write_text(BARE_TYPER)
         t_help, t_bare = alternate([str(BIN), "--help"], [sys.executable, str(bare), "--help"], env, args.runs)

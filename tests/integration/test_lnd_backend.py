@@ -124,6 +124,7 @@ def test_real_credential_failures(network: Network) -> None:
         readonly.new_address()
     problems = readonly.access_problems()
     assert any(p.startswith("OpenChannel needs") for p in problems)
+    assert any(p.startswith("NewAddress needs address:write") for p in problems)
     assert not any("GetInfo" in p for p in problems)
 
 
@@ -381,6 +382,11 @@ def test_force_close_limbo_and_sweep(network: Network, nodes: tuple[LndBackend, 
     dry = a.sweep_to(dest, dry_run=True, fee_rate=2)
     assert dry.txid is None and dry.amount_sat > 0 and dry.kept_sat >= a.anchor_reserve().required_sat
     assert a.onchain_balance().locked_sat == 0  # the dry run left no lease behind
+    # lnd's own fee estimate (WalletKit.EstimateFee: sat per 1000 weight units, read as sat/vB)
+    auto = a.sweep_to(dest, dry_run=True)
+    assert auto.txid is None and auto.fee_sat > 0 and auto.inputs == dry.inputs
+    assert auto.amount_sat + auto.fee_sat + auto.kept_sat == dry.amount_sat + dry.fee_sat + dry.kept_sat
+    assert a.onchain_balance().locked_sat == 0
     assert mempool(network) == []
     swept = a.sweep_to(dest, keep_sat=50_000, fee_rate=2)
     assert swept.txid in mempool(network) and swept.kept_sat >= 50_000

@@ -88,6 +88,7 @@ REQUIRED_METHODS = (
     "/lnrpc.Lightning/CloseChannel",
     "/lnrpc.Lightning/AbandonChannel",
     "/lnrpc.Lightning/WalletBalance",
+    "/lnrpc.Lightning/NewAddress",  # the anchor-reserve pre-flight names an address of the node
     "/lnrpc.Lightning/ExportAllChannelBackups",
     "/lnrpc.Lightning/SubscribeChannelEvents",
     "/walletrpc.WalletKit/RequiredReserve",
