@@ -12,7 +12,8 @@ their ratio:
     l2custody wallet balance      lncli walletbalance
     l2custody node list           lncli getinfo
     l2custody session list        lncli listchannels
-    l2custody report              lncli listchannels
+    l2custody report --no-sync    lncli listchannels, pendingchannels, walletbalance (one after
+                                  the other: the node facts report shows)
 
 and ``l2custody --help`` next to a bare two-command Typer app's ``--help``.
 Where lightningd is present a Core Lightning node is added and
@@ -55,17 +56,21 @@ app()
 """
 
 
-def _run_once(argv: list[str], env: dict[str, str]) -> float:
+Command = list[str] | list[list[str]]  # one command, or several run one after the other
+
+
+def _run_once(command: Command, env: dict[str, str]) -> float:
+    argvs = command if command and isinstance(command[0], list) else [command]
     start = time.perf_counter()
-    proc = subprocess.run(argv, env=env, capture_output=True)
-    elapsed = time.perf_counter() - start
-    # report exits 1 when it has custody findings (lnd-0's own channels are not ours): still a reading
-    if proc.returncode not in ((0, 1) if "report" in argv else (0,)):
-        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
-    return elapsed
+    for argv in argvs:
+        proc = subprocess.run(argv, env=env, capture_output=True)
+        # report exits 1 when it has custody findings (lnd-0's own channels are not ours): still a reading
+        if proc.returncode not in ((0, 1) if "report" in argv else (0,)):
+            raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
+    return time.perf_counter() - start
 
 
-def alternate(a: list[str], b: list[str], env: dict[str, str], runs: int) -> tuple[list[float], list[float]]:
+def alternate(a: Command, b: Command, env: dict[str, str], runs: int) -> tuple[list[float], list[float]]:
     """``runs`` timings of each command, run in alternation after one warm-up each."""
     _run_once(a, env)
     _run_once(b, env)
@@ -157,7 +162,9 @@ def main() -> None:
     from regtest import Network
     from regtest.binaries import ensure
 
-    env = {**os.environ}
+    # As a user's shell has it: Python writes its bytecode caches (a sandbox may say not to,
+    # which makes every run compile l2custody from source again).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     lncli = str(ensure("lncli"))
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
@@ -187,11 +194,15 @@ def main() -> None:
                 ("wallet balance", ["wallet", "balance"], "walletbalance"),
                 ("node list", ["node", "list"], "getinfo"),
                 ("session list", ["session", "list"], "listchannels"),
-                ("report", ["report", "--no-sync"], "listchannels"),
             ]
             for label, mine, theirs in pairs:
                 t_ours, t_node = alternate(ours + mine, node_cli + [theirs], env, args.runs)
                 rows.append(_row(f"l2custody {label}", f"lncli {theirs}", t_ours, t_node))
+            # report reads the node's channels, pending channels and wallet (and the multisig,
+            # the sessions, the chain): next to the lncli commands that tell the node's part
+            facts = [node_cli + [c] for c in ("listchannels", "pendingchannels", "walletbalance")]
+            t_ours, t_node = alternate(ours + ["report", "--no-sync"], facts, env, args.runs)
+            rows.append(_row("l2custody report", "lncli list+pending+wallet", t_ours, t_node))
         finally:
             net.stop()
         rows.extend(cln_rows(work, args.channels, args.runs, env))

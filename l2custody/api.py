@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     import logging
 
-    from l2custody.backends.node_registry import NodeCheck, NodeRecord, NodeRegistry
+    from l2custody.backends.node_check import NodeCheck
+    from l2custody.backends.node_registry import NodeRecord, NodeRegistry
     from l2custody.config import Config
     from l2custody.custody.channels import ChannelDetail, ChannelView
     from l2custody.custody.closing.close import ClosePlan, CloseReport, CloseStatus
@@ -160,8 +161,8 @@ def remove_node(config: ConfigPath, name: str) -> NodeRecord:
 
 def check_node(config: ConfigPath, name: str) -> NodeCheck:
     """``node check``: reachable, synced, network, version, permissions, anchor reserve."""
+    from l2custody.backends.node_check import check_node as check
     from l2custody.backends.node_registry import backend_for
-    from l2custody.backends.node_registry import check_node as check
     from l2custody.errors import NotSupported
 
     loaded = load_config(config)

@@ -82,7 +82,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
         "Lightning nodes (lnd, Core Lightning): register them, check them, forget them.",
     ),
     "channel": (
-        ("channel", "channel_open", "channel_close"),
+        ("channel", "channel_open", "channel_view", "channel_close"),
         "Channels funded from the multisig: open, batch, list, show, close.",
     ),
     "session": (("session",), "Funding sessions: list, show, sign, status, broadcast, abort."),
@@ -92,30 +92,50 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "watch": (("watch",), "Follow every node and the chain until stopped (SIGTERM or Ctrl-C)."),
 }
 _GROUPS = ("wallet", "psbt", "signer", "node", "channel", "session")
+#: Groups whose commands live in several modules: a command loads only its own module.
+_SUBCOMMANDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "channel": {
+        "open": ("channel", "channel_open"),
+        "batch": ("channel", "channel_open"),
+        "list": ("channel", "channel_view"),
+        "show": ("channel", "channel_view"),
+        "close": ("channel", "channel_close"),
+        "close-status": ("channel", "channel_close"),
+    },
+    "node": {"guard": ("node", "guard")} | {c: ("node",) for c in ("add", "list", "check", "remove")},
+}
 #: Global options that take a value (the command name is the first other word).
 _VALUE_OPTIONS = ("--config", "-c")
 
 
-def _register(names: tuple[str, ...] | None = None) -> None:
-    """Import the modules of the commands ``names`` (all of them by default); each module
-    registers its commands on ``app``. Importing them stays cheap: typer only, the library
-    is imported inside command bodies."""
+def _register(names: tuple[str, ...] | None = None, sub: str | None = None) -> None:
+    """Import the modules of the commands ``names`` (all of them by default; with ``sub``,
+    only the module of that sub-command of the one group named); each module registers its
+    commands on ``app``. Importing them stays cheap: typer only, the library is imported
+    inside command bodies."""
     import importlib
 
     for name in names if names is not None else tuple(COMMANDS):
-        for module in COMMANDS[name][0]:
+        modules = _SUBCOMMANDS.get(name, {}).get(sub or "") or COMMANDS[name][0]
+        for module in modules:
             importlib.import_module(f"l2custody.cli.{module}")
 
 
 def command_name(argv: list[str]) -> str | None:
     """The top-level command ``argv`` runs (None: none given, only global options)."""
+    return _words(argv)[0]
+
+
+def _words(argv: list[str]) -> tuple[str | None, str | None]:
+    """The command and the word after it (a group's sub-command, when it is one)."""
     words = iter(argv)
     for word in words:
         if word in _VALUE_OPTIONS:
             next(words, None)
         elif not word.startswith("-"):
-            return word
-    return None
+            following = next(words, None)
+            return word, following if following and not following.startswith("-") else None
+    return None, None
 
 
 def _help_app() -> typer.Typer:
@@ -143,9 +163,9 @@ def _not_loaded() -> None:  # pragma: no cover - only listed, never run
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    name = command_name(args)
+    name, sub = _words(args)
     if name in COMMANDS:
-        _register((name,))
+        _register((name,), sub)
         target = app
     else:  # --help, nothing, or a mistyped command: click lists the commands
         target = _help_app()

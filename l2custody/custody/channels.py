@@ -100,42 +100,32 @@ class ChannelView:
 
 
 # --- ownership -------------------------------------------------------------------------
-def owned_address(wallet: Wallet, address: str | None) -> OwnedAddress | None:
-    """``address`` as an address of the wallet's descriptor (known to the store), else None.
+def address_index(wallet: Wallet) -> Callable[[str | None], OwnedAddress | None]:
+    """A lookup of addresses among every address the store holds for the wallet (one query).
+    Our addresses are bech32 (P2WSH), which is case-insensitive: compared lower-case.
+    Anything else a node may report (another network, not an address at all) is simply
+    not ours (None), never an error."""
+    index = {
+        a.address.lower(): OwnedAddress(a.address, a.change, a.index, a.label)
+        for a in wallet.store.addresses(wallet.record.id)
+    }
 
-    Addresses of another network or that are not addresses at all are simply
-    not ours (None), never an error: a node may report anything.
-    """
-    from l2custody.errors import L2CustodyError
-    from l2custody.wallet.addresses import address_to_script
+    def owned(address: str | None) -> OwnedAddress | None:
+        return index.get(address.lower()) if address else None
 
-    if not address:
-        return None
-    try:
-        script = address_to_script(address, wallet.record.network)
-    except L2CustodyError:
-        return None
-    rec = wallet.store.address_by_script(script)
-    if rec is None:
-        return None
-    return OwnedAddress(rec.address, rec.change, rec.index, rec.label)
+    return owned
 
 
 # --- funding sessions ---------------------------------------------------------------------
 def funding_sessions_by_txid(store: Store) -> dict[str, dict[str, Any]]:
     """Funding txid -> ``{"id", "close_addresses": {channel_point: address}}`` for our
     funding sessions (``custody/funding/records.py``: one ``psbts`` row per session)."""
-    from l2custody.custody.funding.records import list_sessions
+    from l2custody.custody.funding.records import funding_commitments
 
-    out: dict[str, dict[str, Any]] = {}
-    for session in list_sessions(store):
-        if not session.txid:
-            continue
-        out[session.txid] = {
-            "id": session.id,
-            "close_addresses": {leg.channel_point: leg.close_address for leg in session.legs if leg.channel_point},
-        }
-    return out
+    return {
+        txid: {"id": session_id, "close_addresses": legs}
+        for txid, (session_id, legs) in funding_commitments(store).items()
+    }
 
 
 # --- views ------------------------------------------------------------------------------------
@@ -146,11 +136,10 @@ def view_channels(
 ) -> list[ChannelView]:
     """Join channels (from any nodes) with the store: close address ownership, funding source.
 
-    ``owned`` looks an address up (default :func:`owned_address`; ``report``/``watch``
-    pass an in-memory index when joining thousands of channels)."""
+    ``owned`` looks an address up (default: :func:`address_index`, built once)."""
     from l2custody.custody.closing.records import close_records
 
-    lookup = owned or (lambda address: owned_address(wallet, address))
+    lookup = owned or address_index(wallet)
     sessions = funding_sessions_by_txid(wallet.store)
     records = {r.channel_point: r for r in close_records(wallet.store)}
     views = []

@@ -34,7 +34,8 @@ from l2custody.backends.cln.convert import (
     parse_version,
     supports_withhold,
 )
-from l2custody.backends.node_registry import NodeRecord, check_node
+from l2custody.backends.node_check import check_node
+from l2custody.backends.node_registry import NodeRecord
 from l2custody.errors import (
     BroadcastRejected,
     PeerRefused,

@@ -46,6 +46,8 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--macaroon",
         str(d / "admin.macaroon"),
     )
+    (d / "lightning-rpc").write_text("")
+    ok(path, "node", "add", "east", "--cln", "--rpc-file", str(d / "lightning-rpc"))
     return path
 
 
@@ -70,13 +72,18 @@ def cli_modules(modules: set[str]) -> set[str]:
         (["--help"], set(), set()),
         (["wallet", "balance"], {"wallet"}, set()),
         (["wallet", "utxos"], {"wallet"}, set()),
-        (["node", "list"], {"node", "guard"}, set()),
+        (["node", "list"], {"node"}, set()),
         (["session", "list"], {"session", "funding_render"}, {"embit"}),
         (["report", "--no-sync", "--node", "nowhere"], {"report"}, {"embit"}),
         (
-            ["channel", "list"],
-            {"channel", "channel_open", "channel_close"},
+            ["channel", "list", "--node", "west"],
+            {"channel", "channel_view"},
             {"grpc", "lndgrpc", "google.protobuf", "embit"},
+        ),
+        (
+            ["channel", "list", "--node", "east"],
+            {"channel", "channel_view"},
+            {"pyln", "embit"},
         ),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,
@@ -100,6 +107,8 @@ def test_a_command_loads_only_what_it_needs(
             "lndgrpc.compiled.walletkit_pb2_grpc",
             "lndgrpc.compiled.signer_pb2",
         }
+    if "pyln" in heavy_allowed:  # only pyln-client's JSON-RPC client, not its plugin framework or pyln-proto
+        assert family(modules, "pyln") == {"pyln", "pyln.client", "pyln.client.lightning"}, family(modules, "pyln")
     if argv != ["--help"]:
         assert not family(
             modules,
@@ -129,14 +138,15 @@ def test_the_help_lines_are_the_commands_own() -> None:
         assert real.commands[name].get_short_help_str(limit=300) == line, name  # type: ignore[attr-defined]
 
 
-def test_lndgrpc_is_still_whole_for_whoever_asks_for_it() -> None:
+def test_the_node_libraries_are_still_whole_for_whoever_asks_for_them() -> None:
     code = (
-        "from l2custody.backends.lnd.stubs import compiled\n"
-        "compiled('lightning_pb2')\nimport sys\nassert 'lndgrpc.client' not in sys.modules\n"
-        "import lndgrpc\nprint(lndgrpc.LNDClient.__name__)"
+        "from l2custody.backends.partial_import import submodule\n"
+        "submodule('lndgrpc', 'compiled.lightning_pb2')\nsubmodule('pyln.client', 'lightning')\n"
+        "import sys\nassert 'lndgrpc.client' not in sys.modules and 'pyln.client.plugin' not in sys.modules\n"
+        "import lndgrpc\nfrom pyln.client import Plugin\nprint(lndgrpc.LNDClient.__name__, Plugin.__name__)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and proc.stdout.strip() == "LNDClient", proc.stderr
+    assert proc.returncode == 0 and proc.stdout.strip() == "LNDClient Plugin", proc.stderr
 
 
 def test_a_usage_error_is_a_message_not_a_traceback(config: Path) -> None:

@@ -60,9 +60,11 @@ class CallTimeout(NodeUnreachable):
 
 @functools.lru_cache(maxsize=1)
 def _client_class() -> Any:
-    from pyln.client import LightningRpc
+    from l2custody.backends.partial_import import submodule
 
-    class _TimedRpc(LightningRpc):
+    lightning = submodule("pyln.client", "lightning")  # not pyln.client: its __init__ loads the plugin framework
+
+    class _TimedRpc(lightning.LightningRpc):  # type: ignore[name-defined]
         """pyln's client with a socket timeout on every call."""
 
         def __init__(self, path: str, timeout: float) -> None:
@@ -96,7 +98,9 @@ class ClnConnection:
         Raises the translated error (see ``translate``); ``CallTimeout`` when
         no answer came within ``timeout`` (default: the connection's).
         """
-        from pyln.client import RpcError
+        from l2custody.backends.partial_import import submodule
+
+        RpcError = submodule("pyln.client", "lightning").RpcError
 
         wait = timeout or self.timeout
         client = _client_class()(str(self.rpc_file), wait)  # pyln opens a socket per call anyway

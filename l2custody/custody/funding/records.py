@@ -18,11 +18,13 @@ after the session id. Each fact has one home:
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from l2custody.custody.funding.session import FundingSession
 from l2custody.errors import SessionNotFound
-from l2custody.store import PsbtRecord, Store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from l2custody.custody.funding.session import FundingSession
+    from l2custody.store import PsbtRecord, Store
 
 KIND = "funding"
 _COLUMNS = ("psbt", "psbt_fingerprint", "txid")
@@ -68,6 +70,8 @@ def save_session(store: Store, session: FundingSession, *, psbt: bool = False, *
 
 
 def _from_record(rec: PsbtRecord) -> FundingSession:
+    from l2custody.custody.funding.session import FundingSession
+
     body = dict(rec.details["session"])
     body.update(psbt=rec.psbt, psbt_fingerprint=rec.fingerprint, txid=rec.txid or "")
     return FundingSession.from_dict(body)
@@ -99,3 +103,20 @@ def session_for_txid(store: Store, txid: str) -> FundingSession | None:
         if session.txid == txid:
             return session
     return None
+
+
+def funding_commitments(store: Store) -> dict[str, tuple[str, dict[str, str]]]:
+    """Funding txid -> (session id, {channel point: reserved close address}) of every session
+    with a transaction, read from the stored bodies without building the sessions: channel
+    views need only this, and a read command should not pay for the session machinery."""
+    out: dict[str, tuple[str, dict[str, str]]] = {}
+    for rec in store.psbts(kind=KIND):
+        body = rec.details.get("session")
+        if not body or not rec.txid:
+            continue
+        legs = body.get("legs") or []
+        out[rec.txid] = (
+            rec.id,
+            {leg["channel_point"]: leg["close_address"] for leg in legs if leg.get("channel_point")},
+        )
+    return out

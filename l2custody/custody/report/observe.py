@@ -9,10 +9,11 @@ message (the report then flags it), so one dead node never hides the others.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from l2custody.backends.base import Capability, ChannelInfo, NodeBackend
+from l2custody.backends.base import Capability, ChannelInfo, NodeBackend, OnchainBalance
 from l2custody.custody.report.snapshot import (
     ChannelFacts,
     MultisigFacts,
@@ -23,23 +24,53 @@ from l2custody.custody.report.snapshot import (
 from l2custody.errors import L2CustodyError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from l2custody.custody.channels import OwnedAddress
     from l2custody.store import Store
     from l2custody.wallet.service import Wallet
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """What a node said (no store involved: this may run on another thread)."""
+
+    backend: NodeBackend
+    channels: tuple[ChannelInfo, ...] = ()
+    balance: OnchainBalance | None = None
+    reserve: int = 0
+    error: str | None = None
+
+
+def _read(backend: NodeBackend, include_closed: bool = True) -> _Reading:
+    """Channels, hot wallet and anchor reserve of one node, asked for at once (the node
+    answers them in parallel); ``error`` set when the node could not be read."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix=f"read-{backend.name}") as pool:
+        channels = pool.submit(backend.list_channels, include_closed=include_closed)
+        balance = pool.submit(backend.onchain_balance)
+        reserve = pool.submit(backend.anchor_reserve) if backend.supports(Capability.ANCHOR_RESERVE) else None
+        try:
+            return _Reading(
+                backend,
+                tuple(channels.result()),
+                balance.result(),
+                reserve.result().required_sat if reserve is not None else 0,
+            )
+        except L2CustodyError as exc:
+            return _Reading(backend, error=exc.message)
+
+
+def _facts(wallet: Wallet, reading: _Reading) -> NodeFacts:
+    backend = reading.backend
+    if reading.error is not None or reading.balance is None:
+        return NodeFacts(backend.name, backend.kind, error=reading.error)
+    facts = facts_of(wallet, reading.channels)
+    return NodeFacts(backend.name, backend.kind, facts, reading.balance, reading.reserve, None, time.time())
 
 
 def read_node(wallet: Wallet, backend: NodeBackend, *, include_closed: bool = True) -> NodeFacts:
     """Channels (joined with the store: close address ours? funding ours?), hot wallet
     and anchor reserve of one node; ``error`` set when the node could not be read."""
-    try:
-        channels = backend.list_channels(include_closed=include_closed)
-        balance = backend.onchain_balance()
-        reserve = 0
-        if backend.supports(Capability.ANCHOR_RESERVE):
-            reserve = backend.anchor_reserve().required_sat
-    except L2CustodyError as exc:
-        return NodeFacts(backend.name, backend.kind, error=exc.message)
-    return NodeFacts(backend.name, backend.kind, facts_of(wallet, channels), balance, reserve, None, time.time())
+    return _facts(wallet, _read(backend, include_closed))
 
 
 def facts_of(wallet: Wallet, channels: Sequence[ChannelInfo]) -> tuple[ChannelFacts, ...]:
@@ -47,24 +78,8 @@ def facts_of(wallet: Wallet, channels: Sequence[ChannelInfo]) -> tuple[ChannelFa
     in-memory address index (one query instead of one decode and query per channel)."""
     from l2custody.custody.channels import view_channels
 
-    views = view_channels(wallet, channels, owned=address_index(wallet))
+    views = view_channels(wallet, channels)
     return tuple(ChannelFacts.from_view(v) for v in views)
-
-
-def address_index(wallet: Wallet) -> Callable[[str | None], OwnedAddress | None]:
-    """Look addresses up among every address the store holds for the wallet. Our
-    addresses are bech32 (P2WSH), which is case-insensitive: compared lower-case."""
-    from l2custody.custody.channels import OwnedAddress
-
-    index = {
-        a.address.lower(): OwnedAddress(a.address, a.change, a.index, a.label)
-        for a in wallet.store.addresses(wallet.record.id)
-    }
-
-    def owned(address: str | None) -> OwnedAddress | None:
-        return index.get(address.lower()) if address else None
-
-    return owned
 
 
 def read_sessions(store: Store, tip: int, margin: int) -> tuple[SessionFacts, ...]:
@@ -82,18 +97,24 @@ def multisig_facts(wallet: Wallet) -> MultisigFacts:
 def read_inputs(wallet: Wallet, backends: Sequence[NodeBackend], *, sync: bool = True) -> ReportInputs:
     """Everything ``report`` needs. ``sync``: bring the wallet up to the chain tip first;
     a chain that cannot be read is reported (``chain_error``), not raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
     chain_error = None
     tip = None
-    try:
-        if sync:
-            wallet.sync()
-        tip = wallet.chain.tip_height()
-    except L2CustodyError as exc:
-        chain_error = exc.message
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-nodes") as pool:
+        # The nodes are read while the chain is (the store stays on this thread).
+        readings = pool.submit(lambda: tuple(_read(b) for b in backends))
+        try:
+            if sync:
+                wallet.sync()
+            tip = wallet.chain.tip_height()
+        except L2CustodyError as exc:
+            chain_error = exc.message
+        said = readings.result()
     if tip is None:
         scanned = wallet.store.scanned_tip()
         tip = scanned[0] if scanned else None
-    nodes = tuple(read_node(wallet, b) for b in backends)
+    nodes = tuple(_facts(wallet, r) for r in said)
     sessions = (
         read_sessions(wallet.store, tip, wallet.config.sessions.deadline_margin_blocks) if tip is not None else ()
     )
