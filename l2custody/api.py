@@ -226,11 +226,13 @@ def guard_policy(
 # --- channels -----------------------------------------------------------------------------------
 def list_channels(config: ConfigPath, node: str | None = None, *, include_closed: bool = True) -> list[ChannelView]:
     """``channel list``: the channels of one node or of every registered node."""
-    from l2custody.custody.channels import list_channel_views
+    from l2custody.custody.channels import channel_joiner, read_channels
     from l2custody.custody.context import open_custody
 
-    with open_custody(config) as custody:
-        return list_channel_views(custody.wallet, custody.nodes(node), include_closed=include_closed)
+    with open_custody(config, lazy=True) as custody:
+        answer = read_channels(custody.nodes(node), include_closed=include_closed)
+        join = channel_joiner(custody.wallet)  # the wallet and the store are read while the nodes answer
+        return join(answer())
 
 
 def show_channel(config: ConfigPath, ref: str, node: str | None = None) -> ChannelDetail:
@@ -239,7 +241,7 @@ def show_channel(config: ConfigPath, ref: str, node: str | None = None) -> Chann
     from l2custody.custody.closing.records import close_record
     from l2custody.custody.context import open_custody
 
-    with open_custody(config) as custody:
+    with open_custody(config, lazy=True) as custody:
         _backend, view = custody.locate(ref, node)
         store = custody.wallet.store
         record = close_record(store, view.channel_point)

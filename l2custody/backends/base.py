@@ -387,6 +387,13 @@ class NodeBackend(ABC):
         """Every channel: pending opens, open, closing, force closing (with limbo
         and maturity) and, unless ``include_closed`` is False, closed ones."""
 
+    def start_list_channels(self, *, include_closed: bool = True) -> Callable[[], list[ChannelInfo]]:
+        """Ask for :meth:`list_channels` now and collect the answer later: the returned
+        function waits for it (and raises what ``list_channels`` raises). A backend that can
+        ask without blocking (lnd) lets the caller work meanwhile; by default the node is
+        asked when the answer is collected."""
+        return lambda: self.list_channels(include_closed=include_closed)
+
     @abstractmethod
     def close_channel(
         self,

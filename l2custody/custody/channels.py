@@ -137,11 +137,28 @@ def view_channels(
     """Join channels (from any nodes) with the store: close address ownership, funding source.
 
     ``owned`` looks an address up (default: :func:`address_index`, built once)."""
+    return channel_joiner(wallet, owned)(channels)
+
+
+def channel_joiner(
+    wallet: Wallet, owned: Callable[[str | None], OwnedAddress | None] | None = None
+) -> Callable[[Iterable[ChannelInfo]], list[ChannelView]]:
+    """What :func:`view_channels` reads from the store, read now; the returned function
+    joins channels with it (so the store can be read while nodes are still answering)."""
     from l2custody.custody.closing.records import close_records
 
     lookup = owned or address_index(wallet)
     sessions = funding_sessions_by_txid(wallet.store)
     records = {r.channel_point: r for r in close_records(wallet.store)}
+    return lambda channels: _join(channels, lookup, sessions, records)
+
+
+def _join(
+    channels: Iterable[ChannelInfo],
+    lookup: Callable[[str | None], OwnedAddress | None],
+    sessions: dict[str, dict[str, Any]],
+    records: dict[str, Any],
+) -> list[ChannelView]:
     views = []
     for ch in channels:
         session = sessions.get(ch.funding_txid)
@@ -168,16 +185,18 @@ def view_channels(
     return views
 
 
-def list_channel_views(
-    wallet: Wallet, backends: Sequence[NodeBackend], *, include_closed: bool = True
-) -> list[ChannelView]:
-    """Every channel of every given node, as views (open and pending first, then closed)."""
-    channels: list[ChannelInfo] = []
-    for backend in backends:
-        channels.extend(backend.list_channels(include_closed=include_closed))
+def read_channels(backends: Sequence[NodeBackend], *, include_closed: bool = True) -> Callable[[], list[ChannelInfo]]:
+    """Ask every given node for its channels now; the returned function collects them
+    (open and pending first, then closed). Meanwhile the caller can open the wallet."""
+    collectors = [backend.start_list_channels(include_closed=include_closed) for backend in backends]
     order = {s: i for i, s in enumerate(ChannelState)}
-    channels.sort(key=lambda c: (order[c.state], c.node, c.channel_point))
-    return view_channels(wallet, channels)
+
+    def collect() -> list[ChannelInfo]:
+        channels = [c for answer in collectors for c in answer()]
+        channels.sort(key=lambda c: (order[c.state], c.node, c.channel_point))
+        return channels
+
+    return collect
 
 
 def find_view(views: Sequence[ChannelView], ref: str) -> ChannelView:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,25 +37,50 @@ def _quiet(_message: str) -> None:
     pass
 
 
-@dataclass
 class Custody:
     """The wallet, the registered nodes (``registry``; or any ``resolve`` by name), a
     progress callback and the actor written to the audit log.
 
-    ``close()`` releases the backends it opened, and the wallet too when it owns it.
+    Give the ``wallet``, or ``store`` + ``open_wallet`` to open it on first use: a
+    command then reaches its nodes (and starts asking them) before it pays for the
+    wallet. ``close()`` releases the backends it opened, and the wallet (or the store)
+    too when it owns it.
     """
 
-    wallet: Wallet
-    resolve: NodeResolver
-    progress: Callable[[str], None] = _quiet
-    actor: str = ACTOR
-    owns_wallet: bool = False
-    registry: NodeRegistry | None = None
-    _nodes: dict[str, NodeBackend] = field(default_factory=dict)
+    def __init__(
+        self,
+        wallet: Wallet | None,
+        resolve: NodeResolver,
+        progress: Callable[[str], None] = _quiet,
+        actor: str = ACTOR,
+        owns_wallet: bool = False,
+        registry: NodeRegistry | None = None,
+        *,
+        store: Store | None = None,
+        open_wallet: Callable[[], Wallet] | None = None,
+    ) -> None:
+        if wallet is None and (store is None or open_wallet is None):
+            raise ValueError("Custody needs a wallet, or a store and a way to open the wallet")
+        self._wallet = wallet
+        self._store = store if store is not None else wallet.store  # type: ignore[union-attr]
+        self._open_wallet = open_wallet
+        self.resolve = resolve
+        self.progress = progress
+        self.actor = actor
+        self.owns_wallet = owns_wallet
+        self.registry = registry
+        self._nodes: dict[str, NodeBackend] = {}
+
+    @property
+    def wallet(self) -> Wallet:
+        if self._wallet is None:
+            assert self._open_wallet is not None
+            self._wallet = self._open_wallet()
+        return self._wallet
 
     @property
     def store(self) -> Store:
-        return self.wallet.store
+        return self._store
 
     @property
     def margin(self) -> int:
@@ -88,10 +112,12 @@ class Custody:
     def locate(self, ref: str, node: str | None = None) -> tuple[NodeBackend, ChannelView]:
         """The node and view of channel ``ref`` (channel point or short id), searched on
         ``node`` or on every registered node."""
-        from l2custody.custody.channels import find_view, list_channel_views, parse_channel_ref
+        from l2custody.custody.channels import channel_joiner, find_view, parse_channel_ref, read_channels
 
         parse_channel_ref(ref)  # a malformed reference fails before any node is asked
-        view = find_view(list_channel_views(self.wallet, self.nodes(node)), ref)
+        answer = read_channels(self.nodes(node))
+        join = channel_joiner(self.wallet)  # the wallet and the store are read while the nodes answer
+        view = find_view(join(answer()), ref)
         return self.node(view.node), view
 
     # --- the audit log -----------------------------------------------------------------------
@@ -119,7 +145,10 @@ class Custody:
                 pass
         self._nodes.clear()
         if self.owns_wallet:
-            self.wallet.close()
+            if self._wallet is not None:
+                self._wallet.close()  # closes its store
+            else:
+                self._store.close()
 
     def __enter__(self) -> Custody:
         return self
@@ -144,15 +173,37 @@ def open_custody(
     *,
     chain: ChainSource | None = None,
     progress: Callable[[str], None] = _quiet,
+    lazy: bool = False,
 ) -> Iterator[Custody]:
     """The wallet of ``config`` (a loaded Config, or a config path; WalletNotFound if no
     wallet was created) and its node registry; everything is closed on exit. Opens the
-    store; touches no network."""
+    store; touches no network. ``lazy``: the wallet is opened when first used (a read
+    command asks its nodes first, then opens the wallet while they answer)."""
+    from l2custody.backends.node_registry import NodeRegistry
     from l2custody.config import Config, load_config
-    from l2custody.wallet.service import Wallet
+    from l2custody.store import Store
 
     loaded = config if isinstance(config, Config) else load_config(config)
-    custody = custody_for(Wallet.open(loaded, chain=chain), progress=progress, owns_wallet=True)
+    store = Store.open(loaded.store_path)
+
+    def open_wallet() -> Wallet:
+        from l2custody.wallet.service import Wallet
+
+        return Wallet.over(loaded, store, chain=chain)
+
+    try:
+        if lazy:  # the wallet must exist (and be this network's) before anything else happens
+            from l2custody.wallet.record import wallet_record
+
+            wallet_record(loaded, store)
+        open_wallet_now = open_wallet() if not lazy else None
+    except BaseException:
+        store.close()
+        raise
+    registry = NodeRegistry(store, loaded.data_dir)
+    custody = Custody(
+        open_wallet_now, registry.backend, progress, ACTOR, True, registry, store=store, open_wallet=open_wallet
+    )
     try:
         yield custody
     finally:

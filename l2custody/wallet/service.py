@@ -131,17 +131,17 @@ class Wallet(PsbtPipeline):
         """The wallet in ``config``'s store (WalletNotFound if none was created)."""
         store = Store.open(config.store_path)
         try:
-            record = store.wallet(name)
+            return cls.over(config, store, chain, name)
         except BaseException:
             store.close()
             raise
-        if record.network != config.embit_network:
-            store.close()
-            raise StoreError(
-                f"the store {config.store_path} holds a {record.network} wallet but {config.path} is for "
-                f"{config.network}; use the config the wallet was created with"
-            )
-        return cls(config, store, record, chain)
+
+    @classmethod
+    def over(cls, config: Config, store: Store, chain: ChainSource | None = None, name: str | None = None) -> Wallet:
+        """The wallet in the open ``store`` of ``config`` (the wallet closes the store when closed)."""
+        from l2custody.wallet.record import wallet_record
+
+        return cls(config, store, wallet_record(config, store, name), chain)
 
     @classmethod
     def create(

@@ -202,19 +202,29 @@ class LndBackend(NodeBackend):
         return any(p.pub_key == pubkey for p in peers)
 
     # --- channels ---------------------------------------------------------------------
-    @rpc("list channels")
     def list_channels(self, *, include_closed: bool = True) -> list[ChannelInfo]:
+        return self.start_list_channels(include_closed=include_closed)()
+
+    @rpc("list channels")
+    def start_list_channels(self, *, include_closed: bool = True) -> Callable[[], list[ChannelInfo]]:
         ln, stub, _, _ = self._stubs()
-        # The three lists are asked for at once (one round trip's wait instead of three).
+        # The three lists are asked for at once, and answered while the caller goes on.
         open_ = stub.ListChannels.future(ln.ListChannelsRequest(), timeout=self._t)
         pending = stub.PendingChannels.future(ln.PendingChannelsRequest(), timeout=self._t)
         closed = stub.ClosedChannels.future(ln.ClosedChannelsRequest(), timeout=self._t) if include_closed else None
-        out = [conv.from_channel(self.name, c) for c in open_.result().channels]
-        out += conv.from_pending(self.name, pending.result())
-        if closed is not None:
-            seen = {c.channel_point for c in out}
-            out += [conv.from_closed(self.name, c) for c in closed.result().channels if c.channel_point not in seen]
-        return out
+
+        @rpc("list channels")
+        def collect(backend: LndBackend) -> list[ChannelInfo]:
+            out = [conv.from_channel(backend.name, c) for c in open_.result().channels]
+            out += conv.from_pending(backend.name, pending.result())
+            if closed is not None:
+                seen = {c.channel_point for c in out}
+                out += [
+                    conv.from_closed(backend.name, c) for c in closed.result().channels if c.channel_point not in seen
+                ]
+            return out
+
+        return lambda: collect(self)
 
     def _find(self, channel_point: str, *, include_closed: bool = False) -> ChannelInfo:
         parse_channel_point(channel_point)
