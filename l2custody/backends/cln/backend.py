@@ -167,17 +167,26 @@ class ClnBackend(NodeBackend):
         return {a for a, mine in self._owned.items() if mine}
 
     def record_withheld_funding(self) -> tuple[str, ...]:
-        taken = []
+        def point(e: dict[str, Any]) -> str:
+            return f"{e['funding_txid']}:{e['funding_outnum']}"
+
+        tried = set()
         for e in self._entries():
-            if _withheld_on_chain(e) and self._repair_withheld(e):
-                taken.append(f"{e['funding_txid']}:{e['funding_outnum']}")
-        return tuple(taken)
+            if _withheld_on_chain(e):
+                self._repair_withheld(e)
+                tried.add(point(e))
+        if not tried:
+            return ()
+        # lightningd clears the flag when it takes the PSBT, even when its own broadcast is
+        # refused because the transaction is already confirmed: ask it what it holds now.
+        return tuple(sorted(point(e) for e in self._entries() if point(e) in tried and not _withheld(e)))
 
     def _repair_withheld(self, entry: dict[str, Any]) -> bool:
         """A channel still marked "funding withheld" whose funding is confirmed (it
         was broadcast without ``sendpsbt``): hand lightningd the signed PSBT rebuilt
         from the block, so that closing it produces a closing transaction.
-        Returns whether lightningd took it."""
+        Returns whether ``sendpsbt`` succeeded (its broadcast is refused for a transaction
+        already confirmed, yet lightningd has taken the PSBT then too)."""
         from l2custody.backends.cln.funding import finalized_from_block, scid_position
 
         height, index = scid_position(str(entry["short_channel_id"]))
@@ -208,7 +217,10 @@ class ClnBackend(NodeBackend):
             force=force,
             implementation="Core Lightning",
         )
-        if _withheld(entry) and not (entry.get("short_channel_id") and self._repair_withheld(entry)):
+        if _withheld(entry) and entry.get("short_channel_id"):
+            self._repair_withheld(entry)  # lightningd may take it even when its broadcast is refused
+            entry = self._entry(channel_point)
+        if _withheld(entry):
             raise NodeError(
                 f"node {self.name!r} still marks the funding of {channel_point} as withheld (never "
                 "published through it): closing now would make it forget the channel without a closing "
