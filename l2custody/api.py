@@ -361,8 +361,8 @@ def session_status(
 def broadcast_session(config: ConfigPath, session_id: str, *, progress: Progress = _quiet) -> SessionBroadcast:
     """``session broadcast``: finalize and broadcast a fully signed session."""
     from l2custody.custody.context import open_custody
+    from l2custody.custody.funding.lifecycle import SessionBroadcast, view
     from l2custody.custody.funding.lifecycle import broadcast_session as broadcast
-    from l2custody.custody.funding.lifecycle import view
 
     with open_custody(config, progress=progress) as ctx:
         out = broadcast(ctx, session_id)
@@ -374,8 +374,8 @@ def abort_session(
 ) -> SessionAbort:
     """``session abort``: nodes forget the session's channels, coins are released."""
     from l2custody.custody.context import open_custody
+    from l2custody.custody.funding.lifecycle import SessionAbort, leftovers, view
     from l2custody.custody.funding.lifecycle import abort_session as abort
-    from l2custody.custody.funding.lifecycle import leftovers, view
 
     with open_custody(config, progress=progress) as ctx:
         session = abort(ctx, session_id, reason, force=force)
