@@ -31,7 +31,9 @@ def parse_sats(text: str | int) -> int:
             raise AmountError(
                 f"cannot read amount {text!r}: write satoshis (150000 or 150000sat) or bitcoin (0.0015btc)"
             )
-        number, unit = m.group(1).replace("_", "").replace(",", ""), (m.group(2) or "sat").lower()
+        written, unit = m.group(1), (m.group(2) or "sat").lower()
+        _check_commas(text, written, unit)
+        number = written.replace("_", "").replace(",", "")
         try:
             dec = Decimal(number)
         except InvalidOperation as exc:  # pragma: no cover - regex guards this
@@ -50,6 +52,27 @@ def parse_sats(text: str | int) -> int:
     if value > MAX_MONEY:
         raise AmountError(f"{value} sat is more than 21 million bitcoin; check the unit")
     return value
+
+
+_GROUPED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+")
+
+
+def _check_commas(text: str, written: str, unit: str) -> None:
+    """A comma is only ever thousands grouping of a whole satoshi amount (``1,500,000``):
+    ``0,5btc`` is someone's decimal comma, and reading it as 5 BTC is the one thing
+    an amount parser must never do."""
+    if "," not in written:
+        return
+    if unit == "btc" or "." in written:
+        raise AmountError(
+            f"cannot read amount {text!r}: use a dot for decimals and no thousands separators "
+            "in bitcoin amounts (0.5btc)"
+        )
+    if not _GROUPED.fullmatch(written):
+        raise AmountError(
+            f"cannot read amount {text!r}: commas may only group thousands (1,500,000); "
+            "for decimals write bitcoin with a dot (0.015btc)"
+        )
 
 
 def format_sats(sats: int) -> str:

@@ -13,6 +13,7 @@ is expanded. Secrets (the chain password) may be given inline or, better, as a
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -165,8 +166,9 @@ class _Reader:
 
     def integer(self, key: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
         value = self.get(key, int, default, "an integer")
-        if value < minimum or (maximum is not None and value > maximum):
-            upper = f" and at most {maximum}" if maximum is not None else ""
+        maximum = _SQLITE_MAX_INT if maximum is None else maximum  # the store keeps every integer
+        if value < minimum or value > maximum:
+            upper = f" and at most {maximum}" if maximum != _SQLITE_MAX_INT else ""
             raise self.error(key, f"must be at least {minimum}{upper}, got {value}")
         return value
 
@@ -174,8 +176,8 @@ class _Reader:
         value = self.get(key, (int, float), default, "a number")
         if value is None:
             return None
-        if value <= minimum:
-            raise self.error(key, f"must be greater than {minimum}, got {value}")
+        if not math.isfinite(value) or value <= minimum or value > _LARGEST_NUMBER:
+            raise self.error(key, f"must be a finite number greater than {minimum}, got {value}")
         return float(value)
 
     def string(self, key: str, default: str | None, choices: tuple[str, ...] | None = None) -> str | None:
@@ -454,10 +456,26 @@ timeout_seconds = 10
 """
 
 
+#: Integers the store can hold (SQLite INTEGER); numbers beyond any sane configuration.
+_SQLITE_MAX_INT = 2**63 - 1
+_LARGEST_NUMBER = 1e15
+
+#: TOML basic-string escapes: backslash, quote and every control character.
+_TOML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
 def _q(value: str | Path) -> str:
-    """A TOML basic string (escapes backslashes and quotes)."""
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+    """A TOML basic string of ``value``: any text, control characters included, reads back
+    as the same text."""
+    out = []
+    for ch in str(value):
+        if ch in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def render_config(

@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from l2custody.errors import NotSupported, UpfrontShutdownRefused, UsageError
+from l2custody.numbers import is_decimal
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.backends.inbound import Decide, InboundRequest
@@ -90,7 +91,7 @@ class CloseType(str, enum.Enum):
 def parse_channel_point(text: str) -> tuple[str, int]:
     """``"<txid>:<vout>"`` -> ``(txid, vout)``; UsageError for anything else."""
     txid, sep, vout = text.strip().partition(":")
-    ok = sep and len(txid) == 64 and vout.isdigit()
+    ok = sep and len(txid) == 64 and is_decimal(vout)
     if ok:
         try:
             bytes.fromhex(txid)

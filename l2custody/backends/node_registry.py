@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import NodeBackend
 from l2custody.errors import ConfigError, NodeNotFound, NotSupported, UsageError
+from l2custody.numbers import is_positive
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import Store
@@ -97,7 +98,7 @@ class NodeRegistry:
         _validate_name(name)
         if self.store.execute("SELECT 1 FROM nodes WHERE name = ?", (name,)).fetchone():
             raise UsageError(f"a node named {name!r} exists already; `l2custody node remove {name}` first")
-        if timeout <= 0:
+        if not is_positive(timeout):
             raise UsageError(f"timeout must be positive, got {timeout}")
         if kind == "lnd":
             record = _lnd_record(self.data_dir, name, host, tls_cert, macaroon, lndconnect, timeout)

@@ -12,6 +12,7 @@ import typer
 
 from l2custody.cli.channel import ChanArg, NodeOpt, channel_app
 from l2custody.cli.main import STATE, emit
+from l2custody.cli.params import number
 
 
 @channel_app.command("close")
@@ -19,7 +20,8 @@ def close(
     chan: ChanArg,
     node: NodeOpt = None,
     fee_rate: Annotated[
-        Optional[float], typer.Option("--fee-rate", help="Closing fee rate in sat/vB (default: the node's estimate).")
+        Optional[float],
+        typer.Option("--fee-rate", help="Closing fee rate in sat/vB (default: the node's estimate).", parser=number),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Force close without the peer (asks you to type the channel point).")
@@ -37,7 +39,9 @@ def close(
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Wait until the close is confirmed and verified on chain.")
     ] = False,
-    timeout: Annotated[float, typer.Option(help="With --wait: give up waiting after this many seconds.")] = 3600.0,
+    timeout: Annotated[
+        float, typer.Option(help="With --wait: give up waiting after this many seconds.", parser=number)
+    ] = 3600.0,
 ) -> None:
     """Close a channel into the multisig.
 
@@ -111,7 +115,9 @@ def close_status(
     chan: ChanArg,
     node: NodeOpt = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the close is settled.")] = False,
-    timeout: Annotated[float, typer.Option(help="With --wait: give up waiting after this many seconds.")] = 3600.0,
+    timeout: Annotated[
+        float, typer.Option(help="With --wait: give up waiting after this many seconds.", parser=number)
+    ] = 3600.0,
 ) -> None:
     """Follow a close and verify on chain that it paid the multisig.
 

@@ -14,6 +14,7 @@ import typer
 
 from l2custody.cli.channel import channel_app
 from l2custody.cli.main import STATE, emit
+from l2custody.cli.params import number
 
 FeeOpt = Annotated[
     Optional[float],
@@ -21,6 +22,7 @@ FeeOpt = Annotated[
         "--fee-rate",
         help="Fee rate of the funding transaction in sat/vB (default: the chain's estimate "
         "or [wallet] fallback_fee_rate).",
+        parser=number,
     ),
 ]
 InteractiveOpt = Annotated[
@@ -43,7 +45,9 @@ NoUpfrontOpt = Annotated[
         "delivery address later). Default: refuse such peers.",
     ),
 ]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="With --interactive: seconds to wait for the signatures.")]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", help="With --interactive: seconds to wait for the signatures.", parser=number)
+]
 
 
 def progress(message: str) -> None:

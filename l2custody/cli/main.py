@@ -138,6 +138,13 @@ def _words(argv: list[str]) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _json_requested(argv: list[str]) -> bool:
+    """Whether ``--json`` was given as the global option (before the command)."""
+    name = command_name(argv)
+    before = argv if name is None else argv[: argv.index(name)]
+    return "--json" in before
+
+
 def _help_app() -> typer.Typer:
     """The app as ``l2custody --help`` (or a mistyped command) shows it: global options and
     one line per command, without building any command's own options."""
@@ -180,7 +187,12 @@ def main(argv: list[str] | None = None) -> None:
         import click
 
         if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
+            if _json_requested(args):  # scripts get JSON for usage errors too
+                from l2custody.errors import UsageError
+
+                typer.echo(json.dumps(UsageError(exc.format_message()).to_dict()))
+            else:
+                exc.show()
             sys.exit(exc.exit_code)
         if isinstance(exc, click.exceptions.Exit):
             sys.exit(exc.exit_code)

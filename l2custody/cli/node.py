@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from l2custody.cli.main import STATE, app, emit
+from l2custody.cli.params import number
 from l2custody.cli.render import data, table
 
 sub = typer.Typer(
@@ -43,7 +44,7 @@ def add(
     rpc_file: Annotated[
         Optional[Path], typer.Option("--rpc-file", help="CLN: <lightning-dir>/<network>/lightning-rpc.")
     ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for each node call.")] = 30.0,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each node call.", parser=number)] = 30.0,
 ) -> None:
     """Register a node. Nothing is sent to the node; run `node check` next.
 

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from l2custody.cli.main import STATE, app, emit
+from l2custody.cli.params import number
 
 sub = typer.Typer(
     help="Funding sessions: list, show, sign, status, broadcast, abort.",
@@ -110,7 +111,9 @@ def sign(
 def status(
     session_id: IdArg,
     wait: Annotated[bool, typer.Option("--wait", "-w", help="Keep following until the channels are open.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="With --wait: give up after this many seconds.")] = 3600,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="With --wait: give up after this many seconds.", parser=number)
+    ] = 3600,
 ) -> None:
     """Follow a session: confirmations, channels opening, close-address check.
 

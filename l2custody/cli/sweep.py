@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from l2custody.cli.main import STATE, app, emit
+from l2custody.cli.params import number
 from l2custody.cli.render import table
 
 
@@ -24,12 +25,15 @@ def sweep(
         ),
     ] = None,
     fee_rate: Annotated[
-        Optional[float], typer.Option("--fee-rate", help="Fee rate in sat/vB (default: the node's estimate).")
+        Optional[float],
+        typer.Option("--fee-rate", help="Fee rate in sat/vB (default: the node's estimate).", parser=number),
     ] = None,
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Wait until the sweep confirms and the wallet holds it.")
     ] = False,
-    timeout: Annotated[float, typer.Option(help="With --wait: give up waiting after this many seconds.")] = 3600.0,
+    timeout: Annotated[
+        float, typer.Option(help="With --wait: give up waiting after this many seconds.", parser=number)
+    ] = 3600.0,
 ) -> None:
     """Move the node's confirmed on-chain funds to a fresh multisig address.
 

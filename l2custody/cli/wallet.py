@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from l2custody.cli.main import STATE, app, emit
+from l2custody.cli.params import number
 from l2custody.cli.render import data, table
 
 sub = typer.Typer(
@@ -214,7 +215,9 @@ def utxos() -> None:
 def send(
     address: Annotated[str, typer.Argument(help="Destination address (our own, or allowed by [policy]).")],
     amount: Annotated[str, typer.Argument(help="150000, 150000sat or 0.0015btc.")],
-    fee_rate: Annotated[Optional[float], typer.Option(help="sat/vB (default: the chain's estimate).")] = None,
+    fee_rate: Annotated[
+        Optional[float], typer.Option(help="sat/vB (default: the chain's estimate).", parser=number)
+    ] = None,
     utxo: Annotated[
         Optional[list[str]], typer.Option("--utxo", help="Spend exactly this coin TXID:N (repeat).")
     ] = None,

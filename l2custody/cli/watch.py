@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from l2custody.cli.main import STATE, app
+from l2custody.cli.params import number
 
 
 @app.command("watch")
@@ -25,7 +26,9 @@ def watch(
     ] = None,
     poll: Annotated[
         Optional[float],
-        typer.Option("--poll", help="Seconds between full rounds (default: watch.poll_seconds in the config)."),
+        typer.Option(
+            "--poll", help="Seconds between full rounds (default: watch.poll_seconds in the config).", parser=number
+        ),
     ] = None,
     auto_sweep: Annotated[
         Optional[bool],

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import ChannelInfo, ChannelState, NodeBackend, scid_to_str
 from l2custody.errors import ChannelNotFound, UsageError
+from l2custody.numbers import is_decimal
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import Store
@@ -224,10 +225,10 @@ def parse_channel_ref(ref: str) -> str:
     if ":" in text:
         txid, vout = parse_channel_point(text)
         return f"{txid}:{vout}"
-    if text.isdigit():
+    if is_decimal(text):
         return scid_to_str(int(text))
     parts = text.lower().split("x")
-    if len(parts) == 3 and all(p.isdigit() for p in parts):
+    if len(parts) == 3 and all(is_decimal(p) for p in parts):
         return "x".join(str(int(p)) for p in parts)
     raise UsageError(
         f"{ref!r} is not a channel reference: use the channel point (FUNDING_TXID:OUTPUT) "

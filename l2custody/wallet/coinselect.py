@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 from l2custody.amounts import format_sats
 from l2custody.errors import InsufficientFunds, UsageError
+from l2custody.numbers import is_positive
 from l2custody.wallet import size
 from l2custody.wallet.descriptor import MultisigDescriptor
 from l2custody.wallet.psbt import Utxo
@@ -185,7 +186,7 @@ def select(
     """
     if target <= 0:
         raise UsageError(f"amount to send must be positive, got {target}")
-    if not fee_rate > 0:
+    if not is_positive(fee_rate):
         raise UsageError(f"fee rate must be positive, got {fee_rate}")
     lt_rate = fee_rate if long_term_fee_rate is None else long_term_fee_rate
     in_weight = size.multisig_input_weight(desc.threshold, desc.n)

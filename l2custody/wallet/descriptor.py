@@ -30,6 +30,7 @@ from embit.descriptor.checksum import checksum as _bip380_checksum
 from embit.networks import NETWORKS
 
 from l2custody.errors import DescriptorError, NetworkMismatch
+from l2custody.numbers import is_decimal
 from l2custody.wallet.addresses import (
     human_network,
     normalize_network,
@@ -88,7 +89,7 @@ def parse_path(path: str) -> list[int]:
     for part in text.strip("/").split("/"):
         hardened = part[-1:] in ("h", "H", "'")
         digits = part[:-1] if hardened else part
-        if not digits.isdigit() or int(digits) >= HARDENED:
+        if not is_decimal(digits) or int(digits) >= HARDENED:
             raise DescriptorError(f"bad derivation path {path!r}: {part!r} is not an index like 48h or 0")
         out.append(int(digits) + (HARDENED if hardened else 0))
     return out
@@ -264,7 +265,7 @@ def _parse_single(text: str) -> tuple[int, list[KeyOrigin], str | int]:
             raise DescriptorError("nested sh(...) multisig is not supported; use native segwit wsh(sortedmulti(...))")
         raise DescriptorError(f"{body[:40]}... is not a wsh(sortedmulti(K, [fp/path]xpub/<0;1>/*, ...)) descriptor")
     k_text = m.group("k").strip()
-    if not k_text.isdigit():
+    if not is_decimal(k_text):
         raise DescriptorError(f"threshold {k_text!r} is not a number")
     parsed = [_parse_key_expression(part.strip(), position=i + 1) for i, part in enumerate(m.group("keys").split(","))]
     if any(suffix is None for _, suffix in parsed):

@@ -19,6 +19,7 @@ from typing import Any
 
 from l2custody.amounts import format_sats
 from l2custody.errors import ConfigError, PolicyViolation
+from l2custody.numbers import is_positive
 from l2custody.wallet.addresses import address_to_script
 
 #: Defaults agree with config.PolicyConfig.
@@ -45,7 +46,7 @@ class Policy:
         object.__setattr__(self, "allowed_destinations", frozenset(a.strip() for a in self.allowed_destinations))
         if self.max_fee_sat is not None and self.max_fee_sat < 0:
             raise ConfigError(f"{KEY_MAX_FEE} must not be negative")
-        if self.max_fee_rate is not None and self.max_fee_rate <= 0:
+        if self.max_fee_rate is not None and not is_positive(self.max_fee_rate):
             raise ConfigError(f"{KEY_MAX_RATE} must be positive")
 
     @classmethod

@@ -34,6 +34,7 @@ from l2custody.errors import (
     StoreError,
     UsageError,
 )
+from l2custody.numbers import is_decimal, is_positive
 from l2custody.store import Store, UtxoRecord, WalletRecord
 from l2custody.wallet.actor import default_actor
 from l2custody.wallet.pipeline import (
@@ -390,7 +391,7 @@ class Wallet(PsbtPipeline):
     def fee_rate(self, fee_rate: float | None = None) -> float:
         """The fee rate to use: the given one, the chain's estimate, or the configured fallback."""
         if fee_rate is not None:
-            if not fee_rate > 0:
+            if not is_positive(fee_rate):
                 raise UsageError(f"fee rate must be positive, got {fee_rate}")
             return float(fee_rate)
         estimate = self.chain.estimate_fee_rate(6)
@@ -573,7 +574,7 @@ def _confirmations(u: UtxoRecord, tip: int | None) -> int:
 
 def _outpoint(text: str) -> tuple[str, int]:
     txid, sep, vout = text.strip().partition(":")
-    if not sep or len(txid) != 64 or not vout.isdigit():
+    if not sep or len(txid) != 64 or not is_decimal(vout):
         raise UsageError(f"{text!r} is not an outpoint; write it as TXID:N (see `l2custody wallet utxos`)")
     try:
         bytes.fromhex(txid)

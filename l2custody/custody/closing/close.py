@@ -56,6 +56,7 @@ from l2custody.errors import (
     NodeUnreachable,
     UsageError,
 )
+from l2custody.numbers import is_positive
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.wallet.service import Wallet
@@ -186,7 +187,7 @@ def close_channel(
     plan = plan_close(view, force=force, allow_foreign=allow_foreign)
     if force and fee_rate is not None:
         raise UsageError("a force close pays the fee fixed in the commitment transaction; drop --fee-rate")
-    if fee_rate is not None and not fee_rate > 0:
+    if fee_rate is not None and not is_positive(fee_rate):
         raise UsageError(f"fee rate must be positive (sat/vB), got {fee_rate}")
     ch, cp = view.channel, view.channel_point
     store = wallet.store

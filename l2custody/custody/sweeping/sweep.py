@@ -41,6 +41,7 @@ from l2custody.custody.sweeping.records import (
     update_sweep,
 )
 from l2custody.errors import BroadcastUnknown, L2CustodyError, NodeUnreachable, UsageError
+from l2custody.numbers import is_positive
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.wallet.service import Wallet
@@ -111,7 +112,7 @@ def _check_args(backend: NodeBackend, keep_sat: int | None, fee_rate: float | No
         raise backend._not_supported("sweeping the node wallet")
     if keep_sat is not None and keep_sat < 0:
         raise UsageError(f"--keep must be 0 or more sat, got {keep_sat}")
-    if fee_rate is not None and not fee_rate > 0:
+    if fee_rate is not None and not is_positive(fee_rate):
         raise UsageError(f"fee rate must be positive (sat/vB), got {fee_rate}")
 
 

@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from l2custody.errors import UsageError
+from l2custody.numbers import is_decimal
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.custody.report.snapshot import Snapshot
@@ -39,7 +40,7 @@ def parse_listen(text: str) -> tuple[str, int]:
     host, sep, port = text.strip().rpartition(":")
     host = host.strip("[]")
     hint = "use e.g. --metrics 127.0.0.1:9739"
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
+    if not sep or not host or not is_decimal(port) or int(port) > 65535:
         raise UsageError(f"--metrics {text!r}: expected HOST:PORT; {hint}")
     if host == "localhost":
         host = "127.0.0.1"

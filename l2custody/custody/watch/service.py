@@ -20,6 +20,7 @@ from l2custody.custody.watch.alerts import sinks_from_config
 from l2custody.custody.watch.metrics import Metrics, MetricsServer, parse_listen
 from l2custody.custody.watch.upkeep import ACTOR
 from l2custody.custody.watch.watcher import LOGGER, Watcher, WatchOptions
+from l2custody.numbers import is_positive
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.config import Config
@@ -58,7 +59,7 @@ def run_watch(
     from l2custody.errors import UsageError
     from l2custody.wallet.service import Wallet
 
-    if poll_seconds is not None and poll_seconds <= 0:
+    if poll_seconds is not None and not is_positive(poll_seconds):
         raise UsageError(f"--poll must be positive (seconds), got {poll_seconds}")
     listen = parse_listen(metrics_listen) if metrics_listen else None
     options = WatchOptions.from_config(config, poll_seconds=poll_seconds, auto_sweep=auto_sweep)
