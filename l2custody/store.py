@@ -151,18 +151,35 @@ class Store:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
     def migrate(self, migrations: list[str]) -> None:
-        """Apply the migrations above the current version, each atomically."""
-        current = self.version
-        if current > len(migrations):
-            raise StoreError(
-                f"the store {self.path} has schema version {current}, newer than this "
-                f"l2custody knows ({len(migrations)}); upgrade l2custody"
-            )
-        for number in range(current + 1, len(migrations) + 1):
-            script = migrations[number - 1]
+        """Apply the migrations above the current version, each atomically.
+
+        Several processes may open a new or older store at once (``watch`` and a cron
+        ``report`` after an upgrade): each step reads the version under the write lock,
+        so exactly one process applies it and the others find it done.
+        """
+        if self.version == len(migrations):
+            return  # the usual case: nothing to do, no lock taken
+        while True:
             try:
-                # executescript commits first; BEGIN/COMMIT makes the step atomic.
-                self.conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"the store {self.path} is busy or locked while upgrading: {exc}; retry") from None
+            current = self.version
+            if current > len(migrations):
+                self.conn.execute("ROLLBACK")
+                raise StoreError(
+                    f"the store {self.path} has schema version {current}, newer than this "
+                    f"l2custody knows ({len(migrations)}); upgrade l2custody"
+                )
+            if current == len(migrations):
+                self.conn.execute("COMMIT")
+                return
+            number = current + 1
+            try:
+                for statement in _statements(migrations[number - 1]):
+                    self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {number}")
+                self.conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
@@ -581,3 +598,17 @@ def _utxo(r: tuple[Any, ...]) -> UtxoRecord:
 
 def _psbt(r: tuple[Any, ...]) -> PsbtRecord:
     return PsbtRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8])
+
+
+def _statements(script: str) -> list[str]:
+    """The SQL statements of a migration script, each complete (triggers included), so
+    they can run inside one transaction (``executescript`` would commit first)."""
+    out, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            out.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        out.append(pending.strip())
+    return out
