@@ -63,7 +63,11 @@ def family(modules: set[str], *prefixes: str) -> set[str]:
 
 
 def cli_modules(modules: set[str]) -> set[str]:
-    return {m.split(".")[2] for m in family(modules, "l2custody.cli") if m.count(".") >= 2} - {"main", "render", "params"}
+    return {m.split(".")[2] for m in family(modules, "l2custody.cli") if m.count(".") >= 2} - {
+        "main",
+        "render",
+        "params",
+    }
 
 
 @pytest.mark.parametrize(
