@@ -22,6 +22,7 @@ from typing import Any
 
 from l2custody.errors import ConfigError
 from l2custody.networks import normalize_network
+from l2custody.private_dirs import private_dir
 
 #: The networks a config may name (l2custody.networks maps them to the wallet's names).
 NETWORKS = ("regtest", "signet", "testnet", "mainnet")
@@ -531,7 +532,7 @@ def write_config(path: Path, text: str, force: bool = False) -> None:
     parse_config(tomllib.loads(text), path)
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists; pass --force to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -557,5 +558,5 @@ def init_config(
     data_dir = (data_dir or default_data_dir(network)).expanduser().absolute()
     text = render_config(network, data_dir, **chain)
     write_config(path, text, force=force)
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(data_dir)
     return load_config(path)

@@ -25,6 +25,7 @@ from typing import Any, Iterable, Iterator
 
 from l2custody.errors import SessionNotFound, SignerUnavailable, StoreError, WalletNotFound
 from l2custody.migrations import MIGRATIONS
+from l2custody.private_dirs import private_dir
 
 # --- records -------------------------------------------------------------------
 
@@ -122,7 +123,7 @@ class Store:
         """
         path = Path(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(path.parent)
             if not path.exists():
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
             conn = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from l2custody.backends.base import NodeBackend
 from l2custody.errors import ConfigError, NodeNotFound, NotSupported, UsageError
 from l2custody.numbers import is_positive
+from l2custody.private_dirs import private_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import Store
@@ -59,7 +60,7 @@ def _existing_file(path: Path | str, what: str) -> Path:
 
 
 def _write_secret(path: Path, content: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(content)

@@ -16,6 +16,7 @@ from typing import Any
 
 from l2custody.config import Config
 from l2custody.errors import SignerError, UsageError
+from l2custody.private_dirs import private_dir
 from l2custody.store import SignerRecord, Store
 from l2custody.wallet.actor import default_actor
 
@@ -69,7 +70,7 @@ def add_signer(
     elif kind == "file":
         directory = Path(source).expanduser().absolute()
         try:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(directory)
         except OSError as exc:
             raise SignerError(f"cannot create the signer directory {directory}: {exc.strerror}") from None
         path = str(directory)

@@ -34,6 +34,7 @@ from embit.psbt import PSBT
 from embit.transaction import SIGHASH
 
 from l2custody.errors import PsbtError, PsbtTampered, SignerError, SignerUnavailable
+from l2custody.private_dirs import private_dir
 from l2custody.wallet.addresses import normalize_network
 from l2custody.wallet.descriptor import KeyOrigin, format_path, parse_path
 from l2custody.wallet.psbt import combine, copy_psbt, load_psbt, psbt_txid
@@ -90,7 +91,7 @@ def write_secret_file(path: Path, text: str) -> None:
     path = Path(path)
     try:
         if not path.parent.is_dir():
-            path.parent.mkdir(mode=0o700, parents=True)
+            private_dir(path.parent)
     except OSError as exc:
         raise SignerError(
             f"cannot create key file {path}: its folder cannot be made ({exc.strerror}); "

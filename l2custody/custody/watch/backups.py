@@ -16,6 +16,7 @@ from pathlib import Path
 
 from l2custody.backends.base import NodeBackend
 from l2custody.errors import ConfigError
+from l2custody.private_dirs import private_dir
 
 SUFFIX = ".channel-backup"
 
@@ -54,7 +55,7 @@ def write_backup(backend: NodeBackend, directory: Path) -> BackupWritten:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)  # an older file of that name may have had another mode
