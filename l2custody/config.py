@@ -23,6 +23,7 @@ from typing import Any
 from l2custody.errors import ConfigError
 from l2custody.networks import normalize_network
 from l2custody.private_dirs import private_dir
+from l2custody.text_files import read_text
 
 #: The networks a config may name (l2custody.networks maps them to the wallet's names).
 NETWORKS = ("regtest", "signet", "testnet", "mainnet")
@@ -232,6 +233,11 @@ def load_config(path: Path | str | None = None) -> Config:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "is --config the right file?"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
     return parse_config(data, path)
@@ -394,10 +400,7 @@ def _alerts(r: _Reader) -> AlertsConfig:
 def chain_password(cfg: ChainConfig) -> str | None:
     """The RPC password, read from ``password_file`` when one is configured."""
     if cfg.password_file is not None:
-        try:
-            return cfg.password_file.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read [chain] password_file {cfg.password_file}: {exc.strerror}") from None
+        return read_text(cfg.password_file, "[chain] password_file", ConfigError).strip()
     return cfg.password
 
 

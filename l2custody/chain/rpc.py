@@ -31,6 +31,7 @@ from l2custody.errors import (
     NetworkMismatch,
 )
 from l2custody.networks import reported_network
+from l2custody.text_files import read_text
 
 # Core: RPC_VERIFY_* codes of sendrawtransaction; btcd: ErrRPCTxError etc.
 _METHOD_NOT_FOUND = -32601
@@ -118,13 +119,12 @@ class JsonRpcChain:
     def _authorization(self) -> str:
         if self._auth is None:
             if self._cookie is not None:
-                try:
-                    userpass = self._cookie.read_text().strip()
-                except OSError as exc:
-                    raise ChainUnreachable(
-                        f"cannot read the RPC cookie {self._cookie} for {self.url}: {exc.strerror}; "
-                        "is bitcoind running, and is [chain] cookie the right path?"
-                    ) from None
+                userpass = read_text(
+                    self._cookie,
+                    f"the RPC cookie for {self.url}",
+                    ChainUnreachable,
+                    "is bitcoind running, and is [chain] cookie the right path?",
+                ).strip()
             else:
                 userpass = f"{self._user or ''}:{self._password or ''}"
             self._auth = "Basic " + base64.b64encode(userpass.encode()).decode()

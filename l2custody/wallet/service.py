@@ -36,6 +36,7 @@ from l2custody.errors import (
 )
 from l2custody.numbers import is_decimal, is_positive
 from l2custody.store import Store, UtxoRecord, WalletRecord
+from l2custody.text_files import read_text
 from l2custody.wallet.actor import default_actor
 from l2custody.wallet.pipeline import (
     CUSTODY_KINDS,
@@ -178,10 +179,7 @@ class Wallet(PsbtPipeline):
         text = source
         path = Path(source).expanduser()
         if len(source) < 4096 and "\n" not in source and path.is_file():
-            try:
-                text = path.read_text()
-            except OSError as exc:
-                raise DescriptorError(f"cannot read {path}: {exc.strerror}") from None
+            text = read_text(path, "the wallet file", DescriptorError)
         imported = import_wallet(text, network=config.embit_network)
         wallet_name = name or imported.name or "treasury"
         action = f"wallet-imported-{imported.source}"

@@ -35,6 +35,7 @@ from embit.transaction import SIGHASH
 
 from l2custody.errors import PsbtError, PsbtTampered, SignerError, SignerUnavailable
 from l2custody.private_dirs import private_dir
+from l2custody.text_files import read_text
 from l2custody.wallet.addresses import normalize_network
 from l2custody.wallet.descriptor import KeyOrigin, format_path, parse_path
 from l2custody.wallet.psbt import combine, copy_psbt, load_psbt, psbt_txid
@@ -192,7 +193,7 @@ class SoftwareSigner:
         """Load from a key file that must be mode 0600 (or stricter); SignerError otherwise."""
         p = Path(path)
         check_secret_file(p)
-        return cls.from_text(p.read_text(), passphrase, name=name or p.stem)
+        return cls.from_text(read_text(p, "the key file", SignerError), passphrase, name=name or p.stem)
 
     def account_key(self, path: str = "48h/1h/0h/2h", network: str = "regtest") -> KeyOrigin:
         """The ``[fingerprint/path]xpub`` of an account, to put into the wallet descriptor."""

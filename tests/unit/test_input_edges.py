@@ -205,3 +205,33 @@ def test_typed_errors_only(tmp_path: Path) -> None:
     """The classes above all raise subclasses of L2CustodyError (one hierarchy)."""
     for cls in (AmountError, ConfigError, DescriptorError, UsageError):
         assert issubclass(cls, L2CustodyError)
+
+
+# --- files in another encoding -----------------------------------------------------------
+NOT_UTF8 = b"\xff\xfe latin-1 \xe9\x00 binary"
+
+
+def test_files_of_another_encoding_are_typed_errors_naming_the_file(tmp_path: Path) -> None:
+    from l2custody.chain.rpc import JsonRpcChain
+    from l2custody.config import ChainConfig, chain_password
+    from l2custody.custody.funding.requests import read_batch
+    from l2custody.errors import ChainUnreachable, SignerError
+    from l2custody.wallet.signers import SoftwareSigner
+
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(NOT_UTF8)
+    bad.chmod(0o600)
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(bad)
+    with pytest.raises(UsageError, match="batch file .*not UTF-8"):
+        read_batch(bad)
+    with pytest.raises(SignerError, match="key file .*not UTF-8"):
+        SoftwareSigner.from_file(bad)
+    config = init_regtest(tmp_path)
+    with pytest.raises(ConfigError, match="password_file .*not UTF-8"):
+        chain_password(ChainConfig(url="http://127.0.0.1:1", kind="bitcoind", password_file=bad))
+    source = JsonRpcChain("http://127.0.0.1:1", cookie=bad)
+    with pytest.raises(ChainUnreachable, match="cookie .*not UTF-8"):
+        source.call("getblockcount")
+    err = fails(config, "wallet", "import", str(bad), code=None)
+    assert "not UTF-8" in err["error"] and str(bad) in err["error"]

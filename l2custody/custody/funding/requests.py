@@ -19,6 +19,7 @@ from l2custody.amounts import parse_sats
 from l2custody.custody.funding.session import ChannelRequest
 from l2custody.errors import L2CustodyError, UsageError
 from l2custody.numbers import is_decimal
+from l2custody.text_files import read_text
 
 _TRUE = {"1", "true", "yes", "y", "private"}
 _FALSE = {"", "0", "false", "no", "n", "public"}
@@ -98,10 +99,7 @@ def _rows_from_text(text: str, name: str) -> list[dict[str, Any]]:
 def read_batch(path: Path | str) -> list[ChannelRequest]:
     """The channels a batch file asks for; UsageError naming the row of any bad value."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UsageError(f"cannot read the batch file {path}: {exc.strerror}") from None
+    text = read_text(path, "the batch file", UsageError)
     rows = _rows_from_text(text, str(path))
     if not rows:
         raise UsageError(f"{path}: no channels listed")

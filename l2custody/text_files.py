@@ -1,0 +1,28 @@
+"""Text files an operator points l2custody at: read as UTF-8, every fault a typed error.
+
+Config, cookie, password file, key files, wallet exports and batch files are all read
+here. Catching ``OSError`` alone let a file of another encoding (or a binary file given
+by mistake) end in a ``UnicodeDecodeError`` traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from l2custody.errors import L2CustodyError
+
+
+def read_text(path: Path | str, what: str, error: type[L2CustodyError], hint: str = "") -> str:
+    """The UTF-8 text of ``path``. ``error`` (naming ``what`` the file is, the fault and
+    ``hint``) for a missing, unreadable or non-UTF-8 file."""
+    path = Path(path)
+    suffix = f"; {hint}" if hint else ""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(
+            f"cannot read {what} {path}: it is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}); is it the right file?{suffix}"
+        ) from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}{suffix}") from None
