@@ -18,9 +18,10 @@ def number(text: str | float) -> float:
     """A finite decimal number written in ASCII (``2``, ``2.5``, ``1e3``)."""
     if isinstance(text, (int, float)):  # a default value
         return float(text)
-    if not _NUMBER.fullmatch(text.strip()):
+    written = text.strip(" \t")  # str.strip() would also take unit separators float() refuses
+    if not _NUMBER.fullmatch(written):
         raise typer.BadParameter(f"{text!r} is not a number (write it like 2, 2.5 or 1e3)")
-    value = float(text)
+    value = float(written)
     if value in (float("inf"), float("-inf")):
         raise typer.BadParameter(f"{text!r} is too large")
     return value
