@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from l2custody.errors import ConfigError
+from l2custody.netaddr import http_url
 from l2custody.networks import normalize_network
 from l2custody.private_dirs import private_dir
 from l2custody.text_files import read_text
@@ -283,8 +284,10 @@ def _chain(r: _Reader, network: str) -> ChainConfig:
     url = r.string("url", None)
     if url is None:
         url = DEFAULT_RPC_URL[("btcd" if kind == "btcd" else "bitcoind", network)]
-    if not (url.startswith("http://") or url.startswith("https://")):
-        raise r.error("url", f"must start with http:// or https://, got {url!r}")
+    try:
+        http_url(url)
+    except ConfigError as exc:
+        raise r.error("url", exc.message) from None
     cfg = ChainConfig(
         url=url.rstrip("/"),
         kind=kind,
@@ -376,8 +379,11 @@ def _alerts(r: _Reader) -> AlertsConfig:
     import shlex
 
     url = r.string("webhook_url", None) or None
-    if url is not None and not (url.startswith("http://") or url.startswith("https://")):
-        raise r.error("webhook_url", f"must start with http:// or https://, got {url!r}")
+    if url is not None:
+        try:
+            http_url(url, "webhook_url")
+        except ConfigError as exc:
+            raise r.error("webhook_url", exc.message) from None
     raw = r.get("command", (str, list), None, "a command line or a list of arguments")
     if isinstance(raw, str):
         try:

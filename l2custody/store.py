@@ -127,7 +127,7 @@ class Store:
             if not path.exists():
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
             conn = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn)
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=FULL")
         except (OSError, sqlite3.Error) as exc:
@@ -613,3 +613,20 @@ def _statements(script: str) -> list[str]:
     if pending.strip():
         out.append(pending.strip())
     return out
+
+
+def _wal(conn: sqlite3.Connection, patience: float = 10.0) -> None:
+    """Switch to WAL. The switch needs the database to itself and SQLite may answer
+    "database is locked" at once (not after its busy timeout) while another process
+    opens the same new store: try again for up to ``patience`` seconds."""
+    import time
+
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import NodeBackend
 from l2custody.errors import ConfigError, NodeNotFound, NotSupported, UsageError
+from l2custody.netaddr import host_port
 from l2custody.numbers import is_positive
 from l2custody.private_dirs import private_dir
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import Store
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_HOST_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,9 @@ class NodeRegistry:
             if not rpc_file:
                 raise UsageError("a CLN node needs --rpc-file (lightningd's lightning-rpc socket)")
             path = Path(rpc_file).expanduser().resolve()
-            if not path.exists():
-                raise ConfigError(f"CLN rpc file {path} does not exist; it is <lightning-dir>/<network>/lightning-rpc")
+            if not path.exists() or path.is_dir():
+                what = "is a directory" if path.exists() else "does not exist"
+                raise ConfigError(f"CLN rpc file {path} {what}; it is <lightning-dir>/<network>/lightning-rpc")
             record = NodeRecord(name, "cln", rpc_file=path, timeout=timeout)
         else:
             raise UsageError(f"unknown node kind {kind!r}: choose --lnd or --cln")
@@ -180,14 +181,24 @@ def _lnd_record(
         return NodeRecord(name, "lnd", host=info.host, tls_cert=cert_path, macaroon=mac_path, timeout=timeout)
     if not host:
         raise UsageError("an lnd node needs --host HOST:PORT (lnd's rpclisten, default port 10009) or --lndconnect")
-    if not _HOST_RE.match(host):
-        raise UsageError(f"--host {host!r}: expected HOST:PORT, e.g. 127.0.0.1:10009")
+    host_port(host, "--host")
     if not macaroon:
         raise UsageError("an lnd node needs --macaroon PATH (e.g. ~/.lnd/data/chain/bitcoin/mainnet/admin.macaroon)")
     cert = _existing_file(tls_cert, "TLS certificate") if tls_cert else None
-    return NodeRecord(
-        name, "lnd", host=host, tls_cert=cert, macaroon=_existing_file(macaroon, "macaroon"), timeout=timeout
-    )
+    return NodeRecord(name, "lnd", host=host, tls_cert=cert, macaroon=_checked_macaroon(macaroon), timeout=timeout)
+
+
+def _checked_macaroon(path: Path | str) -> Path:
+    """The macaroon file, refused now (not at the first call) when it holds no lnd macaroon."""
+    from l2custody.backends.lnd.connect import macaroon_bytes
+
+    checked = _existing_file(path, "macaroon")
+    try:
+        raw = checked.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the macaroon file {checked}: {exc.strerror}") from None
+    macaroon_bytes(raw, checked)
+    return checked
 
 
 def _row(row: Any) -> NodeRecord:

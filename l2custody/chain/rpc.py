@@ -19,7 +19,6 @@ import socket
 import ssl
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from l2custody.chain.base import AcceptResult, ChainInfo
 from l2custody.errors import (
@@ -27,9 +26,9 @@ from l2custody.errors import (
     BroadcastUnknown,
     ChainError,
     ChainUnreachable,
-    ConfigError,
     NetworkMismatch,
 )
+from l2custody.netaddr import http_url
 from l2custody.networks import reported_network
 from l2custody.text_files import read_text
 
@@ -51,17 +50,12 @@ class JsonRpcChain:
         timeout: float = 30.0,
         kind: str = "auto",
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"chain url {url!r} is not http(s)://host:port")
+        parts = http_url(url)
         self.url = url
         self.kind = kind
         self._user, self._password, self._cookie, self._cert = user, password, cookie, cert
         self._timeout = timeout
-        self._host = parts.hostname
-        self._port = parts.port or (443 if parts.scheme == "https" else 80)
-        self._tls = parts.scheme == "https"
-        self._path = parts.path or "/"
+        self._host, self._port, self._tls, self._path = parts.host, parts.port, parts.tls, parts.path
         self._conn: http.client.HTTPConnection | None = None
         self._ssl: ssl.SSLContext | None = None
         self._auth: str | None = None

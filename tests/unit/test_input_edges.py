@@ -235,3 +235,69 @@ def test_files_of_another_encoding_are_typed_errors_naming_the_file(tmp_path: Pa
         source.call("getblockcount")
     err = fails(config, "wallet", "import", str(bad), code=None)
     assert "not UTF-8" in err["error"] and str(bad) in err["error"]
+
+
+# --- addresses, URLs, macaroons ----------------------------------------------------------
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "http://127.0.0.1:99999", "http://127.0.0.1:0", "ftp://x", "http://", "http://u:secret@[::1"]
+)
+def test_a_bad_chain_url_is_a_config_error_that_hides_credentials(url: str) -> None:
+    from l2custody.chain.rpc import JsonRpcChain
+    from l2custody.netaddr import http_url
+
+    for attempt in (lambda: http_url(url), lambda: JsonRpcChain(url)):
+        with pytest.raises(ConfigError) as err:
+            attempt()
+        assert "secret" not in err.value.message
+
+
+@given(st.text(max_size=40))
+def test_host_port_gives_a_port_in_range_or_a_usage_error(text: str) -> None:
+    from l2custody.netaddr import host_port
+
+    try:
+        host, port = host_port(text, "--host")
+    except UsageError:
+        return
+    assert host and 1 <= port <= 65535
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:99999", "127.0.0.1:0", "::1:10009", "[::1:10009", "127.0.0.1:１０"])
+def test_node_add_refuses_a_bad_host(tmp_path: Path, host: str) -> None:
+    config = init_regtest(tmp_path)
+    mac = tmp_path / "admin.macaroon"
+    mac.write_bytes(b"\x02\x01" + bytes(62))
+    err = fails(config, "node", "add", "west", "--lnd", "--host", host, "--macaroon", str(mac), code=10)
+    assert "--host" in err["error"]
+
+
+@pytest.mark.parametrize("content", [b"abc\n", b"", b"not a macaroon at all, just text\n", b"\x01" + bytes(40)])
+def test_node_add_refuses_a_file_that_holds_no_macaroon(tmp_path: Path, content: bytes) -> None:
+    config = init_regtest(tmp_path)
+    mac = tmp_path / "admin.macaroon"
+    mac.write_bytes(content)
+    err = fails(config, "node", "add", "west", "--lnd", "--host", "127.0.0.1:10009", "--macaroon", str(mac), code=11)
+    assert "macaroon" in err["error"]
+
+
+def test_node_add_refuses_a_directory_as_the_cln_socket(tmp_path: Path) -> None:
+    config = init_regtest(tmp_path)
+    err = fails(config, "node", "add", "east", "--cln", "--rpc-file", str(tmp_path), code=11)
+    assert "is a directory" in err["error"]
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "lndconnect://[::1:10009?macaroon=AgEDbG5k",
+        "lndconnect://host:99999?macaroon=AgEDbG5k",
+        "lndconnect://host:10009?macaroon=!!!!",
+        "lndconnect://host:10009?macaroon=Ag%20ED",
+        "lndconnect://host:10009?macaroon=A",
+    ],
+)
+def test_a_garbled_lndconnect_uri_is_refused_not_read_as_an_empty_macaroon(uri: str) -> None:
+    from l2custody.backends.lnd.connect import parse_lndconnect
+
+    with pytest.raises(UsageError, match="lndconnect"):
+        parse_lndconnect(uri)

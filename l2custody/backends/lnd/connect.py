@@ -46,11 +46,12 @@ class LndConnectInfo:
 
 
 def _b64url(value: str, what: str) -> bytes:
-    value = value.strip()
-    try:
-        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"lndconnect URI: the {what} is not base64url: {exc}") from None
+    value = value.strip().rstrip("=")
+    # urlsafe_b64decode silently drops characters outside its alphabet: an empty
+    # macaroon would come out of a garbled one
+    if not value or not all(c.isascii() and (c.isalnum() or c in "-_") for c in value) or len(value) % 4 == 1:
+        raise UsageError(f"lndconnect URI: the {what} is not base64url (letters, digits, - and _ only)")
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
 
 
 def der_to_pem(der: bytes) -> bytes:
@@ -65,7 +66,14 @@ def parse_lndconnect(uri: str) -> LndConnectInfo:
     ``macaroon`` is required. Raises UsageError naming what is wrong; the
     message never repeats the macaroon.
     """
-    parts = urlsplit(uri.strip())
+    try:
+        parts = urlsplit(uri.strip())
+    except ValueError as exc:  # a bracket left open around an IPv6 address
+        raise UsageError(f"not a valid lndconnect URI ({exc}): expected lndconnect://HOST:PORT?cert=...") from None
+    try:
+        parsed_port = parts.port
+    except ValueError:
+        raise UsageError("lndconnect URI: the port is not a number from 1 to 65535") from None
     if parts.scheme.lower() != "lndconnect":
         raise UsageError(
             "not an lndconnect URI: expected lndconnect://HOST:PORT?cert=...&macaroon=... "
@@ -73,10 +81,7 @@ def parse_lndconnect(uri: str) -> LndConnectInfo:
         )
     if not parts.hostname:
         raise UsageError("lndconnect URI has no host: expected lndconnect://HOST:PORT?...")
-    try:
-        port = parts.port or DEFAULT_LND_PORT
-    except ValueError:
-        raise UsageError("lndconnect URI: the port is not a number") from None
+    port = parsed_port or DEFAULT_LND_PORT
     host = parts.hostname
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
@@ -116,10 +121,23 @@ class LndCredentials:
                     cert = der_to_pem(cert)  # accept DER files too
                 except Exception:  # pragma: no cover - b64encode does not fail
                     raise ConfigError(f"{self.tls_cert_path} is not a certificate") from None
-        macaroon = _read(self.macaroon_path, "macaroon")
-        if macaroon.strip() and all(c in b"0123456789abcdefABCDEF\n" for c in macaroon):
-            macaroon = bytes.fromhex(macaroon.strip().decode())  # hex-encoded file
-        return cert, macaroon
+        return cert, macaroon_bytes(_read(self.macaroon_path, "macaroon"), self.macaroon_path)
+
+
+def macaroon_bytes(raw: bytes, path: Path | str) -> bytes:
+    """An lnd macaroon file's bytes (binary, or hex text as ``lncli bakemacaroon`` prints):
+    ConfigError for anything else, so that a wrong file fails here and not inside gRPC."""
+    text = raw.strip()
+    if text and all(c in b"0123456789abcdefABCDEF" for c in text):
+        if len(text) % 2:
+            raise ConfigError(f"macaroon file {path} holds an odd number of hex digits: it is not an lnd macaroon")
+        raw = bytes.fromhex(text.decode())
+    if len(raw) < 32 or raw[0] != 0x02:  # lnd writes version-2 binary macaroons
+        raise ConfigError(
+            f"macaroon file {path} does not hold an lnd macaroon (admin.macaroon under "
+            "<lnddir>/data/chain/bitcoin/<network>/); check the path"
+        )
+    return raw
 
 
 def _read(path: Path, what: str) -> bytes:
