@@ -164,7 +164,8 @@ class _Reader:
         value = self.table[key]
         # bool is an int in Python; do not accept true for a number
         if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _tuple(kind)):
-            raise self.error(key, f"expected {what}, got {value!r}")
+            got = f"a {type(value).__name__} (not shown: it is a secret)" if key in _SECRET_KEYS else repr(value)
+            raise self.error(key, f"expected {what}, got {got}")
         return value
 
     def integer(self, key: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
@@ -465,6 +466,9 @@ deadline_warning_blocks = 144  # alert when a funding session has this many bloc
 timeout_seconds = 10
 """
 
+
+#: Keys whose values are never repeated in an error.
+_SECRET_KEYS = frozenset({"password", "chain_password", "rpcpassword"})
 
 #: Integers the store can hold (SQLite INTEGER); numbers beyond any sane configuration.
 _SQLITE_MAX_INT = 2**63 - 1

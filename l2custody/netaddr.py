@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from l2custody import redact
 from l2custody.errors import ConfigError, L2CustodyError, UsageError
 from l2custody.numbers import is_decimal
 
@@ -64,8 +65,4 @@ def http_url(url: str, what: str = "chain url") -> HttpUrl:
 
 
 def _shown(url: str) -> str:
-    """The URL without credentials (``http://user:pass@host`` would print the password)."""
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        rest = "***@" + rest.split("@", 1)[1]
-    return repr(f"{scheme}{sep}{rest}")
+    return repr(redact.url(url))

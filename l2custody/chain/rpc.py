@@ -20,6 +20,7 @@ import ssl
 from pathlib import Path
 from typing import Any
 
+from l2custody import redact
 from l2custody.chain.base import AcceptResult, ChainInfo
 from l2custody.errors import (
     BroadcastRejected,
@@ -51,7 +52,7 @@ class JsonRpcChain:
         kind: str = "auto",
     ) -> None:
         parts = http_url(url)
-        self.url = url
+        self.url = redact.url(url)  # for messages and logs: the login is never shown
         self.kind = kind
         self._user, self._password, self._cookie, self._cert = user, password, cookie, cert
         self._timeout = timeout

@@ -29,6 +29,7 @@ from embit import base58, bip32, hashes
 from embit.descriptor.checksum import checksum as _bip380_checksum
 from embit.networks import NETWORKS
 
+from l2custody import redact
 from l2custody.errors import DescriptorError, NetworkMismatch
 from l2custody.numbers import is_decimal
 from l2custody.wallet.addresses import (
@@ -109,9 +110,9 @@ def _decode_xpub(xpub: str) -> tuple[bip32.HDKey, str]:
     try:
         raw = base58.decode_check(xpub)
     except Exception as exc:
-        raise DescriptorError(f"{xpub[:12]}... is not a valid extended key (base58 checksum failed)") from exc
+        raise DescriptorError(f"{redact.shown(xpub, 12)} is not a valid extended key (base58 checksum failed)") from exc
     if len(raw) != 78:
-        raise DescriptorError(f"{xpub[:12]}... is not an extended key (78 bytes expected, got {len(raw)})")
+        raise DescriptorError(f"{redact.shown(xpub, 12)} is not an extended key (78 bytes expected, got {len(raw)})")
     version = raw[:4]
     if raw[45] == 0 or version in {p[k] for p in NETWORKS.values() for k in p if k.endswith("prv")}:
         raise DescriptorError(
@@ -120,11 +121,11 @@ def _decode_xpub(xpub: str) -> tuple[bip32.HDKey, str]:
         )
     family = _SLIP132_PUB.get(version)
     if family is None:
-        raise DescriptorError(f"{xpub[:12]}... has an unknown extended key version {version.hex()}")
+        raise DescriptorError(f"{redact.shown(xpub, 12)} has an unknown extended key version {version.hex()}")
     try:
         key = bip32.HDKey.parse(_XPUB_VERSION[family] + raw[4:])
     except Exception as exc:
-        raise DescriptorError(f"{xpub[:12]}... is not a valid extended public key: {exc}") from exc
+        raise DescriptorError(f"{redact.shown(xpub, 12)} is not a valid extended public key: {exc}") from exc
     return key, family
 
 
@@ -170,7 +171,7 @@ class KeyOrigin:
         """Parse ``[fp/path]xpub`` (an optional ``/<0;1>/*`` suffix is accepted and ignored)."""
         origin, suffix = _parse_key_expression(text.strip(), position=None)
         if suffix not in (None, "multi"):
-            raise DescriptorError(f"key {text[:24]}...: give the account key, with /<0;1>/* or no suffix")
+            raise DescriptorError(f"key {redact.shown(text)}: give the account key, with /<0;1>/* or no suffix")
         return origin
 
     @property
@@ -219,10 +220,10 @@ def _parse_key_expression(text: str, position: int | None) -> tuple[KeyOrigin, s
     """Parse one key of a descriptor; returns the KeyOrigin and the branch kind of its suffix."""
     where = f"key {position}" if position is not None else "key"
     if not text.startswith("["):
-        raise DescriptorError(f"{where} ({text[:16]}...) has no origin: {_WHY_ORIGIN}")
+        raise DescriptorError(f"{where} ({redact.shown(text, 16)}) has no origin: {_WHY_ORIGIN}")
     m = _KEY_RE.match(text)
     if not m:
-        raise DescriptorError(f"{where} ({text[:24]}...) is not of the form [fingerprint/path]xpub/<0;1>/*")
+        raise DescriptorError(f"{where} ({redact.shown(text)}) is not of the form [fingerprint/path]xpub/<0;1>/*")
     suffix_text = m.group("suffix")
     suffix: str | int | None = None
     if suffix_text is not None:

@@ -301,3 +301,43 @@ def test_a_garbled_lndconnect_uri_is_refused_not_read_as_an_empty_macaroon(uri: 
 
     with pytest.raises(UsageError, match="lndconnect"):
         parse_lndconnect(uri)
+
+
+# --- secrets never echoed ----------------------------------------------------------------
+TPRV = "tprv8ZgxMBicQKsPd8jDFkEBRYkRZ8yZsvL6d9BXCwYrRz4ahn6Fmf3pjhzzcyiqKzEY5kJjUnHhDgVQ8NV9hUkWhjXJQy2tbNqa8BmDzJ7dZRG"
+WORDS = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
+
+
+@pytest.mark.parametrize("key", [TPRV, f"[deadbeef/48h/1h/0h/2h]{TPRV}/<0;1>/*", WORDS])
+def test_a_private_key_or_seed_given_as_a_wallet_key_is_not_repeated(tmp_path: Path, key: str) -> None:
+    config = init_regtest(tmp_path)
+    err = fails(config, "wallet", "create", "-k", "1", "--key", key)
+    assert "tprv8Zgx" not in err["error"] and "abandon" not in err["error"], err
+
+
+def test_a_password_in_the_config_is_not_repeated_in_its_error(tmp_path: Path) -> None:
+    path = init_regtest(tmp_path)
+    text = path.read_text()
+    path.write_text(text.replace('password = "p"', "password = 31415926", 1))
+    with pytest.raises(ConfigError, match="password") as err:
+        load_config(path)
+    assert "31415926" not in err.value.message
+
+
+def test_a_chain_url_with_a_login_is_shown_without_it() -> None:
+    from l2custody.chain.rpc import JsonRpcChain
+    from l2custody.errors import ChainUnreachable
+
+    chain = JsonRpcChain("http://user:hunter2@127.0.0.1:9")
+    assert "hunter2" not in repr(chain)
+    with pytest.raises(ChainUnreachable) as err:
+        chain.call("getblockcount")
+    assert "hunter2" not in err.value.message and "127.0.0.1:9" in err.value.message
+
+
+@given(st.text(max_size=60))
+def test_redacted_text_never_contains_a_private_key(text: str) -> None:
+    from l2custody.redact import shown
+
+    assert "tprv8Zgx" not in shown(text + TPRV[:30] + text)
+    assert "abandon" not in shown(text + " " + WORDS)
