@@ -24,7 +24,7 @@ from l2custody.errors import ConfigError
 from l2custody.netaddr import http_url
 from l2custody.networks import normalize_network
 from l2custody.private_dirs import private_dir
-from l2custody.text_files import read_text
+from l2custody.text_files import not_utf8, read_text
 
 #: The networks a config may name (l2custody.networks maps them to the wallet's names).
 NETWORKS = ("regtest", "signet", "testnet", "mainnet")
@@ -236,10 +236,7 @@ def load_config(path: Path | str | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
-            "is --config the right file?"
-        ) from None
+        raise ConfigError(f"{path}: {not_utf8(exc)}; is --config the right file?") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
     return parse_config(data, path)
@@ -468,7 +465,7 @@ timeout_seconds = 10
 
 
 #: Keys whose values are never repeated in an error.
-_SECRET_KEYS = frozenset({"password", "chain_password", "rpcpassword"})
+_SECRET_KEYS = frozenset({"password"})
 
 #: Integers the store can hold (SQLite INTEGER); numbers beyond any sane configuration.
 _SQLITE_MAX_INT = 2**63 - 1

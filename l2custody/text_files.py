@@ -20,9 +20,11 @@ def read_text(path: Path | str, what: str, error: type[L2CustodyError], hint: st
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise error(
-            f"cannot read {what} {path}: it is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
-            f"{exc.start}); is it the right file?{suffix}"
-        ) from None
+        raise error(f"cannot read {what} {path}: it is {not_utf8(exc)}; is it the right file?{suffix}") from None
     except OSError as exc:
         raise error(f"cannot read {what} {path}: {exc.strerror or exc}{suffix}") from None
+
+
+def not_utf8(exc: UnicodeDecodeError) -> str:
+    """What was wrong, for a message: ``not UTF-8 text (byte 0xff at offset 0)``."""
+    return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"

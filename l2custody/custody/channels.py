@@ -130,25 +130,18 @@ def funding_sessions_by_txid(store: Store) -> dict[str, dict[str, Any]]:
 
 
 # --- views ------------------------------------------------------------------------------------
-def view_channels(
-    wallet: Wallet,
-    channels: Iterable[ChannelInfo],
-    owned: Callable[[str | None], OwnedAddress | None] | None = None,
-) -> list[ChannelView]:
-    """Join channels (from any nodes) with the store: close address ownership, funding source.
-
-    ``owned`` looks an address up (default: :func:`address_index`, built once)."""
-    return channel_joiner(wallet, owned)(channels)
+def view_channels(wallet: Wallet, channels: Iterable[ChannelInfo]) -> list[ChannelView]:
+    """Join channels (from any nodes) with the store: close address ownership (through
+    :func:`address_index`), funding source."""
+    return channel_joiner(wallet)(channels)
 
 
-def channel_joiner(
-    wallet: Wallet, owned: Callable[[str | None], OwnedAddress | None] | None = None
-) -> Callable[[Iterable[ChannelInfo]], list[ChannelView]]:
+def channel_joiner(wallet: Wallet) -> Callable[[Iterable[ChannelInfo]], list[ChannelView]]:
     """What :func:`view_channels` reads from the store, read now; the returned function
     joins channels with it (so the store can be read while nodes are still answering)."""
     from l2custody.custody.closing.records import close_records
 
-    lookup = owned or address_index(wallet)
+    lookup = address_index(wallet)
     sessions = funding_sessions_by_txid(wallet.store)
     records = {r.channel_point: r for r in close_records(wallet.store)}
     return lambda channels: _join(channels, lookup, sessions, records)

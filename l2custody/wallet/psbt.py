@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from embit.script import Script, Witness
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
 from l2custody.errors import InsufficientFunds, PsbtError, PsbtTampered
+from l2custody.numbers import is_positive
 from l2custody.wallet import size
 from l2custody.wallet.addresses import address_to_script
 from l2custody.wallet.descriptor import Derived, MultisigDescriptor
@@ -201,7 +201,7 @@ def _check_request(utxos: Sequence[Utxo], outputs: Sequence[TxOut], change_index
     """Refuse requests that cannot make a transaction: no coins, a bad fee rate, nothing to pay."""
     if not utxos:
         raise InsufficientFunds("no coins to spend: the wallet has no confirmed UTXOs (run `wallet sync`?)")
-    if not (isinstance(fee_rate, (int, float)) and math.isfinite(fee_rate) and fee_rate > 0):
+    if not (isinstance(fee_rate, (int, float)) and is_positive(fee_rate)):
         raise PsbtError(f"fee rate {fee_rate!r} sat/vB must be a positive number")
     if not outputs and change_index is None:
         raise PsbtError("nothing to pay: give at least one output or a change index")

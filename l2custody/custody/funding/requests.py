@@ -18,7 +18,7 @@ from typing import Any
 from l2custody.amounts import parse_sats
 from l2custody.custody.funding.session import ChannelRequest
 from l2custody.errors import L2CustodyError, UsageError
-from l2custody.numbers import is_decimal
+from l2custody.netaddr import host_port
 from l2custody.text_files import read_text
 
 _TRUE = {"1", "true", "yes", "y", "private"}
@@ -40,8 +40,11 @@ def parse_peer(text: str) -> tuple[str, str | None]:
             f"peer {text!r} is not a node public key: expected 66 hex characters starting with 02 or 03, "
             "optionally followed by @HOST:PORT (e.g. 02ab…ef@203.0.113.5:9735)"
         )
-    if sep and (not host or ":" not in host or not is_decimal(host.rsplit(":", 1)[1])):
-        raise UsageError(f"peer address {host!r} must be HOST:PORT (e.g. 203.0.113.5:9735)")
+    if sep:
+        try:
+            host_port(host, "peer address")
+        except UsageError:
+            raise UsageError(f"peer address {host!r} must be HOST:PORT (e.g. 203.0.113.5:9735)") from None
     return pubkey, (host or None)
 
 

@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from l2custody.errors import UsageError
-from l2custody.numbers import is_decimal
+from l2custody.netaddr import host_port
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.custody.report.snapshot import Snapshot
@@ -37,11 +37,11 @@ NODE_PLACES = ("channels_local", "pending_open", "limbo", "hot_wallet")
 
 def parse_listen(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:PORT`` for IPv6) on a loopback address; port 0 picks a free one."""
-    host, sep, port = text.strip().rpartition(":")
-    host = host.strip("[]")
     hint = "use e.g. --metrics 127.0.0.1:9739"
-    if not sep or not host or not is_decimal(port) or int(port) > 65535:
-        raise UsageError(f"--metrics {text!r}: expected HOST:PORT; {hint}")
+    try:
+        host, port = host_port(text, "--metrics", allow_zero=True)
+    except UsageError:
+        raise UsageError(f"--metrics {text!r}: expected HOST:PORT; {hint}") from None
     if host == "localhost":
         host = "127.0.0.1"
     try:
@@ -53,7 +53,7 @@ def parse_listen(text: str) -> tuple[str, int]:
             f"--metrics {text!r}: the metrics server binds a loopback address only (127.0.0.1 or ::1); "
             f"{hint} and put a reverse proxy in front to scrape from another host"
         )
-    return host, int(port)
+    return host, port
 
 
 def _escape(value: str) -> str:
