@@ -226,13 +226,10 @@ def guard_policy(
 # --- channels -----------------------------------------------------------------------------------
 def list_channels(config: ConfigPath, node: str | None = None, *, include_closed: bool = True) -> list[ChannelView]:
     """``channel list``: the channels of one node or of every registered node."""
-    from l2custody.custody.channels import channel_joiner, read_channels
     from l2custody.custody.context import open_custody
 
     with open_custody(config, lazy=True) as custody:
-        answer = read_channels(custody.nodes(node), include_closed=include_closed)
-        join = channel_joiner(custody.wallet)  # the wallet and the store are read while the nodes answer
-        return join(answer())
+        return custody.channel_views(node, include_closed=include_closed)
 
 
 def show_channel(config: ConfigPath, ref: str, node: str | None = None) -> ChannelDetail:

@@ -112,13 +112,20 @@ class Custody:
     def locate(self, ref: str, node: str | None = None) -> tuple[NodeBackend, ChannelView]:
         """The node and view of channel ``ref`` (channel point or short id), searched on
         ``node`` or on every registered node."""
-        from l2custody.custody.channels import channel_joiner, find_view, parse_channel_ref, read_channels
+        from l2custody.custody.channels import find_view, parse_channel_ref
 
         parse_channel_ref(ref)  # a malformed reference fails before any node is asked
-        answer = read_channels(self.nodes(node))
-        join = channel_joiner(self.wallet)  # the wallet and the store are read while the nodes answer
-        view = find_view(join(answer()), ref)
+        view = find_view(self.channel_views(node), ref)
         return self.node(view.node), view
+
+    def channel_views(self, node: str | None = None, *, include_closed: bool = True) -> list[ChannelView]:
+        """The channels of ``node`` (or of every registered node) as views. The nodes are
+        asked first; the wallet and the store are read while they answer."""
+        from l2custody.custody.channels import channel_joiner, read_channels
+
+        answer = read_channels(self.nodes(node), include_closed=include_closed)
+        join = channel_joiner(self.wallet)
+        return join(answer())
 
     # --- the audit log -----------------------------------------------------------------------
     def audit(self, action: str, subject: str, details: dict[str, Any] | None = None) -> None:
