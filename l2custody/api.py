@@ -85,9 +85,16 @@ def add_signer(
     if generate:
         if kind != "software":
             raise UsageError("--generate works with --software FILE only")
+        from l2custody.user_paths import user_path
         from l2custody.wallet.signers import generate_mnemonic, write_secret_file
 
-        write_secret_file(Path(str(source)).expanduser(), generate_mnemonic(24) + "\n")
+        key_file = user_path(str(source), "--software", UsageError)
+        write_secret_file(key_file, generate_mnemonic(24) + "\n")
+        try:
+            return register(loaded, name, kind, str(key_file), fingerprint=fingerprint, device_type=device_type)
+        except BaseException:  # a refused signer leaves no key behind: nobody has seen this seed
+            key_file.unlink(missing_ok=True)
+            raise
     return register(loaded, name, kind, str(source), fingerprint=fingerprint, device_type=device_type)
 
 
@@ -128,6 +135,39 @@ def load_psbt(data: bytes | str) -> Any:
     from l2custody.wallet.psbt import load_psbt as load
 
     return load(data)
+
+
+def read_psbt_file(path: Path) -> Any:
+    """The PSBT in the file at ``path`` (binary, base64 or hex); PsbtError naming the file."""
+    from l2custody.errors import PsbtError
+    from l2custody.user_paths import user_path, why
+    from l2custody.wallet.psbt import load_psbt as load
+
+    path = user_path(path, "PSBT file", PsbtError)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PsbtError(f"cannot read {path}: {why(exc)}") from None
+    try:
+        return load(raw)
+    except PsbtError as exc:
+        raise PsbtError(f"{path}: {exc.message}") from None
+
+
+def write_psbt_file(path: Path, psbt: Any, *, session: str | None = None) -> Path:
+    """Write ``psbt`` (binary) to ``path`` atomically; PsbtError naming the file (and how to
+    get the PSBT again from its ``session``) when it cannot be written."""
+    from l2custody.errors import PsbtError
+    from l2custody.private_files import write_private_file
+    from l2custody.user_paths import user_path, why
+
+    again = f"; write it elsewhere with `l2custody psbt export {session} --out FILE`" if session else ""
+    path = user_path(path, "PSBT file", PsbtError)
+    try:
+        write_private_file(path, psbt.serialize())
+    except OSError as exc:
+        raise PsbtError(f"cannot write the PSBT to {path}: {why(exc)}{again}") from None
+    return path
 
 
 # --- nodes --------------------------------------------------------------------------------------

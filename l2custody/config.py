@@ -23,8 +23,9 @@ from typing import Any
 from l2custody.errors import ConfigError
 from l2custody.netaddr import http_url
 from l2custody.networks import normalize_network
-from l2custody.private_dirs import private_dir
+from l2custody.private_files import private_dir, write_private_file
 from l2custody.text_files import not_utf8, read_text
+from l2custody.user_paths import PathKind, path_kind, user_path, why
 
 #: The networks a config may name (l2custody.networks maps them to the wallet's names).
 NETWORKS = ("regtest", "signet", "testnet", "mainnet")
@@ -197,10 +198,8 @@ class _Reader:
         value = self.string(key, None)
         if value is None or value == "":
             return None
-        p = Path(value).expanduser()
-        if not p.is_absolute():
-            p = self.path.parent / p
-        if must_exist and not p.exists():
+        p = user_path(value, f"config {self.path}: {self._name(key)}", ConfigError, relative_to=self.path.parent)
+        if must_exist and path_kind(p, f"config {self.path}: {self._name(key)}", ConfigError) is PathKind.MISSING:
             raise self.error(key, f"file {p} does not exist")
         return p
 
@@ -238,7 +237,7 @@ def load_config(path: Path | str | None = None) -> Config:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: {not_utf8(exc)}; is --config the right file?") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read config {path}: {why(exc)}") from None
     return parse_config(data, path)
 
 
@@ -247,7 +246,7 @@ def resolve_config_path(path: Path | str | None) -> Path:
     if path is None:
         env = os.environ.get("L2CUSTODY_CONFIG")
         path = Path(env) if env else default_config_path()
-    return Path(path).expanduser().absolute()
+    return user_path(path, "config file", ConfigError)
 
 
 def parse_config(data: dict[str, Any], path: Path) -> Config:
@@ -505,6 +504,10 @@ def render_config(
         raise ConfigError(f"unknown network {network!r}; use one of {', '.join(NETWORKS)}")
     if chain_kind not in CHAIN_KINDS:
         raise ConfigError(f"unknown chain kind {chain_kind!r}; use one of {', '.join(CHAIN_KINDS)}")
+    if chain_password is not None and chain_user is None:
+        raise ConfigError("--chain-password needs --chain-user (the RPC login it belongs to)")
+    if chain_cookie is not None and chain_user is not None:
+        raise ConfigError("give either --chain-cookie or --chain-user/--chain-password, not both")
     if chain_kind == "auto" and chain_cert is not None:
         chain_kind = "btcd"
     url = chain_url or DEFAULT_RPC_URL[("btcd" if chain_kind == "btcd" else "bitcoind", network)]
@@ -540,15 +543,19 @@ def write_config(path: Path, text: str, force: bool = False) -> None:
     validated first, so a config we write is always one we can read.
     """
     parse_config(tomllib.loads(text), path)
-    if path.exists() and not force:
+    _check_config_target(path, force)
+    try:
+        write_private_file(path, text.encode())
+    except OSError as exc:
+        raise ConfigError(f"cannot write the config {path}: {why(exc)}") from None
+
+
+def _check_config_target(path: Path, force: bool) -> None:
+    kind = path_kind(path, "config file", ConfigError)
+    if kind is not PathKind.MISSING and not force:
         raise ConfigError(f"{path} already exists; pass --force to overwrite it")
-    private_dir(path.parent)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    if kind not in (PathKind.MISSING, PathKind.FILE):
+        raise ConfigError(f"config file {path} is a {kind.value}; --config must name a file")
 
 
 def init_config(
@@ -565,8 +572,15 @@ def init_config(
     path = resolve_config_path(path)
     if network not in NETWORKS:
         raise ConfigError(f"unknown network {network!r}; use one of {', '.join(NETWORKS)}")
-    data_dir = (data_dir or default_data_dir(network)).expanduser().absolute()
+    data_dir = user_path(data_dir or default_data_dir(network), "--data-dir", ConfigError)
+    for option in ("chain_cookie", "chain_cert"):
+        if chain.get(option) is not None:
+            chain[option] = user_path(chain[option], f"--{option.replace('_', '-')}", ConfigError)
     text = render_config(network, data_dir, **chain)
+    _check_config_target(path, force)
+    try:  # the data dir first: a config pointing at a data dir that cannot be is never left behind
+        private_dir(data_dir)
+    except OSError as exc:
+        raise ConfigError(f"cannot use {data_dir} as the data directory: {why(exc)}") from None
     write_config(path, text, force=force)
-    private_dir(data_dir)
     return load_config(path)

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Iterator
 
 from l2custody.errors import SessionNotFound, SignerUnavailable, StoreError, WalletNotFound
 from l2custody.migrations import MIGRATIONS
-from l2custody.private_dirs import private_dir
+from l2custody.private_files import private_dir
 
 # --- records -------------------------------------------------------------------
 

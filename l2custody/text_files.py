@@ -10,19 +10,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from l2custody.errors import L2CustodyError
+from l2custody.user_paths import user_path, why
 
 
 def read_text(path: Path | str, what: str, error: type[L2CustodyError], hint: str = "") -> str:
     """The UTF-8 text of ``path``. ``error`` (naming ``what`` the file is, the fault and
     ``hint``) for a missing, unreadable or non-UTF-8 file."""
-    path = Path(path)
+    path = user_path(path, what, error)
     suffix = f"; {hint}" if hint else ""
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"cannot read {what} {path}: it is {not_utf8(exc)}; is it the right file?{suffix}") from None
     except OSError as exc:
-        raise error(f"cannot read {what} {path}: {exc.strerror or exc}{suffix}") from None
+        raise error(f"cannot read {what} {path}: {why(exc)}{suffix}") from None
 
 
 def not_utf8(exc: UnicodeDecodeError) -> str:

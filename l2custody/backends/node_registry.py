@@ -13,7 +13,6 @@ not talk to a node do not pay for it. ``node check`` is in ``node_check.py``.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import shutil
 import time
@@ -25,7 +24,8 @@ from l2custody.backends.base import NodeBackend
 from l2custody.errors import ConfigError, NodeNotFound, NotSupported, UsageError
 from l2custody.netaddr import host_port
 from l2custody.numbers import is_positive
-from l2custody.private_dirs import private_dir
+from l2custody.private_files import write_private_file
+from l2custody.user_paths import PathKind, existing_file, path_kind, user_path, why
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import Store
@@ -51,19 +51,14 @@ def _validate_name(name: str) -> None:
 
 
 def _existing_file(path: Path | str, what: str) -> Path:
-    p = Path(path).expanduser().resolve()
-    if not p.is_file():
-        raise ConfigError(f"{what} {p} does not exist or is not a file")
-    if not os.access(p, os.R_OK):
-        raise ConfigError(f"{what} {p} is not readable by this user")
-    return p
+    return existing_file(path, what, ConfigError).resolve()
 
 
 def _write_secret(path: Path, content: bytes) -> Path:
-    private_dir(path.parent)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(content)
+    try:
+        write_private_file(path, content)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {why(exc)}; check the data_dir") from None
     return path
 
 
@@ -108,10 +103,12 @@ class NodeRegistry:
                 raise UsageError("--host/--tls-cert/--macaroon/--lndconnect are for lnd nodes; CLN takes --rpc-file")
             if not rpc_file:
                 raise UsageError("a CLN node needs --rpc-file (lightningd's lightning-rpc socket)")
-            path = Path(rpc_file).expanduser().resolve()
-            if not path.exists() or path.is_dir():
-                what = "is a directory" if path.exists() else "does not exist"
+            path = user_path(rpc_file, "CLN rpc file", ConfigError)
+            found = path_kind(path, "CLN rpc file", ConfigError)
+            if found in (PathKind.MISSING, PathKind.DIRECTORY):
+                what = "is a directory" if found is PathKind.DIRECTORY else "does not exist"
                 raise ConfigError(f"CLN rpc file {path} {what}; it is <lightning-dir>/<network>/lightning-rpc")
+            path = path.resolve()
             record = NodeRecord(name, "cln", rpc_file=path, timeout=timeout)
         else:
             raise UsageError(f"unknown node kind {kind!r}: choose --lnd or --cln")
@@ -196,7 +193,7 @@ def _checked_macaroon(path: Path | str) -> Path:
     try:
         raw = checked.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read the macaroon file {checked}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read the macaroon file {checked}: {why(exc)}") from None
     macaroon_bytes(raw, checked)
     return checked
 

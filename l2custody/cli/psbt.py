@@ -25,22 +25,14 @@ OutOpt = Annotated[Optional[Path], typer.Option(help="Write the result here inst
 
 def _load(path: Path):
     from l2custody import api
-    from l2custody.errors import PsbtError
 
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise PsbtError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        return api.load_psbt(raw)
-    except PsbtError as exc:
-        raise PsbtError(f"{path}: {exc.message}") from None
+    return api.read_psbt_file(path)
 
 
-def _write(path: Path, psbt) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(psbt.serialize())
-    tmp.replace(path)
+def _write(path: Path, psbt, session: str | None = None) -> None:
+    from l2custody import api
+
+    api.write_psbt_file(path, psbt, session=session)
 
 
 @sub.command("show")
@@ -229,7 +221,7 @@ def export(
     with api.open_wallet(STATE.config) as w:
         s = w.session(session)
     target = out or Path(f"{s.id}.psbt")
-    _write(target, s.psbt)
+    _write(target, s.psbt, s.id)
     emit(
         {"session": s.id, "state": s.state, "file": str(target), "psbt": s.base64},
         f"Session {s.id} ({s.state}) written to {target}.",

@@ -239,8 +239,7 @@ def send(
     sats = api.parse_sats(amount)
     with api.open_wallet(STATE.config) as w:
         s = w.create_send(address, sats, fee_rate=fee_rate, utxos=utxo, subtract_fee=subtract_fee)
-    path = out or Path(f"{s.id}.psbt")
-    path.write_bytes(s.psbt.serialize())
+    path = api.write_psbt_file(out or Path(f"{s.id}.psbt"), s.psbt, session=s.id)
     emit(
         {"session": s.id, "file": str(path), "psbt": s.base64, "summary": s.summary.to_dict()},
         f"Session {s.id}: pays {s.summary.sent:,} sat, fee {s.summary.fee:,} sat "

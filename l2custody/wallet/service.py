@@ -37,6 +37,7 @@ from l2custody.errors import (
 from l2custody.numbers import is_decimal, is_positive
 from l2custody.store import Store, UtxoRecord, WalletRecord
 from l2custody.text_files import read_text
+from l2custody.user_paths import is_existing_file
 from l2custody.wallet.actor import default_actor
 from l2custody.wallet.pipeline import (
     CUSTODY_KINDS,
@@ -103,6 +104,15 @@ class UtxoInfo:
 def open_wallet(config_path: Path | str | None = None, chain: ChainSource | None = None) -> Wallet:
     """Load the config (``--config`` / ``$L2CUSTODY_CONFIG`` / default) and open its wallet."""
     return Wallet.open(load_config(config_path), chain=chain)
+
+
+def _looks_like_a_path(text: str) -> bool:
+    """``./x.json``, ``~/wallet.txt``, ``/a/b``: one word, with a folder or a file suffix,
+    nothing a descriptor, a BSMS record or JSON holds."""
+    word = text.strip()
+    if not word or any(c.isspace() for c in word) or any(c in word for c in "()[]{}<>\"'"):
+        return False
+    return word.startswith(("/", "~", "./", "../")) or word.lower().endswith((".json", ".txt", ".bsms", ".dat"))
 
 
 class Wallet(PsbtPipeline):
@@ -177,9 +187,10 @@ class Wallet(PsbtPipeline):
         from l2custody.wallet.formats import import_wallet
 
         text = source
-        path = Path(source).expanduser()
-        if len(source) < 4096 and "\n" not in source and path.is_file():
-            text = read_text(path, "the wallet file", DescriptorError)
+        if is_existing_file(source):  # else it is the text itself (a descriptor may be long)
+            text = read_text(source, "the wallet file", DescriptorError)
+        elif _looks_like_a_path(source):
+            read_text(source, "the wallet file", DescriptorError)  # says why there is no file there
         imported = import_wallet(text, network=config.embit_network)
         wallet_name = name or imported.name or "treasury"
         action = f"wallet-imported-{imported.source}"

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from l2custody.config import Config
 from l2custody.errors import SignerError, UsageError
-from l2custody.private_dirs import private_dir
+from l2custody.private_files import private_dir
 from l2custody.store import SignerRecord, Store
+from l2custody.user_paths import user_path, why
 from l2custody.wallet.actor import default_actor
 
 KINDS = ("software", "file", "hwi")
@@ -57,7 +57,7 @@ def add_signer(
     if kind == "software":
         from l2custody.wallet.signers import SoftwareSigner
 
-        file = Path(source).expanduser().absolute()
+        file = user_path(source, "signer key file", SignerError)
         signer = SoftwareSigner.from_file(file, name=name)
         fp = signer.fingerprint
         path = str(file)
@@ -68,11 +68,11 @@ def add_signer(
             key = None  # an account-level xprv: its key is what it is
         details["key"] = key
     elif kind == "file":
-        directory = Path(source).expanduser().absolute()
+        directory = user_path(source, "signer directory", SignerError)
         try:
             private_dir(directory)
         except OSError as exc:
-            raise SignerError(f"cannot create the signer directory {directory}: {exc.strerror}") from None
+            raise SignerError(f"cannot use {directory} as the signer directory: {why(exc)}") from None
         path = str(directory)
         fp = (fingerprint or "").lower()
     else:

@@ -34,8 +34,9 @@ from embit.psbt import PSBT
 from embit.transaction import SIGHASH
 
 from l2custody.errors import PsbtError, PsbtTampered, SignerError, SignerUnavailable
-from l2custody.private_dirs import private_dir
+from l2custody.private_files import write_private_file
 from l2custody.text_files import read_text
+from l2custody.user_paths import existing_file, user_path, why
 from l2custody.wallet.addresses import normalize_network
 from l2custody.wallet.descriptor import KeyOrigin, format_path, parse_path
 from l2custody.wallet.psbt import combine, copy_psbt, load_psbt, psbt_txid
@@ -70,12 +71,8 @@ def _signing_inputs_fingerprints(psbt: PSBT) -> set[str]:
 # --- software -------------------------------------------------------------------
 def check_secret_file(path: Path) -> None:
     """Refuse a secret file that other users can read or write (must be 0600 or stricter)."""
-    try:
-        st = path.stat()
-    except FileNotFoundError as exc:
-        raise SignerError(f"signer key file {path} does not exist") from exc
-    if not stat.S_ISREG(st.st_mode):
-        raise SignerError(f"signer key file {path} is not a regular file")
+    path = existing_file(path, "signer key file", SignerError)
+    st = path.stat()
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o077:
         raise SignerError(
@@ -89,23 +86,13 @@ def write_secret_file(path: Path, text: str) -> None:
 
     A missing parent folder is created with mode 0700 (only its owner may list it).
     """
-    path = Path(path)
+    path = user_path(path, "key file", SignerError)
     try:
-        if not path.parent.is_dir():
-            private_dir(path.parent)
+        write_private_file(path, (text.rstrip("\n") + "\n").encode(), exclusive=True, durable=True)
+    except FileExistsError:
+        raise SignerError(f"{path} already exists; refusing to overwrite a key file") from None
     except OSError as exc:
-        raise SignerError(
-            f"cannot create key file {path}: its folder cannot be made ({exc.strerror}); "
-            "choose a folder you can write to"
-        ) from exc
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as exc:
-        raise SignerError(f"{path} already exists; refusing to overwrite a key file") from exc
-    except OSError as exc:
-        raise SignerError(f"cannot create key file {path}: {exc.strerror}; choose a folder you can write to") from exc
-    with os.fdopen(fd, "w") as f:
-        f.write(text.rstrip("\n") + "\n")
+        raise SignerError(f"cannot create key file {path}: {why(exc)}; choose a folder you can write to") from None
 
 
 def generate_mnemonic(words: int = 24) -> str:
@@ -260,14 +247,13 @@ class FileSigner:
         """Write ``<session>.psbt`` and ``<session>.psbt.txt``; returns their paths."""
         if not session_id or "/" in session_id or session_id.startswith("."):
             raise SignerError(f"session id {session_id!r} cannot be used as a file name")
+        binary = self.directory / f"{session_id}.psbt"
+        text = self.directory / f"{session_id}.psbt.txt"
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            binary = self.directory / f"{session_id}.psbt"
-            text = self.directory / f"{session_id}.psbt.txt"
-            binary.write_bytes(psbt.serialize())
-            text.write_text(psbt.to_base64() + "\n")
+            write_private_file(binary, psbt.serialize())
+            write_private_file(text, (psbt.to_base64() + "\n").encode())
         except OSError as exc:
-            raise SignerUnavailable(f"cannot write the PSBT to {self.directory}: {exc.strerror}") from exc
+            raise SignerUnavailable(f"cannot write the PSBT to {self.directory}: {why(exc)}") from None
         return [binary, text]
 
     def collect(self, session_id: str, unsigned: PSBT | None = None) -> list[PSBT]:

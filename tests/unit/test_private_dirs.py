@@ -8,7 +8,7 @@ import os
 import stat
 from pathlib import Path
 
-from l2custody.private_dirs import private_dir
+from l2custody.private_files import private_dir
 from l2custody.store import Store
 from tests.support.cli_runner import ok, run
 

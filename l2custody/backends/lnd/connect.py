@@ -141,8 +141,10 @@ def macaroon_bytes(raw: bytes, path: Path | str) -> bytes:
 
 
 def _read(path: Path, what: str) -> bytes:
+    from l2custody.user_paths import user_path, why
+
     try:
-        return Path(path).expanduser().read_bytes()
+        return user_path(path, f"{what} file", ConfigError).read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{what} file {path} does not exist; check the path") from None
     except PermissionError:
@@ -150,7 +152,7 @@ def _read(path: Path, what: str) -> bytes:
             f"cannot read {what} file {path}: permission denied; run l2custody as a user that may read it"
         ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {what} file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {what} file {path}: {why(exc)}") from None
 
 
 def open_channel(creds: LndCredentials) -> Any:

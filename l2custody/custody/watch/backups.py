@@ -10,13 +10,13 @@ directory: with the node's seed it restores the channels' funds.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from l2custody.backends.base import NodeBackend
 from l2custody.errors import ConfigError
-from l2custody.private_dirs import private_dir
+from l2custody.private_files import write_private_file
+from l2custody.user_paths import why
 
 SUFFIX = ".channel-backup"
 
@@ -48,24 +48,11 @@ def write_backup(backend: NodeBackend, directory: Path) -> BackupWritten:
         _write_atomically(path, data)
     except OSError as exc:
         raise ConfigError(
-            f"cannot write the channel backup {path}: {exc.strerror or exc}; check [watch] backup_dir "
+            f"cannot write the channel backup {path}: {why(exc)}; check [watch] backup_dir "
             "(it must be a directory this user can write)"
         ) from None
     return BackupWritten(backend.name, path, digest, len(data), True)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    private_dir(path.parent)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # an older file of that name may have had another mode
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_private_file(path, data, durable=True)
