@@ -47,6 +47,20 @@ class StoreError(L2CustodyError):
     code, kind = 14, "store"
 
 
+class StoreConflict(StoreError):
+    """A write the store's rules refuse: a name or id that exists already, an audit
+    entry changed."""
+
+    code, kind = 15, "store-conflict"
+
+
+class StoreDamaged(StoreError):
+    """The store file is not a sound SQLite database (truncated, corrupt pages, data no
+    l2custody wrote): stop, keep a copy, restore or recover."""
+
+    code, kind = 16, "store-damaged"
+
+
 # --- wallet and PSBTs (20-39) ----------------------------------------------
 class DescriptorError(L2CustodyError):
     code, kind = 20, "descriptor"

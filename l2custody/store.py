@@ -23,9 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from l2custody.errors import SessionNotFound, SignerUnavailable, StoreError, WalletNotFound
+from l2custody.errors import (
+    SessionNotFound,
+    SignerUnavailable,
+    StoreConflict,
+    StoreDamaged,
+    StoreError,
+    WalletNotFound,
+)
 from l2custody.migrations import MIGRATIONS
 from l2custody.private_files import private_dir
+from l2custody.user_paths import why
 
 # --- records -------------------------------------------------------------------
 
@@ -103,6 +111,106 @@ class AuditEntry:
     details: dict[str, Any]
 
 
+# --- SQLite errors, translated where they happen ----------------------------------------
+def translate_sqlite_error(exc: sqlite3.Error, path: Path) -> StoreError:
+    """A ``sqlite3`` error of the store at ``path`` as a typed error saying what to do.
+
+    Every statement goes through :class:`_Connection`, so a corrupt page met in the middle
+    of a query, a read-only file, a full disk or a lock held too long ends here, never in
+    a traceback."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError) or name.startswith("SQLITE_CONSTRAINT"):
+        return StoreConflict(f"the store {path} refused the change: {text}")
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text:
+        return StoreDamaged(
+            f"the store {path} is damaged ({text}). Stop every l2custody process, keep a copy of the file, "
+            f"then restore it from a backup or recover it with `sqlite3 {path} .recover`; nothing more was written"
+        )
+    if name.startswith("SQLITE_READONLY") or "readonly" in text:
+        return StoreError(
+            f"the store {path} is read-only for this user ({text}): check the permissions of the file and its "
+            "folder, or run l2custody as the user who owns them; the change was not saved"
+        )
+    if name.startswith("SQLITE_FULL") or "disk is full" in text:
+        return StoreError(f"the disk holding the store {path} is full: free space and retry; the change was not saved")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return StoreError(
+            f"the store {path} is locked by another l2custody process (e.g. `watch` writing); retry in a moment"
+        )
+    if name.startswith("SQLITE_IOERR") or "disk I/O error" in text:
+        return StoreError(
+            f"the store {path} could not be read or written ({text}): check the disk and that the data "
+            "directory still exists; the change was not saved"
+        )
+    return StoreError(f"the store {path}: {text}")
+
+
+class _Cursor(sqlite3.Cursor):
+    """Rows are read lazily: a damaged page may be met at any fetch, not only at execute."""
+
+    path: Path
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.Error as exc:
+            raise translate_sqlite_error(exc, self.path) from None
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.Error as exc:
+            raise translate_sqlite_error(exc, self.path) from None
+
+    def fetchmany(self, size: int | None = 1) -> list[Any]:
+        try:
+            return super().fetchmany(size)
+        except sqlite3.Error as exc:
+            raise translate_sqlite_error(exc, self.path) from None
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.Error as exc:
+            raise translate_sqlite_error(exc, self.path) from None
+
+
+class _Connection(sqlite3.Connection):
+    """The store's connection: every statement's ``sqlite3`` error becomes a StoreError."""
+
+    path: Path = Path("?")
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        cursor = self.cursor(_Cursor)
+        cursor.path = self.path
+        try:
+            cursor.execute(sql, parameters)
+        except sqlite3.Error as exc:
+            raise translate_sqlite_error(exc, self.path) from None
+        return cursor
+
+
+def json_column(text: Any, what: str, path: Path | None = None) -> Any:
+    """A JSON column's value; StoreDamaged when it holds no JSON (l2custody writes it)."""
+    with stored_data(what, path):
+        return json.loads(text)
+
+
+@contextmanager
+def stored_data(what: str, path: Path | None = None) -> Iterator[None]:
+    """Decode a stored row into its record: data not in the shape l2custody writes (a
+    column edited by hand, a half-restored file) is StoreDamaged naming ``what``."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as exc:
+        where = f"the store {path}" if path else "the store"
+        raise StoreDamaged(
+            f"{where} holds malformed data in {what} ({type(exc).__name__}: {str(exc)[:80]}), not what l2custody "
+            "writes; was it edited by hand? Restore the store from a backup"
+        ) from None
+
+
 # --- the store -----------------------------------------------------------------
 
 
@@ -122,18 +230,27 @@ class Store:
         newer l2custody (schema version above ours).
         """
         path = Path(path)
+        migrations = MIGRATIONS if migrations is None else migrations
         try:
             private_dir(path.parent)
-            if not path.exists():
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-            conn = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
+            if not os.path.lexists(path):
+                _create(path, migrations)
+            elif os.path.getsize(path) == 0:
+                raise StoreDamaged(
+                    f"the store {path} is an empty file: a store l2custody made always holds its schema, so it was "
+                    "truncated or made by something else. Restore it from a backup; to start a new, empty store, "
+                    "move the file away"
+                )
+            conn = _connect(path)
             _wal(conn)
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=FULL")
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the store {path}: {exc}; check the data_dir in the config") from None
+        except OSError as exc:
+            raise StoreError(f"cannot open the store {path}: {why(exc)}; check the data_dir in the config") from None
+        except sqlite3.Error as exc:
+            raise translate_sqlite_error(exc, path) from None
         store = cls(conn, path)
-        store.migrate(MIGRATIONS if migrations is None else migrations)
+        store.migrate(migrations)
         return store
 
     def close(self) -> None:
@@ -161,10 +278,7 @@ class Store:
         if self.version == len(migrations):
             return  # the usual case: nothing to do, no lock taken
         while True:
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StoreError(f"the store {self.path} is busy or locked while upgrading: {exc}; retry") from None
+            self.conn.execute("BEGIN IMMEDIATE")
             current = self.version
             if current > len(migrations):
                 self.conn.execute("ROLLBACK")
@@ -181,10 +295,10 @@ class Store:
                     self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version = {number}")
                 self.conn.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except StoreError as exc:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
-                raise StoreError(f"migration {number} of {self.path} failed: {exc}") from None
+                raise StoreError(f"migration {number} of {self.path} failed: {exc.message}") from None
 
     # --- transactions ----------------------------------------------------------
 
@@ -198,16 +312,16 @@ class Store:
             finally:
                 self._depth -= 1
             return
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"the store {self.path} is busy or locked: {exc}; retry") from None
+        self.conn.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
             yield self.conn
         except BaseException:
             self._depth = 0
-            self.conn.execute("ROLLBACK")
+            try:
+                self.conn.execute("ROLLBACK")
+            except StoreError:  # the first error says more; SQLite may have rolled back already
+                pass
             raise
         self._depth = 0
         self.conn.execute("COMMIT")
@@ -252,7 +366,10 @@ class Store:
             sql += " LIMIT ?"
             params.append(limit)
         rows = self.conn.execute(sql, params).fetchall()
-        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in reversed(rows)]
+        return [
+            AuditEntry(r[0], r[1], r[2], r[3], r[4], json_column(r[5], "the audit log", self.path))
+            for r in reversed(rows)
+        ]
 
     # --- wallets -----------------------------------------------------------------
 
@@ -262,8 +379,8 @@ class Store:
                 "INSERT INTO wallets (name, descriptor, network, birthday, created) VALUES (?, ?, ?, ?, ?)",
                 (name, descriptor, network, birthday, time.time()),
             )
-        except sqlite3.IntegrityError:
-            raise StoreError(f"a wallet named {name!r} already exists in {self.path}") from None
+        except StoreConflict:
+            raise StoreConflict(f"a wallet named {name!r} already exists in {self.path}") from None
         return self.wallet(wallet_id=int(cur.lastrowid or 0))
 
     def wallet(self, name: str | None = None, wallet_id: int | None = None) -> WalletRecord:
@@ -502,8 +619,8 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (id, wallet_id, kind, state, psbt, fingerprint, _dumps(details or {}), now, now),
             )
-        except sqlite3.IntegrityError:
-            raise StoreError(f"a PSBT session {id} already exists") from None
+        except StoreConflict:
+            raise StoreConflict(f"a PSBT session {id} already exists") from None
         return self.psbt(id)
 
     def update_psbt(
@@ -537,13 +654,13 @@ class Store:
         row = self.conn.execute(_PSBT_SELECT + " WHERE id = ?", (id,)).fetchone()
         if row is None:
             raise SessionNotFound(f"no PSBT session {id!r}; list them with `l2custody psbt list`")
-        return _psbt(row)
+        return _psbt(row, self.path)
 
     def psbt_by_fingerprint(self, fingerprint: str) -> PsbtRecord | None:
         row = self.conn.execute(
             _PSBT_SELECT + " WHERE fingerprint = ? ORDER BY created DESC LIMIT 1", (fingerprint,)
         ).fetchone()
-        return _psbt(row) if row else None
+        return _psbt(row, self.path) if row else None
 
     def psbts(self, state: str | None = None, kind: str | None = None) -> list[PsbtRecord]:
         sql, params = _PSBT_SELECT + " WHERE 1=1", []
@@ -553,7 +670,7 @@ class Store:
         if kind is not None:
             sql += " AND kind = ?"
             params.append(kind)
-        return [_psbt(r) for r in self.conn.execute(sql + " ORDER BY created", params)]
+        return [_psbt(r, self.path) for r in self.conn.execute(sql + " ORDER BY created", params)]
 
     # --- signers -----------------------------------------------------------------------------
 
@@ -565,8 +682,8 @@ class Store:
                 "INSERT INTO signers (name, kind, path, fingerprint, details, created) VALUES (?, ?, ?, ?, ?, ?)",
                 (name, kind, path, fingerprint, _dumps(details or {}), time.time()),
             )
-        except sqlite3.IntegrityError:
-            raise StoreError(f"a signer named {name!r} already exists; pick another name") from None
+        except StoreConflict:
+            raise StoreConflict(f"a signer named {name!r} already exists; pick another name") from None
         return self.signer(name)
 
     def signer(self, name: str) -> SignerRecord:
@@ -575,11 +692,11 @@ class Store:
         ).fetchone()
         if row is None:
             raise SignerUnavailable(f"no signer named {name!r}; see `l2custody signer list`")
-        return SignerRecord(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5])
+        return SignerRecord(row[0], row[1], row[2], row[3], json_column(row[4], "a signer", self.path), row[5])
 
     def signers(self) -> list[SignerRecord]:
         rows = self.conn.execute("SELECT name, kind, path, fingerprint, details, created FROM signers ORDER BY name")
-        return [SignerRecord(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
+        return [SignerRecord(r[0], r[1], r[2], r[3], json_column(r[4], "a signer", self.path), r[5]) for r in rows]
 
 
 _PSBT_SELECT = "SELECT id, kind, state, psbt, fingerprint, txid, details, created, updated FROM psbts"
@@ -597,8 +714,8 @@ def _utxo(r: tuple[Any, ...]) -> UtxoRecord:
     return UtxoRecord(r[0], r[1], r[2], bytes(r[3]), bool(r[4]), r[5], r[6], r[7], r[8], r[9], r[10])
 
 
-def _psbt(r: tuple[Any, ...]) -> PsbtRecord:
-    return PsbtRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8])
+def _psbt(r: tuple[Any, ...], path: Path) -> PsbtRecord:
+    return PsbtRecord(r[0], r[1], r[2], r[3], r[4], r[5], json_column(r[6], f"PSBT session {r[0]}", path), r[7], r[8])
 
 
 def _statements(script: str) -> list[str]:
@@ -624,9 +741,42 @@ def _wal(conn: sqlite3.Connection, patience: float = 10.0) -> None:
     deadline = time.monotonic() + patience
     while True:
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            sqlite3.Connection.execute(conn, "PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
+
+
+def _connect(path: Path) -> _Connection:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False, factory=_Connection)
+    conn.path = path
+    return conn
+
+
+def _create(path: Path, migrations: list[str]) -> None:
+    """A new store at ``path``, made beside it and linked into place with its schema, so a
+    store file always holds one: an empty file at ``path`` is damage, not a new store.
+    Several processes may race here; the first link wins and the others open it."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".new")
+    os.close(fd)
+    try:
+        conn = _connect(Path(tmp))
+        try:
+            sqlite3.Connection.execute(conn, "PRAGMA journal_mode=WAL")
+            Store(conn, path).migrate(migrations)
+        finally:
+            conn.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process made it meanwhile: use theirs
+    finally:
+        for leftover in (tmp, tmp + "-wal", tmp + "-shm"):
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                pass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import stat
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 from l2custody.errors import (
     SessionNotFound,
     SignerUnavailable,
+    StoreConflict,
     StoreError,
     WalletNotFound,
 )
@@ -70,9 +70,9 @@ def test_store_from_newer_version_is_refused(tmp_path: Path) -> None:
 def test_audit_log_is_append_only(store: Store) -> None:
     first = store.audit("cli", "psbt-created", "session-1", {"fee": 1000})
     store.audit("cli", "psbt-signed", "session-1", {"signer": "alice"})
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(StoreConflict, match="append-only"):
         store.execute("UPDATE audit SET action = 'nothing' WHERE id = ?", (first,))
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(StoreConflict, match="append-only"):
         store.execute("DELETE FROM audit")
     log = store.audit_log("session-1")
     assert [e.action for e in log] == ["psbt-created", "psbt-signed"]

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from l2custody.store import json_column
+
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import Store
 
@@ -101,7 +103,7 @@ def _record(row: tuple[Any, ...]) -> CloseRecord:
         vout,
         value,
         height,
-        json.loads(details),
+        json_column(details, "a close record"),
         created,
         updated,
     )

@@ -21,6 +21,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from l2custody.errors import SessionNotFound
+from l2custody.store import stored_data
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.custody.funding.session import FundingSession
@@ -72,9 +73,10 @@ def save_session(store: Store, session: FundingSession, *, psbt: bool = False, *
 def _from_record(rec: PsbtRecord) -> FundingSession:
     from l2custody.custody.funding.session import FundingSession
 
-    body = dict(rec.details["session"])
-    body.update(psbt=rec.psbt, psbt_fingerprint=rec.fingerprint, txid=rec.txid or "")
-    return FundingSession.from_dict(body)
+    with stored_data(f"funding session {rec.id}"):
+        body = dict(rec.details["session"])
+        body.update(psbt=rec.psbt, psbt_fingerprint=rec.fingerprint, txid=rec.txid or "")
+        return FundingSession.from_dict(body)
 
 
 def load_session(store: Store, session_id: str) -> FundingSession:

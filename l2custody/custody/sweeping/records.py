@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from l2custody.errors import UsageError
+from l2custody.store import json_column
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import Store
@@ -84,7 +85,7 @@ def _record(row: tuple[Any, ...]) -> SweepRecord:
         txid,
         vout,
         height,
-        json.loads(details),
+        json_column(details, "a sweep record"),
         created,
         updated,
     )

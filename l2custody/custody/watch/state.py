@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from l2custody.custody.report.snapshot import ChannelFacts
 from l2custody.custody.watch.alerts import Alert
+from l2custody.store import json_column, stored_data
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import Store
@@ -50,7 +51,11 @@ def _encode(channels: dict[str, ChannelFacts]) -> str:
 
 
 def _decode(text: str) -> dict[str, ChannelFacts]:
-    data = json.loads(text)
+    with stored_data("the watch memory of a node"):
+        return _decode_facts(json.loads(text))
+
+
+def _decode_facts(data: Any) -> dict[str, ChannelFacts]:
     names = data["fields"]
     known = set(_facts_fields())
     out: dict[str, ChannelFacts] = {}
@@ -126,8 +131,8 @@ _ALERT_COLUMNS = (
 
 def _entry(row: Any) -> OutboxEntry:
     key, kind, severity, node, subject, message, details, created, delivered, sent_to, attempts, error = row
-    alert = Alert(key, kind, severity, subject, message, node, json.loads(details), created)
-    return OutboxEntry(alert, tuple(json.loads(sent_to)), attempts, delivered, error)
+    alert = Alert(key, kind, severity, subject, message, node, json_column(details, "an alert"), created)
+    return OutboxEntry(alert, tuple(json_column(sent_to, "an alert")), attempts, delivered, error)
 
 
 def undelivered(store: Store, max_attempts: int = MAX_ATTEMPTS) -> list[OutboxEntry]:
