@@ -23,6 +23,10 @@ def parse_sats(text: str | int) -> int:
     Raises AmountError for anything else: negative, fractional satoshis,
     more than 21M BTC, or unknown units.
     """
+    if isinstance(text, bool) or not isinstance(text, (str, int)):
+        raise AmountError(
+            f"cannot read amount {text!r:.40}: write satoshis (150000 or 150000sat) or bitcoin (0.0015btc) as text"
+        )
     if isinstance(text, int):
         value = text
     else:

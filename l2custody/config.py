@@ -225,8 +225,7 @@ def load_config(path: Path | str | None = None) -> Config:
     """
     path = resolve_config_path(path)
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        data = tomllib.loads(path.read_bytes().decode("utf-8").removeprefix("\ufeff"))
     except FileNotFoundError:
         raise ConfigError(
             f"no config file at {path}; create one with `l2custody init --network regtest` "

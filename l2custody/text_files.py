@@ -19,7 +19,7 @@ def read_text(path: Path | str, what: str, error: type[L2CustodyError], hint: st
     path = user_path(path, what, error)
     suffix = f"; {hint}" if hint else ""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8").removeprefix("\ufeff")  # a BOM is never content
     except UnicodeDecodeError as exc:
         raise error(f"cannot read {what} {path}: it is {not_utf8(exc)}; is it the right file?{suffix}") from None
     except OSError as exc:

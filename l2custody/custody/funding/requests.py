@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
+from l2custody import strict_json
 from l2custody.amounts import parse_sats
 from l2custody.custody.funding.session import ChannelRequest
 from l2custody.errors import L2CustodyError, UsageError
@@ -65,38 +65,84 @@ def channel_request(
     )
 
 
-def _flag(value: Any, where: str) -> bool:
+_COLUMNS = ("node", "peer", "amount", "private", "push")
+_REQUIRED = {"node", "peer", "amount"}
+
+
+def _flag(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    text = str(value if value is not None else "").strip().lower()
+    text = value.strip().lower() if isinstance(value, str) else None
+    if value is None or text in _FALSE:
+        return False
     if text in _TRUE:
         return True
-    if text in _FALSE:
-        return False
-    raise UsageError(f"{where}: private must be true/false (or yes/no), got {value!r}")
+    raise UsageError(f"private must be true/false (or yes/no), got {value!r}")
+
+
+def _text(row: dict[str, Any], key: str) -> str:
+    value = row.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise UsageError(f"{key} must be text, got {type(value).__name__} {value!r:.40}")
+    return value.strip()
+
+
+def _amount(row: dict[str, Any], key: str) -> str | int:
+    """An amount as written: text (``0.01btc``) or a whole number of satoshis. A JSON
+    ``1.5`` (bitcoin? satoshis?), ``null`` or ``true`` is refused, never guessed."""
+    value = row.get(key)
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if value is None:
+        raise UsageError(f"{key} is missing")
+    raise UsageError(
+        f'{key} must be text like "0.01btc" or a whole number of satoshis, got {type(value).__name__} {value!r:.40}'
+    )
+
+
+def _check_columns(names: list[str], name: str) -> None:
+    unknown = [n for n in names if n not in _COLUMNS]
+    if unknown:
+        raise UsageError(
+            f"{name}: unknown column {unknown[0]!r}; a batch names node, peer, amount and optionally private, push"
+        )
+    missing = _REQUIRED - set(names)
+    if missing:
+        raise UsageError(
+            f"{name}: the batch must name node, peer, amount (and optionally private, push); "
+            f"missing: {', '.join(sorted(missing))}"
+        )
 
 
 def _rows_from_text(text: str, name: str) -> list[dict[str, Any]]:
     stripped = text.lstrip()
     if stripped.startswith("[") or stripped.startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{name}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        data = strict_json.loads(text, name, UsageError)
         if isinstance(data, dict):
             data = data.get("channels")
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise UsageError(f"{name}: JSON must be a list of {{node, peer, amount, private}} objects")
+        for n, row in enumerate(data, start=1):
+            _check_columns(list(row), f"{name} row {n}")
         return data
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    reader = csv.DictReader(io.StringIO("\n".join(lines)), skipinitialspace=True)
-    missing = {"node", "peer", "amount"} - {(f or "").strip().lower() for f in reader.fieldnames or []}
-    if missing:
-        raise UsageError(
-            f"{name}: the CSV header must name node,peer,amount (and optionally private,push); "
-            f"missing: {', '.join(sorted(missing))}"
-        )
-    return [{(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader]
+    reader = csv.reader(io.StringIO("\n".join(lines)), skipinitialspace=True)
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+        _check_columns(header, name)
+        rows = []
+        for n, values in enumerate(reader, start=1):
+            if len(values) > len(header):
+                raise UsageError(
+                    f"{name} row {n}: {len(values)} values for {len(header)} columns ({', '.join(header)}); "
+                    "a comma inside an amount? write 1000000 or 0.01btc"
+                )
+            rows.append({k: v.strip() for k, v in zip(header, values)})
+    except csv.Error as exc:
+        raise UsageError(f"{name}: not a CSV batch ({exc})") from None
+    return rows
 
 
 def read_batch(path: Path | str) -> list[ChannelRequest]:
@@ -108,17 +154,16 @@ def read_batch(path: Path | str) -> list[ChannelRequest]:
         raise UsageError(f"{path}: no channels listed")
     out = []
     for n, row in enumerate(rows, start=1):
-        where = f"{path} row {n}"
         try:
             out.append(
                 channel_request(
-                    str(row.get("node", "")).strip(),
-                    str(row.get("peer", "")),
-                    row.get("amount", ""),
-                    private=_flag(row.get("private"), where),
-                    push=row.get("push") or 0,
+                    _text(row, "node"),
+                    _text(row, "peer"),
+                    _amount(row, "amount"),
+                    private=_flag(row.get("private")),
+                    push=_amount(row, "push") if row.get("push") not in (None, "") else 0,
                 )
             )
-        except L2CustodyError as exc:
-            raise type(exc)(f"{where}: {exc.message}") from None
+        except L2CustodyError as exc:  # the one place that says where
+            raise type(exc)(f"{path} row {n}: {exc.message}") from None
     return out
