@@ -59,6 +59,7 @@ def add_signer(
 
         file = user_path(source, "signer key file", SignerError)
         signer = SoftwareSigner.from_file(file, name=name)
+        signer.check_network(config.embit_network)
         fp = signer.fingerprint
         path = str(file)
         try:
@@ -81,6 +82,7 @@ def add_signer(
     if fp and not re.fullmatch(r"[0-9a-f]{8}", fp):
         raise UsageError(f"fingerprint {fp!r} must be 8 hex characters (the master key fingerprint)")
     with Store.open(config.store_path) as store:
+        _check_not_registered(store, name, kind, fp, path)
         in_wallet = _check_in_wallet(store, name, fp)
         with store.transaction():
             rec = store.add_signer(name, kind, path, fp, details)
@@ -88,6 +90,20 @@ def add_signer(
                 default_actor(), "signer-added", f"signer {name}", {"kind": kind, "fingerprint": fp, "path": path}
             )
     return _info(rec, in_wallet)
+
+
+def _check_not_registered(store: Store, name: str, kind: str, fingerprint: str, path: str | None) -> None:
+    """One signer per key: the same mnemonic (or device) under two names would count as
+    two signers in rehearsals and reports while being one point of failure."""
+    for other in store.signers():
+        same_key = bool(fingerprint) and other.fingerprint == fingerprint and other.kind == kind
+        same_place = path is not None and other.path == path
+        if other.name != name and (same_key or same_place):
+            what = f"the key {fingerprint}" if same_key else path
+            raise SignerError(
+                f"{what} is registered already as signer {other.name!r}; sign with that signer "
+                "(one key registered twice would count as two signers while being one)"
+            )
 
 
 def _check_in_wallet(store: Store, name: str, fingerprint: str) -> bool | None:

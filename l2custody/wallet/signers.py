@@ -126,6 +126,7 @@ class SoftwareSigner:
         self._key = key
         self._origin_path = list(origin_path or [])
         self._fingerprint = (master_fingerprint or key.my_fingerprint.hex()).lower()
+        self._from_mnemonic = False
         self.name = name
 
     def __repr__(self) -> str:
@@ -139,13 +140,30 @@ class SoftwareSigner:
     def fingerprint(self) -> str:
         return self._fingerprint
 
+    def check_network(self, network: str) -> None:
+        """NetworkMismatch when the key file holds an extended key of another network
+        (an ``xprv`` for a regtest wallet, a ``tprv`` for mainnet). A mnemonic has none."""
+        from l2custody.errors import NetworkMismatch
+
+        if self._from_mnemonic:
+            return
+        net = normalize_network(network)
+        if self._key.version != NETWORKS[net]["xprv"]:
+            mainnet = self._key.version == NETWORKS["main"]["xprv"]
+            raise NetworkMismatch(
+                f"the key file holds a {'mainnet xprv' if mainnet else 'test-network tprv'}, but this l2custody "
+                f"is on {network}: use the key of the {network} setup, or the config of the other network"
+            )
+
     @classmethod
     def from_mnemonic(cls, mnemonic: str, passphrase: str = "", name: str = "software") -> SoftwareSigner:
         words = " ".join(mnemonic.lower().split())
         if not bip39.mnemonic_is_valid(words):
             raise SignerError("the mnemonic is not a valid BIP-39 phrase (unknown word or bad checksum)")
         root = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(words, passphrase), version=NETWORKS["test"]["xprv"])
-        return cls(root, name=name)
+        signer = cls(root, name=name)
+        signer._from_mnemonic = True
+        return signer
 
     @classmethod
     def from_text(cls, text: str, passphrase: str = "", name: str = "software") -> SoftwareSigner:
