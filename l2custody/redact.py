@@ -26,6 +26,54 @@ def shown(text: str, limit: int = 24) -> str:
     return f"{text[:limit]}..." if len(text) > limit else text
 
 
+_URL_LOGIN = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def text(message: str) -> str:
+    """``message`` as it may leave l2custody (error output, logs, alerts): private keys,
+    logins in URLs and runs of six or more BIP-39 words anywhere in it are replaced.
+
+    The edges apply it to whole messages, so a secret quoted by code that forgot
+    :func:`shown` (or by a library's own error text) is still not repeated."""
+    message = _PRIVATE_KEY.sub("(a private key: not shown)", message)
+    message = _URL_LOGIN.sub(lambda m: f"{m.group(1)}***@", message)
+    return _without_seed_words(message)
+
+
+def _without_seed_words(message: str) -> str:
+    words = list(_WORD.finditer(message))
+    wordlist = _bip39_words()
+    spans: list[tuple[int, int]] = []
+    run: list[re.Match[str]] = []
+    for match in [*words, None]:
+        if match is not None and match.group().lower() in wordlist and (not run or _adjacent(message, run[-1], match)):
+            run.append(match)
+            continue
+        if len(run) >= 6:
+            spans.append((run[0].start(), run[-1].end()))
+        run = [match] if match is not None and match.group().lower() in wordlist else []
+    for start, end in reversed(spans):
+        message = f"{message[:start]}(seed words: not shown){message[end:]}"
+    return message
+
+
+def _adjacent(message: str, before: re.Match[str], after: re.Match[str]) -> bool:
+    return message[before.end() : after.start()].strip(" \t\n,") == ""
+
+
+_BIP39: frozenset[str] = frozenset()
+
+
+def _bip39_words() -> frozenset[str]:
+    global _BIP39
+    if not _BIP39:
+        from embit.wordlists.bip39 import WORDLIST
+
+        _BIP39 = frozenset(WORDLIST)
+    return _BIP39
+
+
 def url(text: str) -> str:
     """``text`` without the ``user:password@`` part of a URL."""
     scheme, sep, rest = text.partition("://")

@@ -203,10 +203,13 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def fail(exc: L2CustodyError) -> None:
+    from l2custody import redact
+
+    message = redact.text(exc.message)  # the last edge: nothing secret leaves in an error
     if STATE.json:
-        typer.echo(json.dumps(exc.to_dict()))
+        typer.echo(json.dumps({**exc.to_dict(), "error": message}))
     else:
-        typer.echo(f"error: {exc.message}", err=True)
+        typer.echo(f"error: {message}", err=True)
     sys.exit(2 if exc.code < 100 else 1)
 
 

@@ -69,6 +69,14 @@ def watch(
     api.watch(STATE.config, metrics_listen=metrics, once=once, poll_seconds=poll, auto_sweep=auto_sweep)
 
 
+def _redacted(record: logging.LogRecord) -> bool:
+    """Every log line of ``watch`` passes here: no key, seed or URL login is logged."""
+    from l2custody import redact
+
+    record.msg, record.args = redact.text(record.getMessage()), None
+    return True
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return json.dumps({"ts": record.created, "level": record.levelname.lower(), "message": record.getMessage()})
@@ -88,6 +96,7 @@ def _logging(verbose: bool) -> None:
         handler.setFormatter(_JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(_redacted)
     logger = logging.getLogger("l2custody")
     logger.handlers[:] = [handler]
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -65,6 +65,9 @@ class Alert:
     created: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """What every sink sends (webhook, command, log): the message redacted."""
+        from l2custody import redact
+
         return {
             "source": "l2custody",
             "key": self.key,
@@ -72,7 +75,7 @@ class Alert:
             "severity": self.severity,
             "node": self.node,
             "subject": self.subject,
-            "message": self.message,
+            "message": redact.text(self.message),
             "details": self.details,
             "created": self.created,
         }
