@@ -14,7 +14,7 @@ import typer
 
 from l2custody.cli.channel import channel_app
 from l2custody.cli.main import STATE, emit
-from l2custody.cli.params import number
+from l2custody.cli.params import number, path
 
 FeeOpt = Annotated[
     Optional[float],
@@ -113,7 +113,9 @@ def open_(
 
 @channel_app.command("batch")
 def batch(
-    file: Annotated[Path, typer.Argument(help="CSV (header node,peer,amount[,private][,push]) or JSON list.")],
+    file: Annotated[
+        Path, typer.Argument(help="CSV (header node,peer,amount[,private][,push]) or JSON list.", parser=path)
+    ],
     fee_rate: FeeOpt = None,
     interactive: InteractiveOpt = False,
     signer: SignerOpt = None,

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from l2custody.cli.main import STATE, app, emit
+from l2custody.cli.params import path
 
 
 @app.command("init")
@@ -26,12 +27,12 @@ def init(
         typer.Option(help="RPC password (stored in the 0600 config).", envvar="L2CUSTODY_CHAIN_PASSWORD"),
     ] = None,
     chain_cookie: Annotated[
-        Optional[Path], typer.Option(help="bitcoind's .cookie file, instead of user/password.")
+        Optional[Path], typer.Option(help="bitcoind's .cookie file, instead of user/password.", parser=path)
     ] = None,
-    chain_cert: Annotated[Optional[Path], typer.Option(help="btcd's rpc.cert (TLS, pinned).")] = None,
+    chain_cert: Annotated[Optional[Path], typer.Option(help="btcd's rpc.cert (TLS, pinned).", parser=path)] = None,
     data_dir: Annotated[
         Optional[Path],
-        typer.Option(help="Where the store lives (default ~/.local/share/l2custody/NETWORK)."),
+        typer.Option(help="Where the store lives (default ~/.local/share/l2custody/NETWORK).", parser=path),
     ] = None,
     birthday: Annotated[int, typer.Option(help="First block height to scan for the wallet.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config.")] = False,

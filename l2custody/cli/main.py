@@ -40,6 +40,12 @@ app = typer.Typer(
 )
 
 
+def _path(text: str | Path) -> Path:
+    from l2custody.cli.params import path
+
+    return path(text)
+
+
 @app.callback()
 def _globals(
     config: Annotated[
@@ -49,6 +55,7 @@ def _globals(
             "-c",
             envvar="L2CUSTODY_CONFIG",
             help="Config file (default ~/.config/l2custody/config.toml).",
+            parser=_path,
         ),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output (errors too).")] = False,

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from l2custody.cli.main import STATE, app, emit
-from l2custody.cli.params import number
+from l2custody.cli.params import number, path
 from l2custody.cli.render import data, table
 
 sub = typer.Typer(
@@ -28,10 +28,12 @@ def add(
         Optional[str], typer.Option(help="lnd's gRPC address HOST:PORT (rpclisten, default port 10009).")
     ] = None,
     tls_cert: Annotated[
-        Optional[Path], typer.Option("--tls-cert", help="lnd's tls.cert (omit only for a CA-signed certificate).")
+        Optional[Path],
+        typer.Option("--tls-cert", help="lnd's tls.cert (omit only for a CA-signed certificate).", parser=path),
     ] = None,
     macaroon: Annotated[
-        Optional[Path], typer.Option(help="A macaroon file, e.g. admin.macaroon (read when needed, never copied).")
+        Optional[Path],
+        typer.Option(help="A macaroon file, e.g. admin.macaroon (read when needed, never copied).", parser=path),
     ] = None,
     lndconnect: Annotated[
         Optional[str],
@@ -42,7 +44,7 @@ def add(
         ),
     ] = None,
     rpc_file: Annotated[
-        Optional[Path], typer.Option("--rpc-file", help="CLN: <lightning-dir>/<network>/lightning-rpc.")
+        Optional[Path], typer.Option("--rpc-file", help="CLN: <lightning-dir>/<network>/lightning-rpc.", parser=path)
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each node call.", parser=number)] = 30.0,
 ) -> None:

@@ -1,5 +1,8 @@
 """Parsers for option values that click would read too loosely.
 
+Every path option is read by :func:`path`: click hands ``--data-dir ""`` (an unset
+shell variable) over as ``Path("")``, which is the working directory.
+
 click reads ``nan``, ``inf``, ``１００`` and ``1_0`` as floats; a fee rate or a timeout of
 ``nan`` passes every ``<= 0`` check downstream. Every float option of the CLI is read by
 :func:`number` (a unit test checks that no option is left to click's own float).
@@ -8,6 +11,7 @@ click reads ``nan``, ``inf``, ``１００`` and ``1_0`` as floats; a fee rate or
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import typer
 
@@ -25,3 +29,12 @@ def number(text: str | float) -> float:
     if value in (float("inf"), float("-inf")):
         raise typer.BadParameter(f"{text!r} is too large")
     return value
+
+
+def path(text: str | Path) -> Path:
+    """A path as written (``~`` is expanded later, by ``l2custody.user_paths``); never empty."""
+    if isinstance(text, Path):  # a default value
+        return text
+    if not text.strip():
+        raise typer.BadParameter("the path is empty (an unset shell variable?); give a path")
+    return Path(text)

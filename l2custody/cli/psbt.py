@@ -14,13 +14,14 @@ from typing import Annotated, Optional
 import typer
 
 from l2custody.cli.main import STATE, app, emit
+from l2custody.cli.params import path
 from l2custody.cli.render import data, psbt_summary, table
 
 sub = typer.Typer(help="Check, sign, combine, finalize and broadcast PSBTs of the wallet.", no_args_is_help=True)
 app.add_typer(sub, name="psbt")
 
-FileArg = Annotated[Path, typer.Argument(help="PSBT file (binary, base64 or hex).")]
-OutOpt = Annotated[Optional[Path], typer.Option(help="Write the result here instead of back into FILE.")]
+FileArg = Annotated[Path, typer.Argument(help="PSBT file (binary, base64 or hex).", parser=path)]
+OutOpt = Annotated[Optional[Path], typer.Option(help="Write the result here instead of back into FILE.", parser=path)]
 
 
 def _load(path: Path):
@@ -119,8 +120,10 @@ def sign(
 
 @sub.command("combine")
 def combine(
-    files: Annotated[list[Path], typer.Argument(help="Copies of one PSBT signed by different signers.")],
-    out: Annotated[Optional[Path], typer.Option(help="Where to write the result (default: the first FILE).")] = None,
+    files: Annotated[list[Path], typer.Argument(help="Copies of one PSBT signed by different signers.", parser=path)],
+    out: Annotated[
+        Optional[Path], typer.Option(help="Where to write the result (default: the first FILE).", parser=path)
+    ] = None,
 ) -> None:
     """Merge the signatures of several copies of one PSBT.
 
@@ -210,7 +213,7 @@ def list_(
 @sub.command("export")
 def export(
     session: Annotated[str, typer.Argument(help="Session id (see `psbt list`).")],
-    out: Annotated[Optional[Path], typer.Option(help="File to write (default: ./SESSION.psbt).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="File to write (default: ./SESSION.psbt).", parser=path)] = None,
 ) -> None:
     """Write a session's PSBT, with every signature collected so far, to a file.
 

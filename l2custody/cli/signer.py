@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from l2custody.cli.main import STATE, app, emit
+from l2custody.cli.params import path
 from l2custody.cli.render import data, table
 
 sub = typer.Typer(
@@ -19,9 +20,11 @@ app.add_typer(sub, name="signer")
 @sub.command("add")
 def add(
     name: Annotated[str, typer.Argument(help="A name for the signer (letters, digits, _ - .).")],
-    software: Annotated[Optional[Path], typer.Option(help="Key file (BIP-39 mnemonic or xprv), mode 0600.")] = None,
+    software: Annotated[
+        Optional[Path], typer.Option(help="Key file (BIP-39 mnemonic or xprv), mode 0600.", parser=path)
+    ] = None,
     file_dir: Annotated[
-        Optional[Path], typer.Option(help="Directory to exchange PSBT files with an air-gapped signer.")
+        Optional[Path], typer.Option(help="Directory to exchange PSBT files with an air-gapped signer.", parser=path)
     ] = None,
     hwi: Annotated[
         Optional[str], typer.Option(help="Master fingerprint of a hardware wallet (needs l2custody[hwi]).")

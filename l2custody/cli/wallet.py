@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from l2custody.cli.main import STATE, app, emit
-from l2custody.cli.params import number
+from l2custody.cli.params import number, path
 from l2custody.cli.render import data, table
 
 sub = typer.Typer(
@@ -222,7 +222,9 @@ def send(
         Optional[list[str]], typer.Option("--utxo", help="Spend exactly this coin TXID:N (repeat).")
     ] = None,
     subtract_fee: Annotated[bool, typer.Option("--subtract-fee", help="The amount pays the fee.")] = False,
-    out: Annotated[Optional[Path], typer.Option(help="PSBT file to write (default: ./SESSION.psbt).")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option(help="PSBT file to write (default: ./SESSION.psbt).", parser=path)
+    ] = None,
 ) -> None:
     """Build and verify a PSBT (coins reserved), ready for the signers.
 

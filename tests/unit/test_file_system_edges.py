@@ -10,6 +10,7 @@ the completeness test keeps it covering options added later.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 from pathlib import Path
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 from l2custody.errors import ConfigError, UsageError
 from l2custody.private_files import private_dir, write_private_file
 from l2custody.user_paths import PathKind, existing_file, is_existing_file, path_kind, user_path
-from tests.support.cli_runner import fails, init_regtest, ok, run
+from tests.support.cli_runner import fails, init_regtest, invoke, ok, run
 
 settings.register_profile("l2custody", max_examples=300, deadline=None, derandomize=True)
 settings.load_profile("l2custody")
@@ -55,6 +56,11 @@ PATH_ARGUMENTS: dict[tuple[str, str], list[str]] = {
 }
 
 
+def _is_path(param: click.Parameter) -> bool:
+    func = getattr(param.type, "func", None)
+    return type(param.type).__name__ == "TyperPath" or getattr(func, "__name__", "") in ("path", "_path")
+
+
 def _path_params() -> set[tuple[str, str]]:
     from l2custody.cli import main
 
@@ -63,7 +69,7 @@ def _path_params() -> set[tuple[str, str]]:
 
     def walk(cmd: click.Command, path: str) -> None:
         for p in cmd.params:
-            if type(p.type).__name__ == "TyperPath" or p.name == "source":
+            if _is_path(p) or p.name == "source":
                 found.add((path, p.name or ""))
         for name, sub in getattr(cmd, "commands", {}).items():
             walk(sub, f"{path} {name}".strip())
@@ -74,6 +80,31 @@ def _path_params() -> set[tuple[str, str]]:
 
 def test_the_table_covers_every_path_option_of_the_cli() -> None:
     assert _path_params() - set(PATH_ARGUMENTS) == set()
+
+
+def test_every_path_option_is_read_by_our_parser_which_refuses_an_empty_path(tmp_path: Path) -> None:
+    from l2custody.cli import main
+
+    loose = []
+
+    def walk(cmd: click.Command, name: str) -> None:
+        loose.extend(f"{name} {p.name}" for p in cmd.params if type(p.type).__name__ == "TyperPath")
+        for sub_name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, f"{name} {sub_name}")
+
+    main._register()
+    walk(typer.main.get_command(main.app), "l2custody")
+    assert not loose, loose
+    for key, argv in PATH_ARGUMENTS.items():
+        if key[1] == "source":
+            continue  # text or a file: an empty one is "nothing to import"
+        argv = [a.replace("{P}", "") for a in argv]
+        if argv[0] != "--config":
+            argv = ["--config", str(tmp_path / "c.toml"), *argv]
+        result = invoke(["--json", *argv])
+        assert result.exit_code != 0, (key, result.output)
+        err = json.loads(result.stdout.strip().splitlines()[-1])
+        assert err["kind"] == "usage" and "path is empty" in err["error"], (key, err)
 
 
 @pytest.fixture()
