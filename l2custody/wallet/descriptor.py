@@ -60,6 +60,8 @@ _KEY_RE = re.compile(
 #: Multipath suffixes: BIP-389 ``/<a;b>/*`` and the older ``/{a,b}/*`` (Specter);
 #: the first branch is for receiving, the second for change.
 _MULTIPATH_RE = re.compile(r"/(?:<(\d+);(\d+)>|\{(\d+),(\d+)\})/\*")
+#: Whether a descriptor's text names both branches (multipath, or BIP-129's ``/**`` template).
+MULTIPATH_MARK = re.compile(r"<\d+;\d+>|\{\d+,\d+\}|/\*\*")
 #: What a key's suffix stands for: a (receive, change) branch pair, or one branch.
 Branches = tuple[int, int]
 SuffixKind = Branches | int

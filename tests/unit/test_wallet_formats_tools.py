@@ -328,3 +328,12 @@ def test_wallet_import_reads_a_tool_file_and_refuses_a_p2sh_one(tmp_path: Path) 
     other = init_regtest(tmp_path / "other")
     err = fails(other, "wallet", "import", str(FIXTURES / "coldcard" / "export-p2sh-myself.txt"), code=20)
     assert "P2WSH only" in err["error"]
+
+
+def test_json_too_deep_or_with_absurd_numbers_is_a_typed_error() -> None:
+    with pytest.raises(DescriptorError, match="not JSON this tool can read"):
+        import_wallet("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DescriptorError, match="not JSON this tool can read"):
+        import_wallet('{"quorum": ' + "9" * 5000 + "}")
+    with pytest.raises(DescriptorError, match="not valid JSON"):
+        import_wallet('{"quorum": ')

@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 
 from l2custody.errors import DescriptorError
-from l2custody.wallet.descriptor import MultisigDescriptor
+from l2custody.wallet.descriptor import MULTIPATH_MARK, MultisigDescriptor
 from l2custody.wallet.formats.imported import ImportedWallet
 from l2custody.wallet.formats.jsondata import JsonObject, kind_of
 
 _MULTISIG = re.compile(r"^(?:sh\()?(?:wsh\()?(?:sorted)?multi\(|^wsh\(|^sh\(wsh\(")
-_MULTIPATH = re.compile(r"<\d+;\d+>")
 
 
 def import_core(data: object, network: str | None = None) -> ImportedWallet:
@@ -38,7 +37,7 @@ def import_core(data: object, network: str | None = None) -> ImportedWallet:
     active = [i for i in multisig if entries[i].flag("active", True)] or multisig
     timestamps = [t for i in active if (t := _timestamp(entries[i])) is not None]
     timestamp = min(timestamps) if timestamps else None
-    multipath = [i for i in active if _MULTIPATH.search(descs[i])]
+    multipath = [i for i in active if MULTIPATH_MARK.search(descs[i])]
     if multipath:
         wallets = {MultisigDescriptor.parse(descs[i], network) for i in multipath}
     else:

@@ -16,11 +16,10 @@ from __future__ import annotations
 import re
 
 from l2custody.errors import DescriptorError
-from l2custody.wallet.descriptor import MultisigDescriptor, split_keys, strip_checksum
+from l2custody.wallet.descriptor import MULTIPATH_MARK, MultisigDescriptor, split_keys, strip_checksum
 from l2custody.wallet.formats.imported import ImportedWallet
 
 _SCRIPT_START = re.compile(r"^[a-z_]+\(")
-_MULTIPATH = re.compile(r"<\d+;\d+>|\{\d+,\d+\}|/\*\*")
 COLDCARD_DESCRIPTOR_HEADER = "# Coldcard descriptor export"
 
 
@@ -47,7 +46,7 @@ def import_descriptor_text(text: str, network: str | None = None) -> ImportedWal
     the others must agree with it.
     """
     found = descriptor_lines(text)
-    multipath = [ln for ln in found if _MULTIPATH.search(ln)]
+    multipath = [ln for ln in found if MULTIPATH_MARK.search(ln)]
     if multipath:
         desc = MultisigDescriptor.parse(multipath[0], network)
         others = [ln for ln in found if ln not in multipath]
