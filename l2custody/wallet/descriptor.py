@@ -408,19 +408,27 @@ class MultisigDescriptor:
         return cls(threshold, keys, network or ("main" if keys[0].family == "main" else "test"), branches=kind)
 
     @classmethod
-    def parse_pair(cls, receive: str, change: str, network: str | None = None) -> MultisigDescriptor:
-        """Combine a receive (``/0/*``) and a change (``/1/*``) descriptor of the same keys."""
+    def parse_pair(
+        cls, receive: str, change: str, network: str | None = None, ordered: bool = False
+    ) -> MultisigDescriptor:
+        """Combine a receive (``/0/*``) and a change (``/1/*``) descriptor of the same keys.
+
+        Without ``ordered`` the two may come in either order (``/0/*`` is the
+        receive branch). With ``ordered`` the caller knows which is which (a
+        Core export's ``internal`` flag), so receive ``/1/*`` with change
+        ``/0/*`` is the ``/<1;0>/*`` wallet.
+        """
         k1, keys1, kind1 = _parse_single(receive)
         k2, keys2, kind2 = _parse_single(change)
-        if (kind1, kind2) == (CHANGE, RECEIVE):
+        if (kind1, kind2) == (CHANGE, RECEIVE) and not ordered:
             k1, keys1, kind1, k2, keys2, kind2 = k2, keys2, kind2, k1, keys1, kind1
-        if (kind1, kind2) != (RECEIVE, CHANGE):
+        if not (isinstance(kind1, int) and isinstance(kind2, int) and {kind1, kind2} == {RECEIVE, CHANGE}):
             raise DescriptorError("expected one receive (/0/*) and one change (/1/*) descriptor")
         if k1 != k2 or keys1 != keys2:
             raise DescriptorError(
                 "the receive and change descriptors have different keys or thresholds; they must describe one wallet"
             )
-        return cls(k1, keys1, network or ("main" if keys1[0].family == "main" else "test"))
+        return cls(k1, keys1, network or ("main" if keys1[0].family == "main" else "test"), branches=(kind1, kind2))
 
     @classmethod
     def from_keys(cls, threshold: int, keys: Sequence[str | KeyOrigin], network: str) -> MultisigDescriptor:

@@ -337,3 +337,44 @@ def test_json_too_deep_or_with_absurd_numbers_is_a_typed_error() -> None:
         import_wallet('{"quorum": ' + "9" * 5000 + "}")
     with pytest.raises(DescriptorError, match="not valid JSON"):
         import_wallet('{"quorum": ')
+
+
+# --- /<1;0>/* and multi() across formats ----------------------------------------------------
+def test_a_reversed_branch_wallet_round_trips_through_every_export() -> None:
+    from l2custody.wallet.formats import EXPORT_FORMATS, export_wallet
+
+    text = WALLET["descriptor"].split("#")[0].replace("/<0;1>/*", "/<1;0>/*")
+    reversed_ = import_wallet(text, network="regtest").descriptor
+    for fmt in EXPORT_FORMATS:
+        again = import_wallet(export_wallet(reversed_, fmt), network="regtest").descriptor
+        assert again == reversed_ and again.first_address() == WALLET["regtest_change"][0], fmt
+
+
+def test_unsorted_multi_is_refused_in_every_format_that_can_carry_it() -> None:
+    multi = WALLET["descriptor"].split("#")[0].replace("sortedmulti(", "multi(")
+    receive = WALLET["descriptor_receive"].split("#")[0].replace("sortedmulti(", "multi(")
+    cases = [
+        multi,
+        json.dumps([{"desc": receive, "internal": False}, {"desc": receive.replace("/0/*", "/1/*"), "internal": True}]),
+        json.dumps({"label": "x", "descriptor": multi}),
+        f"addwallet x&{multi}",
+        "# Coldcard descriptor export\n" + receive.replace(",", ",\n"),
+    ]
+    for text in cases:
+        with pytest.raises(DescriptorError, match=r"wsh\(multi\(\.\.\.\)\) keeps keys in the given order"):
+            import_wallet(text, network="regtest")
+
+
+def test_core_export_of_nested_segwit_says_why() -> None:
+    nested = "sh(" + WALLET["descriptor"].split("#")[0] + ")"
+    with pytest.raises(DescriptorError, match="nested sh"):
+        import_wallet(json.dumps([{"desc": nested}]), network="regtest")
+
+
+def test_caravan_descriptors_with_a_disagreeing_multipath_are_refused() -> None:
+    other = WALLET["descriptor"].split("#")[0].replace("sortedmulti(2", "sortedmulti(3")
+    text = json.dumps(
+        {"receive": WALLET["descriptor_receive"], "change": WALLET["descriptor_change"], "multipath": other}
+    )
+    with pytest.raises(DescriptorError, match="disagrees"):
+        import_wallet(text, network="regtest")

@@ -55,5 +55,8 @@ def import_caravan_descriptors(data: object, network: str | None = None) -> Impo
     """Caravan's "Download Descriptors": ``{"receive": "wsh(...)/0/*...", "change": "...", "network": ...}``."""
     top = JsonObject(data, "the Caravan descriptors file")
     net = _network(top, network) if "network" in top else network
-    desc = MultisigDescriptor.parse_pair(top.text("receive"), top.text("change"), network=net)
+    desc = MultisigDescriptor.parse_pair(top.text("receive"), top.text("change"), network=net, ordered=True)
+    multipath = top.optional_text("multipath")
+    if multipath is not None and MultisigDescriptor.parse(multipath, net) != desc:
+        raise DescriptorError("the file's multipath descriptor disagrees with its receive and change descriptors")
     return ImportedWallet(desc, "caravan", name=top.optional_text("name"))

@@ -31,8 +31,11 @@ def import_core(data: object, network: str | None = None) -> ImportedWallet:
         raise DescriptorError(f"a Core export is a JSON object or list, not {kind_of(data)}")
     entries = [JsonObject(e, f"descriptor entry {i}") for i, e in enumerate(raw_entries, start=1)]
     descs = {i: e.text("desc") for i, e in enumerate(entries)}
-    multisig = [i for i, d in descs.items() if "multi(" in d and _MULTISIG.match(d)]
+    multisig = [i for i, d in descs.items() if d.startswith("wsh(sortedmulti(")]
     if not multisig:
+        others = [d for d in descs.values() if "multi(" in d and _MULTISIG.match(d)]
+        if others:  # sh(...), wsh(multi(...)): the parser says why it is not supported
+            MultisigDescriptor.parse(others[0], network)
         raise DescriptorError("the Core export contains no wsh(sortedmulti(...)) descriptor")
     active = [i for i in multisig if entries[i].flag("active", True)] or multisig
     timestamps = [t for i in active if (t := _timestamp(entries[i])) is not None]
@@ -49,7 +52,7 @@ def import_core(data: object, network: str | None = None) -> ImportedWallet:
                 "(internal: true) multisig descriptor"
             )
         wallets = {
-            MultisigDescriptor.parse_pair(descs[r], descs[c], network=network)
+            MultisigDescriptor.parse_pair(descs[r], descs[c], network=network, ordered=True)
             for r in receive
             for c in change
             if _same_keys(descs[r], descs[c])
@@ -72,6 +75,6 @@ def _timestamp(entry: JsonObject) -> int | None:
 
 def _same_keys(a: str, b: str) -> bool:
     def strip(desc: str) -> str:
-        return re.sub(r"/[01]/\*", "", desc.split("#")[0])
+        return re.sub(r"/[01]/\*", "", desc.split("#")[0].replace("'", "h"))
 
     return strip(a) == strip(b)

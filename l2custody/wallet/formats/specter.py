@@ -20,7 +20,9 @@ def import_specter(data: object, network: str | None = None) -> ImportedWallet:
     top = JsonObject(data, "the Specter wallet file")
     name = top.optional_text("name") or top.optional_text("label")
     if "recv_descriptor" in top:
-        desc = MultisigDescriptor.parse_pair(top.text("recv_descriptor"), top.text("change_descriptor"), network)
+        desc = MultisigDescriptor.parse_pair(
+            top.text("recv_descriptor"), top.text("change_descriptor"), network, ordered=True
+        )
         for key, index_key, change in (("address", "address_index", False), ("change_address", "change_index", True)):
             stated, index = top.optional_text(key), top.optional_integer(index_key)
             if stated is not None and index is not None:

@@ -17,7 +17,9 @@ import re
 
 from l2custody.errors import DescriptorError
 from l2custody.wallet.descriptor import MULTIPATH_MARK, MultisigDescriptor, split_keys, strip_checksum
+from l2custody.wallet.formats.core import import_core
 from l2custody.wallet.formats.imported import ImportedWallet
+from l2custody.wallet.formats.jsondata import load_json
 
 _SCRIPT_START = re.compile(r"^[a-z_]+\(")
 COLDCARD_DESCRIPTOR_HEADER = "# Coldcard descriptor export"
@@ -68,9 +70,6 @@ def coldcard_receive_descriptor(receive: str, network: str | None) -> MultisigDe
 
 def import_coldcard_core(text: str, network: str | None = None) -> ImportedWallet:
     """Coldcard's "Bitcoin Core" multisig export: ``importdescriptors '[{...}, {...}]'``."""
-    from l2custody.wallet.formats.core import import_core
-    from l2custody.wallet.formats.jsondata import load_json
-
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
     joined = " ".join(lines)
     m = re.fullmatch(r"importdescriptors\s+'(?P<json>.*)'", joined, re.S)
