@@ -4,7 +4,9 @@ Starts its own ``bitcoind -regtest``; skipped, naming what is missing, when
 bitcoind is not installed. Core's ``deriveaddresses`` on the receive and
 change descriptors must give the addresses we derive (Core writes regtest
 addresses, so the fixtures are imported on regtest; mainnet fixtures are
-compared by script, not by address text).
+compared by script, not by address text). Spends from 17- and 20-key
+wallets and from a ``/<1;0>/*`` wallet, signed by software signers and
+finalized by us, must pass Core's ``testmempoolaccept``.
 """
 
 from __future__ import annotations
@@ -13,12 +15,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from embit import bip32
+from embit.ec import PrivateKey
+from embit.networks import NETWORKS
 
 from l2custody.wallet.addresses import address_to_script
 from l2custody.wallet.descriptor import MultisigDescriptor
 from l2custody.wallet.formats import import_wallet
+from l2custody.wallet.psbt import TxOut, Utxo, build_psbt, combine, finalize
+from l2custody.wallet.signers import SoftwareSigner
 from regtest.binaries import find_binary, missing_reason
 from regtest.chain import BitcoindNode
+from regtest.faucet import Faucet
 from tests.support.wallet import WALLET
 from tests.unit.test_wallet_descriptor_limits import account_keys
 
@@ -38,9 +46,12 @@ pytestmark = [
 ]
 
 
+FAUCET = Faucet(PrivateKey(bytes([7]) * 32))
+
+
 @pytest.fixture(scope="module")
 def core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BitcoindNode]:
-    node = BitcoindNode(tmp_path_factory.mktemp("bitcoind"), find_binary("bitcoind"), WALLET["regtest_receive"][0])
+    node = BitcoindNode(tmp_path_factory.mktemp("bitcoind"), find_binary("bitcoind"), FAUCET.address)
     node.start()
     try:
         yield node
@@ -80,3 +91,34 @@ def test_core_derives_what_we_read_from_each_tools_file(core: BitcoindNode, name
         ours = [address_to_script(desc.address(change, i), desc.network) for i in range(2)]
         theirs = [address_to_script(a, "regtest") for a in core_addresses(core, regtest, change, 2)]
         assert ours == theirs
+
+
+def roots(count: int) -> list[bip32.HDKey]:
+    """The master keys behind ``account_keys(count)``."""
+    return [bip32.HDKey.from_seed(bytes([i + 1]) * 32, version=NETWORKS["test"]["xprv"]) for i in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "multipath"), [(17, 2, "<0;1>"), (17, 17, "<0;1>"), (20, 20, "<0;1>"), (3, 2, "<1;0>")]
+)
+def test_core_accepts_our_spend_from_large_and_reversed_wallets(
+    core: BitcoindNode, n: int, k: int, multipath: str
+) -> None:
+    """Funded on regtest, spent with K software signatures: Core's mempool is the judge of the witness."""
+    text = MultisigDescriptor.from_keys(k, account_keys(n), "regtest").to_string(checksum=False)
+    desc = MultisigDescriptor.parse(text.replace("<0;1>", multipath), "regtest")
+    if core.height() < 101:
+        core.mine(101)
+    FAUCET.scan(core)
+    receive = desc.derive(False, 0)
+    txid = FAUCET.pay(core, [(receive.address, 200_000)])
+    core.mine(1)
+    prev = core.rpc("getrawtransaction", txid, 1)
+    vout = next(o["n"] for o in prev["vout"] if o["scriptPubKey"].get("address") == receive.address)
+    coin = Utxo(txid, vout, 200_000, receive.script_pubkey, False, 0, prev_tx=bytes.fromhex(prev["hex"]))
+    out = TxOut.to_address(FAUCET.address, 200_000, "regtest")
+    psbt = build_psbt(desc, [coin], [out], None, 2.0, core.height(), subtract_fee_from=0)
+    signed = combine([SoftwareSigner(root).sign(psbt) for root in roots(n)[:k]])
+    raw = finalize(signed, desc)
+    [verdict] = core.rpc("testmempoolaccept", [raw.hex()])
+    assert verdict["allowed"], verdict
