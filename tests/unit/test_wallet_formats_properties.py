@@ -264,3 +264,28 @@ def test_setup_files_of_1_to_25_keys(n: int, k: int, stated_n: int, fmt: str | N
     valid = fmt == "P2WSH" and stated_n == n and 1 <= k <= n <= MAX_KEYS
     event(f"{tool}: {'wallet' if valid else 'refused'}")
     assert isinstance(got, ImportedWallet) == valid, (got, tool, k, stated_n, n, fmt)
+
+
+# --- the descriptor parsers themselves ----------------------------------------------------------
+TOKENS = st.sampled_from(
+    ["wsh(", "sh(", "sortedmulti(", "multi(", ")", "(", ",", "[", "]", "/", "*", "**", "<", ">", ";", "{", "}",
+     "0", "1", "2", "17", "21", "h", "'", "#", "48h/1h/0h/2h", "00000000", "deadbeef", " ", "\n"]
+)  # fmt: skip
+DESCRIPTOR_SOUP = st.lists(TOKENS | st.sampled_from(pool()[:3]) | st.text(max_size=3), max_size=30).map("".join)
+
+
+@PROPERTY
+@given(DESCRIPTOR_SOUP, NETWORKS_ASKED)
+def test_descriptor_token_soup_gives_a_descriptor_or_a_typed_error(text: str, network: str | None) -> None:
+    from l2custody.wallet.descriptor import KeyOrigin
+
+    for parse in (
+        lambda: MultisigDescriptor.parse(text, network),
+        lambda: MultisigDescriptor.parse_pair(text, text.replace("/0/", "/1/"), network, ordered=True),
+        lambda: KeyOrigin.parse(text),
+    ):
+        try:
+            parse()
+        except L2CustodyError:
+            pass
+    outcome(text, network)
