@@ -50,7 +50,9 @@ def create(
 def import_(
     source: Annotated[
         str,
-        typer.Argument(help="A descriptor, or a file: Core listdescriptors JSON, BSMS record, Sparrow/Caravan export."),
+        typer.Argument(
+            help="A descriptor, or a file: Bitcoin Core, BSMS, Caravan, Coldcard, Sparrow, Specter, Electrum, BlueWallet."
+        ),
     ],
     name: Annotated[Optional[str], typer.Option(help="Wallet name (default: from the file, or 'treasury').")] = None,
     birthday: Annotated[Optional[int], typer.Option(help="First block to scan.")] = None,

@@ -7,8 +7,8 @@ Pubkeys are sorted inside the script (BIP-67), so the order of the keys in
 the descriptor does not change any address.
 
 Promises:
-- construction validates everything: 1 <= K <= N <= 15 (P2WSH standardness
-  limit for CHECKMULTISIG), no duplicate keys or master fingerprints, every
+- construction validates everything: 1 <= K <= N <= 20 (the CHECKMULTISIG
+  key limit, which P2WSH keeps), no duplicate keys or master fingerprints, every
   key has an origin that fits its depth, all keys on one network (mixed
   networks raise NetworkMismatch); anything else raises DescriptorError
   with a message saying what to fix;
@@ -39,10 +39,13 @@ from l2custody.wallet.addresses import (
 )
 
 HARDENED = 0x80000000
-#: At most 15 cosigners: the limit of hardware signers and of P2SH-era
-#: tooling; consensus would allow 20 in P2WSH, but nobody could sign it.
-MAX_KEYS = 15
+#: At most 20 cosigners: CHECKMULTISIG's limit, which P2WSH keeps (the 15 of
+#: P2SH came from its 520-byte redeem script; Bitcoin Core's wsh(sortedmulti)
+#: takes 20 too). Some hardware signers stop at 15; that is theirs to refuse.
+MAX_KEYS = 20
 RECEIVE, CHANGE = 0, 1
+#: The branch pair of the usual ``/<0;1>/*``: receive on 0, change on 1.
+DEFAULT_BRANCHES = (RECEIVE, CHANGE)
 
 _WHY_ORIGIN = (
     "every key needs its origin, written [fingerprint/derivation]xpub "
@@ -54,14 +57,14 @@ _WHY_ORIGIN = (
 _KEY_RE = re.compile(
     r"^\[(?P<fp>[0-9a-fA-F]{8})(?P<path>(?:/[0-9]+[hH']?)*)\](?P<xpub>[1-9A-HJ-NP-Za-km-z]+)(?P<suffix>/.*)?$"
 )
-#: Accepted derivation suffixes and which branches they stand for.
-_SUFFIXES: dict[str, str | int] = {
-    "/<0;1>/*": "multi",
-    "/**": "multi",  # BIP-129 descriptor template
-    "/{0,1}/*": "multi",  # legacy multipath syntax
-    "/0/*": RECEIVE,
-    "/1/*": CHANGE,
-}
+#: Multipath suffixes: BIP-389 ``/<a;b>/*`` and the older ``/{a,b}/*`` (Specter);
+#: the first branch is for receiving, the second for change.
+_MULTIPATH_RE = re.compile(r"/(?:<(\d+);(\d+)>|\{(\d+),(\d+)\})/\*")
+#: Whether a descriptor's text names both branches (multipath, or BIP-129's ``/**`` template).
+MULTIPATH_MARK = re.compile(r"<\d+;\d+>|\{\d+,\d+\}|/\*\*")
+#: What a key's suffix stands for: a (receive, change) branch pair, or one branch.
+Branches = tuple[int, int]
+SuffixKind = Branches | int
 _SLIP132_PUB = {
     ver: ("main" if net == "main" else "test")
     for net, params in NETWORKS.items()
@@ -170,7 +173,7 @@ class KeyOrigin:
     def parse(cls, text: str) -> KeyOrigin:
         """Parse ``[fp/path]xpub`` (an optional ``/<0;1>/*`` suffix is accepted and ignored)."""
         origin, suffix = _parse_key_expression(text.strip(), position=None)
-        if suffix not in (None, "multi"):
+        if suffix not in (None, DEFAULT_BRANCHES):
             raise DescriptorError(f"key {redact.shown(text)}: give the account key, with /<0;1>/* or no suffix")
         return origin
 
@@ -214,26 +217,64 @@ class Derived:
     witness_script: bytes
     bip32: dict[bytes, tuple[bytes, list[int]]] = field(compare=False)
     pubkeys: tuple[bytes, ...] = ()
+    threshold: int = 0
 
 
-def _parse_key_expression(text: str, position: int | None) -> tuple[KeyOrigin, str | int | None]:
+def script_number(value: int) -> bytes:
+    """How a script pushes a small number: OP_1..OP_16, above that a one-byte push (17..20 keys)."""
+    return bytes([0x50 + value]) if 1 <= value <= 16 else bytes([1, value])
+
+
+def _suffix_kind(suffix_text: str, where: str) -> SuffixKind:
+    """The branches a key suffix stands for; DescriptorError for anything but the standard forms."""
+    normal = suffix_text.replace("'", "h")
+    if normal in ("/**", "/<0;1>/*"):  # ``/**``: BIP-129 template with its usual /0/*,/1/* restrictions
+        return DEFAULT_BRANCHES
+    if normal == "/0/*":
+        return RECEIVE
+    if normal == "/1/*":
+        return CHANGE
+    m = _MULTIPATH_RE.fullmatch(normal)
+    if m:
+        a, b = (int(x) for x in (m.group(1, 2) if m.group(1) is not None else m.group(3, 4)))
+        if {a, b} == {RECEIVE, CHANGE}:
+            return (a, b)
+    raise DescriptorError(
+        f"{where} ends with {suffix_text!r}; this wallet uses the standard branches 0 and 1: "
+        "/<0;1>/* (also written /{0,1}/*; /<1;0>/* receives on 1), or /0/* and /1/* as a pair"
+    )
+
+
+def split_keys(text: str) -> list[str]:
+    """Split a sortedmulti argument list at its top-level commas (``{0,1}`` stays whole)."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "{<[":
+            depth += 1
+        elif ch in "}>]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _parse_key_expression(text: str, position: int | None) -> tuple[KeyOrigin, SuffixKind | None]:
     """Parse one key of a descriptor; returns the KeyOrigin and the branch kind of its suffix."""
     where = f"key {position}" if position is not None else "key"
     if not text.startswith("["):
         raise DescriptorError(f"{where} ({redact.shown(text, 16)}) has no origin: {_WHY_ORIGIN}")
     m = _KEY_RE.match(text)
+    if not m and re.fullmatch(r"\[[^\]]*\](?:02|03)[0-9a-fA-F]{64}", text):
+        raise DescriptorError(
+            f"{where} is a single public key, not an extended key (xpub): its script would be the same "
+            "for every payment; this wallet needs [fingerprint/path]xpub/<0;1>/* keys to derive addresses"
+        )
     if not m:
         raise DescriptorError(f"{where} ({redact.shown(text)}) is not of the form [fingerprint/path]xpub/<0;1>/*")
     suffix_text = m.group("suffix")
-    suffix: str | int | None = None
-    if suffix_text is not None:
-        normal = suffix_text.replace("'", "h")
-        if normal not in _SUFFIXES:
-            raise DescriptorError(
-                f"{where} ends with {suffix_text!r}; this wallet uses the standard branches "
-                "/<0;1>/* (receive 0, change 1), or /0/* and /1/* as a pair"
-            )
-        suffix = _SUFFIXES[normal]
+    suffix = None if suffix_text is None else _suffix_kind(suffix_text, where)
     origin = KeyOrigin(m.group("fp"), m.group("path"), m.group("xpub"))
     return origin, suffix
 
@@ -252,7 +293,7 @@ def strip_checksum(text: str) -> str:
     return body
 
 
-def _parse_single(text: str) -> tuple[int, list[KeyOrigin], str | int]:
+def _parse_single(text: str) -> tuple[int, list[KeyOrigin], SuffixKind]:
     """Parse one descriptor string into (threshold, keys, branch kind)."""
     body = strip_checksum(text)
     m = re.fullmatch(r"wsh\(sortedmulti\((?P<k>[^,()]+),(?P<keys>[^()]*)\)\)", body)
@@ -268,7 +309,7 @@ def _parse_single(text: str) -> tuple[int, list[KeyOrigin], str | int]:
     k_text = m.group("k").strip()
     if not is_decimal(k_text):
         raise DescriptorError(f"threshold {k_text!r} is not a number")
-    parsed = [_parse_key_expression(part.strip(), position=i + 1) for i, part in enumerate(m.group("keys").split(","))]
+    parsed = [_parse_key_expression(part.strip(), position=i + 1) for i, part in enumerate(split_keys(m.group("keys")))]
     if any(suffix is None for _, suffix in parsed):
         raise DescriptorError(
             "every key needs the derivation suffix /<0;1>/* (or /0/* and /1/*) so that "
@@ -283,10 +324,13 @@ def _parse_single(text: str) -> tuple[int, list[KeyOrigin], str | int]:
 class MultisigDescriptor:
     """A validated k-of-n ``wsh(sortedmulti(...))`` descriptor over key origins."""
 
-    def __init__(self, threshold: int, keys: Sequence[KeyOrigin], network: str) -> None:
+    def __init__(
+        self, threshold: int, keys: Sequence[KeyOrigin], network: str, branches: Branches = DEFAULT_BRANCHES
+    ) -> None:
         self.network = normalize_network(network)
         self.threshold = int(threshold)
         self.keys: tuple[KeyOrigin, ...] = tuple(keys)
+        self.branches: Branches = (int(branches[0]), int(branches[1]))
         self._cache: dict[tuple[bool, int], Derived] = {}
         self._branch_keys: dict[int, list[bip32.HDKey]] = {}
         self._validate()
@@ -304,6 +348,8 @@ class MultisigDescriptor:
             raise DescriptorError(
                 f"threshold K={self.threshold} is more than the {n} keys given: the funds could never be spent"
             )
+        if set(self.branches) != {RECEIVE, CHANGE}:
+            raise DescriptorError(f"branches {self.branches}: receive and change use the branches 0 and 1")
         families = {k.family for k in self.keys}
         if len(families) > 1:
             detail = ", ".join(
@@ -353,28 +399,36 @@ class MultisigDescriptor:
                 "expected one descriptor with /<0;1>/*, or a receive (/0/*) and a change (/1/*) descriptor"
             )
         threshold, keys, kind = _parse_single(parts[0])
-        if kind != "multi":
+        if not isinstance(kind, tuple):
             branch = "receive (/0/*)" if kind == RECEIVE else "change (/1/*)"
             raise DescriptorError(
                 f"this descriptor covers only the {branch} branch; give the receive and the change "
                 "descriptor together, or the multipath form /<0;1>/*"
             )
-        return cls(threshold, keys, network or ("main" if keys[0].family == "main" else "test"))
+        return cls(threshold, keys, network or ("main" if keys[0].family == "main" else "test"), branches=kind)
 
     @classmethod
-    def parse_pair(cls, receive: str, change: str, network: str | None = None) -> MultisigDescriptor:
-        """Combine a receive (``/0/*``) and a change (``/1/*``) descriptor of the same keys."""
+    def parse_pair(
+        cls, receive: str, change: str, network: str | None = None, ordered: bool = False
+    ) -> MultisigDescriptor:
+        """Combine a receive (``/0/*``) and a change (``/1/*``) descriptor of the same keys.
+
+        Without ``ordered`` the two may come in either order (``/0/*`` is the
+        receive branch). With ``ordered`` the caller knows which is which (a
+        Core export's ``internal`` flag), so receive ``/1/*`` with change
+        ``/0/*`` is the ``/<1;0>/*`` wallet.
+        """
         k1, keys1, kind1 = _parse_single(receive)
         k2, keys2, kind2 = _parse_single(change)
-        if (kind1, kind2) == (CHANGE, RECEIVE):
+        if (kind1, kind2) == (CHANGE, RECEIVE) and not ordered:
             k1, keys1, kind1, k2, keys2, kind2 = k2, keys2, kind2, k1, keys1, kind1
-        if (kind1, kind2) != (RECEIVE, CHANGE):
+        if not (isinstance(kind1, int) and isinstance(kind2, int) and {kind1, kind2} == {RECEIVE, CHANGE}):
             raise DescriptorError("expected one receive (/0/*) and one change (/1/*) descriptor")
         if k1 != k2 or keys1 != keys2:
             raise DescriptorError(
                 "the receive and change descriptors have different keys or thresholds; they must describe one wallet"
             )
-        return cls(k1, keys1, network or ("main" if keys1[0].family == "main" else "test"))
+        return cls(k1, keys1, network or ("main" if keys1[0].family == "main" else "test"), branches=(kind1, kind2))
 
     @classmethod
     def from_keys(cls, threshold: int, keys: Sequence[str | KeyOrigin], network: str) -> MultisigDescriptor:
@@ -385,7 +439,7 @@ class MultisigDescriptor:
                 origins.append(key)
                 continue
             origin, suffix = _parse_key_expression(key.strip(), position=i)
-            if suffix not in (None, "multi"):
+            if suffix not in (None, DEFAULT_BRANCHES):
                 raise DescriptorError(f"key {i}: give the account key with /<0;1>/* or no suffix")
             origins.append(origin)
         return cls(threshold, origins, network)
@@ -393,7 +447,8 @@ class MultisigDescriptor:
     # --- output -----------------------------------------------------------
     def to_string(self, change: bool | None = None, checksum: bool = True) -> str:
         """The descriptor text: multipath ``/<0;1>/*`` when ``change`` is None, else one branch."""
-        suffix = "/<0;1>/*" if change is None else ("/1/*" if change else "/0/*")
+        receive, change_branch = self.branches
+        suffix = f"/<{receive};{change_branch}>/*" if change is None else f"/{change_branch if change else receive}/*"
         keys = ",".join(k.to_string() + suffix for k in self.keys)
         body = f"wsh(sortedmulti({self.threshold},{keys}))"
         return f"{body}#{descriptor_checksum(body)}" if checksum else body
@@ -407,14 +462,15 @@ class MultisigDescriptor:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MultisigDescriptor):
             return NotImplemented
-        return (self.threshold, self.network, frozenset(self.keys)) == (
+        return (self.threshold, self.network, self.branches, frozenset(self.keys)) == (
             other.threshold,
             other.network,
+            other.branches,
             frozenset(other.keys),
         )
 
     def __hash__(self) -> int:
-        return hash((self.threshold, self.network, frozenset(self.keys)))
+        return hash((self.threshold, self.network, self.branches, frozenset(self.keys)))
 
     @property
     def n(self) -> int:
@@ -425,6 +481,8 @@ class MultisigDescriptor:
         """A short stable id: same keys (in any order), threshold and network give the same id."""
         keys = sorted(k.to_string() for k in self.keys)
         text = f"{self.network}:{self.threshold}:" + ",".join(keys)
+        if self.branches != DEFAULT_BRANCHES:  # ids of /<0;1>/* wallets stay what they were
+            text += f":<{self.branches[0]};{self.branches[1]}>"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def warnings(self) -> list[str]:
@@ -455,16 +513,17 @@ class MultisigDescriptor:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        branch = CHANGE if change else RECEIVE
+        branch = self.branches[1] if change else self.branches[0]
         bip32_map: dict[bytes, tuple[bytes, list[int]]] = {}
         for origin, branch_key in zip(self.keys, self._branch(branch), strict=True):
             sec = branch_key.child(index).sec()
             bip32_map[sec] = (origin.fingerprint_bytes, origin.indexes + [branch, index])
         pubkeys = tuple(sorted(bip32_map))
         witness_script = (
-            bytes([0x50 + self.threshold])
+            script_number(self.threshold)
             + b"".join(b"\x21" + pk for pk in pubkeys)
-            + bytes([0x50 + len(pubkeys), 0xAE])
+            + script_number(len(pubkeys))
+            + b"\xae"
         )
         script_pubkey = b"\x00\x20" + hashes.sha256(witness_script)
         derived = Derived(
@@ -475,6 +534,7 @@ class MultisigDescriptor:
             witness_script=witness_script,
             bip32=bip32_map,
             pubkeys=pubkeys,
+            threshold=self.threshold,
         )
         if len(self._cache) < 100_000:
             self._cache[key] = derived
@@ -506,6 +566,6 @@ class MultisigDescriptor:
         if list(path)[: len(origin)] != origin or len(rest) != 2:
             return None
         branch, index = rest
-        if branch not in (RECEIVE, CHANGE) or index >= HARDENED:
+        if branch not in self.branches or index >= HARDENED:
             return None
-        return branch == CHANGE, index
+        return branch == self.branches[1], index

@@ -523,7 +523,7 @@ def combine(psbts: Sequence[PSBT]) -> PSBT:
 def final_witness_valid(psbt: PSBT, i: int, derived: Derived) -> bool:
     """True if input ``i``'s final witness is ``[dummy, K valid signatures in key order, our script]``."""
     items = psbt.inputs[i].final_scriptwitness.items
-    threshold = derived.witness_script[0] - 0x50
+    threshold = derived.threshold
     if len(items) != threshold + 2 or items[0] != b"" or items[-1] != derived.witness_script:
         return False
     probe = copy_psbt(psbt)

@@ -180,7 +180,7 @@ class Wallet(PsbtPipeline):
         birthday: int | None = None,
         chain: ChainSource | None = None,
     ) -> Wallet:
-        """Import a descriptor, Core ``listdescriptors`` JSON, BSMS record or Sparrow/Caravan export.
+        """Import a descriptor or another tool's wallet file (``wallet.formats`` lists them).
 
         ``source`` is the text itself or a path to a file holding it.
         """

@@ -30,9 +30,13 @@ def varint_size(n: int) -> int:
     return 9
 
 
-def multisig_witness_script_size(n: int) -> int:
-    """Bytes of ``OP_k <33-byte key> x n OP_n OP_CHECKMULTISIG``."""
-    return 1 + 34 * n + 1 + 1
+def multisig_witness_script_size(n: int, threshold: int = 1) -> int:
+    """Bytes of ``OP_k <33-byte key> x n OP_n OP_CHECKMULTISIG`` (k or n above 16 take a 2-byte push)."""
+
+    def number(v: int) -> int:
+        return 1 if v <= 16 else 2
+
+    return number(threshold) + 34 * n + number(n) + 1
 
 
 def multisig_input_weight(threshold: int, n: int) -> int:
@@ -42,7 +46,7 @@ def multisig_input_weight(threshold: int, n: int) -> int:
     times 4. Witness: item count, the empty dummy for CHECKMULTISIG's
     off-by-one, ``threshold`` signatures, and the witness script.
     """
-    script = multisig_witness_script_size(n)
+    script = multisig_witness_script_size(n, threshold)
     witness = varint_size(threshold + 2) + 1 + threshold * (1 + MAX_SIGNATURE_SIZE) + varint_size(script) + script
     return 4 * (36 + 1 + 4) + witness
 

@@ -237,15 +237,15 @@ def test_refuses_unusual_branches() -> None:
         MultisigDescriptor.parse(body, network="regtest")
 
 
-def test_refuses_more_than_fifteen_keys() -> None:
+def test_refuses_more_than_twenty_keys_the_p2wsh_checkmultisig_limit() -> None:
     keys = []
-    for i in range(16):
+    for i in range(21):
         root = bip32.HDKey.from_seed(bytes([i + 1]) * 32, version=NETWORKS["test"]["xprv"])
         acct = root.derive("m/48h/1h/0h/2h").to_public()
         keys.append(f"[{root.my_fingerprint.hex()}/48h/1h/0h/2h]{acct.to_base58()}")
-    with pytest.raises(DescriptorError, match="at most 15"):
+    with pytest.raises(DescriptorError, match="at most 20"):
         MultisigDescriptor.from_keys(2, keys, "regtest")
-    assert MultisigDescriptor.from_keys(2, keys[:15], "regtest").n == 15
+    assert MultisigDescriptor.from_keys(2, keys[:20], "regtest").n == 20
 
 
 def test_refuses_garbage() -> None:

@@ -1,0 +1,52 @@
+"""Writing the wallet for other tools: descriptor, BSMS record, Bitcoin Core ``importdescriptors``."""
+
+from __future__ import annotations
+
+import json
+
+from l2custody.errors import DescriptorError
+from l2custody.wallet.descriptor import MultisigDescriptor
+
+EXPORT_FORMATS = ("descriptor", "bsms", "core")
+
+
+def export_descriptor(desc: MultisigDescriptor) -> str:
+    """The multipath descriptor with checksum, one line."""
+    return desc.to_string()
+
+
+def export_bsms(desc: MultisigDescriptor) -> str:
+    """A BIP-129 descriptor record: template with ``/**``, restrictions (``/0/*,/1/*``), first address."""
+    receive, change = desc.branches
+    template = desc.to_string(checksum=False).replace(f"/<{receive};{change}>/*", "/**")
+    return "\n".join(["BSMS 1.0", template, f"/{receive}/*,/{change}/*", desc.first_address()]) + "\n"
+
+
+def export_core(desc: MultisigDescriptor, timestamp: int | str = "now", range_end: int = 999) -> str:
+    """A Bitcoin Core ``importdescriptors`` request (JSON) for a watch-only wallet.
+
+    ``timestamp`` is the wallet birthday (unix time) or ``"now"``; ``range_end``
+    the last index Core keeps derived ahead.
+    """
+    entries = [
+        {
+            "desc": desc.to_string(change=change),
+            "active": True,
+            "internal": change,
+            "range": [0, range_end],
+            "timestamp": timestamp,
+        }
+        for change in (False, True)
+    ]
+    return json.dumps(entries, indent=2) + "\n"
+
+
+def export_wallet(desc: MultisigDescriptor, fmt: str = "descriptor", **options: object) -> str:
+    """Dispatch to ``export_<fmt>``; ``fmt`` is one of EXPORT_FORMATS."""
+    if fmt == "descriptor":
+        return export_descriptor(desc) + "\n"
+    if fmt == "bsms":
+        return export_bsms(desc)
+    if fmt == "core":
+        return export_core(desc, **options)  # type: ignore[arg-type]
+    raise DescriptorError(f"unknown export format {fmt!r}; use one of: {', '.join(EXPORT_FORMATS)}")
