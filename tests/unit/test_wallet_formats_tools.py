@@ -331,12 +331,17 @@ def test_wallet_import_reads_a_tool_file_and_refuses_a_p2sh_one(tmp_path: Path) 
 
 
 def test_json_too_deep_or_with_absurd_numbers_is_a_typed_error() -> None:
-    with pytest.raises(DescriptorError, match="not JSON this tool can read"):
+    with pytest.raises(DescriptorError, match="nested more than"):
         import_wallet("[" * 100_000 + "]" * 100_000)
     with pytest.raises(DescriptorError, match="not JSON this tool can read"):
         import_wallet('{"quorum": ' + "9" * 5000 + "}")
     with pytest.raises(DescriptorError, match="not valid JSON"):
         import_wallet('{"quorum": ')
+
+
+def test_a_wallet_file_giving_a_member_twice_is_refused_not_read_as_its_last() -> None:
+    with pytest.raises(DescriptorError, match="'quorum' appears twice"):
+        import_wallet('{"name": "w", "quorum": {"requiredSigners": 2}, "quorum": {"requiredSigners": 1}}')
 
 
 # --- /<1;0>/* and multi() across formats ----------------------------------------------------

@@ -9,20 +9,19 @@ was expected, never KeyError or TypeError.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
+from l2custody import strict_json
 from l2custody.errors import DescriptorError
 
 
 def load_json(text: str, what: str) -> object:
-    """Parse ``text`` as JSON; DescriptorError (with the position) if it is not."""
+    """Parse ``text`` as JSON, strictly (``strict_json``: a member given twice, NaN and
+    absurd nesting are refused); DescriptorError naming the place if it is not."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DescriptorError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
-    except (ValueError, RecursionError) as exc:  # over-long numbers, absurd nesting
-        raise DescriptorError(f"{what} is not JSON this tool can read ({type(exc).__name__})") from exc
+        return strict_json.loads(text, what, DescriptorError)
+    except ValueError as exc:  # over-long numbers (Python's int-string limit)
+        raise DescriptorError(f"{what} is not JSON this tool can read ({type(exc).__name__})") from None
 
 
 def kind_of(value: object) -> str:
