@@ -176,7 +176,7 @@ def _read_output(r: _Reader, what: str) -> TxOutput:
 
 def _read_unsigned_tx(value: bytes) -> UnsignedTx:
     r = _Reader(value, "the transaction")
-    version = int.from_bytes(r.take(4, "the transaction version"), "little", signed=True)
+    version = int.from_bytes(r.take(4, "the transaction version"), "little")  # as the bytes say (embit's way)
     inputs = []
     for i in range(r.compact("the input count")):
         txid = r.take(32, f"input {i}'s previous txid")[::-1]
