@@ -160,6 +160,25 @@ def test_the_version_2_transaction_is_the_one_its_fields_describe() -> None:
     assert [o.value for o in tx.vout] == [int.from_bytes(m.get(0x03) or b"", "little") for m in checked.outputs]
 
 
+@pytest.mark.parametrize("vector", [v for v in VALID if v["bip"] == "BIP-174"], ids=lambda v: v["id"])
+def test_a_version_0_psbts_transaction_is_its_unsigned_transaction_byte_for_byte(vector: dict[str, Any]) -> None:
+    """The transaction l2custody reviews, fingerprints and signs is exactly the one in the PSBT."""
+    unsigned = check_psbt(bytes.fromhex(vector["hex"])).global_map.get(0x00)
+    assert load_psbt(vector["hex"]).tx.serialize() == unsigned
+
+
+def test_sequence_0_and_transaction_version_0_are_kept() -> None:
+    """embit's own model would sign a transaction with sequence 0xffffffff and version 2 instead."""
+    raw = bytes.fromhex(BY_ID["bip174-role-01"]["hex"])  # the creator's PSBT: 2 inputs, sequence 0xffffffff
+    unsigned = check_psbt(raw).global_map.get(0x00) or b""
+    tx = load_psbt(raw).tx
+    tx.version, tx.vin[0].sequence = 0, 0
+    assert len(tx.serialize()) == len(unsigned) and tx.serialize() != unsigned
+    psbt = load_psbt(raw.replace(unsigned, tx.serialize()))
+    assert (psbt.tx.version, psbt.tx.vin[0].sequence) == (0, 0)
+    assert psbt.tx.txid() == tx.txid() == load_psbt(psbt.serialize()).tx.txid()
+
+
 def test_the_extractors_transaction_is_not_a_psbt() -> None:
     with pytest.raises(PsbtError, match="not a PSBT"):
         load_psbt(bytes.fromhex(BY_ID["bip174-role-08"]["hex"]))
