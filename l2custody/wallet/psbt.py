@@ -145,7 +145,9 @@ def _required_locktimes(inp: InputScope) -> tuple[int | None, int | None]:
 
 def _model(checked: CheckedPsbt) -> ParsedPSBT:
     """embit's model of a PSBT that passed ``check_psbt``: the same fields, read by embit."""
-    unknown = {f.key: f.value for f in checked.global_map.fields if f.key not in (b"\x00", b"\xfb")}
+    # embit writes the unsigned transaction, and PSBT_GLOBAL_VERSION 2, itself; an explicit version 0 stays as read
+    own = (b"\x00", b"\xfb") if checked.version == 2 else (b"\x00",)
+    unknown = {f.key: f.value for f in checked.global_map.fields if f.key not in own}
     tx = None
     if checked.unsigned_tx is not None:
         u = checked.unsigned_tx
@@ -157,8 +159,6 @@ def _model(checked: CheckedPsbt) -> ParsedPSBT:
         )
     try:
         psbt = ParsedPSBT(tx, unknown, version=2 if checked.version == 2 else None)
-        if tx is not None:
-            psbt.tx_version = tx.version  # embit's parse_tx would keep it, but say it plainly
         for i, m in enumerate(checked.inputs):
             vin = tx.vin[i] if tx is not None else None
             psbt.inputs[i] = ParsedPSBT.PSBTIN_CLS.read_from(BytesIO(m.raw), vin=vin)
