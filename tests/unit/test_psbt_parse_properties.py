@@ -46,7 +46,7 @@ BIP_SEEDS = [bytes.fromhex(v["hex"]) for v in VECTORS if v["expect"] == "valid"]
 
 #: Derandomized: the same examples on every run and every machine.
 PROPERTY = settings(
-    max_examples=1500,
+    max_examples=2500,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -194,7 +194,7 @@ def test_field_mutants_are_read_or_refused_with_a_typed_error(wallet: Any, data:
     _read_everything(wallet, raw)
 
 
-@settings(PROPERTY, max_examples=500)
+@settings(PROPERTY, max_examples=1000)
 @given(
     st.one_of(st.text(max_size=200), st.binary(max_size=200), st.binary(max_size=200).map(lambda b: b"psbt\xff" + b))
 )
