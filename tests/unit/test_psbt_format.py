@@ -14,7 +14,8 @@ import pytest
 
 from l2custody.errors import PsbtError
 from l2custody.wallet.psbt import load_psbt
-from l2custody.wallet.psbt_format import check_psbt, determine_locktime
+from l2custody.wallet.psbt_format import determine_locktime
+from tests.support.psbt_maps import build, compact, maps_of
 
 VECTORS = {
     v["id"]: bytes.fromhex(v["hex"])
@@ -23,28 +24,6 @@ VECTORS = {
 CREATOR = VECTORS["bip174-role-01"]  # v0: 2 inputs, 2 outputs, empty input and output maps
 UPDATED = VECTORS["bip174-role-02"]  # v0 with previous transactions, scripts and key origins
 V2 = VECTORS["bip370-valid-14"]  # v2 with every PSBTv2 field
-
-Maps = list[list[tuple[bytes, bytes]]]
-
-
-def _compact(n: int) -> bytes:
-    if n < 0xFD:
-        return bytes([n])
-    return b"\xfd" + n.to_bytes(2, "little") if n <= 0xFFFF else b"\xfe" + n.to_bytes(4, "little")
-
-
-def maps_of(raw: bytes) -> Maps:
-    c = check_psbt(raw)
-    return [[(f.key, f.value) for f in m.fields] for m in (c.global_map, *c.inputs, *c.outputs)]
-
-
-def build(maps: Maps) -> bytes:
-    out = b"psbt\xff"
-    for fields in maps:
-        for key, value in fields:
-            out += _compact(len(key)) + key + _compact(len(value)) + value
-        out += b"\x00"
-    return out
 
 
 def refused(raw: bytes, *needles: str) -> str:
@@ -75,7 +54,7 @@ def test_bytes_after_the_last_map_are_refused() -> None:
 
 def test_a_map_count_larger_than_the_psbt_is_refused() -> None:
     maps = maps_of(V2)
-    maps[0] = [(k, _compact(10_000) if k == b"\x04" else v) for k, v in maps[0]]
+    maps[0] = [(k, compact(10_000) if k == b"\x04" else v) for k, v in maps[0]]
     refused(build(maps), "PSBT_GLOBAL_INPUT_COUNT", "10000")
 
 

@@ -36,10 +36,10 @@ from l2custody.config import load_config
 from l2custody.errors import L2CustodyError
 from l2custody.wallet.policy import Policy
 from l2custody.wallet.psbt import finalize_psbt, load_psbt, psbt_fingerprint, psbt_txid
-from l2custody.wallet.psbt_format import check_psbt
 from l2custody.wallet.review import summarize, verify
 from l2custody.wallet.service import Wallet
 from tests.support.cli_runner import create_wallet, init_regtest, software_signers
+from tests.support.psbt_maps import build, compact, maps_of
 
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "bip174_370_psbt.json").read_text())["vectors"]
 BIP_SEEDS = [bytes.fromhex(v["hex"]) for v in VECTORS if v["expect"] == "valid"]
@@ -82,21 +82,6 @@ def wallet(tmp_path_factory: pytest.TempPathFactory) -> Any:
     w.close()
 
 
-def _compact(n: int) -> bytes:
-    if n < 0xFD:
-        return bytes([n])
-    return b"\xfd" + n.to_bytes(2, "little") if n <= 0xFFFF else b"\xfe" + n.to_bytes(4, "little")
-
-
-def _serialize(maps: list[list[tuple[bytes, bytes]]]) -> bytes:
-    out = b"psbt\xff"
-    for fields in maps:
-        for key, value in fields:
-            out += _compact(len(key)) + key + _compact(len(value)) + value
-        out += b"\x00"
-    return out
-
-
 def _values() -> st.SearchStrategy[bytes]:
     return st.one_of(
         st.binary(max_size=40),
@@ -128,15 +113,14 @@ def byte_mutants(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
 @st.composite
 def field_mutants(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
     """A seed PSBT rebuilt map by map with 1-3 fields added, dropped, given another value or tweaked."""
-    checked = check_psbt(draw(st.sampled_from(seeds)))
-    maps = [[(f.key, f.value) for f in m.fields] for m in (checked.global_map, *checked.inputs, *checked.outputs)]
+    maps = maps_of(draw(st.sampled_from(seeds)))
     for _ in range(draw(st.integers(1, 3))):
         fields = maps[draw(st.integers(0, len(maps) - 1))]
         op = draw(st.sampled_from(["add", "drop", "revalue", "tweak", "tweak"] if fields else ["add"]))
         if op == "add":
             reused = [k[1:] for k, _ in fields] or [b""]  # key data of the map's own fields
             key_data = draw(st.one_of(st.just(b""), st.binary(max_size=34), st.sampled_from(reused)))
-            key = _compact(draw(st.sampled_from(KNOWN_TYPES))) + key_data
+            key = compact(draw(st.sampled_from(KNOWN_TYPES))) + key_data
             fields.insert(draw(st.integers(0, len(fields))), (key, draw(_values())))
         elif op == "drop":
             del fields[draw(st.integers(0, len(fields) - 1))]
@@ -154,7 +138,7 @@ def field_mutants(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
         maps.append([])
     elif extra < 0:
         maps.pop()
-    return _serialize(maps)
+    return build(maps)
 
 
 def _read_everything(wallet: Any, raw: bytes | str) -> None:
