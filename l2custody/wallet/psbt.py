@@ -29,9 +29,10 @@ import hashlib
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from io import BytesIO
 
 from embit import ec
-from embit.psbt import PSBT, DerivationPath
+from embit.psbt import PSBT, DerivationPath, InputScope
 from embit.script import Script, Witness
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
@@ -40,6 +41,7 @@ from l2custody.numbers import is_positive
 from l2custody.wallet import size
 from l2custody.wallet.addresses import address_to_script
 from l2custody.wallet.descriptor import Derived, MultisigDescriptor
+from l2custody.wallet.psbt_format import CheckedPsbt, check_psbt, determine_locktime
 
 SIGHASH_ALL = 0x01
 MAX_LOCKTIME_HEIGHT = 500_000_000  # above this nLockTime is a timestamp
@@ -101,8 +103,69 @@ def load_psbt(data: bytes | str) -> PSBT:
     if not raw.startswith(b"psbt\xff"):
         raise PsbtError("not a PSBT: it does not start with the PSBT magic bytes 'psbt\\xff'")
     try:
-        psbt = PSBT.parse(raw)
-    except Exception as exc:
+        checked = check_psbt(raw)
+    except PsbtError as exc:
+        raise PsbtError(f"invalid PSBT: {exc.message}. Ask whoever made it for a valid one") from None
+    return _model(checked)
+
+
+class ParsedPSBT(PSBT):
+    """embit's PSBT, with the transaction built as the BIPs say.
+
+    embit's ``tx`` turns sequence 0 into 0xffffffff and transaction version
+    0 into 2, and takes a version 2 PSBT's fallback locktime even when an
+    input requires another (BIP-370 "Determining Lock Time"). Every PSBT
+    ``load_psbt`` reads is one of these, so its txid, sighashes and
+    fingerprint are those of the real transaction.
+    """
+
+    @property
+    def tx(self) -> Transaction:
+        locktime = self.locktime or 0
+        if self.version == 2:
+            locktime = determine_locktime(self.locktime, [_required_locktimes(inp) for inp in self.inputs])
+        return Transaction(
+            version=self.tx_version if self.tx_version is not None else 2,
+            locktime=locktime,
+            vin=[
+                TransactionInput(inp.txid, inp.vout, sequence=0xFFFFFFFF if inp.sequence is None else inp.sequence)
+                for inp in self.inputs
+            ],
+            vout=[out.vout for out in self.outputs],
+        )
+
+
+def _required_locktimes(inp: InputScope) -> tuple[int | None, int | None]:
+    time, height = inp.unknown.get(b"\x11"), inp.unknown.get(b"\x12")
+    return (
+        int.from_bytes(time, "little") if time is not None else None,
+        int.from_bytes(height, "little") if height is not None else None,
+    )
+
+
+def _model(checked: CheckedPsbt) -> ParsedPSBT:
+    """embit's model of a PSBT that passed ``check_psbt``: the same fields, read by embit."""
+    # embit writes the unsigned transaction, and PSBT_GLOBAL_VERSION 2, itself; an explicit version 0 stays as read
+    own = (b"\x00", b"\xfb") if checked.version == 2 else (b"\x00",)
+    unknown = {f.key: f.value for f in checked.global_map.fields if f.key not in own}
+    tx = None
+    if checked.unsigned_tx is not None:
+        u = checked.unsigned_tx
+        tx = Transaction(
+            version=u.version,
+            vin=[TransactionInput(i.txid, i.vout, sequence=i.sequence) for i in u.inputs],
+            vout=[TransactionOutput(o.value, Script(o.script_pubkey)) for o in u.outputs],
+            locktime=u.locktime,
+        )
+    try:
+        psbt = ParsedPSBT(tx, unknown, version=2 if checked.version == 2 else None)
+        for i, m in enumerate(checked.inputs):
+            vin = tx.vin[i] if tx is not None else None
+            psbt.inputs[i] = ParsedPSBT.PSBTIN_CLS.read_from(BytesIO(m.raw), vin=vin)
+        for j, m in enumerate(checked.outputs):
+            vout = tx.vout[j] if tx is not None else None
+            psbt.outputs[j] = ParsedPSBT.PSBTOUT_CLS.read_from(BytesIO(m.raw), vout=vout)
+    except Exception as exc:  # pragma: no cover - check_psbt refuses what embit cannot read
         raise PsbtError(f"the PSBT is malformed and cannot be read: {exc}") from exc
     return psbt
 
@@ -112,8 +175,8 @@ def psbt_to_base64(psbt: PSBT) -> str:
 
 
 def copy_psbt(psbt: PSBT) -> PSBT:
-    """An independent copy (embit objects are mutable)."""
-    return PSBT.parse(psbt.serialize())
+    """An independent copy (embit objects are mutable), read back by ``load_psbt``."""
+    return load_psbt(psbt.serialize())
 
 
 def psbt_txid(psbt: PSBT) -> str:
