@@ -90,7 +90,9 @@ class PluginProcess:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={**os.environ, "LIGHTNINGD_PLUGIN": "1", **(env or {})},
+            # The plugin's sys.path starts at plugins/: name the checkout so it imports this
+            # l2custody, not whichever one the interpreter has installed.
+            env={**os.environ, "LIGHTNINGD_PLUGIN": "1", "PYTHONPATH": str(ROOT), **(env or {})},
             cwd=str(ROOT),
         )
         self.logs: list[dict[str, Any]] = []
