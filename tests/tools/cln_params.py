@@ -17,6 +17,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 #: command -> (source file, handler function) in the v25.12.1 tree.
 HANDLERS: dict[str, tuple[str, str]] = {
@@ -54,9 +55,14 @@ def code_order(tree: Path, source: str, function: str) -> list[str]:
     return _PARAM.findall(call.group(1))
 
 
-def schema_names(tree: Path, command: str) -> list[str]:
+def schema_request(tree: Path, command: str) -> dict[str, Any]:
     schema = json.loads((tree / "doc" / "schemas" / f"{command}.json").read_text())
-    return list(schema["request"].get("properties", {}))
+    request: dict[str, Any] = schema["request"]
+    return request
+
+
+def schema_names(tree: Path, command: str) -> list[str]:
+    return list(schema_request(tree, command).get("properties", {}))
 
 
 def build(tree: Path) -> dict[str, object]:
@@ -65,11 +71,17 @@ def build(tree: Path) -> dict[str, object]:
         commands[command] = {
             "positional": code_order(tree, source, function),
             "schema": schema_names(tree, command),
+            "required": schema_request(tree, command).get("required", []),
             "source": f"{source}:{function}",
         }
     for command in SCHEMA_ONLY:
         names = schema_names(tree, command)
-        commands[command] = {"positional": names, "schema": names, "source": f"doc/schemas/{command}.json"}
+        commands[command] = {
+            "positional": names,
+            "schema": names,
+            "required": schema_request(tree, command).get("required", []),
+            "source": f"doc/schemas/{command}.json",
+        }
     version = (tree / ".version").read_text().strip() if (tree / ".version").exists() else "v25.12.1"
     return {"lightningd": version, "commands": commands}
 

@@ -10,7 +10,8 @@ looked at: the sighash lightningd would sign with, and the fee.
   ``max_fee_rate``: an output can pay our multisig while the rest of the inputs go to the
   miner. Every input must state its amount (``witness_utxo``, or ``non_witness_utxo`` whose
   txid matches), else the fee is unknown and the PSBT is refused. The rate is taken over the
-  largest plausible size of the unsigned inputs, so it never overstates the rate; the
+  largest plausible size of the unsigned inputs (P2TR, P2WPKH, P2WSH multisig sized as the
+  wallet sizes them; anything else generously), so it never overstates the rate; the
   absolute cap is exact.
 """
 
@@ -88,7 +89,19 @@ def _input_weight(pin: Any) -> int:
         return base + 1 + 1 + 65
     if len(script) == 22 and script[:2] == b"\x00\x14":  # P2WPKH: signature and key
         return base + 1 + 1 + size.MAX_SIGNATURE_SIZE + 1 + 33
+    multisig = _multisig(pin.witness_script)
+    if multisig is not None:  # P2WSH k-of-n: its worst-case witness
+        return size.multisig_input_weight(*multisig)
     return base + _UNKNOWN_WITNESS
+
+
+def _multisig(witness_script: Any) -> tuple[int, int] | None:
+    """(k, n) of an ``OP_k <keys> OP_n OP_CHECKMULTISIG`` witness script."""
+    data = bytes(witness_script.data) if witness_script is not None else b""
+    if len(data) < 37 or data[-1] != 0xAE or not (0x51 <= data[0] <= 0x60 and 0x51 <= data[-2] <= 0x60):
+        return None
+    k, n = data[0] - 0x50, data[-2] - 0x50
+    return (k, n) if k <= n and len(data) == size.multisig_witness_script_size(n) else None
 
 
 def psbt_fee(psbt: Any) -> Fee:
