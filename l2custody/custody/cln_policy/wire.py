@@ -59,7 +59,7 @@ class Framer:
     tracked, no recursion), never by a blank line that may sit inside a string."""
 
     def __init__(self) -> None:
-        self._buf = b""
+        self._buf = bytearray()  # appended to in place: a large message costs linear time
         self._pos = 0  # scan position in _buf
         self._start = -1  # where the current value began
         self._depth = 0
@@ -76,14 +76,14 @@ class Framer:
                 break
             frames.append(frame)
         if self._start < 0 and self._pos >= len(self._buf):
-            self._buf, self._pos = b"", 0
+            self._buf, self._pos = bytearray(), 0
         elif len(self._buf) - max(self._start, 0) > MAX_MESSAGE:
-            frames.append(Frame(self._buf[max(self._start, 0) :], self._deepest, stray=self._start < 0))
+            frames.append(Frame(bytes(self._buf[max(self._start, 0) :]), self._deepest, stray=self._start < 0))
             self._reset(b"")
         return frames
 
-    def _reset(self, rest: bytes) -> None:
-        self._buf, self._pos, self._start = rest, 0, -1
+    def _reset(self, rest: bytes | bytearray) -> None:
+        self._buf, self._pos, self._start = bytearray(rest), 0, -1
         self._depth = self._deepest = 0
         self._in_string = False
 
@@ -108,7 +108,7 @@ class Framer:
         found = buf.find(b"{", begin)
         stop = found if found >= 0 else len(buf)
         self._buf, self._pos = buf[stop:], 0
-        return Frame(buf[begin:stop], 0, stray=True)
+        return Frame(bytes(buf[begin:stop]), 0, stray=True)
 
     def _scan(self) -> Frame | None:
         """Advance through the current value; the frame once its outermost bracket closes."""
@@ -138,7 +138,7 @@ class Framer:
             else:
                 self._depth -= 1
                 if self._depth == 0:
-                    frame = Frame(buf[self._start : self._pos], self._deepest)
+                    frame = Frame(bytes(buf[self._start : self._pos]), self._deepest)
                     self._reset(buf[self._pos :])
                     return frame
 
