@@ -20,7 +20,13 @@ What it does (the rules live in ``l2custody/custody/cln_policy/``):
   allowed_destinations``, ``fundchannel``-style opens with a foreign
   ``close_to``, ``signpsbt``/``sendpsbt`` with an output nobody can explain
   (ours, allowed, an l2custody session, the node's wallet, its channel
-  funding outputs), and splices. The error names the rule and how to allow.
+  funding outputs) or a sighash other than ALL or a fee above the ``[policy]``
+  caps, numeric feerates above ``max_fee_rate``, splices, ``exposesecret`` and
+  ``plugin`` other than ``list``. The error names the rule and how to allow.
+- The read loop is ours (``StdioPlugin``): lightningd's stream is framed by
+  JSON structure and read strictly (``cln_policy.wire``); a message with a
+  duplicate member, a raw control character or deep nesting is refused, and
+  nothing on stdin ends the loop. The plugin is not dynamic.
 - Notifications ``channel_state_changed``, ``channel_opened``,
   ``coin_movement``, ``connect``, ``disconnect`` go to the audit log.
 - Methods ``custody-status``, ``custody-address [label]``, ``custody-reload``.
