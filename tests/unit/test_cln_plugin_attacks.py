@@ -426,6 +426,7 @@ def test_a_deleted_or_replaced_store_refuses_everything(fresh: tuple[PluginProce
     assert "was deleted while l2custody had it open" in answer["return"]["error"]["message"]
     assert proc.hook("openchannel", payload("hook-openchannel-002"))["result"] == "reject"
     assert "error" in proc.call("custody-address", {})
+    assert "was deleted" in proc.call("custody-status", {})["error"]["message"]
     shutil.copytree(saved, cfg.data_dir)  # a restored backup is another file: still refused
     answer = proc.hook("rpc_command", allowed)
     judged(answer, must_refuse=True)

@@ -388,6 +388,7 @@ class CustodyPlugin:
 
     def status(self, call: Call) -> dict[str, Any]:
         """``custody-status``: the wallet, the decisions so far, and each channel's close custody."""
+        self.wallet.store.check_present()  # never report from a store that is gone
         node = RpcNodeLookup(call)
         channels = parse_channels(call("listpeerchannels", {}))
         rows = []
