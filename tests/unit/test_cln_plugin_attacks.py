@@ -216,6 +216,22 @@ def test_invalid_members_are_refused_and_the_plugin_lives(plugin: PluginProcess,
     alive(plugin)
 
 
+@pytest.mark.parametrize("params", [b'"x"', b"17", b"null"])
+def test_a_hook_call_pyln_cannot_bind_is_refused_not_continued(plugin: PluginProcess, params: bytes) -> None:
+    """pyln answers a hook whose handler raised with its "safe fallback", which is "continue" for
+    rpc_command; the plugin answers such a call with a refusal."""
+    for hook in ("rpc_command", "openchannel"):
+        request_id = f"bind-{hook}-{len(params)}"
+        plugin.send_raw(b'{"jsonrpc":"2.0","id":"' + request_id.encode() + b'","method":"' + hook.encode() + b'",')
+        plugin.send_raw(b'"params":' + params + b"}\n\n")
+        answer = plugin.reply(request_id)["result"]
+        if hook == "rpc_command":
+            judged(answer, must_refuse=True)
+        else:
+            assert answer["result"] == "reject", answer
+    alive(plugin)
+
+
 def test_unreadable_inbound_channel_is_rejected_and_notifications_are_kept(plugin: PluginProcess, cfg: Config) -> None:
     from l2custody.store import Store
 
