@@ -221,6 +221,7 @@ class Store:
         self.conn = conn
         self.path = path
         self._depth = 0
+        self._identity = _identity(path)
 
     @classmethod
     def open(cls, path: Path | str, migrations: list[str] | None = None) -> "Store":
@@ -255,6 +256,22 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+
+    def check_present(self) -> None:
+        """StoreError unless ``path`` is still the file this connection writes. With the file
+        (or its directory) deleted or replaced, SQLite keeps writing to the unlinked file and
+        every write would be lost when the process ends."""
+        now = _identity(self.path)
+        if now != self._identity:
+            what = "was deleted" if now is None else "was replaced by another file"
+            raise StoreError(
+                f"the store {self.path} {what} while l2custody had it open; nothing more is written to "
+                "it. Restore the store from its backup (or put the directory back) and restart"
+            )
+
+    def set_busy_timeout(self, seconds: float) -> None:
+        """How long a write waits for another process's lock before StoreError ("locked by another l2custody process")."""
+        self.conn.execute(f"PRAGMA busy_timeout = {max(0, int(seconds * 1000))}")
 
     def __enter__(self) -> "Store":
         return self
@@ -312,6 +329,7 @@ class Store:
             finally:
                 self._depth -= 1
             return
+        self.check_present()
         self.conn.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
@@ -334,6 +352,8 @@ class Store:
 
     def audit(self, actor: str, action: str, subject: str, details: dict[str, Any] | None = None) -> int:
         """Append one entry to the audit log; returns its id."""
+        if not self._depth:
+            self.check_present()
         cur = self.conn.execute(
             "INSERT INTO audit (ts, actor, action, subject, details) VALUES (?, ?, ?, ?, ?)",
             (time.time(), actor, action, subject, _dumps(details or {})),
@@ -730,6 +750,15 @@ def _statements(script: str) -> list[str]:
     if pending.strip():
         out.append(pending.strip())
     return out
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``; None if there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _wal(conn: sqlite3.Connection, patience: float = 10.0) -> None:

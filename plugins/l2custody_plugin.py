@@ -20,7 +20,13 @@ What it does (the rules live in ``l2custody/custody/cln_policy/``):
   allowed_destinations``, ``fundchannel``-style opens with a foreign
   ``close_to``, ``signpsbt``/``sendpsbt`` with an output nobody can explain
   (ours, allowed, an l2custody session, the node's wallet, its channel
-  funding outputs), and splices. The error names the rule and how to allow.
+  funding outputs) or a sighash other than ALL or a fee above the ``[policy]``
+  caps, numeric feerates above ``max_fee_rate``, splices, ``exposesecret`` and
+  ``plugin`` other than ``list``. The error names the rule and how to allow.
+- The read loop is ours (``StdioPlugin``): lightningd's stream is framed by
+  JSON structure and read strictly (``cln_policy.wire``); a message with a
+  duplicate member, a raw control character or deep nesting is refused, and
+  nothing on stdin ends the loop. The plugin is not dynamic.
 - Notifications ``channel_state_changed``, ``channel_opened``,
   ``coin_movement``, ``connect``, ``disconnect`` go to the audit log.
 - Methods ``custody-status``, ``custody-address [label]``, ``custody-reload``.
@@ -39,6 +45,7 @@ method) run on a worker thread and answer the hook from there.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import traceback
@@ -46,9 +53,11 @@ from typing import Any
 
 try:
     from pyln.client import LightningRpc, Plugin, RpcException
+    from pyln.client.plugin import RequestState
 
     from l2custody.custody.cln_policy import FILTERED, OPTIONS
-    from l2custody.custody.cln_policy.runtime import CustodyPlugin, PendingCommand
+    from l2custody.custody.cln_policy.runtime import INBOUND_ERROR, CustodyPlugin, PendingCommand
+    from l2custody.custody.cln_policy.wire import Envelope, Frame, Framer, Unreadable, envelope, read_message
 except ImportError as exc:  # lightningd shows our stderr: say which python lacks what
     sys.stderr.write(
         f"l2custody plugin: cannot import {exc.name or exc} with {sys.executable}; run the plugin with "
@@ -58,7 +67,94 @@ except ImportError as exc:  # lightningd shows our stderr: say which python lack
 
 NOTIFICATIONS = ("channel_state_changed", "channel_opened", "coin_movement", "connect", "disconnect")
 
-plugin = Plugin()
+
+class StdioPlugin(Plugin):
+    """pyln's Plugin with the read loop owned here: lightningd's stream is framed by JSON
+    structure and each message read strictly (``cln_policy.wire``) before pyln dispatches it.
+    Nothing on stdin can end the loop: a message the plugin cannot read is answered with a
+    refusal (its id and method are lightningd's own envelope), and any error while
+    dispatching is answered the same way."""
+
+    def run(self) -> None:
+        if os.environ.get("LIGHTNINGD_PLUGIN") != "1":
+            return self.print_usage()
+        framer = Framer()
+        stdin = self.stdin.buffer
+        while True:
+            data = stdin.read1(1 << 16)
+            if not data:
+                return
+            for frame in framer.feed(data):
+                self._handle(frame)
+
+    def _handle(self, frame: Frame) -> None:
+        try:
+            message = read_message(frame)
+        except Unreadable as exc:
+            self._unreadable(envelope(frame), exc.message)
+            return
+        try:
+            request = self._parse_request(message)
+            if request.id is not None:
+                self._dispatch_request(request)
+            else:
+                self._dispatch_notification(request)
+        except Exception as exc:
+            _log(traceback.format_exc(), "error")
+            self._unreadable(Envelope(message.get("id"), _text(message.get("method"))), f"{type(exc).__name__}: {exc}")
+
+    def _dispatch_request(self, request: Any) -> None:
+        """pyln answers a hook whose handler raised with a "safe fallback" (``continue`` for
+        rpc_command): here such a call is refused instead."""
+        if request.method not in HOOKS:
+            return super()._dispatch_request(request)
+        method = self.methods[request.method]
+        request.background = method.background
+        try:
+            result = self._exec_func(method.func, request)
+            if not method.background:
+                request.set_result(result)
+        except Exception as exc:
+            _log(traceback.format_exc(), "error")
+            if request.state == RequestState.PENDING:
+                request.state = RequestState.FAILED
+                self._unreadable(Envelope(request.id, request.method), f"{type(exc).__name__}: {exc}")
+
+    def _unreadable(self, env: Envelope, reason: str) -> None:
+        """Answer a call the plugin could not read or dispatch: always a refusal."""
+        try:
+            _log(f"l2custody plugin: cannot read a message from lightningd ({env.method}): {reason}", "warn")
+            runtime = _runtime()
+            if env.id is None:
+                if runtime is not None:
+                    runtime.record_unreadable(env.method or "message", reason)
+                return
+            if env.method in HOOKS:
+                if runtime is not None:
+                    result = runtime.refuse_unreadable(env.method, reason)
+                elif env.method == "rpc_command":
+                    result = NOT_READY
+                else:
+                    result = {"result": "reject", "error_message": INBOUND_ERROR}
+                self._write_locked({"jsonrpc": "2.0", "id": env.id, "result": result})
+                return
+            error = {"code": -32600, "message": f"l2custody plugin cannot read this request: {reason}"}
+            self._write_locked({"jsonrpc": "2.0", "id": env.id, "error": error})
+        except BaseException:  # the loop must live on; lightningd keeps waiting: nothing runs unchecked
+            sys.stderr.write(traceback.format_exc())
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+HOOKS = ("rpc_command", "openchannel", "openchannel2")
+NOT_READY = {
+    "return": {"error": {"code": 71, "message": "the l2custody plugin is not initialised; refusing (fail closed)"}}
+}
+
+# Not dynamic: `lightning-cli plugin stop` cannot remove the plugin while lightningd runs.
+plugin = StdioPlugin(dynamic=False)
 _state: dict[str, Any] = {"runtime": None}
 
 for _name, (_default, _type, _multi, _description) in OPTIONS.items():
@@ -121,16 +217,7 @@ def on_rpc_command(plugin: Plugin, request: Any, *args: Any, **kwargs: Any) -> N
     try:
         runtime = _runtime()
         if runtime is None:
-            request.set_result(
-                {
-                    "return": {
-                        "error": {
-                            "code": 71,
-                            "message": "the l2custody plugin is not initialised; refusing (fail closed)",
-                        }
-                    }
-                }
-            )
+            request.set_result(NOT_READY)
             return
         answer = runtime.on_rpc_command(kwargs.get("rpc_command"))
         if not isinstance(answer, PendingCommand):

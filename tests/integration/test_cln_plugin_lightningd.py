@@ -22,7 +22,7 @@ from l2custody.store import Store
 from l2custody.wallet.addresses import address_to_script
 from regtest import DaemonStartError, Network, wait_for
 from regtest.cln import ClnNode
-from tests.support.cln_plugin import PLUGIN, outside_address
+from tests.support.cln_plugin import PLUGIN, ROOT, outside_address
 
 pytestmark = [pytest.mark.integration, pytest.mark.cln]
 
@@ -34,6 +34,7 @@ def plugin_path_env() -> Iterator[None]:
     """lightningd (and so the plugin's ``#!/usr/bin/env python3``) finds the venv's python first."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PATH", VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
+        mp.setenv("PYTHONPATH", str(ROOT))  # this checkout's l2custody, not the one installed
         yield
 
 
@@ -177,3 +178,122 @@ def test_a_plugin_that_cannot_start_stops_lightningd(
             extra_args=(f"--important-plugin={PLUGIN}", f"--l2custody-config={missing}"), name="cln-no-config"
         )
     assert "missing.toml" in err.value.message
+
+
+# --- attacks on a real lightningd (issue 10, CLN half) -----------------------------------------------------
+
+
+def raw_call(node: ClnNode, request: bytes, timeout: float = 60.0) -> dict[str, Any]:
+    """Send bytes to lightningd's RPC socket as they are (a client's duplicate members and raw
+    control characters included) and return its JSON answer."""
+    import json
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(node.rpc_file))
+        sock.sendall(request)
+        buf = b""
+        decoder = json.JSONDecoder()
+        while True:
+            chunk = sock.recv(65536)
+            assert chunk, f"lightningd closed the connection; answer so far: {buf!r}"
+            buf += chunk
+            try:
+                answer, _ = decoder.raw_decode(buf.decode().lstrip())
+            except ValueError:
+                continue
+            assert isinstance(answer, dict)
+            return answer
+
+
+def shutdown_state(node: ClnNode, channel_id: str) -> tuple[Any, Any, str]:
+    (channel,) = [c for c in node.rpc.listpeerchannels()["channels"] if c["channel_id"] == channel_id]
+    return channel.get("close_to"), channel.get("close_to_addr"), channel["state"]
+
+
+@pytest.fixture(scope="module")
+def no_upfront_channel(custody: tuple[ClnNode, Config], cln_network: Network) -> dict[str, Any]:
+    """A channel opened from the node's wallet without close_to: its shutdown script is the
+    node's default key, which lightningd v25.12.1 lets ``close destination=...`` replace with
+    any script (``closing_control.c``), so nothing but the plugin stands in the way."""
+    node, _cfg = custody
+
+    def local() -> dict[str, Any] | None:
+        return next((c for c in node.rpc.listpeerchannels()["channels"] if c["opener"] == "local"), None)
+
+    if local() is None:
+        node.rpc.fundchannel(cln_network.lnd[0].pubkey, 200_000)
+        cln_network.mine(1)
+    channel = local()
+    assert channel is not None
+    assert node.rpc.listaddresses(channel["close_to_addr"])["addresses"], "not the node's default key"
+    return dict(channel)
+
+
+def upfront_channel(node: ClnNode) -> dict[str, Any]:
+    """The inbound channel, which committed our upfront close_to."""
+    return dict(next(c for c in node.rpc.listpeerchannels()["channels"] if c["opener"] == "remote" and c["close_to"]))
+
+
+@pytest.mark.parametrize("which", ["upfront", "no-upfront"])
+def test_duplicate_params_close_is_refused_and_the_shutdown_script_is_unchanged(
+    custody: tuple[ClnNode, Config], no_upfront_channel: dict[str, Any], which: str
+) -> None:
+    """lightningd runs the first ``params`` (a foreign destination); the plugin must judge that one."""
+    node, cfg = custody
+    channel = upfront_channel(node) if which == "upfront" else no_upfront_channel
+    before = shutdown_state(node, channel["channel_id"])
+    foreign = outside_address()
+    for first, second in (("params", "params"), ("params", "par\\u0061ms")):
+        request = (
+            f'{{"jsonrpc":"2.0","id":"dup-{which}","method":"close",'
+            f'"{first}":{{"id":"{channel["channel_id"]}","destination":"{foreign}","unilateraltimeout":1}},'
+            f'"{second}":{{"id":"{channel["channel_id"]}"}}}}'
+        ).encode()
+        answer = raw_call(node, request)
+        assert "error" in answer, answer
+        assert answer["error"]["code"] == 70 and "appears twice" in answer["error"]["message"], answer
+    assert shutdown_state(node, channel["channel_id"]) == before
+    assert node.rpc.getinfo()["id"] == node.pubkey
+    refused = [e.details for e in audit(cfg, "rpc-refused") if e.details.get("rule") == "malformed-request"]
+    assert refused
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"jsonrpc":"2.0","id":"tab","method":"withdraw","params":{"destination":"DEST\t","satoshi":1000}}',
+        b'{"jsonrpc":"2.0","id":"nl","method":"withdraw","params":{"destination":"DEST","satoshi":1000,"x":"\n\n"}}',
+        b'{"jsonrpc":"2.0","id":"deep","method":"withdraw","params":{"destination":"DEST","satoshi":1000,"x":'
+        + b"[" * 3000
+        + b"]" * 3000
+        + b"}}",
+    ],
+    ids=["tab", "blank-lines", "deep"],
+)
+def test_crashing_payloads_are_refused_and_lightningd_stays_up(custody: tuple[ClnNode, Config], payload: bytes) -> None:
+    node, _cfg = custody
+    before = sorted(o["txid"] for o in node.rpc.listfunds()["outputs"])
+    request = payload.replace(b"DEST", outside_address().encode())
+    answer = raw_call(node, request)
+    assert "error" in answer and answer["error"]["code"] == 70, answer
+    plugins = node.rpc.plugin("list")["plugins"]
+    assert any(p["name"].endswith("l2custody_plugin.py") and p["active"] for p in plugins)
+    assert node.rpc.getinfo()["id"] == node.pubkey
+    assert sorted(o["txid"] for o in node.rpc.listfunds()["outputs"]) == before
+
+
+def test_plugin_stop_and_exposesecret_are_refused(custody: tuple[ClnNode, Config]) -> None:
+    from pyln.client import RpcError
+
+    node, _cfg = custody
+    for call in (
+        lambda: node.rpc.plugin_stop("l2custody_plugin.py"),
+        lambda: node.rpc.call("exposesecret", {"passphrase": "x"}),
+    ):
+        with pytest.raises(RpcError) as err:
+            call()
+        assert rpc_error(err.value)["code"] == 70
+    (ours,) = [p for p in node.rpc.plugin("list")["plugins"] if p["name"].endswith("l2custody_plugin.py")]
+    assert ours["active"] and ours["dynamic"] is False

@@ -90,7 +90,9 @@ class PluginProcess:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={**os.environ, "LIGHTNINGD_PLUGIN": "1", **(env or {})},
+            # The plugin's sys.path starts at plugins/: name the checkout so it imports this
+            # l2custody, not whichever one the interpreter has installed.
+            env={**os.environ, "LIGHTNINGD_PLUGIN": "1", "PYTHONPATH": str(ROOT), **(env or {})},
             cwd=str(ROOT),
         )
         self.logs: list[dict[str, Any]] = []
@@ -121,6 +123,23 @@ class PluginProcess:
         self.proc.stdin.write(json.dumps(msg).encode() + b"\n\n")
         self.proc.stdin.flush()
         return msg.get("id")
+
+    def send_raw(self, data: bytes) -> None:
+        """Write bytes as they are (a message lightningd would frame itself)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def hook_raw(self, name: str, body: bytes, timeout: float = 30.0) -> Any:
+        """Call hook ``name`` with ``body`` spliced in verbatim, the way lightningd v25.12.1
+        forwards a caller's request (its envelope first, each member's token copied as sent)."""
+        self._next += 1
+        request_id = f"cln:{name}#{self._next}"
+        envelope = f'{{"jsonrpc":"2.0","id":{json.dumps(request_id)},"method":"{name}","params":{{"{name}":'
+        self.send_raw(envelope.encode() + body + b"}}\n\n")
+        response = self.reply(request_id, timeout)
+        assert "result" in response, response
+        return response["result"]
 
     def reply(self, request_id: Any, timeout: float = 30.0) -> dict[str, Any]:
         """The response to ``request_id`` (log notifications are kept in ``logs``)."""

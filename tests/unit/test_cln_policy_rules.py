@@ -25,6 +25,7 @@ from l2custody.custody.cln_policy.options import OPTIONS, PluginOptions
 from l2custody.custody.cln_policy.psbt_check import Malformed, PsbtCheck, second_pass
 from l2custody.errors import UsageError
 from l2custody.wallet.addresses import address_to_script
+from l2custody.wallet.policy import Policy
 from tests.support.cln_plugin import (
     CAPTURED_FOREIGN,
     FUNDCHANNEL_CHANGE,
@@ -47,6 +48,7 @@ class Facts:
 
     network = "regtest"
     config_path = "/etc/l2custody/config.toml"
+    policy = Policy()  # the default fee caps
 
     def __init__(self, ours: tuple[str, ...] = (OURS,), allowed: tuple[str, ...] = (), session: str | None = None):
         self._ours = {address_to_script(a, "regtest") for a in ours}

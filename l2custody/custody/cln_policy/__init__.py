@@ -4,8 +4,12 @@
 :class:`~l2custody.custody.cln_policy.runtime.CustodyPlugin`:
 
 - ``decision``: verdicts, rule names, what checks may ask of the wallet and the node;
-- ``commands``: the rpc_command rules (close, withdraw & co, fundchannel & co, splices);
+- ``commands``: the rpc_command rules (close, withdraw & co, fundchannel & co, splices,
+  exposesecret, plugin), over lightningd's parameter tables (``cln_params.json``);
+- ``feerate``: feerate parameters as lightningd reads them;
 - ``psbt_check``: signpsbt/sendpsbt outputs, in two passes (store, then node);
+- ``psbt_limits``: the sighash lightningd would sign with, and the fee caps;
+- ``wire``: lightningd's messages framed and read strictly (duplicates, depth, control characters);
 - ``inbound``: openchannel/openchannel2 payloads and answers;
 - ``node``: listpeerchannels/listaddresses results, RpcNodeLookup;
 - ``options``: the plugin's lightningd options;

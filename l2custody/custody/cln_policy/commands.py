@@ -7,21 +7,29 @@ command                                      allowed when
 ``withdraw`` ``multiwithdraw`` ``txprepare``  every destination ours or policy-allowed
 ``fundchannel`` ``fundchannel_start``        no ``close_to``, or one of our addresses
 ``multifundchannel`` ``openchannel_init``
-``signpsbt`` ``sendpsbt``                    every output explained (see ``psbt_check``)
+``signpsbt`` ``sendpsbt``                    SIGHASH_ALL, fee within the caps, every output
+                                             explained (see ``psbt_check``)
 ``splice_init`` ``splice_update``            never (splices are not checked)
 ``splice_signed`` ``dev-splice``
+``exposesecret``                             never (it hands out the HSM secret)
+``plugin``                                   ``list`` only
 ==========================================  ===========================================
 
+Every numeric feerate (``feerate``, ``funding_feerate``, ``commitment_feerate``, close's
+``feerange``) must be within ``[policy] max_fee_rate``.
+
 Parameters may come by name (an object) or by position (an array, as
-``lightning-cli`` sends them); positions follow lightningd v25.12's
-documented order. A positional parameter holding an address in a slot that
+``lightning-cli`` sends them); positions are lightningd v25.12.1's own
+(:data:`PARAMS`). A positional parameter holding an address in a slot that
 is not an address slot is refused, so an order mismatch can never hide a
 destination from the check.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from l2custody.amounts import format_sats
@@ -32,7 +40,10 @@ from l2custody.custody.cln_policy.decision import (
     ALLOW_UNFILTERED,
     RULE_CLOSE_DESTINATION,
     RULE_CLOSE_TO,
+    RULE_FEE,
     RULE_MALFORMED,
+    RULE_PLUGIN_CONTROL,
+    RULE_SECRET,
     RULE_SPEND_DESTINATION,
     RULE_SPLICE,
     CustodyFacts,
@@ -46,66 +57,32 @@ SPEND_COMMANDS = ("withdraw", "multiwithdraw", "txprepare")
 OPEN_COMMANDS = ("fundchannel", "fundchannel_start", "multifundchannel", "openchannel_init")
 PSBT_COMMANDS = ("signpsbt", "sendpsbt")
 SPLICE_COMMANDS = ("splice_init", "splice_update", "splice_signed", "dev-splice")
+SECRET_COMMANDS = ("exposesecret",)
+PLUGIN_COMMAND = "plugin"
+#: ``plugin`` subcommands that run: ``list`` only. ``stop`` would remove a plugin (this one
+#: is not dynamic, so lightningd refuses that too); ``start``, ``startdir`` and ``rescan``
+#: run a program as lightningd, which can read the node's secrets or hook commands after us.
+PLUGIN_SUBCOMMANDS_ALLOWED = ("list",)
+#: Parameters holding a feerate (checked against ``[policy] max_fee_rate``).
+FEERATE_PARAMS = ("feerate", "funding_feerate", "commitment_feerate")
 
 #: The methods the plugin registers its rpc_command hook for (lightningd's hook filter).
-FILTERED = ("close", *SPEND_COMMANDS, *PSBT_COMMANDS, *OPEN_COMMANDS, *SPLICE_COMMANDS)
+FILTERED = (
+    "close",
+    *SPEND_COMMANDS,
+    *PSBT_COMMANDS,
+    *OPEN_COMMANDS,
+    *SPLICE_COMMANDS,
+    *SECRET_COMMANDS,
+    PLUGIN_COMMAND,
+)
 
-#: Positional parameter order (lightningd v25.12 manual pages).
-SIGNATURES: dict[str, tuple[str, ...]] = {
-    "close": (
-        "id",
-        "unilateraltimeout",
-        "destination",
-        "fee_negotiation_step",
-        "wrong_funding",
-        "force_lease_closed",
-        "feerange",
-    ),
-    "withdraw": ("destination", "satoshi", "feerate", "minconf", "utxos"),
-    "multiwithdraw": ("outputs", "feerate", "minconf", "utxos"),
-    "txprepare": ("outputs", "feerate", "minconf", "utxos"),
-    "signpsbt": ("psbt", "signonly"),
-    "sendpsbt": ("psbt", "reserve"),
-    "fundchannel": (
-        "id",
-        "amount",
-        "feerate",
-        "announce",
-        "minconf",
-        "push_msat",
-        "close_to",
-        "request_amt",
-        "compact_lease",
-        "utxos",
-        "mindepth",
-        "reserve",
-        "channel_type",
-    ),
-    "fundchannel_start": (
-        "id",
-        "amount",
-        "feerate",
-        "announce",
-        "close_to",
-        "push_msat",
-        "channel_type",
-        "mindepth",
-        "reserve",
-    ),
-    "multifundchannel": ("destinations", "feerate", "minconf", "utxos", "minchannels", "commitment_feerate"),
-    "openchannel_init": (
-        "id",
-        "amount",
-        "initialpsbt",
-        "commitment_feerate",
-        "funding_feerate",
-        "announce",
-        "close_to",
-        "request_amt",
-        "compact_lease",
-        "channel_type",
-    ),
-}
+#: lightningd's own parameter tables (``cln_params.json``, generated from a v25.12.1 tree by
+#: ``tests/tools/cln_params.py``): the positional order is that of each handler's ``param()``
+#: call, which is what lightningd runs (``fundchannel``'s schema lists ``close_to`` before
+#: ``utxos``; the code takes ``utxos`` at 5, ``push_msat`` at 6, ``close_to`` at 7).
+PARAMS: dict[str, Any] = json.loads((Path(__file__).parent / "cln_params.json").read_text())["commands"]
+SIGNATURES: dict[str, tuple[str, ...]] = {name: tuple(entry["positional"]) for name, entry in PARAMS.items()}
 
 #: The positional slots that may hold an address.
 _ADDRESS_SLOTS = {"destination", "close_to"}
@@ -166,6 +143,19 @@ def check_command(method: str, params: Any, facts: CustodyFacts) -> Verdict | Ps
     """The verdict on one command (or, for PSBTs, what remains for the node to explain)."""
     try:
         named = named_params(method, params)
+        if method in SECRET_COMMANDS:
+            return Verdict.refuse(
+                method,
+                RULE_SECRET,
+                f"{method} refused by the l2custody plugin (rule {RULE_SECRET}): it hands out the node's HSM "
+                "secret, which controls the node's funds and channels outside any custody check; read "
+                "hsm_secret on the node's machine if you must back it up",
+            )
+        if method == PLUGIN_COMMAND:
+            return _check_plugin(named)
+        fee = _check_feerates(method, named, facts)
+        if fee is not None:
+            return fee
         if method == "close":
             return _check_close(named, facts)
         if method in SPEND_COMMANDS:
@@ -293,3 +283,45 @@ def _check_open(method: str, named: dict[str, Any], facts: CustodyFacts) -> Verd
     if not close_tos:
         return Verdict.ok(method, ALLOW_NO_DESTINATION)
     return Verdict.ok(method, ALLOW_OURS, close_to=[d.address for d in close_tos])
+
+
+def _check_plugin(named: dict[str, Any]) -> Verdict:
+    subcommand = named.get("subcommand")
+    if subcommand in PLUGIN_SUBCOMMANDS_ALLOWED:
+        return Verdict.ok(PLUGIN_COMMAND, ALLOW_NO_DESTINATION, subcommand=subcommand)
+    target = named.get("plugin") or named.get("directory")
+    what = f"plugin {subcommand}" + (f" {target}" if isinstance(target, str) else "")
+    return Verdict.refuse(
+        PLUGIN_COMMAND,
+        RULE_PLUGIN_CONTROL,
+        f"{what} refused by the l2custody plugin (rule {RULE_PLUGIN_CONTROL}): only `plugin list` runs while "
+        "the custody plugin guards this node; stopping a plugin removes a guard, and starting one runs a "
+        f"program with the node's secrets. Change the plugins in lightningd's config and restart it (the "
+        "custody plugin itself is not dynamic)",
+        subcommand=subcommand if isinstance(subcommand, str) else repr(subcommand),
+    )
+
+
+def _check_feerates(method: str, named: dict[str, Any], facts: CustodyFacts) -> Verdict | None:
+    """A numeric feerate above ``[policy] max_fee_rate`` refuses the command."""
+    from l2custody.custody.cln_policy.feerate import sat_per_vbyte
+
+    cap = facts.policy.max_fee_rate
+    rates: list[tuple[str, Any]] = [(name, named[name]) for name in FEERATE_PARAMS if named.get(name) is not None]
+    feerange = named.get("feerange") if method == "close" else None
+    if feerange is not None:
+        if not isinstance(feerange, list):
+            raise Malformed(f"close feerange must be an array of two feerates, got {feerange!r}")
+        rates += [(f"feerange[{i}]", value) for i, value in enumerate(feerange)]
+    for name, value in rates:
+        rate = sat_per_vbyte(name, value)
+        if rate is not None and cap is not None and rate > cap + 1e-9:
+            return Verdict.refuse(
+                method,
+                RULE_FEE,
+                f"{method} refused by the l2custody plugin (rule {RULE_FEE}): {name}={value} is {rate:g} sat/vB, "
+                f"above the cap of {cap:g} sat/vB ([policy] max_fee_rate in {facts.config_path}); lower it, "
+                "or raise the cap if this is intended",
+                where=name,
+            )
+    return None

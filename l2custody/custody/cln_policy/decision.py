@@ -10,7 +10,10 @@ it names the rule and how to allow the action.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # pragma: no cover
+    from l2custody.wallet.policy import Policy
 
 #: The audit log's actor for everything the plugin writes (watch reads its channel notifications).
 PLUGIN_ACTOR = "cln-plugin"
@@ -21,6 +24,10 @@ RULE_CLOSE_TO = "close-to"  # fundchannel & co: an explicit close_to must be the
 RULE_SPEND_DESTINATION = "spend-destination"  # withdraw/multiwithdraw/txprepare outputs
 RULE_PSBT_OUTPUTS = "psbt-outputs"  # signpsbt/sendpsbt: every output explained
 RULE_SPLICE = "splice"  # splices are not checked, so refused
+RULE_SIGHASH = "psbt-sighash"  # signpsbt/sendpsbt: only SIGHASH_ALL (or the default) is signed
+RULE_FEE = "fee"  # a PSBT's fee or a command's feerate above the [policy] caps
+RULE_SECRET = "secret"  # exposesecret hands out the node's HSM secret
+RULE_PLUGIN_CONTROL = "plugin-control"  # plugin stop/start/startdir/rescan
 RULE_MALFORMED = "malformed-request"  # parameters we cannot read
 RULE_CHECK_FAILED = "check-failed"  # an internal error: fail closed
 
@@ -68,6 +75,10 @@ class CustodyFacts(Protocol):
 
     network: str  # embit name of the node's (= the wallet's) network
     config_path: str  # quoted in "how to allow" messages
+
+    @property
+    def policy(self) -> Policy:
+        """The ``[policy]`` section: its fee caps apply to every spend."""
 
     def ours(self, script: bytes) -> bool:
         """True if ``script`` is an address of our descriptor (within the gap window)."""

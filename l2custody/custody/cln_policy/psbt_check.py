@@ -1,6 +1,8 @@
 """``signpsbt`` / ``sendpsbt``: may the node sign or broadcast this PSBT?
 
-Every output must be explained, else the command is refused:
+First, lightningd must sign with ``SIGHASH_ALL`` and the fee must be within the ``[policy]``
+caps (``psbt_limits``), for every PSBT, a session's included. Then every output must be
+explained, else the command is refused:
 
 1. the whole PSBT is a live l2custody session (same unsigned transaction and
    spent outputs as a session the wallet verified: its outputs were checked
@@ -28,7 +30,9 @@ from l2custody.custody.cln_policy.decision import (
     ALLOW_OURS,
     ALLOW_POLICY,
     ALLOW_SESSION,
+    RULE_FEE,
     RULE_PSBT_OUTPUTS,
+    RULE_SIGHASH,
     CustodyFacts,
     NodeLookup,
     Verdict,
@@ -80,11 +84,28 @@ def read_psbt(command: str, text: Any) -> Any:
 
 def first_pass(command: str, text: Any, facts: CustodyFacts) -> Verdict | PsbtCheck:
     """Steps 1-2 (store only): a verdict, or a :class:`PsbtCheck` for the node."""
+    from l2custody.custody.cln_policy.psbt_limits import fee_problem, sighash_problem
     from l2custody.wallet.addresses import script_to_address
     from l2custody.wallet.psbt import psbt_txid
 
     psbt = read_psbt(command, text)
     txid = psbt_txid(psbt)
+    problem = sighash_problem(psbt)
+    if problem is not None:
+        return Verdict.refuse(
+            command,
+            RULE_SIGHASH,
+            f"{command} refused by the l2custody plugin (rule {RULE_SIGHASH}): {problem}",
+            txid=txid,
+        )
+    problem = fee_problem(psbt, facts.policy)
+    if problem is not None:
+        return Verdict.refuse(
+            command,
+            RULE_FEE,
+            f"{command} refused by the l2custody plugin (rule {RULE_FEE}): {problem} (in {facts.config_path})",
+            txid=txid,
+        )
     session = facts.session_of(psbt)
     if session is not None:
         return Verdict.ok(command, ALLOW_SESSION, txid=txid, session=session)

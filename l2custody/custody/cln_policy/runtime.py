@@ -14,6 +14,10 @@ rejected. A decision is audited before it is returned; if the audit write
 fails, the action is refused too. In ``audit`` mode nothing is ever
 refused: would-be refusals and errors are logged and audited instead.
 
+The store: a decision waits at most :data:`STORE_WAIT` seconds for another process's lock,
+and is refused if the store's file was deleted or replaced since the plugin opened it
+(``Store.check_present``: SQLite would keep writing to the unlinked file and lose it all).
+
 Thread safety: hooks run on the plugin's main thread, PSBT checks that ask
 the node and ``custody-status`` run on worker threads; one lock serialises
 every use of the store (one SQLite connection).
@@ -32,6 +36,7 @@ from l2custody.custody.cln_policy.decision import (
     ALLOW_UNFILTERED,
     PLUGIN_ACTOR,
     RULE_CHECK_FAILED,
+    RULE_MALFORMED,
     NodeLookup,
     Verdict,
 )
@@ -43,10 +48,15 @@ from l2custody.errors import CustodyCheckFailed, CustodyViolation, L2CustodyErro
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.config import Config
+    from l2custody.wallet.policy import Policy
     from l2custody.wallet.service import Wallet
 
 ACTOR = PLUGIN_ACTOR
 CONTINUE: dict[str, Any] = {"result": "continue"}
+#: Seconds a decision waits for another process's lock on the store before refusing: lightningd
+#: (and the caller of the command) wait on the hook meanwhile. Other l2custody writers hold the
+#: lock for milliseconds.
+STORE_WAIT = 2.0
 #: What a peer reads when we cannot check its channel (no internals).
 INBOUND_ERROR = "this node cannot accept channels right now; try again later"
 
@@ -134,6 +144,7 @@ class CustodyPlugin:
             )
         wallet = Wallet.open(config)
         wallet.actor = ACTOR
+        wallet.store.set_busy_timeout(STORE_WAIT)
         try:
             plugin = cls(wallet, options, node_network, log)
             plugin._set_policy(config)
@@ -193,6 +204,10 @@ class CustodyPlugin:
 
     # --- CustodyFacts ----------------------------------------------------------------------
 
+    @property
+    def policy(self) -> Policy:
+        return self._policy
+
     def ours(self, script: bytes) -> bool:
         return self.wallet.store.address_by_script(bytes(script)) is not None
 
@@ -231,6 +246,28 @@ class CustodyPlugin:
                 return self._answer(verdict, pending.request_id)
         except Exception as exc:  # fail closed
             return self._check_failed(pending.check.command, exc)
+
+    def refuse_unreadable(self, hook: str, reason: str) -> dict[str, Any]:
+        """The answer to a hook call whose message the plugin cannot read (``cln_policy.wire``):
+        a refusal, audited (never raises)."""
+        if hook != "rpc_command":
+            return self._inbound_failed(hook, Malformed(f"the {hook} payload cannot be read: {reason}"))
+        verdict = Verdict.refuse(
+            "command",
+            RULE_MALFORMED,
+            f"command refused by the l2custody plugin (rule {RULE_MALFORMED}): the request cannot be read "
+            f"the one way lightningd reads it: {reason}",
+            reason=reason,
+        )
+        try:
+            with self.lock:
+                return self._answer(verdict, None)
+        except Exception as exc:  # fail closed
+            return self._check_failed("command", exc)
+
+    def record_unreadable(self, topic: str, reason: str) -> None:
+        """A notification the plugin cannot read: kept in the audit log as such."""
+        self.on_notification(f"{topic}-unreadable", {"reason": reason})
 
     def _answer(self, verdict: Verdict, request_id: Any) -> dict[str, Any]:
         """Audit the verdict, then turn it into the hook's answer (raises if the audit fails)."""
@@ -302,14 +339,18 @@ class CustodyPlugin:
                 self.counters.inbound_accepted += 1
             return accept(address)
         except Exception as exc:  # fail closed: no channel whose close we could not commit
-            self.counters.check_failed += 1
-            self.log(f"{hook} hook failed:\n{traceback.format_exc()}", "error")
-            try:
-                with self.lock:
-                    self.wallet.store.audit(ACTOR, "inbound-check-failed", hook, {"error": _message(exc)})
-            except Exception:
-                self.log(f"could not audit the failed check either:\n{traceback.format_exc()}", "error")
-            return reject(INBOUND_ERROR) if self.options.enforce else accept(None)
+            return self._inbound_failed(hook, exc)
+
+    def _inbound_failed(self, hook: str, exc: BaseException) -> dict[str, Any]:
+        """Reject (enforce) the channel whose check failed, audited where possible."""
+        self.counters.check_failed += 1
+        self.log(f"{hook} hook failed ({_message(exc)}):\n{traceback.format_exc()}", "error")
+        try:
+            with self.lock:
+                self.wallet.store.audit(ACTOR, "inbound-check-failed", hook, {"error": _message(exc)})
+        except Exception:
+            self.log(f"could not audit the failed check either:\n{traceback.format_exc()}", "error")
+        return reject(INBOUND_ERROR) if self.options.enforce else accept(None)
 
     def _issue_address(self, label: str) -> tuple[str, int]:
         """A fresh multisig address (and its index), recorded as issued, checked valid on the
@@ -347,6 +388,7 @@ class CustodyPlugin:
 
     def status(self, call: Call) -> dict[str, Any]:
         """``custody-status``: the wallet, the decisions so far, and each channel's close custody."""
+        self.wallet.store.check_present()  # never report from a store that is gone
         node = RpcNodeLookup(call)
         channels = parse_channels(call("listpeerchannels", {}))
         rows = []
