@@ -464,12 +464,12 @@ class ClnBackend(NodeBackend):
         return txid
 
     def publish_psbt(self, signed_psbt: bytes) -> str:
-        from embit.psbt import PSBT
+        from l2custody.wallet.psbt import load_psbt
 
         try:
-            txid = PSBT.parse(signed_psbt).tx.txid().hex()
-        except Exception as exc:
-            raise PsbtError(f"cannot parse the PSBT to publish: {exc}") from None
+            txid = load_psbt(signed_psbt).tx.txid().hex()
+        except PsbtError as exc:
+            raise PsbtError(f"cannot parse the PSBT to publish: {exc.message}") from None
         try:
             result = self.call("sendpsbt", {"psbt": base64.b64encode(signed_psbt).decode()}, action=f"publish {txid}")
         except CallTimeout:
@@ -559,13 +559,13 @@ def _withheld_on_chain(entry: dict[str, Any]) -> bool:
 
 def _pays(entry: dict[str, Any], script: bytes) -> bool:
     """Whether the channel's funding PSBT (v25.12+ lists it) pays ``script`` at its funding output."""
-    from embit.psbt import PSBT
+    from l2custody.wallet.psbt import load_psbt
 
     psbt = (entry.get("funding") or {}).get("psbt")
     if not psbt:
         return False
     try:
-        tx = PSBT.from_base64(psbt).tx
+        tx = load_psbt(psbt).tx
         return tx.vout[int(entry["funding_outnum"])].script_pubkey.data == script
     except Exception:
         return False

@@ -11,7 +11,6 @@ bitcoind answers "already in chain", which lightningd counts as success).
 
 from __future__ import annotations
 
-import base64
 import io
 
 from l2custody.errors import NodeError
@@ -29,8 +28,9 @@ def finalized_from_block(psbt_b64: str, block_hex: str, tx_index: int, txid: str
     raw block. NodeError if that transaction is not ``txid`` or does not spend
     the PSBT's inputs (the block or the scid is not the channel's)."""
     from embit import compact
-    from embit.psbt import PSBT
     from embit.transaction import Transaction
+
+    from l2custody.wallet.psbt import load_psbt
 
     stream = io.BytesIO(bytes.fromhex(block_hex))
     stream.read(80)  # header
@@ -43,7 +43,7 @@ def finalized_from_block(psbt_b64: str, block_hex: str, tx_index: int, txid: str
     assert tx is not None
     if tx.txid().hex() != txid:
         raise NodeError(f"transaction {tx_index} of the block is {tx.txid().hex()}, not the funding {txid}")
-    psbt = PSBT.parse(base64.b64decode(psbt_b64))
+    psbt = load_psbt(psbt_b64)
     if psbt.tx.txid().hex() != txid or len(psbt.inputs) != len(tx.vin):
         raise NodeError(f"the node's funding PSBT is not transaction {txid}; not repairing it")
     for inp, vin in zip(psbt.inputs, tx.vin):

@@ -14,7 +14,6 @@ reserved). The figures shown are those of the transaction that is sent.
 
 from __future__ import annotations
 
-import base64
 import math
 from typing import Any, Protocol
 
@@ -48,16 +47,16 @@ def feerate_param(fee_rate: float | None) -> str:
 
 
 def _outputs(psbt_b64: str) -> list[tuple[bytes, int]]:
-    from embit.psbt import PSBT
+    from l2custody.wallet.psbt import load_psbt
 
-    tx = PSBT.parse(base64.b64decode(psbt_b64)).tx
+    tx = load_psbt(psbt_b64).tx
     return [(o.script_pubkey.data, o.value) for o in tx.vout]
 
 
 def _inputs(psbt_b64: str) -> list[str]:
-    from embit.psbt import PSBT
+    from l2custody.wallet.psbt import load_psbt
 
-    tx = PSBT.parse(base64.b64decode(psbt_b64)).tx
+    tx = load_psbt(psbt_b64).tx
     return [f"{i.txid.hex()}:{i.vout}" for i in tx.vin]
 
 

@@ -121,12 +121,12 @@ def to_psbt_v0(psbt: bytes) -> bytes:
 
 
 def _parse(psbt: bytes) -> Any:
-    from embit.psbt import PSBT
+    from l2custody.wallet.psbt import load_psbt  # the one strict BIP-174/370 reader
 
     try:
-        return PSBT.parse(psbt)
-    except Exception as exc:
-        raise PsbtError(f"cannot parse the funding PSBT: {exc}") from None
+        return load_psbt(psbt)
+    except PsbtError as exc:
+        raise PsbtError(f"cannot parse the funding PSBT: {exc.message}") from None
 
 
 def funding_outpoint(psbt: bytes, script: bytes, amount_sat: int) -> str:

@@ -53,8 +53,9 @@ def sweep(
     """Sweep lnd ``node``'s confirmed coins to ``address`` (see the module docstring).
     ``stubs``: lightning_pb2, its stub, walletkit_pb2, its stub; ``publish(raw, label)``
     publishes the signed transaction and returns its txid."""
-    from embit.psbt import PSBT
     from embit.script import address_to_scriptpubkey
+
+    from l2custody.wallet.psbt import load_psbt
 
     try:
         dest_script = address_to_scriptpubkey(address).data
@@ -91,7 +92,7 @@ def sweep(
         req = wk.FundPsbtRequest(raw=template, sat_per_vbyte=rate, min_confs=1, spend_unconfirmed=False)
         funded = wkstub.FundPsbt(req, timeout=t)
         index = funded.change_output_index
-        return funded, PSBT.parse(funded.funded_psbt).tx.vout[index].value if index >= 0 else 0
+        return funded, load_psbt(funded.funded_psbt).tx.vout[index].value if index >= 0 else 0
 
     funded, kept = fund(amount)
     if kept < keep:  # lnd's fee came out above our estimate: give it the difference
@@ -103,7 +104,7 @@ def sweep(
     done = False
     try:
         inputs = tuple(f"{u.outpoint.txid_str}:{u.outpoint.output_index}" for u in utxos)
-        result = SweepResult(address, amount, PSBT.parse(funded.funded_psbt).fee(), kept, inputs, dry_run)
+        result = SweepResult(address, amount, load_psbt(funded.funded_psbt).fee(), kept, inputs, dry_run)
         if not dry_run:
             req = wk.FinalizePsbtRequest(funded_psbt=funded.funded_psbt)
             raw = wkstub.FinalizePsbt(req, timeout=t).raw_final_tx
