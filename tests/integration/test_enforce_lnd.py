@@ -17,7 +17,9 @@ enforcer registers with) and as ``ops`` with a macaroon from `node macaroon`
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ import pytest
 from l2custody.custody.enforce.service import EnforceEvent
 from regtest import Network, wait_for
 from regtest.lnd import RPC_TIMEOUT, LndNode
-from tests.support.cli_runner import ok, run
+from tests.support.cli_runner import L2CUSTODY, ok, run
 from tests.support.funding import fund, wait_in_mempool
 from tests.support.lnd_custody import Setup, audit_actions, make_setup, open_channel, tx_outputs
 from tests.support.watch_lnd import Hook, set_keys
@@ -177,6 +179,36 @@ def test_with_the_enforcer_down_lnd_refuses_the_caveat_macaroon(setup: Setup, ca
             refused(call, "l2custody")  # lnd: no middleware registered for custom caveat "l2custody"
     finally:
         _release(a, leases)
+    # lnd honours a refusal from a read-only middleware too (it only ignores a read-only *replacement*),
+    # so the auditor must answer "allow" to everything
+    from l2custody.backends.lnd.backend import LndBackend
+    from l2custody.backends.rpc_calls import CallVerdict
+
+    probe = LndBackend.from_paths("probe", a.grpc_host, a.tls_cert, a.admin_macaroon).rpc_middleware()
+    stop, up = threading.Event(), threading.Event()
+
+    def refuse_getinfo(call: Any) -> CallVerdict:
+        if call.method.endswith("/GetInfo") and call.phase == "request":
+            return CallVerdict.refuse("probe", "read-only probe refuses GetInfo")
+        return CallVerdict.ok("probe")
+
+    t = threading.Thread(
+        target=probe.intercept,
+        args=("l2custody-probe", None, refuse_getinfo, stop),
+        kwargs={"own_caveat": "l2custody", "on_registered": up.set},
+        daemon=True,
+    )
+    t.start()
+    try:
+        assert up.wait(30)
+        _, admin, _, _ = stubs(a, a.admin_macaroon)
+        refused(lambda: admin.GetInfo(ln.GetInfoRequest(), timeout=RPC_TIMEOUT), "read-only probe refuses GetInfo")
+        TALLY["attempts"] -= 1  # a probe of lnd's semantics, not a custody attempt
+        TALLY["refused"] -= 1
+    finally:
+        stop.set()
+        t.join(30)
+        probe.close()
     # the CLI says so too, with the node named
     check = run(setup.config, "node", "check", "ops", json_out=True)
     assert check.exit_code != 0 and "l2custody" in check.stdout, check.output
@@ -373,3 +405,65 @@ def test_admin_macaroon_spends_are_audited_and_alerted(setup: Setup, enforcer: E
     alert = next(x for x in hook.of("unguarded-rpc") if x["details"]["method"] == "/lnrpc.Lightning/SendCoins")
     assert alert["severity"] == "critical" and "break-glass" in alert["message"]
     assert enforcer.of("unguarded")
+
+
+# --- inbound channels ----------------------------------------------------------------------------------
+def test_the_guard_works_through_the_caveat_macaroon_and_watch_flags_unguarded_inbound_channels(
+    setup: Setup, enforcer: Enforcer, hook: Hook
+) -> None:
+    from l2custody import api
+    from regtest.lightning import open_channel as lnd_open_channel
+
+    net, config = setup.net, setup.config
+    a, b = net.lnd[:2]
+    # while no guard runs, lnd accepts an inbound channel without an upfront script
+    bare = lnd_open_channel(net, b, a, 250_000)
+    assert _channel(a, bare).close_address == ""
+    once = subprocess.run(
+        [str(L2CUSTODY), "--config", str(config), "watch", "--once"], capture_output=True, text=True, timeout=180
+    )
+    assert once.returncode == 0, once.stderr
+    wait_for(
+        lambda: any(x["subject"] == bare for x in hook.of("no-close-address")), 30, what="the no-close-address alert"
+    )
+    # the guard, speaking with the caveat macaroon: its ChannelAcceptor answers pass the enforcer
+    stop, events = threading.Event(), []
+    guard = threading.Thread(
+        target=api.guard_node,
+        args=(config, "ops", api.guard_policy(), stop),
+        kwargs={"log": events.append},
+        daemon=True,
+    )
+    guard.start()
+    try:
+        wait_for(lambda: any(e.kind == "listening" for e in events), 30, what="the guard to listen")
+        time.sleep(0.5)  # the ChannelAcceptor stream is registered with lnd just after "listening"
+        guarded = lnd_open_channel(net, b, a, 260_000)
+        [accepted] = [e for e in events if e.kind == "accepted"]
+        assert _channel(a, guarded).close_address == accepted.close_address
+    finally:
+        stop.set()
+        guard.join(30)
+    assert any(e.method == "/lnrpc.Lightning/ChannelAcceptor" for e in enforcer.of("allowed"))
+
+
+# --- mandatory middleware: last, it restarts lnd-0 ---------------------------------------------------------
+def test_with_the_enforcer_mandatory_lnd_refuses_everything_while_it_is_down(
+    setup: Setup, caveat_mac: Path, enforcer: Enforcer
+) -> None:
+    a = setup.net.lnd[0]
+    a.extra_args = (*a.extra_args, "--rpcmiddleware.addmandatory=l2custody-enforce")
+    a.restart()  # ready only once the enforcer has re-registered (GetInfo is refused until then)
+    wait_for(lambda: sum(e.kind == "registered" for e in enforcer.events) >= 4, 60, what="both registrations again")
+    ln, admin, _, _ = stubs(a, a.admin_macaroon)
+    assert admin.GetInfo(ln.GetInfoRequest(), timeout=RPC_TIMEOUT).identity_pubkey == a.pubkey
+    enforcer.close()
+    _, caveat, _, _ = stubs(a, caveat_mac)
+    refused(lambda: admin.GetInfo(ln.GetInfoRequest(), timeout=RPC_TIMEOUT), "mandatory middleware 'l2custody-enforce'")
+    refused(
+        lambda: caveat.SendCoins(
+            ln.SendCoinsRequest(addr=setup.net.lnd[1].new_address(), amount=1), timeout=RPC_TIMEOUT
+        )
+    )
+    TALLY["attempts"] -= 1  # lnd's refusal of a read, not a custody attempt
+    TALLY["refused"] -= 1

@@ -181,3 +181,12 @@ def test_parsing_any_bytes_gives_a_macaroon_or_a_config_error(data: bytes) -> No
 def test_any_identifier_and_caveats_round_trip(identifier: bytes, caveats: list[bytes]) -> None:
     mac = Macaroon(identifier, tuple(Caveat(c) for c in caveats), b"\x01" * 32)
     assert parse_macaroon(mac.serialize()) == mac
+
+
+def test_before_lnd_permission_table_is_loaded_only_policed_and_harmless_methods_are_classed() -> None:
+    info = intercepted("/lnrpc.Lightning/GetInfo", LN.GetInfoRequest())
+    early = decode("west", info, MODULES, None, "ops")
+    assert early.kind == KIND_UNCHECKED and "permission table" in (early.problem or "")
+    assert not judge(early, Facts()).allow  # refused: retry in a moment
+    send = intercepted("/lnrpc.Lightning/SendCoins", LN.SendCoinsRequest(addr=OURS[0], amount=1000))
+    assert judge(decode("west", send, MODULES, None, "ops"), Facts()).allow

@@ -206,13 +206,14 @@ def decode(
     node: str,
     raw: Any,
     modules: Mapping[str, Any],
-    sensitive: frozenset[str],
+    sensitive: frozenset[str] | None,
     caveat: str | None,
 ) -> RpcCall:
     """``lnrpc.RPCMiddlewareRequest`` -> RpcCall (``modules``: {"ln": lightning_pb2, "wk": walletkit_pb2}).
 
     Never raises for a bad message: an unreadable policed request comes back
-    with ``problem`` set (the rules refuse it).
+    with ``problem`` set (the rules refuse it). ``sensitive`` None: lnd's
+    permission table is not loaded yet, so a method we cannot class is refused.
     """
     which = raw.WhichOneof("intercept_type")
     if which == "stream_auth":
@@ -223,13 +224,16 @@ def decode(
         phase = which
     else:
         return RpcCall(node, "", str(which), caveat, problem=f"an intercept of unknown type {which!r}")
+    if sensitive is None and phase != "response" and method not in HARMLESS and method not in POLICED:
+        problem = "l2custody is still loading lnd's permission table (it just registered); retry in a moment"
+        return RpcCall(node, method, phase, caveat, kind=KIND_UNCHECKED, problem=problem)
     kind = (
         KIND_HARMLESS
         if method in HARMLESS
         else "policed"
         if method in POLICED
         else KIND_UNCHECKED
-        if method in sensitive
+        if method in (sensitive or frozenset())
         else KIND_OTHER
     )
     if phase != "request" or kind != "policed":

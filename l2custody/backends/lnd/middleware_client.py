@@ -101,9 +101,26 @@ class LndMiddlewareClient:
         on_registered: Callable[[], None] | None = None,
     ) -> None:
         modules, stub = self._modules()
-        ln = modules["ln"]
-        sensitive = self.sensitive_methods()
         node = self.backend.name
+        # lnd's permission table is read only once we are registered: with
+        # rpcmiddleware.addmandatory, lnd answers nothing (ListPermissions neither) before.
+        # Until it is loaded, the enforcer refuses what it cannot class and the auditor
+        # lets everything through unrecorded (a window of one round trip).
+        table: dict[str, frozenset[str]] = {}
+
+        def load_permissions() -> None:
+            while not stop.is_set():
+                try:
+                    table["sensitive"] = self.sensitive_methods()
+                except Exception:  # lnd restarting: the stream fails too, and we start over
+                    stop.wait(0.5)
+                    continue
+                if on_registered is not None:
+                    on_registered()  # registered and able to class every method
+                return
+
+        def registered() -> None:
+            threading.Thread(target=load_permissions, name=f"permissions-{node}", daemon=True).start()
 
         def answer(raw: Any) -> CallVerdict:
             try:
@@ -111,12 +128,12 @@ class LndMiddlewareClient:
                     caveat: str | None = raw.custom_caveat_condition
                 else:
                     caveat = _caveat_condition(bytes(raw.raw_macaroon), own_caveat)
+                sensitive = table.get("sensitive", None if caveat_name is not None else frozenset())
                 call: RpcCall = decode(node, raw, modules, sensitive, caveat)
                 return judge(call)
             except Exception as exc:  # fail closed
                 return CallVerdict.refuse("check-failed", f"{_INTERNAL_ERROR} ({type(exc).__name__})")
 
-        del ln
         intercept_calls(
-            node, modules, stub, self.backend.translate, (name, caveat_name), answer, stop, on_registered=on_registered
+            node, modules, stub, self.backend.translate, (name, caveat_name), answer, stop, on_registered=registered
         )
