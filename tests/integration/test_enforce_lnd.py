@@ -31,11 +31,15 @@ from l2custody.custody.enforce.service import EnforceEvent
 from regtest import Network, wait_for
 from regtest.lnd import RPC_TIMEOUT, LndNode
 from tests.support.cli_runner import L2CUSTODY, ok, run
+from tests.support.enforced import ENFORCE
 from tests.support.funding import fund, wait_in_mempool
 from tests.support.lnd_custody import Setup, audit_actions, make_setup, open_channel, tx_outputs
 from tests.support.watch_lnd import Hook, set_keys
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(ENFORCE, reason="runs its own enforcer; L2C_ENFORCE=1 puts the other suites under one"),
+]
 
 TALLY: dict[str, int] = {"attempts": 0, "refused": 0, "bypasses": 0, "false_refusals": 0}
 
@@ -426,6 +430,8 @@ def test_the_guard_works_through_the_caveat_macaroon_and_watch_flags_unguarded_i
     wait_for(
         lambda: any(x["subject"] == bare for x in hook.of("no-close-address")), 30, what="the no-close-address alert"
     )
+    [alert] = [x for x in hook.of("no-close-address") if x["subject"] == bare and x["node"] == a.name]
+    assert f"l2custody node guard {a.name}" in alert["message"]
     # the guard, speaking with the caveat macaroon: its ChannelAcceptor answers pass the enforcer
     stop, events = threading.Event(), []
     guard = threading.Thread(
