@@ -46,6 +46,7 @@ class RpcCall:
     kind: str = KIND_OTHER
     payments: tuple[Payment, ...] = ()
     close_addresses: tuple[str, ...] = ()  # one per channel opened/accepted; "" = none set
+    external_funding: bool = False  # an open funded through a shim (PSBT or canned), not the node wallet
     delivery_address: str | None = None
     force: bool = False
     fee_rate_sat_vb: float | None = None  # the rate the caller set (None: the node picks)

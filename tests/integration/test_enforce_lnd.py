@@ -306,7 +306,7 @@ def test_foreign_destinations_are_refused(setup: Setup, caveat_mac: Path, enforc
     finally:
         _release(a, leases)
     assert len(enforcer.of("refused")) >= 10
-    refusals = [d for act, d in audit_actions(setup, f"node {a.name}") if act == "rpc-refused"]
+    refusals = [d for act, d in audit_actions(setup, f"node {a.name} rpc") if act == "rpc-refused"]
     assert {d["rule"] for d in refusals} >= {
         "spend-destination",
         "close-destination",
@@ -402,7 +402,7 @@ def test_admin_macaroon_spends_are_audited_and_alerted(setup: Setup, enforcer: E
     foreign = b.new_address()
     sent = stub.SendCoins(ln.SendCoinsRequest(addr=foreign, amount=15_000, sat_per_vbyte=2), timeout=RPC_TIMEOUT)
     assert sent.txid  # the break-glass key is not refused
-    entries = [d for act, d in audit_actions(setup, f"node {a.name}") if act == "rpc-unguarded"]
+    entries = [d for act, d in audit_actions(setup, f"node {a.name} rpc") if act == "rpc-unguarded"]
     [entry] = [d for d in entries if d["method"] == "/lnrpc.Lightning/SendCoins" and not d["would_allow"]]
     assert entry["rule"] == "spend-destination" and foreign in entry["message"]
     wait_for(lambda: hook.of("unguarded-rpc"), 30, what="the unguarded-rpc alert at the webhook")

@@ -239,3 +239,11 @@ def test_any_address_text_is_allowed_exactly_when_it_is_explained(text: str) -> 
     verdict = judge(sends(text), Facts(node_addresses=set()))
     assert verdict.allow is (text in (*OURS, ALLOWED))
     assert verdict.allow or verdict.rule in ("spend-destination", "malformed-request")
+
+
+def test_a_shim_funded_open_may_omit_the_close_address_but_never_name_a_foreign_one() -> None:
+    # l2custody's sessions fund through a PSBT shim; --allow-no-upfront-shutdown opens without an address
+    assert judge(call("OpenChannel", KIND_OPEN, close_addresses=("",), external_funding=True), Facts()).allow
+    foreign = judge(call("OpenChannel", KIND_OPEN, close_addresses=(FOREIGN,), external_funding=True), Facts())
+    assert not foreign.allow and foreign.rule == "close-address"
+    assert not judge(call("OpenChannel", KIND_OPEN, close_addresses=("",)), Facts()).allow  # the node wallet pays

@@ -65,7 +65,7 @@ def _send(address: str, caveat: str | None = "ops") -> RpcCall:
 
 
 def _actions(store: Store) -> list[tuple[str, dict[str, Any]]]:
-    return [(e.action, e.details) for e in store.audit_log(subject="node west")]
+    return [(e.action, e.details) for e in store.audit_log(subject="node west rpc")]
 
 
 def test_a_check_that_raises_refuses_and_is_audited(world: Any) -> None:

@@ -190,3 +190,13 @@ def test_before_lnd_permission_table_is_loaded_only_policed_and_harmless_methods
     assert not judge(early, Facts()).allow  # refused: retry in a moment
     send = intercepted("/lnrpc.Lightning/SendCoins", LN.SendCoinsRequest(addr=OURS[0], amount=1000))
     assert judge(decode("west", send, MODULES, None, "ops"), Facts()).allow
+
+
+def test_an_open_through_a_psbt_shim_is_marked_externally_funded() -> None:
+    shim = LN.FundingShim(psbt_shim=LN.PsbtShim(pending_chan_id=b"\x01" * 32, no_publish=True))
+    shimmed = intercepted(
+        "/lnrpc.Lightning/OpenChannel", LN.OpenChannelRequest(local_funding_amount=1, funding_shim=shim)
+    )
+    plain = intercepted("/lnrpc.Lightning/OpenChannel", LN.OpenChannelRequest(local_funding_amount=1))
+    assert decode("west", shimmed, MODULES, SENSITIVE, "ops").external_funding
+    assert not decode("west", plain, MODULES, SENSITIVE, "ops").external_funding

@@ -165,6 +165,7 @@ def _open(msg: Any) -> dict[str, Any]:
     return {
         "kind": KIND_OPEN,
         "close_addresses": (msg.close_address,),
+        "external_funding": msg.HasField("funding_shim"),
         "fee_rate_sat_vb": _fee((msg.sat_per_vbyte, 1), (msg.sat_per_byte, 1)),
         "details": {
             "peer": bytes(msg.node_pubkey).hex() or msg.node_pubkey_string,

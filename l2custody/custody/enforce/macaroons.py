@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import Capability, NodeBackend
-from l2custody.custody.enforce.service import ACTOR, CAVEAT
+from l2custody.custody.enforce.service import ACTOR, CAVEAT, audit_subject
 from l2custody.errors import ConfigError, NotSupported, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,5 +58,5 @@ def bake(
     with os.fdopen(fd, "wb") as fh:
         fh.write(raw)
     baked = BakedMacaroon(backend.name, str(out), CAVEAT, holder, perms)
-    wallet.store.audit(ACTOR, "macaroon-baked", f"node {backend.name}", baked.to_dict())
+    wallet.store.audit(ACTOR, "macaroon-baked", audit_subject(backend.name), baked.to_dict())
     return baked

@@ -5,8 +5,9 @@ request                            allowed when
 ================================  ==============================================================
 ``CloseChannel``                   no ``delivery_address`` (the upfront address or the node
                                    wallet, which ``sweep`` empties), or one of our addresses
-``OpenChannel`` ``OpenChannelSync``  every channel's ``close_address`` is one of our addresses
-``BatchOpenChannel``
+``OpenChannel`` ``OpenChannelSync``  every channel's ``close_address`` is one of our addresses;
+``BatchOpenChannel``                 a channel funded through a shim (PSBT, as l2custody's sessions
+                                   do) may omit it (``--allow-no-upfront-shutdown``)
 ``ChannelAcceptor`` answers        an accepted channel's ``upfront_shutdown`` is ours
 ``SendCoins`` ``SendMany``         every output pays: our multisig, an allowed destination
 ``SendOutputs`` ``FundPsbt``       (``[policy]``), a funding output of one of our live funding
@@ -18,6 +19,13 @@ any other method needing           refused: no rule reads it (signrpc signing, m
 onchain:write, signer:generate,    wallet imports, methods newer than l2custody's protos)
 macaroon:generate/write
 ================================  ==============================================================
+
+Why a shim-funded channel may omit its close address: its money does not
+come from the node wallet (FundPsbt/SignPsbt to a funding address that is not
+a live session's are refused), so it is the multisig's (the signers checked
+the session) or someone else's; a close the node starts is still policed by
+the ``CloseChannel`` rule, and one the peer starts pays the node wallet, which
+``sweep`` empties. A node-wallet-funded channel must always commit ours.
 
 A request that cannot be read, or whose check raises, is refused (the
 service fails closed). The rules are pure: :class:`EnforceFacts` brings the
@@ -247,6 +255,8 @@ def _check_tx(call: RpcCall, facts: EnforceFacts) -> CallVerdict:
 def _check_close_addresses(call: RpcCall, facts: EnforceFacts) -> CallVerdict:
     for i, address in enumerate(call.close_addresses):
         what = "upfront_shutdown" if call.kind == KIND_ACCEPT else f"channel {i} close_address"
+        if not address and call.kind == KIND_OPEN and call.external_funding:
+            continue  # funded outside the node wallet (a session's PSBT): see the module docstring
         if not address:
             return _refused(
                 call,

@@ -48,6 +48,11 @@ _CONDITION = re.compile(r"^[A-Za-z0-9._-]{0,64}$")
 LOGGER = logging.getLogger("l2custody.enforce")
 
 
+def audit_subject(node: str) -> str:
+    """The audit log subject of the enforcer's entries about ``node`` (apart from the guard's)."""
+    return f"node {node} rpc"
+
+
 @dataclass(frozen=True)
 class EnforceEvent:
     """One thing the enforcer or the auditor did, for the log the operator watches."""
@@ -101,7 +106,7 @@ class Enforcer:
 
     def _audit(self, action: str, call: RpcCall, details: dict[str, Any]) -> None:
         with self.lock:
-            self.wallet.store.audit(ACTOR, action, f"node {self.node}", {"method": call.method, **details})
+            self.wallet.store.audit(ACTOR, action, audit_subject(self.node), {"method": call.method, **details})
 
     def enforce(self, call: RpcCall) -> CallVerdict:
         """The answer to a request made with a caveat macaroon."""
@@ -281,7 +286,7 @@ def run_enforcer(
     enforcer = Enforcer(wallet, backend.name, facts, lock, emit, alerts)
     started = time.monotonic()
     with lock:
-        wallet.store.audit(ACTOR, "enforcer-started", f"node {backend.name}", {"audit": audit, "caveat": CAVEAT})
+        wallet.store.audit(ACTOR, "enforcer-started", audit_subject(backend.name), {"audit": audit, "caveat": CAVEAT})
     failures: list[BaseException] = []
 
     def registered(name: str) -> Callable[[], None]:
@@ -323,7 +328,7 @@ def run_enforcer(
         summary = enforcer.summary
         summary.seconds = time.monotonic() - started
         with lock:
-            wallet.store.audit(ACTOR, "enforcer-stopped", f"node {backend.name}", summary.to_dict())
+            wallet.store.audit(ACTOR, "enforcer-stopped", audit_subject(backend.name), summary.to_dict())
         emit(
             EnforceEvent(
                 "stopped",
