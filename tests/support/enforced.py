@@ -47,9 +47,12 @@ def start_enforcer(config: Path, name: str, node: LndNode) -> None:
     stop, events = threading.Event(), []
 
     def run() -> None:
-        api.enforce_node(config, name, stop, macaroon=node.admin_macaroon, log=events.append)
+        try:
+            api.enforce_node(config, name, stop, macaroon=node.admin_macaroon, log=events.append)
+        except Exception as exc:  # the module's network was torn down under it (its files deleted)
+            events.append(exc)
 
     thread = threading.Thread(target=run, name=f"enforce-{name}", daemon=True)
     thread.start()
     RUNNING[node.grpc_host] = (stop, events, thread)
-    wait_for(lambda: sum(e.kind == "registered" for e in events) >= 2, 60, what=f"node enforce {name}")
+    wait_for(lambda: sum(getattr(e, "kind", "") == "registered" for e in events) >= 2, 60, what=f"node enforce {name}")
