@@ -365,6 +365,12 @@ def test_custody_flows_pass_with_the_caveat_macaroon(setup: Setup, caveat_mac: P
     wait_in_mempool(net, swept["txid"])
     outputs = dict(tx_outputs(net, swept["txid"]))
     assert outputs[swept["address"]] == swept["amount_sat"]
+    published = [
+        d
+        for act, d in audit_actions(setup, f"node {a.name} rpc")
+        if act == "rpc-allowed" and d["method"] == "/walletrpc.WalletKit/PublishTransaction"
+    ]
+    assert published[-1]["txid"] == swept["txid"] and published[-1]["fee"] == swept["fee_sat"]  # fee cap checked
     net.mine(1)
     assert ok(config, "sweep-status")[0]["state"] in ("broadcast", "verified")
     # a plain send to the multisig with the caveat macaroon

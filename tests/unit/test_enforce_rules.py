@@ -55,6 +55,7 @@ class Facts:
     max_fee_rate: float | None = 100.0
     node_addresses: set[str] = field(default_factory=lambda: {NODE})
     asked: list[str] = field(default_factory=list)
+    prevouts: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def ours(self, script: bytes) -> bool:
         return script in {address_to_script(a, "regtest") for a in OURS}
@@ -68,6 +69,9 @@ class Facts:
     def node_owns(self, address: str) -> bool:
         self.asked.append(address)
         return address in self.node_addresses
+
+    def spent_value(self, txid: str, vout: int) -> int | None:
+        return self.prevouts.get((txid, vout))
 
 
 def call(method: str, kind: str, **fields: object) -> RpcCall:
@@ -247,3 +251,16 @@ def test_a_shim_funded_open_may_omit_the_close_address_but_never_name_a_foreign_
     foreign = judge(call("OpenChannel", KIND_OPEN, close_addresses=(FOREIGN,), external_funding=True), Facts())
     assert not foreign.allow and foreign.rule == "close-address"
     assert not judge(call("OpenChannel", KIND_OPEN, close_addresses=("",)), Facts()).allow  # the node wallet pays
+
+
+def test_a_transaction_fee_is_capped_when_the_chain_knows_what_it_spends() -> None:
+    ours = address_to_script(OURS[0], "regtest")
+    raw = _tx(ours, _der(0x01))
+    spent = ("01" * 32, 0)
+    unknown = judge(call("PublishTransaction", KIND_TX, raw_tx=raw), Facts())
+    assert unknown.allow and unknown.details["fee"] is None  # no txindex: not checked, recorded as such
+    assert judge(call("PublishTransaction", KIND_TX, raw_tx=raw), Facts(prevouts={spent: 1200})).details["fee"] == 200
+    too_much = judge(call("PublishTransaction", KIND_TX, raw_tx=raw), Facts(prevouts={spent: 100_000}))
+    assert not too_much.allow and too_much.rule == "fee-cap" and "max_fee_sat" in too_much.message
+    steep = judge(call("PublishTransaction", KIND_TX, raw_tx=raw), Facts(prevouts={spent: 40_000}, max_fee_sat=None))
+    assert not steep.allow and "max_fee_rate" in steep.message

@@ -65,3 +65,12 @@ class WalletFacts:
         if address not in self._known:  # a new change address: ask the node again
             self._known = self._node_addresses()
         return address in self._known
+
+    def spent_value(self, txid: str, vout: int) -> int | None:
+        from embit.transaction import Transaction
+
+        try:
+            tx = Transaction.parse(self.wallet.chain.raw_transaction(txid))
+            return int(tx.vout[vout].value)
+        except Exception:  # unknown to the chain source (no txindex), or unreachable
+            return None

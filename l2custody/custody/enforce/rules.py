@@ -34,6 +34,7 @@ wallet and the node.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Protocol
 
 from l2custody.amounts import format_sats
@@ -86,6 +87,10 @@ class EnforceFacts(Protocol):
 
     def node_owns(self, address: str) -> bool:
         """An address of the node's own on-chain wallet (asks the node; may raise)."""
+
+    def spent_value(self, txid: str, vout: int) -> int | None:
+        """The value of an output a transaction spends, None if the chain source cannot tell
+        (Bitcoin Core without txindex): the fee of a raw transaction is then not checked."""
 
 
 def _hint(facts: EnforceFacts) -> str:
@@ -183,6 +188,25 @@ def _check_outputs(
     return reasons
 
 
+def _vsize(tx: Any) -> int:
+    """Virtual size (BIP 141): stripped size x 3 + full size, over 4, rounded up."""
+    full = len(tx.serialize())
+    witness = sum(len(vin.witness.serialize()) for vin in tx.vin) + 2 if tx.is_segwit else 0  # + marker, flag
+    return (3 * (full - witness) + full + 3) // 4
+
+
+def _check_psbt_fee(call: RpcCall, fee: int, facts: EnforceFacts) -> CallVerdict | None:
+    if facts.max_fee_sat is not None and fee > facts.max_fee_sat:
+        return _refused(
+            call,
+            RULE_FEE,
+            f"the transaction pays a fee of {format_sats(fee)}, above the cap of {format_sats(facts.max_fee_sat)} "
+            "([policy] max_fee_sat)",
+            fee=fee,
+        )
+    return None
+
+
 def _signature_sighash(item: bytes) -> int | None:
     """The sighash byte of a witness item that is a signature (DER ECDSA or 65-byte Schnorr)."""
     if 9 <= len(item) <= 73 and item[0] == 0x30 and item[1] == len(item) - 3:
@@ -218,14 +242,9 @@ def _check_psbt(call: RpcCall, facts: EnforceFacts) -> CallVerdict:
     fee = None
     if spent and all(u is not None for u in spent):
         fee = sum(int(u.value) for u in spent if u is not None) - sum(v for _, _, v in outputs)
-        if facts.max_fee_sat is not None and fee > facts.max_fee_sat:
-            return _refused(
-                call,
-                RULE_FEE,
-                f"the PSBT pays a fee of {format_sats(fee)}, above the cap of {format_sats(facts.max_fee_sat)} "
-                "([policy] max_fee_sat)",
-                fee=fee,
-            )
+        capped = _check_psbt_fee(call, fee, facts)
+        if capped is not None:
+            return capped
     return CallVerdict.ok(ALLOW_CHECKED, method=call.method, txid=psbt_txid(psbt), outputs=checked, fee=fee)
 
 
@@ -249,7 +268,15 @@ def _check_tx(call: RpcCall, facts: EnforceFacts) -> CallVerdict:
     checked = _check_outputs(call, outputs, facts)
     if isinstance(checked, CallVerdict):
         return checked
-    return CallVerdict.ok(ALLOW_CHECKED, method=call.method, txid=tx.txid().hex(), outputs=checked)
+    spent = [facts.spent_value(vin.txid.hex(), vin.vout) for vin in tx.vin]
+    fee = None
+    if spent and all(v is not None for v in spent):
+        fee = sum(v for v in spent if v is not None) - sum(v for _, _, v in outputs)
+        rate = fee / _vsize(tx)
+        capped = _check_psbt_fee(call, fee, facts) or _check_fee_rate(replace(call, fee_rate_sat_vb=rate), facts)
+        if capped is not None:
+            return capped
+    return CallVerdict.ok(ALLOW_CHECKED, method=call.method, txid=tx.txid().hex(), outputs=checked, fee=fee)
 
 
 def _check_close_addresses(call: RpcCall, facts: EnforceFacts) -> CallVerdict:
