@@ -33,13 +33,15 @@ def _caveat_condition(raw: bytes, name: str) -> str | None:
 
 
 class LndMiddlewareClient:
-    """``RpcMiddleware`` for one lnd; ``macaroon`` replaces the node's registered one (the
-    enforcer must register with an unencumbered macaroon holding macaroon:write)."""
+    """``RpcMiddleware`` for one lnd over its own connection; ``macaroon`` replaces the node's
+    registered one (the enforcer must register with an unencumbered macaroon holding
+    macaroon:write)."""
 
     def __init__(self, backend: LndBackend, macaroon: Path | None = None) -> None:
-        if macaroon is not None:
-            backend = type(backend)(backend.name, replace(backend.creds, macaroon_path=Path(macaroon)))
-        self.backend = backend
+        # always a gRPC channel of its own: closing it after a stream failure must not cut
+        # the node's other streams (the enforcer and the auditor reconnect independently)
+        creds = backend.creds if macaroon is None else replace(backend.creds, macaroon_path=Path(macaroon))
+        self.backend = type(backend)(backend.name, creds)
 
     def close(self) -> None:
         self.backend.close()

@@ -50,7 +50,11 @@ def bake(
     out = Path(out).expanduser()
     if out.exists():
         raise UsageError(f"{out} exists; choose another --out (l2custody never overwrites a macaroon)")
-    raw = backend.rpc_middleware().bake_macaroon(perms, (CAVEAT, holder))
+    middleware = backend.rpc_middleware()
+    try:
+        raw = middleware.bake_macaroon(perms, (CAVEAT, holder))
+    finally:
+        middleware.close()
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:

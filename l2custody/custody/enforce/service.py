@@ -325,6 +325,8 @@ def run_enforcer(
         enforcer.unguarded.put(None)
         recorder.join(timeout=30)
         alerts.close()
+        enforcer_mw.close()
+        auditor_mw.close()
         summary = enforcer.summary
         summary.seconds = time.monotonic() - started
         with lock:
