@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from l2custody.config import Config
     from l2custody.custody.channels import ChannelDetail, ChannelView
     from l2custody.custody.closing.close import ClosePlan, CloseReport, CloseStatus
+    from l2custody.custody.enforce.service import EnforceEvent, EnforceSummary
     from l2custody.custody.funding.lifecycle import SessionAbort, SessionBroadcast, SignOutcome
     from l2custody.custody.funding.session import ChannelRequest, SessionView
     from l2custody.custody.guard import GuardEvent, GuardPolicy, GuardSummary
@@ -558,3 +559,32 @@ def parse_sats(text: str) -> int:
     from l2custody.amounts import parse_sats as parse
 
     return parse(text)
+
+
+# --- node enforce / node macaroon ----------------------------------------------------------
+def enforce_node(
+    config: ConfigPath,
+    node: str,
+    stop: threading.Event,
+    *,
+    macaroon: Path | None = None,
+    audit: bool = True,
+    log: Callable[[EnforceEvent], None] | None = None,
+) -> EnforceSummary:
+    """``node enforce NODE``: judge the node's caveat-macaroon requests (and audit the rest) until ``stop``."""
+    from l2custody.custody.context import open_custody
+    from l2custody.custody.enforce.service import run_enforcer
+
+    with open_custody(config) as custody:
+        return run_enforcer(custody.node(node), custody.wallet, stop, macaroon=macaroon, audit=audit, log=log)
+
+
+def bake_enforced_macaroon(
+    config: ConfigPath, node: str, out: Path, *, permissions: Sequence[str] | None = None, holder: str = ""
+) -> dict[str, Any]:
+    """``node macaroon NODE --out FILE``: a macaroon whose requests lnd sends to ``node enforce``."""
+    from l2custody.custody.context import open_custody
+    from l2custody.custody.enforce.macaroons import bake
+
+    with open_custody(config) as custody:
+        return bake(custody.node(node), custody.wallet, out, permissions, holder).to_dict()

@@ -191,6 +191,10 @@ class LndNode:
             "--db.batch-commit-interval=10ms",
             "--maxpendingchannels=10",
             "--accept-keysend",
+            # `node enforce` registers RPC middleware; with none registered (and none made
+            # mandatory, which a test adds through extra_args) lnd behaves as without it.
+            "--rpcmiddleware.enable",
+            "--rpcmiddleware.intercepttimeout=10s",
             *self.extra_args,
         ]
 

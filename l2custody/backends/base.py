@@ -46,7 +46,10 @@ from l2custody.errors import NotSupported, UpfrontShutdownRefused, UsageError
 from l2custody.numbers import is_decimal
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
     from l2custody.backends.inbound import Decide, InboundRequest
+    from l2custody.backends.rpc_calls import RpcMiddleware
 
 
 class Capability(str, enum.Enum):
@@ -66,6 +69,7 @@ class Capability(str, enum.Enum):
     INBOUND_GUARD = "inbound-guard"  # accept_inbound(): we answer the node's inbound channel requests
     PLUGIN_EVENTS = "plugin-events"  # the l2custody plugin inside the node audits its channel notifications
     WITHHELD_FUNDING = "withheld-funding"  # record_withheld_funding(): funding broadcast elsewhere must be told
+    RPC_MIDDLEWARE = "rpc-middleware"  # rpc_middleware(): we judge the node's RPC requests (node enforce)
 
 
 class ChannelState(str, enum.Enum):
@@ -508,6 +512,10 @@ class NodeBackend(ABC):
         (the exception goes to ``on_error``): a bug never lets a channel in unguarded.
         Raises NodeUnreachable/NodeAuthError/NodeError when the node's stream fails."""
         raise self._not_supported("a channel acceptor")
+
+    def rpc_middleware(self, macaroon: Path | None = None) -> RpcMiddleware:
+        """The node's RPC interception (``Capability.RPC_MIDDLEWARE``), see ``backends/rpc_calls.py``."""
+        raise self._not_supported("RPC middleware")
 
     def record_withheld_funding(self) -> tuple[str, ...]:
         """Tell the node about funding transactions it was told to withhold and that

@@ -85,7 +85,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "psbt": (("psbt",), "Check, sign, combine, finalize and broadcast PSBTs of the wallet."),
     "signer": (("signer",), "Register signers: software keys, air-gapped file exchange, hardware wallets."),
     "node": (
-        ("node", "guard"),
+        ("node", "guard", "node_enforce"),
         "Lightning nodes (lnd, Core Lightning): register them, check them, forget them.",
     ),
     "channel": (
@@ -109,7 +109,8 @@ _SUBCOMMANDS: dict[str, dict[str, tuple[str, ...]]] = {
         "close": ("channel", "channel_close"),
         "close-status": ("channel", "channel_close"),
     },
-    "node": {"guard": ("node", "guard")} | {c: ("node",) for c in ("add", "list", "check", "remove")},
+    "node": {"guard": ("node", "guard"), "enforce": ("node", "node_enforce"), "macaroon": ("node", "node_enforce")}
+    | {c: ("node",) for c in ("add", "list", "check", "remove")},
 }
 #: Global options that take a value (the command name is the first other word).
 _VALUE_OPTIONS = ("--config", "-c")

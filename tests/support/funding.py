@@ -15,6 +15,7 @@ from l2custody.wallet.psbt import load_psbt
 from l2custody.wallet.signers import SoftwareSigner
 from regtest import Network, wait_for
 from tests.support.cli_runner import create_wallet, init_on_chain, ok, software_signers
+from tests.support.enforced import macaroon_for, start_enforcer
 
 
 def make_wallet(net: Network, d: Path, coins: tuple[int, ...] = (3_000_000, 2_000_000, 1_500_000)) -> Path:
@@ -43,8 +44,9 @@ def register_nodes(net: Network, config: Path) -> None:
                 "--tls-cert",
                 str(node.tls_cert),
                 "--macaroon",
-                str(node.admin_macaroon),
+                str(macaroon_for(node, config.parent)),
             )
+            start_enforcer(config, node.name, node)
 
 
 def fund(net: Network, config: Path, coins: tuple[int, ...]) -> None:

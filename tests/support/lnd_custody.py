@@ -25,6 +25,7 @@ from tests.support.cli_runner import (
     runner,
     software_signers,
 )
+from tests.support.enforced import macaroon_for, start_enforcer
 
 
 @dataclass
@@ -54,8 +55,9 @@ def make_setup(net: Network, directory: Path) -> Setup:
         "--tls-cert",
         str(node.tls_cert),
         "--macaroon",
-        str(node.admin_macaroon),
+        str(macaroon_for(node, directory)),
     )
+    start_enforcer(config, node.name, node)
     return Setup(net, config, directory)
 
 

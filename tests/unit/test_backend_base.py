@@ -88,10 +88,11 @@ def test_lnd_declares_every_capability_but_the_core_lightning_ones() -> None:
     }
 
 
-def test_core_lightning_declares_every_capability_but_the_inbound_guard() -> None:
+def test_core_lightning_declares_every_capability_but_the_lnd_interceptors() -> None:
     from l2custody.backends.cln.backend import ClnBackend
 
-    assert ClnBackend.capabilities == frozenset(Capability) - {Capability.INBOUND_GUARD}
+    # the plugin's hooks do both jobs inside lightningd
+    assert ClnBackend.capabilities == frozenset(Capability) - {Capability.INBOUND_GUARD, Capability.RPC_MIDDLEWARE}
 
 
 def test_funding_intent_round_trips_through_json() -> None:

@@ -83,7 +83,7 @@ class ClnBackend(NodeBackend):
     """Core Lightning over its lightning-rpc socket. ``ClnBackend(name, rpc_file)`` does no I/O."""
 
     kind = "cln"
-    capabilities = frozenset(Capability) - {Capability.INBOUND_GUARD}
+    capabilities = frozenset(Capability) - {Capability.INBOUND_GUARD, Capability.RPC_MIDDLEWARE}
 
     def __init__(self, name: str, rpc_file: str | Path, timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__(name)

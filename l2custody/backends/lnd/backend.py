@@ -71,6 +71,7 @@ from l2custody.networks import reported_network
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.backends.inbound import Decide, InboundRequest
     from l2custody.backends.lnd.funding import OpenStream
+    from l2custody.backends.lnd.middleware_client import LndMiddlewareClient
 
 NEGOTIATION_TIMEOUT = 90.0  # peer round trips: psbt_fund, chan_pending
 _COMMITMENT_NAMES = {"legacy": 1, "static_remote_key": 2, "anchors": 3, "simple_taproot": 5}
@@ -587,3 +588,8 @@ class LndBackend(NodeBackend):
                 needed = ", ".join(f"{p.entity}:{p.action}" for p in perms[method].permissions)
                 problems.append(f"{method.rsplit('/', 1)[1]} needs {needed}")
         return problems
+
+    def rpc_middleware(self, macaroon: Path | None = None) -> LndMiddlewareClient:
+        from l2custody.backends.lnd.middleware_client import LndMiddlewareClient
+
+        return LndMiddlewareClient(self, macaroon)

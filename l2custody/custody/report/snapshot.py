@@ -522,6 +522,12 @@ def _channel_findings(ch: ChannelFacts, findings: list[Finding]) -> None:
                     f"{where} has no committed close address: a cooperative close the peer starts pays the node "
                     f"wallet, not the multisig. Close it into the multisig with `l2custody channel close "
                     f"{ch.channel_point}` (a fresh multisig delivery address)"
+                    + (
+                        f". The peer opened it and the node accepted it without our upfront script: keep "
+                        f"`l2custody node guard {ch.node}` running so that inbound channels get one"
+                        if ch.funding == FUNDING_PEER
+                        else ""
+                    )
                 ),
                 node=ch.node,
                 kind="missing",

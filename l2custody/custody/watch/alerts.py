@@ -48,6 +48,8 @@ KINDS = (
     "auto-sweep",
     "sweep-problem",
     "close-violation",
+    "unguarded-rpc",  # node enforce: a fund-moving lnd request made without the l2custody caveat
+    "rpc-refused",  # node enforce: the enforcer refused a request
 )
 
 
