@@ -15,6 +15,7 @@ import typer
 
 from l2custody.cli.main import STATE, emit
 from l2custody.cli.node import sub as node_app
+from l2custody.cli.params import path
 
 
 @node_app.command("enforce")
@@ -25,7 +26,8 @@ def enforce(
         Optional[Path],
         typer.Option(
             help="An unencumbered macaroon with macaroon:write to register with (e.g. admin.macaroon); "
-            "default: the node's registered macaroon."
+            "default: the node's registered macaroon.",
+            parser=path,
         ),
     ] = None,
     audit: Annotated[
@@ -77,7 +79,7 @@ def enforce(
 def macaroon(
     node: Annotated[str, typer.Argument(help="The lnd node (see `l2custody node list`).")],
     *,
-    out: Annotated[Path, typer.Option(help="Where to write the macaroon (created 0600; must not exist).")],
+    out: Annotated[Path, typer.Option(help="Where to write the macaroon (created 0600; must not exist).", parser=path)],
     permissions: Annotated[
         Optional[list[str]],
         typer.Option(

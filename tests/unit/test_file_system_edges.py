@@ -51,6 +51,8 @@ PATH_ARGUMENTS: dict[tuple[str, str], list[str]] = {
     ("node add", "tls_cert"): ["node", "add", "n1", "--lnd", "--host", "127.0.0.1:10009", "--tls-cert", "{P}"],
     ("node add", "macaroon"): ["node", "add", "n1", "--lnd", "--host", "127.0.0.1:10009", "--macaroon", "{P}"],
     ("node add", "rpc_file"): ["node", "add", "n2", "--cln", "--rpc-file", "{P}"],
+    ("node enforce", "macaroon"): ["node", "enforce", "n1", "--macaroon", "{P}"],
+    ("node macaroon", "out"): ["node", "macaroon", "n1", "--out", "{P}"],
     ("channel batch", "file"): ["channel", "batch", "{P}"],
     ("", "config"): ["--config", "{P}", "report"],
 }

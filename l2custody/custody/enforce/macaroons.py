@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from l2custody.backends.base import Capability, NodeBackend
 from l2custody.custody.enforce.service import ACTOR, CAVEAT, audit_subject
 from l2custody.errors import ConfigError, NotSupported, UsageError
+from l2custody.private_files import write_private_file
+from l2custody.user_paths import PathKind, path_kind, user_path, why
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.wallet.service import Wallet
@@ -47,8 +48,8 @@ def bake(
     if not _HOLDER.match(holder):
         raise UsageError(f"--holder {holder!r}: use up to 64 letters, digits, '.', '_' or '-'")
     perms = tuple(permissions or DEFAULT_PERMISSIONS)
-    out = Path(out).expanduser()
-    if out.exists():
+    out = user_path(out, "--out", UsageError)
+    if path_kind(out, "--out", UsageError) is not PathKind.MISSING:
         raise UsageError(f"{out} exists; choose another --out (l2custody never overwrites a macaroon)")
     middleware = backend.rpc_middleware()
     try:
@@ -56,11 +57,11 @@ def bake(
     finally:
         middleware.close()
     try:
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_private_file(out, raw, exclusive=True, durable=True)
+    except FileExistsError:
+        raise UsageError(f"{out} exists; choose another --out (l2custody never overwrites a macaroon)") from None
     except OSError as exc:
-        raise ConfigError(f"cannot create {out}: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(raw)
+        raise ConfigError(f"cannot create {out}: {why(exc)}") from None
     baked = BakedMacaroon(backend.name, str(out), CAVEAT, holder, perms)
     wallet.store.audit(ACTOR, "macaroon-baked", audit_subject(backend.name), baked.to_dict())
     return baked
