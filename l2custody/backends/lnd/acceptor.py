@@ -15,13 +15,13 @@ long as it guards the node.
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from l2custody.backends.inbound import Decide, InboundDecision, InboundRequest
 from l2custody.backends.lnd.convert import commitment_type
+from l2custody.backends.lnd.duplex import DuplexStream
 from l2custody.errors import L2CustodyError
 
 _ANNOUNCE_BIT = 0x01  # BOLT 2 channel_flags: announce_channel
@@ -76,28 +76,9 @@ def accept_channels(
     """
     import grpc
 
-    responses: queue.Queue[Any] = queue.Queue()
-
-    def outgoing() -> Any:
-        while True:
-            item = responses.get()
-            if item is None:
-                return
-            yield item
-
-    call = stub.ChannelAcceptor(outgoing())
-    finished = threading.Event()
-
-    def watch() -> None:
-        while not stop.wait(0.2):
-            if finished.is_set():
-                return
-        call.cancel()
-
-    watcher = threading.Thread(target=watch, name=f"acceptor-stop-{node}", daemon=True)
-    watcher.start()
+    stream = DuplexStream(stub.ChannelAcceptor, stop, f"acceptor-stop-{node}")
     try:
-        for raw in call:
+        for raw in stream.call:
             request = to_request(node, raw)
             try:
                 decision = decide(request)
@@ -105,11 +86,9 @@ def accept_channels(
                 decision = InboundDecision.reject(_INTERNAL_ERROR)
                 if on_error is not None:
                     on_error(request, exc)
-            responses.put(to_response(ln, raw.pending_chan_id, decision))
+            stream.send(to_response(ln, raw.pending_chan_id, decision))
     except grpc.RpcError as exc:
-        if not (stop.is_set() and exc.code() == grpc.StatusCode.CANCELLED):
+        if not stream.ended_by_stop(exc):
             raise translate(exc, "guard inbound channels (ChannelAcceptor)") from None
     finally:
-        finished.set()
-        responses.put(None)
-        call.cancel()
+        stream.close()

@@ -31,11 +31,11 @@ field those stubs do not know (lnd 0.20 added some, e.g. FundPsbt
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from l2custody.backends.lnd.duplex import DuplexStream
 from l2custody.backends.rpc_calls import (
     KIND_ACCEPT,
     KIND_CLOSE,
@@ -295,45 +295,23 @@ def intercept_calls(
 
     ln = modules["ln"]
     name, caveat_name = registration
-    responses: queue.Queue[Any] = queue.Queue()
-    responses.put(
-        ln.RPCMiddlewareResponse(
-            register=ln.MiddlewareRegistration(
-                middleware_name=name,
-                custom_macaroon_caveat_name=caveat_name or "",
-                read_only_mode=caveat_name is None,
-            )
+    register = ln.RPCMiddlewareResponse(
+        register=ln.MiddlewareRegistration(
+            middleware_name=name,
+            custom_macaroon_caveat_name=caveat_name or "",
+            read_only_mode=caveat_name is None,
         )
     )
-
-    def outgoing() -> Any:
-        while True:
-            item = responses.get()
-            if item is None:
-                return
-            yield item
-
-    call = stub.RegisterRPCMiddleware(outgoing())
-    finished = threading.Event()
-
-    def watch() -> None:
-        while not stop.wait(0.2):
-            if finished.is_set():
-                return
-        call.cancel()
-
-    threading.Thread(target=watch, name=f"middleware-stop-{node}", daemon=True).start()
+    stream = DuplexStream(stub.RegisterRPCMiddleware, stop, f"middleware-stop-{node}", register)
     try:
-        for raw in call:
+        for raw in stream.call:
             if raw.WhichOneof("intercept_type") == "reg_complete":
                 if on_registered is not None:
                     on_registered()
                 continue
-            responses.put(feedback(ln, raw.msg_id, judge(raw)))
+            stream.send(feedback(ln, raw.msg_id, judge(raw)))
     except grpc.RpcError as exc:
-        if not (stop.is_set() and exc.code() == grpc.StatusCode.CANCELLED):
+        if not stream.ended_by_stop(exc):
             raise translate(exc, f"register RPC middleware {name!r}") from None
     finally:
-        finished.set()
-        responses.put(None)
-        call.cancel()
+        stream.close()
