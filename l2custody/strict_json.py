@@ -23,28 +23,35 @@ def loads(text: str, what: str, error: type[L2CustodyError]) -> Any:
     if _depth(text) > MAX_DEPTH:
         raise error(f"{what}: JSON nested more than {MAX_DEPTH} levels deep; is it the right file?")
     try:
-        return json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constant)
+        return decode(text)
     except json.JSONDecodeError as exc:
         raise error(f"{what}: not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})") from None
-    except _Refused as exc:
+    except Refused as exc:
         raise error(f"{what}: {exc}") from None
 
 
-class _Refused(ValueError):
-    pass
+class Refused(ValueError):
+    """Text that JSON libraries read, but not with one meaning: a member given twice, NaN."""
+
+
+def decode(text: str) -> Any:
+    """``json.loads`` without its silent choices: :class:`Refused` for a member given twice
+    (libraries keep the last, lightningd acts on the first) or NaN/Infinity;
+    ``json.JSONDecodeError`` for what is no JSON. Callers bound the nesting first."""
+    return json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constant)
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _Refused(f"the member {key!r} appears twice in one object; which one is meant is unclear")
+            raise Refused(f"the member {key!r} appears twice in one object; which one is meant is unclear")
         out[key] = value
     return out
 
 
 def _no_constant(name: str) -> Any:
-    raise _Refused(f"{name} is not a number JSON allows")
+    raise Refused(f"{name} is not JSON: write numbers as digits")
 
 
 def _depth(text: str) -> int:

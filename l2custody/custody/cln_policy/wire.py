@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from l2custody import strict_json
 from l2custody.custody.cln_policy.psbt_check import Malformed
 
 #: Deeper messages are refused; lightningd's own payloads nest a few levels.
@@ -143,22 +144,6 @@ class Framer:
                     return frame
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise Unreadable(
-                f"the member {key!r} appears twice in one object; lightningd would act on the first and "
-                "a JSON library on the last, so the plugin refuses the message. Send each member once"
-            )
-        seen[key] = value
-    return seen
-
-
-def _no_constant(name: str) -> Any:
-    raise Unreadable(f"{name} is not JSON; send numbers as digits")
-
-
 def read_message(frame: Frame) -> dict[str, Any]:
     """The message as one unambiguous JSON object; :class:`Unreadable` otherwise."""
     if frame.stray:
@@ -170,7 +155,9 @@ def read_message(frame: Frame) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise Unreadable(f"the message is not UTF-8 (byte {exc.start})") from None
     try:
-        message = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        message = strict_json.decode(text)
+    except strict_json.Refused as exc:
+        raise Unreadable(f"{exc}: lightningd and the plugin could read it differently, so it is refused") from None
     except json.JSONDecodeError as exc:
         raise Unreadable(f"the message is not strict JSON ({exc.msg} at character {exc.pos})") from None
     except RecursionError:
