@@ -1,5 +1,5 @@
 """What every PSBT must respect before lightningd signs or sends it: SIGHASH_ALL and the fee
-caps (``cln_policy.psbt_limits``), on the test wallet's PSBTs and the captured CLN ones."""
+caps (``custody.psbt_limits``), on the test wallet's PSBTs and the captured CLN ones."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from l2custody.custody.cln_policy.feerate import sat_per_vbyte
 from l2custody.custody.cln_policy.psbt_check import Malformed
-from l2custody.custody.cln_policy.psbt_limits import fee_problem, psbt_fee, sighash_problem
+from l2custody.custody.psbt_limits import fee_problem, psbt_fee, sighash_problem
 from l2custody.errors import PolicyViolation
 from l2custody.wallet.addresses import address_to_script
 from l2custody.wallet.policy import Policy

@@ -8,7 +8,7 @@
   exposesecret, plugin), over lightningd's parameter tables (``cln_params.json``);
 - ``feerate``: feerate parameters as lightningd reads them;
 - ``psbt_check``: signpsbt/sendpsbt outputs, in two passes (store, then node);
-- ``psbt_limits``: the sighash lightningd would sign with, and the fee caps;
+- ``custody/psbt_limits`` (shared with lnd's enforcer): the sighash lightningd would sign with, and the fee caps;
 - ``wire``: lightningd's messages framed and read strictly (duplicates, depth, control characters);
 - ``inbound``: openchannel/openchannel2 payloads and answers;
 - ``node``: listpeerchannels/listaddresses results, RpcNodeLookup;

@@ -84,7 +84,7 @@ def read_psbt(command: str, text: Any) -> Any:
 
 def first_pass(command: str, text: Any, facts: CustodyFacts) -> Verdict | PsbtCheck:
     """Steps 1-2 (store only): a verdict, or a :class:`PsbtCheck` for the node."""
-    from l2custody.custody.cln_policy.psbt_limits import fee_problem, sighash_problem
+    from l2custody.custody.psbt_limits import fee_problem, sighash_problem
     from l2custody.wallet.addresses import script_to_address
     from l2custody.wallet.psbt import psbt_txid
 

@@ -65,7 +65,7 @@ RULE_CHECK_FAILED = "check-failed"
 ALLOW_NOT_POLICED = "not-policed"
 ALLOW_CHECKED = "checked"
 
-_ALL, _DEFAULT = 0x01, 0x00
+_ALL = 0x01
 
 
 class EnforceFacts(Protocol):
@@ -217,6 +217,7 @@ def _signature_sighash(item: bytes) -> int | None:
 
 
 def _check_psbt(call: RpcCall, facts: EnforceFacts) -> CallVerdict:
+    from l2custody.custody.psbt_limits import sighash_problem
     from l2custody.errors import PsbtError
     from l2custody.wallet.psbt import input_utxo, load_psbt, psbt_txid
 
@@ -224,13 +225,10 @@ def _check_psbt(call: RpcCall, facts: EnforceFacts) -> CallVerdict:
         psbt = load_psbt(call.psbt or b"")
     except PsbtError as exc:
         return _refused(call, RULE_MALFORMED, f"cannot read the PSBT: {exc.message}")
+    weak = sighash_problem(psbt)
+    if weak is not None:
+        return _refused(call, RULE_SIGHASH, weak)
     for i, inp in enumerate(psbt.inputs):
-        if inp.sighash_type not in (None, _ALL, _DEFAULT):
-            return _refused(
-                call,
-                RULE_SIGHASH,
-                f"input {i} asks for sighash type {inp.sighash_type}; only SIGHASH_ALL/DEFAULT is allowed",
-            )
         for sig in inp.partial_sigs.values():
             if bytes(sig)[-1:] != bytes([_ALL]):
                 return _refused(call, RULE_SIGHASH, f"input {i} carries a signature that is not SIGHASH_ALL")

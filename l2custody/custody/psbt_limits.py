@@ -1,5 +1,7 @@
-"""What every PSBT given to ``signpsbt``/``sendpsbt`` must respect before its outputs are even
-looked at: the sighash lightningd would sign with, and the fee.
+"""What every PSBT a node is asked to sign must respect before its outputs are even looked
+at: the sighash the node would sign with, and the fee. Shared by the two in-node
+enforcers: the CLN plugin (``signpsbt``/``sendpsbt``) and lnd's ``node enforce``
+(``SignPsbt``/``FinalizePsbt``).
 
 - **Sighash.** lightningd signs each input with the sighash its PSBT field asks for
   (``PSBT_IN_SIGHASH_TYPE``). With ``NONE``, ``SINGLE`` or ``ANYONECANPAY`` the signature
