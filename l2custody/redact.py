@@ -8,6 +8,7 @@ them). Everything that echoes such input goes through here.
 
 from __future__ import annotations
 
+import functools
 import re
 
 _PRIVATE_KEY = re.compile(r"[tuvxyzTUVXYZ]prv[1-9A-HJ-NP-Za-km-z]{8,}")
@@ -62,16 +63,11 @@ def _adjacent(message: str, before: re.Match[str], after: re.Match[str]) -> bool
     return message[before.end() : after.start()].strip(" \t\n,") == ""
 
 
-_BIP39: frozenset[str] = frozenset()
-
-
+@functools.cache
 def _bip39_words() -> frozenset[str]:
-    global _BIP39
-    if not _BIP39:
-        from embit.wordlists.bip39 import WORDLIST
+    from embit.wordlists.bip39 import WORDLIST  # only when a message is redacted
 
-        _BIP39 = frozenset(WORDLIST)
-    return _BIP39
+    return frozenset(WORDLIST)
 
 
 def url(text: str) -> str:

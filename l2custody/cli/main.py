@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from l2custody.cli.params import path
 from l2custody.errors import L2CustodyError
 
 
@@ -40,12 +41,6 @@ app = typer.Typer(
 )
 
 
-def _path(text: str | Path) -> Path:
-    from l2custody.cli.params import path
-
-    return path(text)
-
-
 @app.callback()
 def _globals(
     config: Annotated[
@@ -55,7 +50,7 @@ def _globals(
             "-c",
             envvar="L2CUSTODY_CONFIG",
             help="Config file (default ~/.config/l2custody/config.toml).",
-            parser=_path,
+            parser=path,
         ),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output (errors too).")] = False,

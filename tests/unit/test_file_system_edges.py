@@ -60,7 +60,7 @@ PATH_ARGUMENTS: dict[tuple[str, str], list[str]] = {
 
 def _is_path(param: click.Parameter) -> bool:
     func = getattr(param.type, "func", None)
-    return type(param.type).__name__ == "TyperPath" or getattr(func, "__name__", "") in ("path", "_path")
+    return type(param.type).__name__ == "TyperPath" or getattr(func, "__name__", "") == "path"
 
 
 def _path_params() -> set[tuple[str, str]]:
