@@ -175,4 +175,29 @@ MIGRATIONS: list[str] = [
         alerted INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # 5: key lifecycle (issue 12). Wallet generations: ``wallet rotate`` adds a row per
+    # generation; every row of a store is one generation of its one wallet (``lineage`` is the
+    # wallet's name, ``name`` stays unique per row). Rehearsals: one row per test spend
+    # (l2custody/wallet/rehearsal.py), kept beside the PSBT session it ran.
+    """
+    ALTER TABLE wallets ADD COLUMN lineage TEXT;
+    ALTER TABLE wallets ADD COLUMN generation INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE wallets ADD COLUMN details TEXT NOT NULL DEFAULT '{}';
+    UPDATE wallets SET lineage = name;
+    CREATE UNIQUE INDEX wallets_generation ON wallets(lineage, generation);
+    CREATE TABLE rehearsals (
+        id TEXT PRIMARY KEY,
+        wallet_id INTEGER NOT NULL REFERENCES wallets(id),
+        state TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        signers TEXT NOT NULL DEFAULT '[]',
+        txid TEXT,
+        height INTEGER,
+        error TEXT,
+        details TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE INDEX rehearsals_wallet ON rehearsals(wallet_id, created);
+    """,
 ]

@@ -19,7 +19,7 @@ import os
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -40,12 +40,17 @@ from l2custody.user_paths import why
 
 @dataclass(frozen=True)
 class WalletRecord:
+    """One generation of the store's wallet. ``name`` is the wallet's name (the same for
+    every generation); ``wallet rotate`` adds generation 2, 3 ... (``details`` says why)."""
+
     id: int
     name: str
     descriptor: str
     network: str
     birthday: int
     created: float
+    generation: int = 1
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -393,36 +398,73 @@ class Store:
 
     # --- wallets -----------------------------------------------------------------
 
-    def add_wallet(self, name: str, descriptor: str, network: str, birthday: int) -> WalletRecord:
+    def add_wallet(
+        self,
+        name: str,
+        descriptor: str,
+        network: str,
+        birthday: int,
+        generation: int = 1,
+        details: dict[str, Any] | None = None,
+    ) -> WalletRecord:
+        """Add a wallet (generation 1) or the next generation of one (``wallet rotate``)."""
+        row_name = name if generation == 1 else f"{name}#{generation}"
         try:
             cur = self.conn.execute(
-                "INSERT INTO wallets (name, descriptor, network, birthday, created) VALUES (?, ?, ?, ?, ?)",
-                (name, descriptor, network, birthday, time.time()),
+                "INSERT INTO wallets (name, lineage, generation, descriptor, network, birthday, created, details)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (row_name, name, generation, descriptor, network, birthday, time.time(), _dumps(details or {})),
             )
         except StoreConflict:
-            raise StoreConflict(f"a wallet named {name!r} already exists in {self.path}") from None
+            what = f"a wallet named {name!r}" if generation == 1 else f"generation {generation} of {name!r}"
+            raise StoreConflict(f"{what} already exists in {self.path}") from None
         return self.wallet(wallet_id=int(cur.lastrowid or 0))
 
-    def wallet(self, name: str | None = None, wallet_id: int | None = None) -> WalletRecord:
-        """The wallet by name or id, or the only wallet. Raises WalletNotFound."""
-        sql = "SELECT id, name, descriptor, network, birthday, created FROM wallets"
+    def wallet(
+        self, name: str | None = None, wallet_id: int | None = None, generation: int | None = None
+    ) -> WalletRecord:
+        """A wallet's newest generation (by name, or the only wallet), a given ``generation`` of
+        it, or the generation with id ``wallet_id``. Raises WalletNotFound."""
         if wallet_id is not None:
-            rows = self.conn.execute(sql + " WHERE id = ?", (wallet_id,)).fetchall()
-        elif name is not None:
-            rows = self.conn.execute(sql + " WHERE name = ?", (name,)).fetchall()
+            rows = self.conn.execute(_WALLET_SELECT + " WHERE id = ?", (wallet_id,)).fetchall()
         else:
-            rows = self.conn.execute(sql + " ORDER BY id").fetchall()
+            lineage = name
+            if lineage is None:
+                first = self.conn.execute("SELECT lineage FROM wallets ORDER BY id LIMIT 1").fetchone()
+                lineage = first[0] if first else None
+            sql = _WALLET_SELECT + " WHERE lineage = ?"
+            params: list[Any] = [lineage]
+            if generation is not None:
+                sql += " AND generation = ?"
+                params.append(generation)
+            rows = self.conn.execute(sql + " ORDER BY generation DESC LIMIT 1", params).fetchall()
         if not rows:
+            if generation is not None and wallet_id is None:
+                known = ", ".join(str(g.generation) for g in self.generations(name))
+                raise WalletNotFound(f"the wallet has no generation {generation} (it has {known or 'none'})")
             what = f"named {name!r} " if name else ""
             raise WalletNotFound(
                 f"no wallet {what}in {self.path}; create one with `l2custody wallet create` "
                 "or `l2custody wallet import`"
             )
-        return WalletRecord(*rows[0])
+        return self._wallet(rows[0])
 
     def wallets(self) -> list[WalletRecord]:
-        rows = self.conn.execute("SELECT id, name, descriptor, network, birthday, created FROM wallets ORDER BY id")
-        return [WalletRecord(*r) for r in rows]
+        """Every wallet row: each generation of each wallet, oldest first."""
+        return [self._wallet(r) for r in self.conn.execute(_WALLET_SELECT + " ORDER BY id")]
+
+    def generations(self, name: str | None = None) -> list[WalletRecord]:
+        """Every generation of the wallet ``name`` (the only wallet by default), oldest first."""
+        rows = self.conn.execute(
+            _WALLET_SELECT + " WHERE lineage = COALESCE(?, (SELECT lineage FROM wallets ORDER BY id LIMIT 1))"
+            " ORDER BY generation",
+            (name,),
+        )
+        return [self._wallet(r) for r in rows]
+
+    def _wallet(self, r: tuple[Any, ...]) -> WalletRecord:
+        details = json_column(r[7], f"wallet {r[1]} generation {r[6]}", self.path)
+        return WalletRecord(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6]), details)
 
     # --- addresses ---------------------------------------------------------------
 
@@ -447,6 +489,19 @@ class Store:
             params.append(int(used))
         rows = self.conn.execute(sql + " ORDER BY change, idx", params)
         return [_address(r) for r in rows]
+
+    def address_owner(self, script: bytes) -> int | None:
+        """The id of the wallet generation that derived ``script``, or None if no generation did."""
+        row = self.conn.execute("SELECT wallet_id FROM addresses WHERE script = ?", (script,)).fetchone()
+        return int(row[0]) if row else None
+
+    def all_addresses(self) -> list[tuple[int, AddressRecord]]:
+        """Every derived address of every generation, with the generation's wallet id."""
+        rows = self.conn.execute(
+            "SELECT wallet_id, change, idx, script, address, used, issued, label FROM addresses"
+            " ORDER BY wallet_id, change, idx"
+        )
+        return [(int(r[0]), _address(r[1:])) for r in rows]
 
     def address_by_script(self, script: bytes) -> AddressRecord | None:
         row = self.conn.execute(
@@ -719,6 +774,7 @@ class Store:
         return [SignerRecord(r[0], r[1], r[2], r[3], json_column(r[4], "a signer", self.path), r[5]) for r in rows]
 
 
+_WALLET_SELECT = "SELECT id, lineage, descriptor, network, birthday, created, generation, details FROM wallets"
 _PSBT_SELECT = "SELECT id, kind, state, psbt, fingerprint, txid, details, created, updated FROM psbts"
 
 
