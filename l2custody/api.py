@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from l2custody.custody.guard import GuardEvent, GuardPolicy, GuardSummary
     from l2custody.custody.report.snapshot import Snapshot
     from l2custody.custody.sweeping.sweep import SweepReport, SweepStatus
+    from l2custody.wallet.generations import GenerationInfo, Migration, RotationPlan
     from l2custody.wallet.service import Wallet
     from l2custody.wallet.signer_registry import SignerInfo
 
@@ -129,6 +130,61 @@ def open_wallet(config: ConfigPath) -> Wallet:
     from l2custody.wallet.service import Wallet
 
     return Wallet.open(load_config(config))
+
+
+# --- wallet generations (wallet/generations.py) ------------------------------------------------
+def plan_rotation(
+    config: ConfigPath,
+    *,
+    add: Sequence[str] = (),
+    remove: Sequence[str] = (),
+    threshold: int | None = None,
+    reason: str,
+) -> RotationPlan:
+    """``wallet rotate`` without saving: the next generation's descriptor (checked)."""
+    from l2custody.wallet import generations
+
+    with open_wallet(config) as wallet:
+        return generations.plan_rotation(
+            wallet.descriptor,
+            add=add,
+            remove=remove,
+            threshold=threshold,
+            reason=reason,
+            signers=generations.registered_fingerprints(wallet.store),
+            history=wallet.store.generations(),
+        )
+
+
+def rotate_wallet(config: ConfigPath, plan: RotationPlan) -> Wallet:
+    """``wallet rotate``: save ``plan`` as the next generation; returns its wallet (caller closes)."""
+    from l2custody.wallet import generations
+
+    with open_wallet(config) as wallet:
+        generations.rotate(wallet, plan)
+    return open_wallet(config)
+
+
+def wallet_generations(config: ConfigPath) -> list[GenerationInfo]:
+    """``wallet generations``: every generation with its keys, coins and quorum."""
+    from l2custody.wallet import generations
+
+    with open_wallet(config) as wallet:
+        return generations.generation_infos(wallet.store, generations.registered_fingerprints(wallet.store))
+
+
+def migrate_wallet(
+    config: ConfigPath,
+    *,
+    generation: int | None = None,
+    fee_rate: float | None = None,
+    utxos: Sequence[str] | None = None,
+) -> list[Migration]:
+    """``wallet migrate``: PSBTs moving older generations' coins to the newest."""
+    from l2custody.wallet import generations
+
+    with open_wallet(config) as wallet:
+        return generations.migrate(wallet, generation=generation, fee_rate=fee_rate, utxos=utxos)
 
 
 def load_psbt(data: bytes | str) -> Any:

@@ -731,6 +731,11 @@ class Store:
             raise SessionNotFound(f"no PSBT session {id!r}; list them with `l2custody psbt list`")
         return _psbt(row, self.path)
 
+    def psbt_wallet_id(self, id: str) -> int | None:
+        """The wallet generation a session belongs to (None if there is no such session)."""
+        row = self.conn.execute("SELECT wallet_id FROM psbts WHERE id = ?", (id,)).fetchone()
+        return int(row[0]) if row else None
+
     def psbt_by_fingerprint(self, fingerprint: str) -> PsbtRecord | None:
         row = self.conn.execute(
             _PSBT_SELECT + " WHERE fingerprint = ? ORDER BY created DESC LIMIT 1", (fingerprint,)

@@ -1,4 +1,4 @@
-"""The block scanner: follows the chain for one wallet, resumably.
+"""The block scanner: follows the chain for a wallet (every generation of it), resumably.
 
 ``Scanner.sync()`` reads raw blocks from a ChainSource (``getblockhash`` +
 ``getblock <hash> 0``, batched), parses each once with embit, and
@@ -23,7 +23,7 @@ import hashlib
 import io
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 from embit import compact
 from embit.transaction import Transaction
@@ -116,7 +116,12 @@ class Watchlist:
 
 
 class Scanner:
-    """Follows the chain for one wallet of a store. Constructing it touches nothing."""
+    """Follows the chain for a wallet of a store. Constructing it touches nothing.
+
+    The store's scanned height is one for the whole store, so one scanner follows every
+    generation of the wallet at once (``also``: the older generations' ids and derivers,
+    see ``wallet rotate``): a coin paid to a retired generation years later, such as a
+    channel's cooperative close to the address it committed at open, is still found."""
 
     def __init__(
         self,
@@ -126,11 +131,23 @@ class Scanner:
         derive: Deriver,
         gap_limit: int = 20,
         birthday: int = 0,
+        also: Sequence[tuple[int, Deriver]] = (),
     ) -> None:
         self.store, self.wallet_id, self.chain = store, wallet_id, chain
         self.birthday = birthday
         self.watch = Watchlist(store, wallet_id, derive, gap_limit)
+        self.watches = [self.watch, *(Watchlist(store, wid, d, gap_limit) for wid, d in also)]
         self._outpoints: dict[tuple[bytes, int], UtxoRecord] = {}
+
+    def _load_watches(self) -> None:
+        for watch in self.watches:
+            watch.load()
+
+    def _watch_of(self, script: bytes) -> Watchlist | None:
+        for watch in self.watches:
+            if script in watch.scripts:
+                return watch
+        return None
 
     # --- the loop ------------------------------------------------------------------
 
@@ -139,7 +156,7 @@ class Scanner:
         started = time.monotonic()
         counters = _Counters()
         with self.store.transaction():
-            self.watch.load()
+            self._load_watches()
         self._load_outpoints()
         fork = self._handle_reorg()
         scanned = self.store.scanned_tip()
@@ -218,9 +235,9 @@ class Scanner:
         counters: _Counters,
     ) -> bool:
         """Apply one transaction's effect on the wallet; True if it touched it."""
-        scripts, outpoints = self.watch.scripts, self._outpoints
+        outpoints = self._outpoints
         spends = [(i.txid, i.vout) for i in tx.vin if (i.txid, i.vout) in outpoints]
-        pays = [(n, o) for n, o in enumerate(tx.vout) if o.script_pubkey.data in scripts]
+        pays = [(n, o, w) for n, o in enumerate(tx.vout) if (w := self._watch_of(o.script_pubkey.data)) is not None]
         if not spends and not pays:
             return False
         txid_b = tx.txid()
@@ -233,24 +250,24 @@ class Scanner:
                     counters.spent += 1
                 self.store.spend_utxo(utxo.txid, utxo.vout, txid, height)
                 outpoints[key] = _replace(utxo, spent_by=txid, spent_height=height)
-        for vout, out in pays:
-            addr = scripts[out.script_pubkey.data]
+        for vout, out, watch in pays:
+            addr = watch.scripts[out.script_pubkey.data]
             utxo = UtxoRecord(
                 txid, vout, out.value, out.script_pubkey.data, addr.change, addr.index, height, block_hash
             )
             known = outpoints.get((txid_b, vout))
             if known is None:
                 counters.received += 1
-            self.store.add_utxo(self.wallet_id, utxo)
+            self.store.add_utxo(watch.wallet_id, utxo)
             if known is None or known.height != height:
                 outpoints[(txid_b, vout)] = utxo if known is None else _replace(known, height=height)
-            self.watch.mark_used(addr)
+            watch.mark_used(addr)
         return True
 
     def record_unconfirmed(self, raw: bytes) -> bool:
         """Apply a transaction we just broadcast (spends and change) before any block has it."""
         with self.store.transaction():
-            self.watch.load()
+            self._load_watches()
             self._load_outpoints()
             tx = Transaction.parse(raw)
             known, height = self.store.transaction_height(tx.txid().hex())
@@ -263,7 +280,8 @@ class Scanner:
     def _load_outpoints(self) -> None:
         self._outpoints = {
             (bytes.fromhex(u.txid), u.vout): u
-            for u in self.store.utxos(self.wallet_id, unspent=False)
+            for watch in self.watches
+            for u in self.store.utxos(watch.wallet_id, unspent=False)
             if u.spent_by is None or u.spent_height is None
         }
 

@@ -74,7 +74,7 @@ def emit(data: object, human: str | None = None) -> None:
 COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "init": (("init",), "Write a commented starting config (0600) and create the data directory."),
     "wallet": (
-        ("wallet",),
+        ("wallet", "wallet_generations"),
         "The k-of-n multisig wallet: create or import it, get addresses, follow the chain, spend.",
     ),
     "psbt": (("psbt",), "Check, sign, combine, finalize and broadcast PSBTs of the wallet."),
@@ -103,6 +103,11 @@ _SUBCOMMANDS: dict[str, dict[str, tuple[str, ...]]] = {
         "show": ("channel", "channel_view"),
         "close": ("channel", "channel_close"),
         "close-status": ("channel", "channel_close"),
+    },
+    "wallet": {c: ("wallet", "wallet_generations") for c in ("rotate", "generations", "migrate")}
+    | {
+        c: ("wallet",)
+        for c in ("create", "import", "export", "address", "addresses", "sync", "balance", "utxos", "send")
     },
     "node": {"guard": ("node", "guard"), "enforce": ("node", "node_enforce"), "macaroon": ("node", "node_enforce")}
     | {c: ("node",) for c in ("add", "list", "check", "remove")},

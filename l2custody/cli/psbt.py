@@ -46,7 +46,7 @@ def show(file: FileArg) -> None:
 
     psbt = _load(file)
     with api.open_wallet(STATE.config) as w:
-        summary, session = w.summarize(psbt)
+        summary, session = w.for_psbt(psbt).summarize(psbt)
     emit(
         {"summary": summary.to_dict(), "session": data(session) if session else None},
         psbt_summary(summary, session),
@@ -63,7 +63,7 @@ def verify(file: FileArg) -> None:
 
     psbt = _load(file)
     with api.open_wallet(STATE.config) as w:
-        s = w.verify(psbt)
+        s = w.for_psbt(psbt).verify(psbt)
     emit(
         {"ok": True, "session": s.id, "summary": s.summary.to_dict()},
         psbt_summary(s.summary, s) + f"\n\nOK: session {s.id} verified.",
@@ -91,7 +91,7 @@ def sign(
 
     psbt = _load(file)
     with api.open_wallet(STATE.config) as w:
-        r = w.sign(psbt, signer)
+        r = w.for_psbt(psbt).sign(psbt, signer)
     target = out or file
     _write(target, r.session.psbt)
     have = min((i.signatures for i in r.session.summary.inputs), default=0)
@@ -133,7 +133,7 @@ def combine(
 
     psbts = [_load(f) for f in files]
     with api.open_wallet(STATE.config) as w:
-        s = w.combine(psbts)
+        s = w.for_psbt(psbts[0]).combine(psbts) if psbts else w.combine(psbts)
     target = out or files[0]
     _write(target, s.psbt)
     emit(
@@ -152,7 +152,7 @@ def finalize(file: FileArg, out: OutOpt = None) -> None:
 
     psbt = _load(file)
     with api.open_wallet(STATE.config) as w:
-        s, raw = w.finalize(psbt)
+        s, raw = w.for_psbt(psbt).finalize(psbt)
     target = out or file
     _write(target, s.psbt)
     emit(
@@ -174,7 +174,7 @@ def broadcast(file: FileArg) -> None:
 
     psbt = _load(file)
     with api.open_wallet(STATE.config) as w:
-        r = w.broadcast(psbt)
+        r = w.for_psbt(psbt).broadcast(psbt)
     emit({"session": r.session.id, "txid": r.txid}, f"Broadcast {r.txid} (session {r.session.id}).")
 
 
@@ -222,7 +222,7 @@ def export(
     from l2custody import api
 
     with api.open_wallet(STATE.config) as w:
-        s = w.session(session)
+        s = w.for_session(session).session(session)
     target = out or Path(f"{s.id}.psbt")
     _write(target, s.psbt, s.id)
     emit(
@@ -243,5 +243,5 @@ def abort(
     from l2custody import api
 
     with api.open_wallet(STATE.config) as w:
-        released = w.abort(session, reason)
+        released = w.for_session(session).abort(session, reason)
     emit({"session": session, "released": released}, f"Session {session} aborted; {released} coin(s) released.")

@@ -77,7 +77,17 @@ def list_() -> None:
     emit(
         data(rows),
         table(
-            ["name", "kind", "fingerprint", "in wallet", "path / key"],
-            [[s.name, s.kind, s.fingerprint or "-", s.in_wallet, s.path or s.key] for s in rows],
+            ["name", "kind", "fingerprint", "in wallet", "generations", "path / key"],
+            [
+                [
+                    s.name,
+                    s.kind,
+                    s.fingerprint or "-",
+                    s.in_wallet,
+                    ",".join(map(str, s.generations)) or "-",
+                    s.path or s.key,
+                ]
+                for s in rows
+            ],
         ),
     )

@@ -95,20 +95,43 @@ def _created(w) -> None:
 @sub.command("export")
 def export(
     format: Annotated[str, typer.Option("--format", "-f", help="descriptor, bsms or core.")] = "descriptor",
+    generation: Annotated[
+        Optional[int], typer.Option(help="This generation (default: the newest; see `wallet generations`).")
+    ] = None,
+    all_generations: Annotated[
+        bool, typer.Option("--all", help="Every generation, oldest first (back up all of them).")
+    ] = False,
 ) -> None:
     """Print the wallet for backup or for other software.
+
+    After `wallet rotate` the wallet has several generations: channels opened before
+    still pay the older ones, so back up every generation (--all).
 
     Examples:
 
       l2custody wallet export > backup.txt
+
+      l2custody wallet export --all > backup-all-generations.txt
 
       l2custody wallet export --format core   # for bitcoin-cli importdescriptors
     """
     from l2custody import api
 
     with api.open_wallet(STATE.config) as w:
-        text = w.export(format)
-    emit({"format": format, "export": text}, text)
+        records = w.store.generations(w.record.name)
+        if generation is not None:
+            records = [w.store.wallet(w.record.name, generation=generation)]
+        elif not all_generations:
+            records = [w.record]
+        exports = [(r.generation, w.sibling(r).export(format)) for r in records]
+    if len(exports) == 1 and not all_generations:
+        text = exports[0][1]
+        emit({"format": format, "generation": exports[0][0], "export": text}, text)
+        return
+    emit(
+        {"format": format, "generations": [{"generation": g, "export": t} for g, t in exports]},
+        "\n".join(f"# generation {g}\n{t.rstrip()}" for g, t in exports),
+    )
 
 
 @sub.command("address")

@@ -287,16 +287,46 @@ class Wallet(PsbtPipeline):
     # --- addresses ------------------------------------------------------------------------
 
     def _scanner(self) -> Scanner:
+        """The scanner of every generation at once (the store's scanned height is one for all)."""
         from l2custody.chain.scanner import Scanner
 
+        others = [self.sibling(r) for r in self.store.generations(self.record.name) if r.id != self.record.id]
         return Scanner(
             self.store,
             self.record.id,
             self.chain,
             self._derive,
             gap_limit=self.config.wallet.gap_limit,
-            birthday=self.record.birthday,
+            birthday=min([self.record.birthday, *(o.record.birthday for o in others)]),
+            also=[(o.record.id, o._derive) for o in others],
         )
+
+    # --- generations (wallet rotate; wallet/generations.py) ------------------------------------
+
+    def sibling(self, record: WalletRecord) -> Wallet:
+        """The wallet of another generation, sharing this one's store and chain (do not close it:
+        closing this wallet closes both)."""
+        if record.id == self.record.id:
+            return self
+        return Wallet(self.config, self.store, record, self._chain, self.actor)
+
+    def for_session(self, session_id: str) -> Wallet:
+        """The wallet of the generation that created session ``session_id`` (a migration
+        PSBT is signed and broadcast by the old generation that owns its coins)."""
+        wallet_id = self.store.psbt_wallet_id(session_id)
+        if wallet_id is None or wallet_id == self.record.id:
+            return self
+        return self.sibling(self.store.wallet(wallet_id=wallet_id))
+
+    def for_psbt(self, psbt: PSBT) -> Wallet:
+        """The wallet of the generation whose session ``psbt`` belongs to (self if none)."""
+        rec = self.session_record(psbt)
+        return self if rec is None else self.for_session(rec.id)
+
+    def owned_scripts(self) -> dict[bytes, tuple[int, bool, int]]:
+        """Every address script of every generation -> (generation, change, index)."""
+        generation = {r.id: r.generation for r in self.store.generations(self.record.name)}
+        return {a.script: (generation.get(wid, 0), a.change, a.index) for wid, a in self.store.all_addresses()}
 
     def _derive(self, change: bool, index: int) -> tuple[bytes, str]:
         d = self.descriptor.derive(change, index)

@@ -34,6 +34,7 @@ class SignerInfo:
     fingerprint: str
     key: str | None  # "[fp/48h/1h/0h/2h]tpub..." for software signers (what `wallet create --key` takes)
     in_wallet: bool | None  # None: no wallet yet
+    generations: tuple[int, ...] = ()  # the wallet generations holding its key (see `wallet rotate`)
 
 
 def add_signer(
@@ -106,17 +107,25 @@ def _check_not_registered(store: Store, name: str, kind: str, fingerprint: str, 
             )
 
 
-def _check_in_wallet(store: Store, name: str, fingerprint: str) -> bool | None:
-    wallets = store.wallets()
-    if not wallets:
-        return None
-    if not fingerprint:
-        return None
+def _generation_keys(store: Store) -> list[tuple[int, frozenset[str]]]:
+    """(generation, master fingerprints of its keys) for every generation of the wallet."""
     from l2custody.wallet.descriptor import MultisigDescriptor
 
-    desc = MultisigDescriptor.parse(wallets[0].descriptor, network=wallets[0].network)
-    if not desc.contains_key(fingerprint):
-        fps = ", ".join(k.fingerprint for k in desc.keys)
+    out = []
+    for record in store.wallets():
+        desc = MultisigDescriptor.parse(record.descriptor, network=record.network)
+        out.append((record.generation, frozenset(k.fingerprint for k in desc.keys)))
+    return out
+
+
+def _check_in_wallet(store: Store, name: str, fingerprint: str) -> bool | None:
+    """A signer must hold a key of some generation of the wallet (the newest one to sign
+    new spends, an older one to sign the migration of its coins)."""
+    generations = _generation_keys(store)
+    if not generations or not fingerprint:
+        return None
+    if not any(fingerprint in keys for _g, keys in generations):
+        fps = ", ".join(sorted(set().union(*(keys for _g, keys in generations))))
         raise SignerError(
             f"signer {name}'s master fingerprint {fingerprint} is not one of the wallet's keys ({fps}); "
             "it could not sign for this wallet"
@@ -125,22 +134,21 @@ def _check_in_wallet(store: Store, name: str, fingerprint: str) -> bool | None:
 
 
 def list_signers(config: Config) -> list[SignerInfo]:
-    """Every registered signer, with whether its key is in the wallet."""
+    """Every registered signer, with whether its key is in the wallet and in which generations."""
     with Store.open(config.store_path) as store:
-        wallets = store.wallets()
-        desc = None
-        if wallets:
-            from l2custody.wallet.descriptor import MultisigDescriptor
-
-            desc = MultisigDescriptor.parse(wallets[0].descriptor, network=wallets[0].network)
+        generations = _generation_keys(store)
         return [
-            _info(r, None if desc is None or not r.fingerprint else desc.contains_key(r.fingerprint))
+            _info(
+                r,
+                None if not generations or not r.fingerprint else any(r.fingerprint in k for _g, k in generations),
+                tuple(g for g, keys in generations if r.fingerprint in keys),
+            )
             for r in store.signers()
         ]
 
 
-def _info(rec: SignerRecord, in_wallet: bool | None) -> SignerInfo:
-    return SignerInfo(rec.name, rec.kind, rec.path, rec.fingerprint, rec.details.get("key"), in_wallet)
+def _info(rec: SignerRecord, in_wallet: bool | None, generations: tuple[int, ...] = ()) -> SignerInfo:
+    return SignerInfo(rec.name, rec.kind, rec.path, rec.fingerprint, rec.details.get("key"), in_wallet, generations)
 
 
 def load_signer(rec: SignerRecord, network: str) -> Any:

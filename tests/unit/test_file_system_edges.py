@@ -36,6 +36,7 @@ PATH_ARGUMENTS: dict[tuple[str, str], list[str]] = {
     ("init", "data_dir"): ["init", "--network", "regtest", "--data-dir", "{P}", "--force"],
     ("wallet import", "source"): ["wallet", "import", "{P}"],
     ("wallet send", "out"): ["wallet", "send", "bcrt1qxyz", "1000sat", "--out", "{P}"],
+    ("wallet migrate", "out_dir"): ["wallet", "migrate", "--out-dir", "{P}"],
     ("psbt show", "file"): ["psbt", "show", "{P}"],
     ("psbt verify", "file"): ["psbt", "verify", "{P}"],
     ("psbt sign", "file"): ["psbt", "sign", "{P}", "--signer", "a"],
