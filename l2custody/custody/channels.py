@@ -42,6 +42,7 @@ class OwnedAddress:
     change: bool
     index: int
     label: str | None
+    generation: int = 1  # the wallet generation it belongs to (see `wallet rotate`)
 
 
 @dataclass(frozen=True)
@@ -102,13 +103,15 @@ class ChannelView:
 
 # --- ownership -------------------------------------------------------------------------
 def address_index(wallet: Wallet) -> Callable[[str | None], OwnedAddress | None]:
-    """A lookup of addresses among every address the store holds for the wallet (one query).
+    """A lookup of addresses among every address the store holds for the wallet, every
+    generation of it (one query).
     Our addresses are bech32 (P2WSH), which is case-insensitive: compared lower-case.
     Anything else a node may report (another network, not an address at all) is simply
     not ours (None), never an error."""
+    generation = {r.id: r.generation for r in wallet.store.generations(wallet.record.name)}
     index = {
-        a.address.lower(): OwnedAddress(a.address, a.change, a.index, a.label)
-        for a in wallet.store.addresses(wallet.record.id)
+        a.address.lower(): OwnedAddress(a.address, a.change, a.index, a.label, generation.get(wid, 0))
+        for wid, a in wallet.store.all_addresses()
     }
 
     def owned(address: str | None) -> OwnedAddress | None:

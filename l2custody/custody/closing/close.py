@@ -488,7 +488,8 @@ def _coop_status(wallet: Wallet, rec: CloseRecord, ch: ChannelInfo | None) -> Cl
         return CloseStatus(
             rec, ch, confs, None, None, f"closing transaction {txid} not seen yet", "wait, then check again"
         )
-    our_scripts = {a.script: (a.change, a.index) for a in store.addresses(wallet.record.id)}
+    # every generation's addresses: a channel opened before `wallet rotate` closes to the generation it committed
+    our_scripts = {script: (change, index) for script, (_g, change, index) in wallet.owned_scripts().items()}
     verdict = judge_closing_tx(
         raw,
         cp,
