@@ -203,14 +203,29 @@ def balance() -> None:
 
     with api.open_wallet(STATE.config) as w:
         b = w.balance()
+        generation = w.record.generation
+        older = [(r.generation, w.sibling(r).balance()) for r in w.store.generations(w.record.name)[:-1]]
     height = f"block {b.scanned_height:,}" if b.scanned_height is not None else "never synced"
-    emit(
-        {**data(b), "total": b.total},
-        table(
-            ["confirmed", "unconfirmed", "reserved", "spendable", "total"],
-            [[b.confirmed, b.unconfirmed, b.reserved, b.spendable, b.total]],
+    rows = [[b.confirmed, b.unconfirmed, b.reserved, b.spendable, b.total]]
+    header = ["confirmed", "unconfirmed", "reserved", "spendable", "total"]
+    human = table(header, rows) + f"\n(sat; {b.utxos} coins; as of {height})"
+    if older:
+        human = (
+            table(
+                ["generation", *header],
+                [[f"{generation} (current)", *rows[0]]]
+                + [[g, x.confirmed, x.unconfirmed, x.reserved, x.spendable, x.total] for g, x in older],
+            )
+            + f"\n(sat; as of {height}; move older generations' coins with `l2custody wallet migrate`)"
         )
-        + f"\n(sat; {b.utxos} coins; as of {height})",
+    emit(
+        {
+            **data(b),
+            "total": b.total,
+            "generation": generation,
+            "older_generations": [{"generation": g, **data(x), "total": x.total} for g, x in older],
+        },
+        human,
     )
 
 

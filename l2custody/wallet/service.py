@@ -135,6 +135,9 @@ class Wallet(PsbtPipeline):
         self.actor = actor or default_actor()
         self._chain = chain
         self._network_checked = False
+        #: a wallet opened for "the wallet" follows `wallet rotate` made meanwhile (by another process
+        #: while `watch`, `node guard` or the CLN plugin run); one opened for a given generation stays there
+        self.follows_newest = True
 
     # --- opening and creating ------------------------------------------------------------
 
@@ -305,10 +308,21 @@ class Wallet(PsbtPipeline):
 
     def sibling(self, record: WalletRecord) -> Wallet:
         """The wallet of another generation, sharing this one's store and chain (do not close it:
-        closing this wallet closes both)."""
+        closing this wallet closes both). It stays on that generation."""
         if record.id == self.record.id:
             return self
-        return Wallet(self.config, self.store, record, self._chain, self.actor)
+        other = Wallet(self.config, self.store, record, self._chain, self.actor)
+        other.follows_newest = False
+        return other
+
+    def _follow_newest(self) -> None:
+        """Switch to the newest generation if `wallet rotate` made one since this wallet was opened."""
+        if not self.follows_newest:
+            return
+        newest = self.store.wallet(self.record.name)
+        if newest.id != self.record.id:
+            self.record = newest
+            self.__dict__.pop("descriptor", None)  # the cached_property of the old generation
 
     def for_session(self, session_id: str) -> Wallet:
         """The wallet of the generation that created session ``session_id`` (a migration
@@ -341,8 +355,10 @@ class Wallet(PsbtPipeline):
         return watch
 
     def next_address(self, label: str | None = None, change: bool = False) -> AddressInfo:
-        """The lowest address never used nor handed out; recorded as issued before it is returned."""
+        """The lowest address never used nor handed out; recorded as issued before it is returned.
+        Always of the newest generation (unless this wallet was opened for an older one)."""
         with self.store.transaction():
+            self._follow_newest()
             watch = self._watchlist()
             fresh = [a for a in self.store.addresses(self.record.id, change=change, used=False) if not a.issued]
             rec = fresh[0]
@@ -510,6 +526,7 @@ class Wallet(PsbtPipeline):
         from l2custody.wallet import coinselect
         from l2custody.wallet.psbt import build_psbt
 
+        self._follow_newest()
         if not outputs:
             raise UsageError("nothing to pay: give at least one output")
         rate = self.fee_rate(fee_rate)

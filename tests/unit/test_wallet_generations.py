@@ -201,6 +201,11 @@ def test_the_scanner_follows_old_generations_and_migrate_moves_their_coins(confi
         assert wallet.balance().total == 0  # the newest generation holds nothing yet
         infos = {i.generation: i for i in generation_infos(wallet.store, registered_fingerprints(wallet.store))}
         assert (infos[1].balance_sat, infos[1].coins, infos[2].balance_sat) == (250_000, 1, 0)
+    balance = ok(config, "wallet", "balance")
+    assert balance["generation"] == 2 and balance["total"] == 0
+    assert [(g["generation"], g["total"]) for g in balance["older_generations"]] == [(1, 250_000)]
+    assert "wallet migrate" in run(config, "wallet", "balance").stdout
+    with Wallet.open(cfg, chain=chain) as wallet:
         assert infos[1].can_sign and not infos[1].current and infos[2].current
         carol = next(k for k in infos[1].keys if k.signer == "carol")
         assert carol.removed_in == 2 and carol.removed_reason == "carol left" and not carol.usable
@@ -305,3 +310,19 @@ def test_a_store_from_before_generations_reads_as_generation_1(tmp_path: Path) -
         gen2 = store.add_wallet("vault", desc(2, KEYS[1:4]).to_string(), "regtest", 9, generation=2)
         assert store.wallet().id == gen2.id and store.wallet("vault", generation=1).id == record.id
         assert [g.generation for g in store.generations()] == [1, 2]
+
+
+def test_a_long_running_wallet_hands_out_the_new_generation_after_a_rotation(config: Path) -> None:
+    """`watch`, `node guard` and the CLN plugin keep one wallet open for days: a rotation made
+    meanwhile by another process must reach their next close_to and sweep address."""
+    with Wallet.open(load_config(config), chain=MemoryChain()) as running:
+        before = running.next_address(label="inbound 1")
+        ok(config, "wallet", "rotate", "--add", new_key(), "--reason", "more keys", "--yes")
+        after = running.next_address(label="inbound 2")
+        assert running.record.generation == 2
+        script = running.descriptor.derive(False, after.index).script_pubkey
+        assert running.store.address_owner(script) == running.record.id
+        assert after.address != before.address
+        old = running.sibling(running.store.wallet(generation=1))
+        change = old.next_address(change=True)  # a wallet opened for generation 1 stays there
+        assert old.record.generation == 1 and change.address in {a.address for a in old.addresses(change=True)}
