@@ -142,7 +142,13 @@ def _find_key(desc: MultisigDescriptor, ref: str, signers: Mapping[str, str]) ->
     """The key of ``desc`` that ``ref`` names: a signer name, a master fingerprint or the key itself."""
     text = ref.strip()
     fingerprint = signers.get(text)
-    if fingerprint is None and re.fullmatch(r"[0-9a-fA-F]{8}", text):
+    looks_like_fingerprint = re.fullmatch(r"[0-9a-fA-F]{8}", text) is not None
+    if fingerprint is not None and looks_like_fingerprint and fingerprint != text.lower() and desc.contains_key(text):
+        raise UsageError(
+            f"{text!r} is both the name of signer {text} (key {fingerprint}) and the fingerprint of another key; "
+            "give the key itself ([fp/path]xpub) to say which one leaves"
+        )
+    if fingerprint is None and looks_like_fingerprint:
         fingerprint = text.lower()
     if fingerprint is None and text.startswith("["):
         try:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from l2custody.chain.memory import MemoryChain
 from l2custody.config import load_config
-from l2custody.errors import DescriptorError, UsageError
+from l2custody.errors import DescriptorError, L2CustodyError, PsbtTampered, UsageError
 from l2custody.store import Store
 from l2custody.wallet.descriptor import MultisigDescriptor
 from l2custody.wallet.generations import generation_infos, migrate, plan_rotation, registered_fingerprints
@@ -82,6 +82,19 @@ def test_rotations_that_make_no_sense_are_refused(change: dict, needle: str) -> 
     with pytest.raises((UsageError, DescriptorError)) as err:
         plan_rotation(desc(2, KEYS[:3]), reason="test", **change)
     assert needle in err.value.message
+
+
+def test_a_signer_named_like_another_keys_fingerprint_is_ambiguous() -> None:
+    current = desc(2, KEYS[:3])
+    with pytest.raises(UsageError, match="both the name of signer"):
+        plan_rotation(current, remove=[fp(KEYS[1])], add=[KEYS[3]], reason="r", signers={fp(KEYS[1]): fp(KEYS[0])})
+
+
+def test_a_key_of_another_network_cannot_join() -> None:
+    root = bip32.HDKey.from_seed(b"\x09" * 32)  # mainnet
+    mainnet = f"[{root.my_fingerprint.hex()}/48h/0h/0h/2h]{root.derive('m/48h/0h/0h/2h').to_public().to_base58()}"
+    with pytest.raises(L2CustodyError, match="mainnet"):
+        plan_rotation(desc(2, KEYS[:3]), add=[mainnet], reason="r")
 
 
 def test_a_rotation_must_say_why() -> None:
@@ -216,6 +229,14 @@ def test_the_scanner_follows_old_generations_and_migrate_moves_their_coins(confi
         file = tmp_path / "move.psbt"
         file.write_bytes(move.session.psbt.serialize())
         session_id = move.session.id
+
+    # a migration PSBT redirected elsewhere is refused before any signer sees it
+    tampered = load_psbt(file.read_bytes())
+    tampered.outputs[0].script_pubkey = Script(bytes.fromhex("0014") + os.urandom(20))
+    with Wallet.open(cfg, chain=chain) as wallet, pytest.raises(PsbtTampered):
+        wallet.for_psbt(tampered).verify(tampered)
+    (tmp_path / "evil.psbt").write_bytes(tampered.serialize())
+    assert fails(config, "psbt", "sign", str(tmp_path / "evil.psbt"), "--signer", "alice")["kind"] == "psbt-tampered"
 
     # the old quorum signs through the CLI: `psbt sign` finds generation 1 by itself
     for signer in ("alice", "bob"):
