@@ -49,14 +49,15 @@ def rotate(
 
     plan = api.plan_rotation(STATE.config, add=add or [], remove=remove or [], threshold=threshold, reason=reason)
     old, new = plan.previous, plan.descriptor
-    if not yes and not STATE.json:
+    if not yes:  # also with --json: the plan and the question go to stderr
         typer.echo(
             f"Generation now: {old.threshold}-of-{old.n}; next: {new.threshold}-of-{new.n}."
             + "".join(f"\n  remove {k.to_string()}" for k in plan.removed)
             + "".join(f"\n  add    {k.to_string()}" for k in plan.added)
-            + f"\nReason: {plan.reason}"
+            + f"\nReason: {plan.reason}",
+            err=True,
         )
-        typer.confirm("Create the next generation?", abort=True)
+        typer.confirm("Create the next generation?", abort=True, err=True)
     with api.rotate_wallet(STATE.config, plan) as w:
         record = w.record
         bsms = export_wallet(w.descriptor, "bsms")

@@ -347,3 +347,9 @@ def test_a_long_running_wallet_hands_out_the_new_generation_after_a_rotation(con
         old = running.sibling(running.store.wallet(generation=1))
         change = old.next_address(change=True)  # a wallet opened for generation 1 stays there
         assert old.record.generation == 1 and change.address in {a.address for a in old.addresses(change=True)}
+
+
+def test_a_rotation_asks_first_and_nothing_changes_without_a_yes(config: Path) -> None:
+    result = run(config, "wallet", "rotate", "--add", new_key(), "--reason", "r", json_out=True)
+    assert result.exit_code != 0 and "Create the next generation?" in result.stderr
+    assert [g["generation"] for g in ok(config, "wallet", "generations")] == [1]
