@@ -74,7 +74,7 @@ def emit(data: object, human: str | None = None) -> None:
 COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "init": (("init",), "Write a commented starting config (0600) and create the data directory."),
     "wallet": (
-        ("wallet",),
+        ("wallet", "wallet_rehearse"),
         "The k-of-n multisig wallet: create or import it, get addresses, follow the chain, spend.",
     ),
     "psbt": (("psbt",), "Check, sign, combine, finalize and broadcast PSBTs of the wallet."),
@@ -106,6 +106,11 @@ _SUBCOMMANDS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "node": {"guard": ("node", "guard"), "enforce": ("node", "node_enforce"), "macaroon": ("node", "node_enforce")}
     | {c: ("node",) for c in ("add", "list", "check", "remove")},
+    "wallet": {"rehearse": ("wallet", "wallet_rehearse")}
+    | {
+        c: ("wallet",)
+        for c in ("create", "import", "export", "address", "addresses", "sync", "balance", "utxos", "send")
+    },
 }
 #: Global options that take a value (the command name is the first other word).
 _VALUE_OPTIONS = ("--config", "-c")

@@ -22,11 +22,12 @@ from embit.script import Script
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
 from l2custody.chain.memory import MemoryChain
-from l2custody.config import init_config
+from l2custody.config import init_config, load_config
 from l2custody.wallet.psbt import load_psbt
 from l2custody.wallet.service import Wallet
 from l2custody.wallet.signer_registry import add_signer
 from l2custody.wallet.signers import SoftwareSigner, write_secret_file
+from tests.support.cli_runner import allow_unrehearsed_opens
 from tests.support.wallet import WALLET
 
 
@@ -48,10 +49,7 @@ class World:
     def make(cls, tmp_path: Path, *, coins: tuple[int, ...] = (400_000,), required: bool = True) -> World:
         config = init_config(tmp_path / "config.toml", "regtest", data_dir=tmp_path / "data")
         if not required:
-            text = config.path.read_text().replace("required = true", "required = false", 1)
-            config.path.write_text(text)
-            from l2custody.config import load_config
-
+            allow_unrehearsed_opens(config.path)
             config = load_config(config.path)
         chain = MemoryChain()
         wallet = Wallet.import_(config, WALLET["descriptor"], chain=chain)
