@@ -46,12 +46,19 @@ class World:
     progress: list[str] = field(default_factory=list)
 
     @classmethod
-    def make(cls, tmp_path: Path, *, coins: tuple[int, ...] = (400_000,), required: bool = True) -> World:
+    def make(
+        cls,
+        tmp_path: Path,
+        *,
+        coins: tuple[int, ...] = (400_000,),
+        required: bool = True,
+        chain: MemoryChain | None = None,
+    ) -> World:
         config = init_config(tmp_path / "config.toml", "regtest", data_dir=tmp_path / "data")
         if not required:
             allow_unrehearsed_opens(config.path)
             config = load_config(config.path)
-        chain = MemoryChain()
+        chain = chain or MemoryChain()
         wallet = Wallet.import_(config, WALLET["descriptor"], chain=chain)
         world = cls(tmp_path, chain, wallet)
         for i in (0, 1):
@@ -93,6 +100,30 @@ class World:
 
     def audit(self, subject: str) -> list[str]:
         return [e.action for e in self.wallet.store.audit_log(subject=subject)]
+
+
+class UnsureChain(MemoryChain):
+    """A MemoryChain whose answer to the next broadcast goes missing (``lose``: the transaction
+    reached the mempool or not) or is a refusal (``refuse``): faults a real node cannot be made
+    to produce on demand, standing in for a timeout or a lost connection mid-broadcast."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lose: bool | None = None  # True: accepted, answer lost; False: not accepted, answer lost
+        self.refuse: str | None = None
+
+    def broadcast(self, raw_tx: bytes) -> str:
+        from l2custody.errors import BroadcastRejected, BroadcastUnknown
+
+        if self.refuse is not None:
+            reason, self.refuse = self.refuse, None
+            raise BroadcastRejected(reason)
+        if self.lose is not None:
+            accepted, self.lose = self.lose, None
+            if accepted:
+                super().broadcast(raw_tx)
+            raise BroadcastUnknown("the chain source did not answer (timed out)")
+        return super().broadcast(raw_tx)
 
 
 class FakeHwilib:

@@ -17,12 +17,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from l2custody.errors import InsufficientFunds, PsbtError, SignerError, SignerUnavailable, UsageError
+from l2custody.errors import (
+    BroadcastRejected,
+    BroadcastUnknown,
+    InsufficientFunds,
+    PsbtError,
+    SignerError,
+    SignerUnavailable,
+    UsageError,
+)
 from l2custody.store import SignerRecord
 from l2custody.wallet.rehearsal import Rehearsal, RehearsalOptions, RehearsalResult, choose_signers
 from l2custody.wallet.rehearsal_records import RehearsalState, rehearsals
 from l2custody.wallet.signer_registry import add_signer
-from tests.support.rehearsal import FakeHwilib, World, mnemonic_signer
+from tests.support.rehearsal import FakeHwilib, UnsureChain, World, mnemonic_signer
 from tests.support.wallet import descriptor
 
 FAST: dict[str, Any] = {"timeout": 0.0, "poll_seconds": 0.01}
@@ -198,6 +206,44 @@ def test_too_small_an_amount_or_too_little_money_starts_nothing(world: World) ->
     with pytest.raises(InsufficientFunds, match="fund it"):
         run(world, signers=("s0", "s1"), amount_sat=400_000)
     assert rehearsals(world.wallet.store) == [] and world.reserved() == []
+
+
+@pytest.mark.parametrize("accepted", [True, False])
+def test_a_broadcast_without_an_answer_is_resumed_from_the_chain(tmp_path: Path, accepted: bool) -> None:
+    chain = UnsureChain()
+    world = World.make(tmp_path, chain=chain)
+    chain.lose = accepted
+    with pytest.raises(BroadcastUnknown, match="stays broadcasting: run `l2custody wallet rehearse` again"):
+        run(world, signers=("s0", "s1"))
+    rec = rehearsals(world.wallet.store)[-1]
+    assert rec.state is RehearsalState.BROADCASTING and (rec.txid in chain.mempool) is accepted
+    with pytest.raises(PsbtError, match="may be on the chain"):
+        Rehearsal(world.wallet).abort()
+    resumed = run(world).record  # the chain is asked first; sent again only when it does not know it
+    assert resumed.id == rec.id and resumed.state is RehearsalState.BROADCAST and rec.txid in chain.mempool
+    assert ("found" in str(world.wallet.store.audit_log(subject=rec.id)[-1].details)) is accepted
+    chain.add_block()
+    assert run(world, timeout=5.0).done
+    world.wallet.close()
+
+
+def test_a_broadcast_the_chain_refuses_fails_it_and_releases_the_coins(tmp_path: Path) -> None:
+    chain = UnsureChain()
+    world = World.make(tmp_path, chain=chain)
+    chain.refuse = "min relay fee not met"
+    with pytest.raises(BroadcastRejected, match="the chain refused the transaction: min relay fee not met"):
+        run(world, signers=("s0", "s1"))
+    rec = rehearsals(world.wallet.store)[-1]
+    assert rec.state is RehearsalState.FAILED and world.reserved() == [] and chain.mempool == {}
+    world.wallet.close()
+
+
+def test_a_session_aborted_behind_its_back_fails_the_rehearsal(world: World) -> None:
+    rec = run(world, signers=("s0", "vault")).record
+    world.wallet.abort(rec.session_id, "psbt abort by hand")
+    with pytest.raises(PsbtError, match=f"its PSBT session {rec.session_id} was aborted outside the rehearsal"):
+        run(world)
+    assert rehearsals(world.wallet.store)[-1].state is RehearsalState.FAILED and world.reserved() == []
 
 
 # --- hardware signers (FakeHwilib) -----------------------------------------------------------------
