@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from l2custody.custody.report.snapshot import Snapshot
     from l2custody.custody.sweeping.sweep import SweepReport, SweepStatus
     from l2custody.wallet.generations import GenerationInfo, Migration, RotationPlan
+    from l2custody.wallet.rehearsal import ConfirmAddress, RehearsalResult
     from l2custody.wallet.service import Wallet
     from l2custody.wallet.signer_registry import SignerInfo
 
@@ -225,6 +226,48 @@ def write_psbt_file(path: Path, psbt: Any, *, session: str | None = None) -> Pat
     except OSError as exc:
         raise PsbtError(f"cannot write the PSBT to {path}: {why(exc)}{again}") from None
     return path
+
+
+# --- rehearsals ---------------------------------------------------------------------------------
+def rehearse(
+    config: ConfigPath,
+    *,
+    signers: Sequence[str] = (),
+    amount: str | None = None,
+    fee_rate: float | None = None,
+    wait_signers: float = 0.0,
+    timeout: float = 3600.0,
+    poll_seconds: float = 2.0,
+    progress: Progress = _quiet,
+    confirm_address: ConfirmAddress | None = None,
+) -> RehearsalResult:
+    """``wallet rehearse``: start the rehearsal of the wallet's current generation, or continue
+    the unfinished one, as far as it goes now (see ``wallet/rehearsal.py``). ``amount`` as
+    ``parse_sats`` reads it; ``confirm_address`` asks the operator about a hardware signer's screen."""
+    from l2custody.errors import UsageError
+    from l2custody.wallet.rehearsal import Rehearsal, RehearsalOptions
+
+    for option, value in (("--wait-signers", wait_signers), ("--timeout", timeout)):
+        if value < 0:
+            raise UsageError(f"{option} is a number of seconds (0 or more), not {value:g}")
+    options = RehearsalOptions(
+        signers=tuple(signers),
+        amount_sat=parse_sats(amount) if amount is not None else None,
+        fee_rate=fee_rate,
+        wait_signers=wait_signers,
+        timeout=timeout,
+        poll_seconds=poll_seconds,
+    )
+    with open_wallet(config) as wallet:
+        return Rehearsal(wallet, progress, confirm_address).run(options)
+
+
+def abort_rehearsal(config: ConfigPath, reason: str = "", *, progress: Progress = _quiet) -> RehearsalResult:
+    """``wallet rehearse --abort``: give up the unfinished rehearsal; its coins are released."""
+    from l2custody.wallet.rehearsal import Rehearsal
+
+    with open_wallet(config) as wallet:
+        return Rehearsal(wallet, progress).abort(reason)
 
 
 # --- nodes --------------------------------------------------------------------------------------

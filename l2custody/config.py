@@ -96,6 +96,14 @@ class SessionsConfig:
 
 
 @dataclass(frozen=True)
+class RehearsalConfig:
+    """``l2custody wallet rehearse`` (wallet/rehearsal.py): the test spend before trusting a setup."""
+
+    required: bool = True  # channel open/batch refuse a wallet generation that was never rehearsed
+    max_age_days: int = 90  # report flags a signer whose last rehearsal signature is older
+
+
+@dataclass(frozen=True)
 class WatchConfig:
     """``l2custody watch`` and ``report`` (custody/watch/watcher.py, custody/report/snapshot.py)."""
 
@@ -129,6 +137,7 @@ class Config:
     wallet: WalletConfig = WalletConfig()
     policy: PolicyConfig = PolicyConfig()
     sessions: SessionsConfig = SessionsConfig()
+    rehearsal: RehearsalConfig = RehearsalConfig()
     watch: WatchConfig = WatchConfig()
     alerts: AlertsConfig = AlertsConfig()
 
@@ -259,6 +268,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     wallet = _wallet(_Reader(path, top.table_of("wallet"), "wallet"))
     policy = _policy(_Reader(path, top.table_of("policy"), "policy"), network)
     sessions = _sessions(_Reader(path, top.table_of("sessions"), "sessions"))
+    rehearsal = _rehearsal(_Reader(path, top.table_of("rehearsal"), "rehearsal"))
     watch = _watch(_Reader(path, top.table_of("watch"), "watch"))
     alerts = _alerts(_Reader(path, top.table_of("alerts"), "alerts"))
     top.reject_unknown()
@@ -270,6 +280,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         wallet=wallet,
         policy=policy,
         sessions=sessions,
+        rehearsal=rehearsal,
         watch=watch,
         alerts=alerts,
     )
@@ -351,6 +362,15 @@ def _check_address(r: _Reader, key: str, address: str, network: str) -> str:
 def _sessions(r: _Reader) -> SessionsConfig:
     cfg = SessionsConfig(
         deadline_margin_blocks=r.integer("deadline_margin_blocks", 144, minimum=0, maximum=2015),
+    )
+    r.reject_unknown()
+    return cfg
+
+
+def _rehearsal(r: _Reader) -> RehearsalConfig:
+    cfg = RehearsalConfig(
+        required=r.boolean("required", True),
+        max_age_days=r.integer("max_age_days", 90, minimum=1, maximum=36_500),
     )
     r.reject_unknown()
     return cfg
@@ -442,6 +462,13 @@ allow_any_destination = false  # true disables the destination check (not recomm
 
 [sessions]
 deadline_margin_blocks = 144   # blocks kept in hand before a peer may forget a negotiated channel
+
+[rehearsal]
+# `l2custody wallet rehearse`: a small spend to the wallet itself, signed by K signers, broadcast,
+# confirmed and checked back, before the setup is trusted with channels.
+required = true                # channel open/batch refuse a wallet (generation) never rehearsed;
+                               # false also stops report flagging unrehearsed wallets and signers
+max_age_days = 90              # report flags a signer that has not signed a rehearsal for this long
 
 [watch]
 # `l2custody watch` (and the checks of `l2custody report`)

@@ -1,8 +1,10 @@
 """``make demo``: l2custody's main job on a private regtest network, then everything stopped.
 
 A 2-of-3 multisig funds a Lightning channel from alice (the operator's lnd)
-to bob (a peer) and gets the money back: the channel is negotiated with no
-signer present, two signers sign later (a software key, and an air-gapped key
+to bob (a peer) and gets the money back: first a rehearsal proves the setup
+(two signers sign a small spend to the multisig itself, confirmed and
+checked back), then the channel is negotiated with no signer present, two
+signers sign later (a software key, and an air-gapped key
 through PSBT files), alice's lnd commits to close into a multisig address,
 alice pays bob's invoice, and the cooperative close lands in the multisig,
 verified on chain. Every custody step is a real ``l2custody`` command (shown
@@ -34,8 +36,9 @@ TREASURY_SAT = 2_000_000  # the faucet pays this into the multisig
 RESERVE_SAT = 50_000  # into alice's lnd wallet: lnd's fee reserve for anchor channels
 CHANNEL_SAT = 500_000
 PAYMENT_SAT = 25_000
+REHEARSAL_SAT = 10_000
 FEE_RATE = "2"  # sat/vB; btcd has no fee estimator
-STEPS = 6
+STEPS = 7
 
 
 class DemoError(Exception):
@@ -140,11 +143,18 @@ class Demo:
             before = self.cli("wallet", "balance", show=lambda b: f"{format_sats(b['confirmed'])} confirmed")[
                 "confirmed"
             ]
-            coins = {f"{u['txid']}:{u['vout']}": u["value"] for u in self.cli("wallet", "utxos")}
             check(before == TREASURY_SAT, f"the wallet sees {before} sat, not {TREASURY_SAT}")
             self.cli(
                 "node", "check", "alice", show=lambda c: "alice: " + ", ".join(i["name"] for i in c["checks"]) + " ok"
             )
+
+        with self.step(
+            f"Rehearse before trusting the setup: laptop and backup sign {format_sats(REHEARSAL_SAT)} "
+            "to the multisig itself; confirmed and checked back"
+        ):
+            rehearsal = self._rehearse(net)
+            r["rehearsal"] = rehearsal
+            coins = {f"{u['txid']}:{u['vout']}": u["value"] for u in self.cli("wallet", "utxos")}
 
         with self.step(f"Open a {format_sats(CHANNEL_SAT)} channel alice -> bob, funded by the multisig"):
             t = time.monotonic()
@@ -290,10 +300,11 @@ class Demo:
                 "in_multisig": in_wallet,
                 "fee_sat": close_fee,
             }
-            spent = fee + paid.amount_sat + paid.fee_sat + close_fee
+            spent = rehearsal["fee_sat"] + fee + paid.amount_sat + paid.fee_sat + close_fee
             r["balances"] = {
                 "multisig_before_sat": before,
                 "multisig_after_sat": after,
+                "rehearsal_fee_sat": rehearsal["fee_sat"],
                 "funding_fee_sat": fee,
                 "paid_to_bob_sat": paid.amount_sat + paid.fee_sat,
                 "closing_fee_sat": close_fee,
@@ -378,6 +389,53 @@ class Demo:
         self.result["wallet"] = {"descriptor": w["descriptor"], "threshold": w["threshold"], "keys": w["keys"]}
         return str(airgap)
 
+    def _rehearse(self, net: Any) -> dict[str, Any]:
+        """``wallet rehearse`` with two software signers; the harness mines a block once the
+        rehearsal's transaction reaches btcd's mempool (the command waits for it)."""
+        import threading
+
+        def mine_when_sent() -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not stop.is_set():
+                if net.chain.rpc("getrawmempool"):
+                    net.mine(1)
+                    return
+                time.sleep(0.05)
+
+        stop = threading.Event()
+        miner = threading.Thread(target=mine_when_sent, daemon=True)
+        miner.start()
+        try:
+            done = self.cli(
+                "wallet",
+                "rehearse",
+                "--signers",
+                "laptop,backup",
+                "--amount",
+                f"{REHEARSAL_SAT}sat",
+                "--fee-rate",
+                FEE_RATE,
+                "--timeout",
+                "60",
+                show=lambda x: (
+                    f"rehearsal {x['id']} {x['state']}: {x['txid'][:16]}… in block {x['height']}; "
+                    f"{format_sats(x['amount_sat'])} and the change are multisig coins again, "
+                    f"fee {format_sats(x['details']['fee_paid'])}"
+                ),
+            )
+        finally:
+            stop.set()
+            miner.join()
+        check(done["state"] == "confirmed", f"rehearsal {done['id']} is {done['state']}, not confirmed")
+        return {
+            "id": done["id"],
+            "state": done["state"],
+            "txid": done["txid"],
+            "signed_by": sorted(done["details"]["signed"]),
+            "amount_sat": done["amount_sat"],
+            "fee_sat": done["details"]["fee_paid"],
+        }
+
     def _sign_offline(self, sid: str, exported: Path, key: str) -> None:
         """The air-gapped machine: read the exported PSBT, sign it, write the signed file back."""
         from l2custody.wallet.psbt import load_psbt
@@ -408,6 +466,7 @@ def _table(r: dict[str, Any]) -> str:
     b, f, c, p = r["balances"], r["funding"], r["close"], r["payment"]
     rows = [
         ("multisig before", format_sats(b["multisig_before_sat"])),
+        ("rehearsal fee", f"{format_sats(b['rehearsal_fee_sat'])}  (tx {r['rehearsal']['txid']})"),
         ("funding fee", f"{format_sats(b['funding_fee_sat'])}  (tx {f['txid']})"),
         ("paid to bob", f"{format_sats(b['paid_to_bob_sat'])}  (payment hash {p['payment_hash']})"),
         ("closing fee", f"{format_sats(b['closing_fee_sat'])}  (tx {c['closing_txid']})"),

@@ -30,7 +30,8 @@ def report(
     node's own (hot) wallet. Then the custody checks: every channel closes
     to a multisig address, every channel we opened was funded by one of our
     sessions, no node wallet holds more than the sweep threshold, no funding
-    session is near its deadline.
+    session is near its deadline, the wallet was rehearsed (`wallet rehearse`)
+    and every signer signed a rehearsal lately.
 
     Exit status: 0 when every check passes, 1 when one fails (each failure is
     listed with what to do), 2 on an error. Suitable for cron.
@@ -117,9 +118,35 @@ def render_report(out: dict[str, Any], *, channels: bool = False) -> str:
                 ],
             )
         )
+    if out.get("rehearsal"):
+        lines += ["", _rehearsal(out["rehearsal"])]
     if channels:
         lines += ["", _channels(out["channels"])]
     lines += ["", _checks(out)]
+    return "\n".join(lines)
+
+
+def _when(ts: float | None) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "never"
+
+
+def _rehearsal(r: dict[str, Any]) -> str:
+    lines = [f"Rehearsals of {r['wallet']} generation {r['generation']}:"]
+    if r["confirmed"]:
+        c = r["confirmed"]
+        lines.append(f"  last confirmed: {c['id']} on {_when(c['at'])} (signers {', '.join(c['signers'])})")
+    else:
+        lines.append("  never rehearsed (`l2custody wallet rehearse`)")
+    if r["pending"]:
+        p = r["pending"]
+        lines.append(f"  pending: {p['id']} {p['state']} (signers {', '.join(p['signers'])}; run it again to continue)")
+    if r["failed"]:
+        lines.append(f"  last attempt failed: {r['failed']['id']}: {r['failed']['error']}")
+    rows = [[s["name"], s["kind"], s["fingerprint"], _when(s["last_signed"])] for s in r["signers"]]
+    rows += [["(none)", "-", fp, "never"] for fp in r["unregistered_keys"]]
+    lines.append(table(["signer", "kind", "key", "last signed a rehearsal"], rows))
     return "\n".join(lines)
 
 

@@ -24,7 +24,7 @@ import os
 import stat
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from embit import bip32, bip39
 from embit.descriptor.arguments import Key
@@ -280,6 +280,16 @@ class FileSigner:
         With ``unsigned``, every file must be for the same transaction, else
         PsbtTampered names the file. Unreadable files raise PsbtError naming them.
         """
+        return [psbt for _path, psbt in self._files(session_id, unsigned) if _has_signatures(psbt)]
+
+    def returned(self, session_id: str, unsigned: PSBT | None = None) -> list[tuple[Path, PSBT]]:
+        """The PSBT files handed back for ``session_id`` under a name of their own (not the
+        two files ``export`` wrote), signed or not: what the air-gapped signer returned.
+        Checked as in :meth:`collect`."""
+        exported = {f"{session_id}.psbt", f"{session_id}.psbt.txt"}
+        return [(path, psbt) for path, psbt in self._files(session_id, unsigned) if path.name not in exported]
+
+    def _files(self, session_id: str, unsigned: PSBT | None) -> list[tuple[Path, PSBT]]:
         if not self.directory.is_dir():
             return []
         found = []
@@ -297,10 +307,7 @@ class FileSigner:
                     f"{path} is for transaction {psbt_txid(psbt)}, not {psbt_txid(unsigned)}; "
                     "it was not made from the exported PSBT — remove it"
                 )
-            if any(
-                inp.partial_sigs or (inp.final_scriptwitness and inp.final_scriptwitness.items) for inp in psbt.inputs
-            ):
-                found.append(psbt)
+            found.append((path, psbt))
         return found
 
     def sign(self, psbt: PSBT) -> PSBT:
@@ -315,6 +322,10 @@ class FileSigner:
             f"device and put the signed file back into {self.directory} as {session}-signed.psbt, "
             "then run the signing step again"
         )
+
+
+def _has_signatures(psbt: PSBT) -> bool:
+    return any(inp.partial_sigs or (inp.final_scriptwitness and inp.final_scriptwitness.items) for inp in psbt.inputs)
 
 
 # --- hardware wallets through HWI ------------------------------------------------
@@ -349,8 +360,8 @@ class HwiSigner:
             ) from exc
         return commands, Chain
 
-    def sign(self, psbt: PSBT) -> PSBT:
-        """Ask the connected device with our fingerprint to sign (it shows the outputs to confirm)."""
+    def _open(self) -> tuple[Any, Any]:
+        """HWI's ``commands`` and a client for the connected device with our fingerprint."""
         commands, chain_enum = self._hwilib()
         chain = getattr(chain_enum, self._CHAINS[self.network])
         try:
@@ -362,15 +373,40 @@ class HwiSigner:
                 f"no hardware wallet with fingerprint {self._fingerprint} found; connect and unlock it "
                 "(and open the Bitcoin app), then try again"
             )
+        return commands, client
+
+    @staticmethod
+    def _close(client: Any) -> None:
+        try:
+            client.close()
+        except Exception:
+            pass
+
+    def sign(self, psbt: PSBT) -> PSBT:
+        """Ask the connected device with our fingerprint to sign (it shows the outputs to confirm)."""
+        commands, client = self._open()
         try:
             result = commands.signtx(client, psbt.to_base64())
         except Exception as exc:
             raise SignerError(f"hardware wallet {self._fingerprint} did not sign: {exc}") from exc
         finally:
-            try:
-                client.close()
-            except Exception:
-                pass
+            self._close(client)
         if not isinstance(result, dict) or "psbt" not in result:
             raise SignerError(f"hardware wallet {self._fingerprint} returned no PSBT: {result!r}"[:300])
         return combine([psbt, load_psbt(result["psbt"])])
+
+    def display_address(self, descriptor: str) -> str:
+        """Show the address of a one-address multisig ``descriptor`` (keys with their full
+        derivation, see ``MultisigDescriptor.address_descriptor``) on the device's screen
+        with HWI ``displayaddress``; returns the address the device derived. Devices that
+        keep registered multisig wallets (Ledger, Coldcard) need the wallet registered."""
+        commands, client = self._open()
+        try:
+            result = commands.displayaddress(client, desc=descriptor)
+        except Exception as exc:
+            raise SignerError(f"hardware wallet {self._fingerprint} could not show the address: {exc}") from exc
+        finally:
+            self._close(client)
+        if not isinstance(result, dict) or not isinstance(result.get("address"), str):
+            raise SignerError(f"hardware wallet {self._fingerprint} showed no address: {result!r}"[:300])
+        return str(result["address"])

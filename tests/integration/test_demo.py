@@ -45,8 +45,13 @@ def test_the_demo_funds_a_channel_from_the_multisig_and_closes_it_back_into_it(
     proc = _demo(tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     r: dict[str, Any] = json.loads(proc.stdout)
-    assert r["ok"] is True and [s["step"][:4] for s in r["steps"]] == ["Regt", "Cust", "The ", "Open", "Pay:", "Clos"]
+    steps = [s["step"][:4] for s in r["steps"]]
+    assert r["ok"] is True and steps == ["Regt", "Cust", "The ", "Rehe", "Open", "Pay:", "Clos"]
     assert "$ l2custody channel open alice " in proc.stderr  # the commands are shown as they run
+
+    rehearsal = r["rehearsal"]  # the setup is proven before any channel is funded from it
+    assert rehearsal["state"] == "confirmed" and rehearsal["signed_by"] == ["backup", "laptop"]
+    assert rehearsal["amount_sat"] == 10_000 and 0 < rehearsal["fee_sat"] < 2_000
 
     desc = MultisigDescriptor.parse(r["wallet"]["descriptor"], network="regtest")
     assert (desc.threshold, len(desc.keys), r["wallet"]["threshold"], r["wallet"]["keys"]) == (2, 3, 2, 3)
@@ -69,8 +74,9 @@ def test_the_demo_funds_a_channel_from_the_multisig_and_closes_it_back_into_it(
     assert close["address"] == c["reserved"] and close["wallet_utxo"].startswith(close["closing_txid"] + ":")
     b = r["balances"]
     assert close["value_sat"] == 500_000 - 25_000 - close["fee_sat"] - p["fee_sat"]
+    assert b["rehearsal_fee_sat"] == rehearsal["fee_sat"]
     assert b["multisig_after_sat"] == (
-        b["multisig_before_sat"] - f["fee_sat"] - b["paid_to_bob_sat"] - close["fee_sat"]
+        b["multisig_before_sat"] - rehearsal["fee_sat"] - f["fee_sat"] - b["paid_to_bob_sat"] - close["fee_sat"]
     )
     assert b["accounted"] is True and b["bob_lnd_wallet_sat"] == 25_000
     assert not list(tmp_path.glob("l2custody-demo-*")), "the demo left its directory behind"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from regtest import Network, wait_for
-from tests.support.cli_runner import ok, run
+from tests.support.cli_runner import init_on_chain, ok, run
 from tests.support.funding import wait_in_mempool
 from tests.support.watch_lnd import Hook, Watch, set_keys, transitions
 
@@ -29,23 +29,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.cln]
 def world(cln_network: Network, tmp_path_factory: pytest.TempPathFactory) -> Any:
     net = cln_network
     d = tmp_path_factory.mktemp("watch-cln")
-    config = d / "config.toml"
-    ok(
-        config,
-        "init",
-        "--network",
-        "regtest",
-        "--data-dir",
-        str(d / "data"),
-        "--chain-url",
-        net.chain.rpc_url,
-        "--chain-user",
-        net.chain.rpc_user,
-        "--chain-password",
-        net.chain.rpc_password,
-        "--birthday",
-        str(net.chain.height()),
-    )
+    config = init_on_chain(d, net.chain)
     keys = [
         ok(config, "signer", "add", n, "--software", str(d / f"{n}.key"), "--generate")["key"]
         for n in ("alice", "bob", "carol")

@@ -88,9 +88,31 @@ def init_regtest(directory: Path) -> Path:
     return path
 
 
-def init_on_chain(directory: Path, chain: ChainNode) -> Path:
+def set_config(config: Path, table: str, key: str, value: str) -> None:
+    """Set ``key = value`` (TOML text) in ``[table]`` of a config ``l2custody init`` wrote."""
+    lines = config.read_text().splitlines(keepends=True)
+    start = lines.index(f"[{table}]\n")
+    for i in range(start + 1, len(lines)):
+        if lines[i].startswith("["):
+            break
+        if lines[i].split("=")[0].strip() == key:
+            comment = lines[i].partition("#")[2]
+            lines[i] = f"{key} = {value}" + (f"   #{comment}" if comment else "\n")
+            config.write_text("".join(lines))
+            return
+    raise AssertionError(f"{config} has no {key} in [{table}]")
+
+
+def allow_unrehearsed_opens(config: Path) -> None:
+    """``[rehearsal] required = false``: the tests that open channels without a rehearsal first
+    (every one but those about rehearsal, tests/*/test_rehearsal*.py) use this config."""
+    set_config(config, "rehearsal", "required", "false")
+
+
+def init_on_chain(directory: Path, chain: ChainNode, *, rehearsal_required: bool = False) -> Path:
     """``l2custody init`` a regtest config at ``directory/config.toml`` that follows the
-    harness ``chain`` (its RPC login, btcd's certificate, birthday = its height now)."""
+    harness ``chain`` (its RPC login, btcd's certificate, birthday = its height now). Channel
+    opens need no rehearsal unless ``rehearsal_required`` (see ``allow_unrehearsed_opens``)."""
     path = directory / "config.toml"
     cert = ["--chain-cert", str(chain.rpc_cert)] if chain.rpc_cert is not None else []
     ok(
@@ -110,6 +132,8 @@ def init_on_chain(directory: Path, chain: ChainNode) -> Path:
         "--birthday",
         str(chain.height()),
     )
+    if not rehearsal_required:
+        allow_unrehearsed_opens(path)
     return path
 
 

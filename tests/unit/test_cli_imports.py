@@ -76,6 +76,7 @@ def cli_modules(modules: set[str]) -> set[str]:
         (["--help"], set(), set()),
         (["wallet", "balance"], {"wallet"}, set()),
         (["wallet", "utxos"], {"wallet"}, set()),
+        (["wallet", "rehearse", "--abort"], {"wallet", "wallet_rehearse"}, {"embit"}),  # its error is redacted
         (["node", "list"], {"node"}, set()),
         (["session", "list"], {"session", "funding_render"}, {"embit"}),
         (["report", "--no-sync", "--node", "nowhere"], {"report"}, {"embit"}),

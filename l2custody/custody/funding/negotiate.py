@@ -3,7 +3,8 @@
 ``open_channels`` is the fast, automatic half of a funding session (seconds,
 no signer needed):
 
-1. pre-flight (``preflight``): nodes synced and on the wallet's network,
+1. pre-flight (``preflight``): the wallet rehearsed (``wallet rehearse``, unless
+   ``[rehearsal] required = false``), nodes synced and on the wallet's network,
    peers connected, anchor reserves present, enough confirmed multisig coins;
 2. a fresh multisig address per channel is issued and persisted as its
    upfront shutdown (close) address;
@@ -153,9 +154,12 @@ def preflight(
 
     Raises UsageError, NotSupported, NetworkMismatch, NodeError (not synced),
     PeerRefused (not connected / connect failed), InsufficientFunds (anchor
-    reserve, or not enough confirmed multisig coins) — each saying what to do.
+    reserve, or not enough confirmed multisig coins), PolicyViolation (the
+    wallet generation was never rehearsed, ``[rehearsal] required``) — each
+    saying what to do.
     """
     from l2custody.wallet import coinselect
+    from l2custody.wallet.rehearsal_records import require_rehearsed
 
     check_requests(requests)
     by_node: dict[str, list[ChannelRequest]] = {}
@@ -163,6 +167,8 @@ def preflight(
         by_node.setdefault(r.node, []).append(r)
     for name in by_node:
         ctx.node(name)  # NodeNotFound before any network access
+    # every open (single, batch, interactive) passes here: an untested setup funds no channel
+    require_rehearsed(ctx.store, ctx.wallet.record, required=ctx.wallet.config.rehearsal.required)
     ctx.progress("syncing the multisig wallet")
     ctx.wallet.sync()
     rate = ctx.wallet.fee_rate(fee_rate)

@@ -18,8 +18,11 @@ from l2custody.custody.report.snapshot import (
     ChannelFacts,
     MultisigFacts,
     NodeFacts,
+    RehearsalFacts,
+    RehearsalRun,
     ReportInputs,
     SessionFacts,
+    SignerRehearsal,
 )
 from l2custody.errors import L2CustodyError
 
@@ -89,6 +92,44 @@ def read_sessions(store: Store, tip: int, margin: int) -> tuple[SessionFacts, ..
     return tuple(SessionFacts.of(s, tip, margin) for s in list_sessions(store, include_final=False))
 
 
+def rehearsal_facts(wallet: Wallet) -> RehearsalFacts:
+    """The rehearsals of the wallet's current generation and, per registered signer of it,
+    when it last signed a confirmed one (the store only)."""
+    from l2custody.wallet.rehearsal_records import (
+        RehearsalRecord,
+        RehearsalState,
+        confirmed_at,
+        last_signed,
+        latest_failure,
+        rehearsals,
+    )
+
+    def run(rec: RehearsalRecord | None, at: float | None = None) -> RehearsalRun | None:
+        if rec is None:
+            return None
+        return RehearsalRun(rec.id, rec.state.value, at or rec.updated, rec.signer_names, rec.txid, rec.error)
+
+    records = rehearsals(wallet.store, wallet.record.id)
+    confirmed = [r for r in records if r.state is RehearsalState.CONFIRMED]
+    last = last_signed(records)
+    desc = wallet.descriptor
+    signers = tuple(
+        SignerRehearsal(s.name, s.kind, s.fingerprint, last.get(s.name))
+        for s in wallet.store.signers()
+        if s.fingerprint and desc.contains_key(s.fingerprint)
+    )
+    held = {s.fingerprint for s in signers}
+    return RehearsalFacts(
+        wallet.record.name,
+        wallet.record.generation,
+        run(confirmed[-1], confirmed_at(confirmed[-1])) if confirmed else None,
+        run(latest_failure(records)),
+        run(next((r for r in reversed(records) if not r.state.settled), None)),
+        signers,
+        tuple(k.fingerprint for k in desc.keys if k.fingerprint not in held),
+    )
+
+
 def multisig_facts(wallet: Wallet) -> MultisigFacts:
     b = wallet.balance()
     return MultisigFacts(b.confirmed, b.unconfirmed, b.reserved, b.scanned_height)
@@ -127,4 +168,5 @@ def read_inputs(wallet: Wallet, backends: Sequence[NodeBackend], *, sync: bool =
         nodes,
         sessions,
         chain_error,
+        rehearsal_facts(wallet),
     )

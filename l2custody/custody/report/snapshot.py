@@ -24,6 +24,11 @@ reads them; tests and the benchmark make them up) and returns a
                        forget its channels
   ``node-reachable`` / ``chain-reachable``  every node and the chain could be
                        read (checks fail closed)
+  ``rehearsal``        the wallet's current generation was rehearsed
+                       (``wallet rehearse``), every signer of it signed a
+                       rehearsal within ``[rehearsal] max_age_days``, and the
+                       last rehearsal did not fail (with ``[rehearsal]
+                       required = false`` only a failed rehearsal is flagged)
 """
 
 from __future__ import annotations
@@ -40,12 +45,21 @@ if TYPE_CHECKING:  # pragma: no cover
 
 PLACES = ("multisig", "channels_local", "pending_open", "limbo", "hot_wallet")
 STATES = tuple(s.value for s in ChannelState)
-CHECKS = ("close-address", "funding-source", "hot-wallet", "session-deadline", "node-reachable", "chain-reachable")
+CHECKS = (
+    "close-address",
+    "funding-source",
+    "hot-wallet",
+    "session-deadline",
+    "node-reachable",
+    "chain-reachable",
+    "rehearsal",
+)
 FUNDING_SESSION, FUNDING_FOREIGN, FUNDING_PEER = "session", "foreign", "peer"
 FORCE_CLOSE_TYPES = frozenset({CloseType.LOCAL_FORCE.value, CloseType.REMOTE_FORCE.value, CloseType.BREACH.value})
 _LIVE = frozenset({ChannelState.PENDING_OPEN.value, ChannelState.OPEN.value})
 _CLOSING = frozenset({ChannelState.CLOSING.value, ChannelState.FORCE_CLOSING.value})
 _UNCONFIRMED_SESSION_STATES = frozenset({"negotiating", "secured", "broadcasting", "broadcast"})
+_DAY = 86_400.0
 #: enum member -> its value (``.value`` on a str enum costs a descriptor call; 10,000 channels feel it)
 _VALUES: dict[object, str] = {m: m.value for e in (ChannelState, CloseType) for m in e}
 
@@ -196,6 +210,71 @@ class SessionFacts:
 
 
 @dataclass(frozen=True)
+class RehearsalRun:
+    """One rehearsal, as the report names it."""
+
+    id: str
+    state: str
+    at: float  # when it reached ``state``
+    signers: tuple[str, ...]
+    txid: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state,
+            "at": self.at,
+            "signers": list(self.signers),
+            "txid": self.txid,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class SignerRehearsal:
+    """A registered signer whose key is in the current generation, and when it last signed a
+    confirmed rehearsal of it (None: never)."""
+
+    name: str
+    kind: str
+    fingerprint: str
+    last_signed: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "fingerprint": self.fingerprint, "last_signed": self.last_signed}
+
+
+@dataclass(frozen=True)
+class RehearsalFacts:
+    """The rehearsals of the wallet's current generation (``wallet/rehearsal_records.py``).
+
+    ``confirmed``: the newest confirmed one; ``failed``: the newest settled one when it
+    failed; ``pending``: the unfinished one. ``unregistered_keys``: fingerprints of the
+    descriptor's keys that no registered signer holds (no rehearsal can prove them).
+    """
+
+    wallet: str
+    generation: int
+    confirmed: RehearsalRun | None = None
+    failed: RehearsalRun | None = None
+    pending: RehearsalRun | None = None
+    signers: tuple[SignerRehearsal, ...] = ()
+    unregistered_keys: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "wallet": self.wallet,
+            "generation": self.generation,
+            "confirmed": self.confirmed.to_dict() if self.confirmed else None,
+            "failed": self.failed.to_dict() if self.failed else None,
+            "pending": self.pending.to_dict() if self.pending else None,
+            "signers": [s.to_dict() for s in self.signers],
+            "unregistered_keys": list(self.unregistered_keys),
+        }
+
+
+@dataclass(frozen=True)
 class MultisigFacts:
     confirmed_sat: int
     unconfirmed_sat: int
@@ -217,20 +296,23 @@ class ReportInputs:
     nodes: tuple[NodeFacts, ...]
     sessions: tuple[SessionFacts, ...] = ()
     chain_error: str | None = None
+    rehearsal: RehearsalFacts | None = None  # None: not read (``watch``); the check is then skipped
 
 
 @dataclass(frozen=True)
 class ReportSettings:
-    """The thresholds of the checks (``[watch]`` in the config)."""
+    """The thresholds of the checks (``[watch]`` and ``[rehearsal]`` in the config)."""
 
     sweep_threshold_sat: int = 100_000
     sweep_keep_sat: int = 0
     deadline_warning_blocks: int = 144
+    rehearsal_required: bool = True
+    rehearsal_max_age_days: int = 90
 
     @classmethod
     def from_config(cls, config: Any) -> ReportSettings:
-        w = config.watch
-        return cls(w.sweep_threshold_sat, w.sweep_keep_sat, w.deadline_warning_blocks)
+        w, r = config.watch, config.rehearsal
+        return cls(w.sweep_threshold_sat, w.sweep_keep_sat, w.deadline_warning_blocks, r.required, r.max_age_days)
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -335,6 +417,7 @@ class Snapshot:
     sessions: tuple[SessionFacts, ...]
     findings: tuple[Finding, ...]
     balances: dict[str, int] = field(default_factory=dict)
+    rehearsal: RehearsalFacts | None = None
 
     @property
     def ok(self) -> bool:
@@ -367,6 +450,7 @@ class Snapshot:
             "balances": dict(self.balances),
             "nodes": [n.to_dict() for n in self.nodes],
             "sessions": [s.to_dict() for s in self.sessions],
+            "rehearsal": self.rehearsal.to_dict() if self.rehearsal else None,
             "checks": self.failed_checks(),
             "findings": [f.to_dict() for f in self.findings],
         }
@@ -402,6 +486,8 @@ def build_snapshot(inputs: ReportInputs, settings: ReportSettings) -> Snapshot:
                 ),
             )
         )
+    if inputs.rehearsal is not None:
+        findings.extend(rehearsal_findings(inputs.rehearsal, settings, inputs.taken_at))
     balances = dict.fromkeys(PLACES, 0)
     balances["multisig"] = inputs.multisig.total_sat
     for n in nodes:
@@ -420,6 +506,7 @@ def build_snapshot(inputs: ReportInputs, settings: ReportSettings) -> Snapshot:
         inputs.sessions,
         tuple(findings),
         balances,
+        inputs.rehearsal,
     )
 
 
@@ -589,3 +676,68 @@ def _deadline_finding(s: SessionFacts, settings: ReportSettings) -> Finding | No
         )
         kind = "near"
     return Finding("session-deadline", s.id, f"funding session {s.id} ({s.state}) {what}; {todo}", kind=kind)
+
+
+def rehearsal_findings(facts: RehearsalFacts, settings: ReportSettings, now: float) -> list[Finding]:
+    """The ``rehearsal`` check: a failed last rehearsal always; with ``[rehearsal] required``,
+    a generation never rehearsed, and each signer (or key) not proven within ``max_age_days``."""
+    out: list[Finding] = []
+    where = f"the wallet {facts.wallet} (generation {facts.generation})"
+    if facts.failed is not None:
+        f = facts.failed
+        out.append(
+            Finding(
+                "rehearsal",
+                f.id,
+                f"the last rehearsal of {where}, {f.id} (signers {', '.join(f.signers)}), failed: {f.error}. Fix it "
+                f"and run `l2custody wallet rehearse --signers {','.join(f.signers)}` again",
+                kind="failed",
+            )
+        )
+    if not settings.rehearsal_required:
+        return out
+    if facts.confirmed is None:
+        pending = (
+            f"; rehearsal {facts.pending.id} is {facts.pending.state}: `l2custody wallet rehearse` continues it"
+            if facts.pending
+            else ""
+        )
+        out.append(
+            Finding(
+                "rehearsal",
+                f"{facts.wallet}#{facts.generation}",
+                f"{where} has never been rehearsed{pending}. Channel opens are refused until `l2custody wallet "
+                "rehearse` proves its signers can sign a spend (or set [rehearsal] required = false)",
+                kind="never",
+            )
+        )
+        return out
+    limit = settings.rehearsal_max_age_days
+    for s in facts.signers:
+        if s.last_signed is not None and now - s.last_signed <= limit * _DAY:
+            continue
+        since = (
+            "has never signed a rehearsal of it"
+            if s.last_signed is None
+            else f"last signed a rehearsal {int((now - s.last_signed) // _DAY)} days ago (more than {limit})"
+        )
+        out.append(
+            Finding(
+                "rehearsal",
+                s.name,
+                f"signer {s.name} ({s.kind}, key {s.fingerprint}) of {where} {since}: rehearse with it, "
+                f"`l2custody wallet rehearse` (the rotation picks it) or `--signers {s.name},...`",
+                kind="signer",
+            )
+        )
+    for fp in facts.unregistered_keys:
+        out.append(
+            Finding(
+                "rehearsal",
+                fp,
+                f"key {fp} of {where} has no registered signer, so no rehearsal can prove it signs: register it "
+                "with `l2custody signer add` and rehearse with it",
+                kind="no-signer",
+            )
+        )
+    return out
