@@ -164,10 +164,18 @@ def migrate(
                 "coins": m.coins,
                 "address": m.address,
                 "signers": list(m.signers),
+                "target_rehearsed": m.target_rehearsed,
             }
             for m, f in zip(moves, files)
         ],
-        "\n".join(
+        (
+            ""
+            if all(m.target_rehearsed for m in moves)
+            else f"Note: generation {moves[0].to_generation} has not been rehearsed yet. Rehearse it first "
+            "(`l2custody wallet rehearse`) and move one coin (--utxo) before everything; abort these sessions "
+            "(`l2custody psbt abort SESSION`) if you want to keep that order.\n"
+        )
+        + "\n".join(
             f"Generation {m.from_generation} -> {m.to_generation}: {m.coins} coin(s), {m.amount_sat:,} sat "
             f"(fee {m.session.summary.fee:,} sat) to {m.address}\n"
             f"  session {m.session.id}, PSBT {f}; signers of generation {m.from_generation}: "

@@ -327,6 +327,14 @@ class Migration:
     amount_sat: int
     coins: int
     signers: tuple[str, ...]  # registered signers holding keys of the old generation
+    target_rehearsed: bool = True  # whether the newest generation has a confirmed rehearsal
+
+
+def is_rehearsed(store: Store, wallet_id: int) -> bool:
+    """Whether the generation has a confirmed rehearsal (``wallet rehearse``)."""
+    from l2custody.wallet.rehearsal_records import RehearsalState, rehearsals
+
+    return any(r.state is RehearsalState.CONFIRMED for r in rehearsals(store, wallet_id))
 
 
 def migrate(
@@ -356,6 +364,7 @@ def migrate(
     if not olds:
         raise UsageError("the wallet has one generation only: nothing to migrate (`l2custody wallet rotate` first)")
     names = registered_fingerprints(wallet.store)
+    rehearsed = is_rehearsed(wallet.store, newest.id)
     out = []
     for record in olds:
         old = wallet.sibling(record)
@@ -379,7 +388,16 @@ def migrate(
         )
         holders = tuple(sorted(n for n, fp in names.items() if old.descriptor.contains_key(fp)))
         out.append(
-            Migration(record.generation, newest.generation, session, destination.address, total, len(coins), holders)
+            Migration(
+                record.generation,
+                newest.generation,
+                session,
+                destination.address,
+                total,
+                len(coins),
+                holders,
+                rehearsed,
+            )
         )
     if not out:
         which = f"generation {generation}" if generation is not None else "the older generations"

@@ -225,6 +225,7 @@ def test_the_scanner_follows_old_generations_and_migrate_moves_their_coins(confi
 
         [move] = migrate(wallet, fee_rate=2)
         assert (move.from_generation, move.to_generation, move.coins) == (1, 2, 1)
+        assert not move.target_rehearsed  # the CLI then suggests rehearsing generation 2 first
         assert set(move.signers) == {"alice", "bob", "carol"}
         file = tmp_path / "move.psbt"
         file.write_bytes(move.session.psbt.serialize())
