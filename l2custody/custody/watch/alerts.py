@@ -50,6 +50,7 @@ KINDS = (
     "close-violation",
     "unguarded-rpc",  # node enforce: a fund-moving lnd request made without the l2custody caveat
     "rpc-refused",  # node enforce: the enforcer refused a request
+    "old-generation",  # an older wallet generation holds coins or live channels' close addresses
 )
 
 

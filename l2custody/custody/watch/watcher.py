@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import Capability, NodeBackend
 from l2custody.custody.cln_policy.decision import PLUGIN_ACTOR
-from l2custody.custody.report.observe import multisig_facts, read_node, read_sessions
+from l2custody.custody.report.observe import multisig_facts, read_generations, read_node, read_sessions
 from l2custody.custody.report.snapshot import (
     ChannelFacts,
     NodeFacts,
@@ -85,6 +85,9 @@ _FINDING_ALERTS = {
     ("session-deadline", "passed"): ("funding-deadline", "critical"),
     ("node-reachable", ""): ("node-unreachable", "critical"),
     ("chain-reachable", ""): ("chain-unreachable", "critical"),
+    ("generation-exposure", "coins"): ("old-generation", "warning"),
+    ("generation-exposure", "channels"): ("old-generation", "warning"),
+    ("generation-exposure", "unsignable"): ("old-generation", "critical"),
 }
 
 
@@ -291,6 +294,7 @@ class Watcher:
 
     def _inputs(self, now: float, sessions: tuple[SessionFacts, ...]) -> ReportInputs:
         nodes = tuple(s.facts for s in self.slots.values() if s.facts is not None)
+        generations, migrations = read_generations(self.store)
         return ReportInputs(
             self.wallet.record.name,
             self.wallet.config.network,
@@ -300,6 +304,8 @@ class Watcher:
             nodes,
             sessions,
             self.chain_error,
+            generations,
+            migrations,
         )
 
     # --- nodes -------------------------------------------------------------------------------------
