@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -114,14 +115,19 @@ def test_the_current_generation_and_empty_old_ones_raise_nothing() -> None:
     assert exposure_findings(generation_exposure([], [facts(1, 1)])) == []
 
 
-def test_migrations_in_flight_are_named_in_the_coins_finding() -> None:
+def test_coins_already_in_a_migration_session_are_to_be_signed_not_migrated_again() -> None:
     from l2custody.custody.report.exposure import MigrationFacts
 
-    moving = (MigrationFacts("9f8e7d6c5b4a3921", "partially-signed", 1, 249_000),)
-    [e1, _] = generation_exposure([GEN1, GEN2], [], moving)
-    assert e1.migrations == moving
-    [coins] = exposure_findings((e1,))
+    moving = (MigrationFacts("9f8e7d6c5b4a3921", "partially-signed", 1, 249_000, coins=1),)
+    exposure = generation_exposure([GEN1, GEN2], [], moving)
+    assert exposure[0].migrations == moving and exposure[1].migrations == ()
+    [coins] = exposure_findings(exposure)
+    assert "1 of them are on their way to generation 2" in coins.message
     assert "9f8e7d6c5b4a3921 (partially-signed, 249,000 sat)" in coins.message and "psbt sign" in coins.message
+    assert "wallet migrate" not in coins.message  # nothing left for it to move
+    more = replace(GEN1, coins=3, balance_sat=500_000)
+    [coins] = exposure_findings(generation_exposure([more, GEN2], [], moving))
+    assert "move the other 2 with `l2custody wallet migrate --generation 1`" in coins.message
 
 
 @settings(max_examples=200, derandomize=True, deadline=None)

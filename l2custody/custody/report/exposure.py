@@ -39,7 +39,8 @@ class MigrationFacts:
     session: str
     state: str
     from_generation: int
-    amount_sat: int
+    amount_sat: int  # what it pays the newer generation
+    coins: int = 1  # how many of the generation's coins it spends
 
 
 @dataclass(frozen=True)
@@ -169,18 +170,19 @@ def _nodes(e: GenerationExposure) -> str:
 
 def _coins(e: GenerationExposure, newest: int | None) -> str:
     where = f"generation {newest}" if newest is not None else "the newest generation"
+    held = f"generation {e.generation} (an older key set) holds {e.coins} coin(s), {_sat(e.balance_sat)}"
+    migrate = f"`l2custody wallet migrate --generation {e.generation}`, signed by {e.quorum()}"
+    if not e.migrations:
+        return f"{held}: move them to {where} with {migrate}"
+    sessions = ", ".join(f"{m.session} ({m.state}, {_sat(m.amount_sat)})" for m in e.migrations)
+    moving = sum(m.coins for m in e.migrations)
     text = (
-        f"generation {e.generation} (an older key set) holds {e.coins} coin(s), {_sat(e.balance_sat)}: "
-        f"move them to {where} with `l2custody wallet migrate --generation {e.generation}`, "
-        f"signed by {e.quorum()}"
+        f"{held}; {moving} of them are on their way to {where} in migration session(s) {sessions}: "
+        f"have them signed by {e.quorum()} and broadcast (`l2custody psbt export SESSION --out FILE`, "
+        "`l2custody psbt sign FILE --signer NAME`, `l2custody psbt broadcast FILE`)"
     )
-    if e.migrations:
-        sessions = ", ".join(f"{m.session} ({m.state}, {_sat(m.amount_sat)})" for m in e.migrations)
-        text += (
-            f". Migration session(s) in flight: {sessions}; have them signed and broadcast "
-            "(`l2custody psbt sign FILE --signer NAME`, `l2custody psbt broadcast FILE`; "
-            "`l2custody psbt export SESSION --out FILE` writes the file again)"
-        )
+    if moving < e.coins:
+        text += f"; move the other {e.coins - moving} with {migrate}"
     return text
 
 

@@ -103,7 +103,9 @@ def read_generations(store: Store) -> tuple[tuple[GenerationInfo, ...], tuple[Mi
 
     infos = tuple(generation_infos(store, registered_fingerprints(store)))
     moving = tuple(
-        MigrationFacts(m.id, m.state, m.from_generation, m.amount_sat) for m in migration_records(store) if m.open
+        MigrationFacts(m.id, m.state, m.from_generation, m.amount_sat, len(m.outpoints))
+        for m in migration_records(store)
+        if m.open
     )
     return infos, moving
 
