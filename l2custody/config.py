@@ -115,6 +115,7 @@ class WatchConfig:
     backup_dir: Path | None = None  # None: <data_dir>/backups
     unreachable_alert_seconds: float = 300.0  # alert when a node stays unreachable this long
     deadline_warning_blocks: int = 144  # warn when a funding session has this many blocks left
+    auto_migrate_psbt: bool = True  # prepare the migration PSBT of a coin landing in an older wallet generation
 
 
 @dataclass(frozen=True)
@@ -386,6 +387,7 @@ def _watch(r: _Reader) -> WatchConfig:
         backup_dir=r.path_value("backup_dir"),
         unreachable_alert_seconds=r.number("unreachable_alert_seconds", 300.0, minimum=0.0) or 300.0,
         deadline_warning_blocks=r.integer("deadline_warning_blocks", 144, minimum=0, maximum=2016),
+        auto_migrate_psbt=r.boolean("auto_migrate_psbt", True),
     )
     r.reject_unknown()
     return cfg
@@ -480,6 +482,9 @@ auto_sweep = false             # true: watch sweeps due node wallets to the mult
 # backup_dir = "/var/backups/l2custody"   # channel backups (default: <data_dir>/backups)
 unreachable_alert_seconds = 300   # alert when a node cannot be reached for this long
 deadline_warning_blocks = 144  # alert when a funding session has this many blocks left before its deadline
+auto_migrate_psbt = true       # a coin landing in an older wallet generation gets its migration PSBT
+                               # (to the newest generation) prepared for its signers; nothing moves until
+                               # they sign. The fee rate is sweep_fee_rate (default: the chain's estimate)
 
 [alerts]
 # Alerts always go to the log; also to a webhook (JSON POST) and/or a command (alert JSON on stdin).

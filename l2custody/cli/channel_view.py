@@ -14,6 +14,8 @@ from l2custody.cli.channel import ChanArg, NodeOpt, channel_app
 from l2custody.cli.main import STATE, emit
 from l2custody.cli.render import table
 
+LIVE_STATES = ("pending_open", "open")
+
 
 def short(text: str | None, head: int = 10, tail: int = 6) -> str:
     """``bcrt1qabcdef…uvwxyz``: long ids shortened for tables (--json has them whole)."""
@@ -38,6 +40,13 @@ def _close_column(v: dict[str, Any]) -> str:
     return f"{short(v['close_address'], 12, 6)} ({owner})"
 
 
+def _generation_column(v: dict[str, Any]) -> str:
+    """The wallet generation a cooperative close pays; "old" when it is not the newest."""
+    if v["close_generation"] is None:
+        return "-"
+    return str(v["close_generation"]) + ("" if v["close_generation_current"] else " (old)")
+
+
 def _funding_column(v: dict[str, Any]) -> str:
     return f"session {v['session_id']}" if v["funding"] == "session" else "foreign"
 
@@ -47,11 +56,12 @@ def list_(
     node: NodeOpt = None,
     closed: Annotated[bool, typer.Option("--closed/--no-closed", help="Include closed channels.")] = True,
 ) -> None:
-    """Channels of the registered nodes: balances, close address (ours?), funding source.
+    """Channels of the registered nodes: balances, close address (ours?), generation, funding source.
 
     The close address column says where a cooperative close pays and whether
-    that is the multisig; funding says whether one of our funding sessions
-    paid for the channel.
+    that is the multisig; gen is the wallet generation of that address
+    ("old" when `wallet rotate` has made a newer one since); funding says
+    whether one of our funding sessions paid for the channel.
 
     Examples:
 
@@ -71,12 +81,13 @@ def list_(
             v["local_balance_sat"],
             v["remote_balance_sat"],
             _close_column(v),
+            _generation_column(v),
             _funding_column(v),
         ]
         for v in views
     ]
     human = table(
-        ["node", "channel", "state", "capacity", "local", "remote", "close address", "funding"],
+        ["node", "channel", "state", "capacity", "local", "remote", "close address", "gen", "funding"],
         rows,
         empty="No channels. Open one with `l2custody channel open NODE PEER AMOUNT`.",
     )
@@ -85,6 +96,13 @@ def list_(
         human += (
             f"\n\nwarning: {foreign} open channel(s) commit their cooperative close to an address that is "
             "NOT the multisig; see `l2custody channel show CHAN`."
+        )
+    old = sum(1 for v in views if v["state"] in LIVE_STATES and v["close_generation_current"] is False)
+    if old:
+        human += (
+            f"\n\nnote: {old} channel(s) commit their cooperative close to an older wallet generation (gen: old); "
+            "a close pays that generation's keys. `l2custody report` shows each generation's exposure, and "
+            "`l2custody wallet migrate` moves what lands there to the newest generation."
         )
     emit(views, human)
 
@@ -111,6 +129,7 @@ def show(chan: ChanArg, node: NodeOpt = None) -> None:
         f"remote {detail['remote_balance_sat']:,}",
         f"  close address:  {detail['close_address'] or _close_column(detail)}",
         f"  close to us:    {_ours(detail)}",
+        f"  generation:     {_generation_column(detail)}",
         f"  funding:        {_funding_column(detail)}",
     ]
     if detail["closing_txid"]:

@@ -27,11 +27,14 @@ def report(
     Shows the multisig balance; for each node its channels by state with
     their local balance, pending opens (with the funding deadline's blocks
     left), pending closes and force-close limbo with maturity, and the
-    node's own (hot) wallet. Then the custody checks: every channel closes
+    node's own (hot) wallet; after a `wallet rotate`, each wallet generation
+    with its quorum, the keys that can still sign, its coins and the live
+    channels that close to it. Then the custody checks: every channel closes
     to a multisig address, every channel we opened was funded by one of our
     sessions, no node wallet holds more than the sweep threshold, no funding
     session is near its deadline, the wallet was rehearsed (`wallet rehearse`)
-    and every signer signed a rehearsal lately.
+    and every signer signed a rehearsal lately, no older generation holds
+    coins or channels (critical when its quorum can no longer sign).
 
     Exit status: 0 when every check passes, 1 when one fails (each failure is
     listed with what to do), 2 on an error. Suitable for cron.
@@ -59,7 +62,7 @@ def _sat(value: int) -> str:
 
 def render_report(out: dict[str, Any], *, channels: bool = False) -> str:
     """The one-screen human form of ``Snapshot.to_dict()``."""
-    m, b = out["multisig"], out["balances"]
+    b = out["balances"]
     tip = out["tip_height"]
     lines = [f"Wallet {out['wallet']} ({out['network']}) at block {tip if tip is not None else '?'}", ""]
     lines.append(
@@ -74,13 +77,9 @@ def render_report(out: dict[str, Any], *, channels: bool = False) -> str:
             ],
         )
     )
-    extra = []
-    if m["unconfirmed_sat"]:
-        extra.append(f"{_sat(m['unconfirmed_sat'])} unconfirmed")
-    if m["reserved_sat"]:
-        extra.append(f"{_sat(m['reserved_sat'])} reserved by funding sessions")
-    if extra:
-        lines.append("multisig: " + ", ".join(extra))
+    note = _multisig_note(out)
+    if note:
+        lines.append(note)
     for n in out["nodes"]:
         lines += ["", _node_title(n)]
         rows = [[state, c["count"], c["local_sat"]] for state, c in n["channels"].items()]
@@ -120,6 +119,8 @@ def render_report(out: dict[str, Any], *, channels: bool = False) -> str:
         )
     if out.get("rehearsal"):
         lines += ["", _rehearsal(out["rehearsal"])]
+    if len(out["generations"]) > 1:
+        lines += ["", _generations(out["generations"])]
     if channels:
         lines += ["", _channels(out["channels"])]
     lines += ["", _checks(out)]
@@ -150,11 +151,75 @@ def _rehearsal(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _multisig_note(out: dict[str, Any]) -> str:
+    """What the multisig line leaves out: unconfirmed, reserved, and older generations' coins."""
+    m, extra = out["multisig"], []
+    if m["unconfirmed_sat"]:
+        extra.append(f"{_sat(m['unconfirmed_sat'])} unconfirmed")
+    if m["reserved_sat"]:
+        extra.append(f"{_sat(m['reserved_sat'])} reserved by funding sessions")
+    older = [g for g in out["generations"] if not g["current"] and g["coins"]]
+    if older:
+        extra.append(
+            f"{_sat(sum(g['balance_sat'] for g in older))} more in older generations (not counted above; see below)"
+        )
+    return "multisig: " + ", ".join(extra) if extra else ""
+
+
 def _node_title(n: dict[str, Any]) -> str:
     title = f"Node {n['name']} ({n['kind']})"
     if not n["reachable"]:
         title += f": UNREACHABLE ({n['error']})"
     return title
+
+
+def _generations(rows: list[dict[str, Any]]) -> str:
+    """Per wallet generation: quorum, who can sign, coins, and the live channels that close to it."""
+
+    def status(g: dict[str, Any]) -> str:
+        if g["current"]:
+            return "current"
+        if not g["can_sign"] and g["exposed"]:
+            return "CANNOT SIGN"
+        return "old, exposed" if g["exposed"] else "old, empty"
+
+    def keys(g: dict[str, Any]) -> str:
+        return " ".join(
+            (k["signer"] or k["fingerprint"]) + ("" if k["usable"] else f" (removed: {k['removed_reason']})")
+            for k in g["keys"]
+        )
+
+    def nodes(g: dict[str, Any]) -> str:
+        return ", ".join(f"{n} {v['channels']}" for n, v in g["nodes"].items()) or "-"
+
+    lines = ["Wallet generations (a channel closes to the generation that was current when it opened):"]
+    lines.append(
+        table(
+            ["gen", "status", "quorum", "can sign", "coins", "balance", "channels", "channel local", "nodes", "keys"],
+            [
+                [
+                    g["generation"],
+                    status(g),
+                    f"{g['threshold']}-of-{len(g['keys'])}",
+                    g["can_sign"],
+                    g["coins"],
+                    g["balance_sat"],
+                    g["channels"],
+                    g["channel_local_sat"],
+                    nodes(g),
+                    keys(g),
+                ]
+                for g in rows
+            ],
+        )
+    )
+    for g in rows:
+        for m in g["migrations"]:
+            lines.append(
+                f"migration from generation {g['generation']}: session {m['session']} ({m['state']}), "
+                f"{_sat(m['amount_sat'])}; signers: {g['threshold']} of {', '.join(g['signers'])}"
+            )
+    return "\n".join(lines)
 
 
 def _channels(rows: list[dict[str, Any]]) -> str:

@@ -49,8 +49,10 @@ def watch(
     alerts.webhook_url and alerts.command) on force closes, closes to foreign
     addresses, channels without a committed close address, unreachable nodes
     and funding deadlines, keeps channel backups current in watch.backup_dir,
-    and sweeps node wallets to the multisig when watch.auto_sweep is on
-    (keys of the config file written by `l2custody init`).
+    sweeps node wallets to the multisig when watch.auto_sweep is on, and
+    prepares the migration PSBT of a coin landing in an older wallet
+    generation for its signers when watch.auto_migrate_psbt is on (the
+    default; keys of the config file written by `l2custody init`).
     A restart loses nothing: the first round reconciles from each node's
     state. Logs go to stderr (JSON lines with --json).
 

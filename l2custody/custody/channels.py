@@ -7,7 +7,9 @@ A :class:`ChannelView` answers the two custody questions about a channel:
   wins (lnd reports the upfront address of open channels); for channels in
   other states we fall back on our close record (the address we asked for) or
   the funding session that reserved it. ``close_ours`` is None when nobody
-  knows the address.
+  knows the address. ``close_owned.generation`` says which wallet generation
+  (``wallet rotate``) the address belongs to; ``close_owned.current`` is False
+  for an older one, whose keys a close then pays.
 - where did the funding come from (``funding``): ``"session"`` when the
   funding txid is one of our funding sessions (``session_id``), else
   ``"foreign"`` (lnd's own wallet, the peer, another tool).
@@ -43,6 +45,7 @@ class OwnedAddress:
     index: int
     label: str | None
     generation: int = 1  # the wallet generation it belongs to (see `wallet rotate`)
+    current: bool = True  # that generation is the wallet's newest (False: an old key set still guards it)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ class ChannelView:
                 if self.close_owned is None
                 else f"{'change' if self.close_owned.change else 'receive'}/{self.close_owned.index}"
             ),
+            "close_generation": None if self.close_owned is None else self.close_owned.generation,
+            "close_generation_current": None if self.close_owned is None else self.close_owned.current,
             "funding": self.funding,
             "session_id": self.session_id,
             "close_state": self.close_state,
@@ -104,15 +109,16 @@ class ChannelView:
 # --- ownership -------------------------------------------------------------------------
 def address_index(wallet: Wallet) -> Callable[[str | None], OwnedAddress | None]:
     """A lookup of addresses among every address the store holds for the wallet, every
-    generation of it (one query).
+    generation of it (one query); ``OwnedAddress.current`` is False for an older generation's.
     Our addresses are bech32 (P2WSH), which is case-insensitive: compared lower-case.
     Anything else a node may report (another network, not an address at all) is simply
     not ours (None), never an error."""
     generation = {r.id: r.generation for r in wallet.store.generations(wallet.record.name)}
-    index = {
-        a.address.lower(): OwnedAddress(a.address, a.change, a.index, a.label, generation.get(wid, 0))
-        for wid, a in wallet.store.all_addresses()
-    }
+    newest = max(generation.values(), default=0)
+    index = {}
+    for wid, a in wallet.store.all_addresses():
+        g = generation.get(wid, 0)
+        index[a.address.lower()] = OwnedAddress(a.address, a.change, a.index, a.label, g, g == newest)
 
     def owned(address: str | None) -> OwnedAddress | None:
         return index.get(address.lower()) if address else None

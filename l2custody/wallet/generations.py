@@ -405,3 +405,44 @@ def migrate(
             f"{which} hold(s) no spendable coins (unconfirmed or reserved coins wait; `l2custody wallet sync` first)"
         )
     return out
+
+
+@dataclass(frozen=True)
+class MigrationRecord:
+    """A migration session as the store keeps it (``psbts`` row of kind ``migrate``)."""
+
+    id: str
+    state: str
+    from_generation: int
+    to_generation: int
+    amount_sat: int  # what it pays the newer generation (the fee already taken)
+    outpoints: tuple[str, ...]  # the coins it spends ("txid:n")
+
+    @property
+    def open(self) -> bool:
+        """Still in flight: its coins reserved, its signatures or broadcast to come."""
+        return self.state in OPEN_SESSION_STATES
+
+
+def migration_records(store: Store) -> list[MigrationRecord]:
+    """Every migration session so far (aborted and confirmed ones too), oldest first."""
+    from l2custody.store import json_column, stored_data
+    from l2custody.wallet.psbt import load_psbt
+
+    out = []
+    rows = store.execute("SELECT id, state, psbt, details FROM psbts WHERE kind = 'migrate' ORDER BY created, id")
+    for session_id, state, text, details in rows.fetchall():
+        info = json_column(details, f"migration session {session_id}")
+        psbt = load_psbt(text)
+        with stored_data(f"migration session {session_id}"):
+            out.append(
+                MigrationRecord(
+                    str(session_id),
+                    str(state),
+                    int(info["from_generation"]),
+                    int(info["to_generation"]),
+                    sum(int(o["value"]) for o in info.get("expected_outputs", [])),
+                    tuple(f"{i.txid.hex()}:{i.vout}" for i in psbt.inputs),
+                )
+            )
+    return out

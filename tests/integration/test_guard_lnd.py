@@ -12,7 +12,6 @@ not yet listening, lnd accepts it and the probe cancels the negotiation.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import threading
@@ -26,13 +25,14 @@ from l2custody.custody.context import open_custody
 from l2custody.custody.guard import GuardEvent, GuardPolicy, GuardSummary, run_guard
 from regtest import Network, wait_for
 from regtest.lightning import channel_point_str, find_channel
-from regtest.lnd import RPC_TIMEOUT, LndNode
+from regtest.lnd import RPC_TIMEOUT
 from tests.support.cli_runner import L2CUSTODY, ok
 from tests.support.lnd_custody import (
     Setup,
     audit_actions,
     channel_json,
     make_setup,
+    probe,
     tx_outputs,
 )
 
@@ -44,31 +44,6 @@ def setup(network: Network, tmp_path_factory: pytest.TempPathFactory) -> Setup:
     s = make_setup(network, tmp_path_factory.mktemp("guard"))
     network.connect(network.lnd[1], network.lnd[0])
     return s
-
-
-def probe(peer: LndNode, node: LndNode, sats: int) -> str | None:
-    """``peer`` starts an open to ``node`` that nobody will fund: the refusal's text, or
-    None if ``node`` accepted (the negotiation is then cancelled; nothing was funded)."""
-    from lndgrpc.compiled import lightning_pb2 as ln
-
-    pending_id = os.urandom(32)
-    request = ln.OpenChannelRequest(
-        node_pubkey=bytes.fromhex(node.pubkey),
-        local_funding_amount=sats,
-        funding_shim=ln.FundingShim(psbt_shim=ln.PsbtShim(pending_chan_id=pending_id, no_publish=True)),
-    )
-    call = peer.ln.OpenChannel(request, timeout=RPC_TIMEOUT)
-    try:
-        for update in call:
-            if update.HasField("psbt_fund"):
-                cancel = ln.FundingTransitionMsg(shim_cancel=ln.FundingShimCancel(pending_chan_id=pending_id))
-                peer.ln.FundingStateStep(cancel, timeout=RPC_TIMEOUT)
-                return None
-    except grpc.RpcError as exc:
-        return exc.details() or ""
-    finally:
-        call.cancel()
-    return ""
 
 
 def wait_guarded(setup: Setup, sats: int, refusal: str) -> None:

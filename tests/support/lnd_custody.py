@@ -137,3 +137,33 @@ def tx_outputs(net: Network, txid: str) -> list[tuple[str | None, int]]:
         addrs = spk.get("addresses") or ([spk["address"]] if spk.get("address") else [None])
         out.append((addrs[0], round(vout["value"] * 100_000_000)))
     return out
+
+
+def probe(peer: LndNode, node: LndNode, sats: int) -> str | None:
+    """``peer`` starts an open to ``node`` that nobody will fund: the refusal's text, or
+    None if ``node`` accepted (the negotiation is then cancelled; nothing was funded).
+    Whether `node guard` answers ``node``'s ChannelAcceptor cannot be observed directly:
+    wait until a probe the policy rejects is refused."""
+    import os
+
+    import grpc
+    from lndgrpc.compiled import lightning_pb2 as ln
+
+    pending_id = os.urandom(32)
+    request = ln.OpenChannelRequest(
+        node_pubkey=bytes.fromhex(node.pubkey),
+        local_funding_amount=sats,
+        funding_shim=ln.FundingShim(psbt_shim=ln.PsbtShim(pending_chan_id=pending_id, no_publish=True)),
+    )
+    call = peer.ln.OpenChannel(request, timeout=RPC_TIMEOUT)
+    try:
+        for update in call:
+            if update.HasField("psbt_fund"):
+                cancel = ln.FundingTransitionMsg(shim_cancel=ln.FundingShimCancel(pending_chan_id=pending_id))
+                peer.ln.FundingStateStep(cancel, timeout=RPC_TIMEOUT)
+                return None
+    except grpc.RpcError as exc:
+        return exc.details() or ""
+    finally:
+        call.cancel()
+    return ""

@@ -66,3 +66,14 @@ def pay(value: int, address: str | None = None) -> TxOut:
 
 def rng(seed: int = 7) -> random.Random:
     return random.Random(seed)
+
+
+def fresh_account_key() -> str:
+    """A new cosigner's account key ``[fp/48h/1h/0h/2h]tpub...`` from a fresh seed (for `wallet rotate --add`)."""
+    import os
+
+    from embit import bip32
+    from embit.networks import NETWORKS
+
+    root = bip32.HDKey.from_seed(os.urandom(32), version=NETWORKS[NETWORK]["xprv"])
+    return f"[{root.my_fingerprint.hex()}/48h/1h/0h/2h]{root.derive('m/48h/1h/0h/2h').to_public().to_base58()}"

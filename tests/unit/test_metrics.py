@@ -111,3 +111,29 @@ def test_the_server_serves_the_current_page() -> None:
         server.stop()
     with pytest.raises(OSError):
         socket.create_connection(server.address, timeout=2).close()
+
+
+def test_each_wallet_generation_has_its_exposure_gauges() -> None:
+    from l2custody.wallet.generations import GenerationInfo, KeyInfo
+
+    keys = (KeyInfo("aaaaaaaa", "alice"), KeyInfo("bbbbbbbb", "bob"), KeyInfo("cccccccc", "carol", 2, "carol left"))
+    old_channel = ChannelFacts("west", "ab" * 32 + ":1", "open", "03" + "22" * 32, 500_000, 250_000, close_generation=1)
+    node = NodeFacts("west", "lnd", (old_channel,), OnchainBalance(0, 0, 0, 0))
+    generations = (
+        GenerationInfo(1, 1, False, 2, keys, 120_000, 1, "id1"),
+        GenerationInfo(2, 2, True, 2, keys[:2] + (KeyInfo("dddddddd", "dave"),), 900_000, 3, "id2"),
+    )
+    inputs = ReportInputs("vault", "regtest", 1.0, 812, MultisigFacts(900_000, 0), (node,), generations=generations)
+    lines = render(build_snapshot(inputs, ReportSettings()), last_events={}).splitlines()
+    old, new = 'generation="1",current="false"', 'generation="2",current="true"'
+    assert f"l2custody_generation_channels{{{old}}} 1" in lines
+    assert f"l2custody_generation_channels{{{new}}} 0" in lines
+    assert f"l2custody_generation_channel_local_sat{{{old}}} 250000" in lines
+    assert f"l2custody_generation_balance_sat{{{old}}} 120000" in lines
+    assert f"l2custody_generation_balance_sat{{{new}}} 900000" in lines
+    assert f"l2custody_generation_coins{{{new}}} 3" in lines
+    assert f"l2custody_generation_usable_keys{{{old}}} 2" in lines
+    assert f"l2custody_generation_usable_keys{{{new}}} 3" in lines
+    assert f"l2custody_generation_threshold{{{old}}} 2" in lines
+    assert 'l2custody_custody_check_failures{check="generation-exposure"} 2' in lines  # coins + channels
+    assert all(SAMPLE.match(line) for line in lines if not line.startswith("#"))

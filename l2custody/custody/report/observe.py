@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from l2custody.backends.base import Capability, ChannelInfo, NodeBackend, OnchainBalance
+from l2custody.custody.report.exposure import MigrationFacts
 from l2custody.custody.report.snapshot import (
     ChannelFacts,
     MultisigFacts,
@@ -28,6 +29,7 @@ from l2custody.errors import L2CustodyError
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import Store
+    from l2custody.wallet.generations import GenerationInfo
     from l2custody.wallet.service import Wallet
 
 
@@ -135,6 +137,20 @@ def multisig_facts(wallet: Wallet) -> MultisigFacts:
     return MultisigFacts(b.confirmed, b.unconfirmed, b.reserved, b.scanned_height)
 
 
+def read_generations(store: Store) -> tuple[tuple[GenerationInfo, ...], tuple[MigrationFacts, ...]]:
+    """Every wallet generation (quorum, usable keys with their signers, coins) and the
+    migration sessions in flight, for the exposure section."""
+    from l2custody.wallet.generations import generation_infos, migration_records, registered_fingerprints
+
+    infos = tuple(generation_infos(store, registered_fingerprints(store)))
+    moving = tuple(
+        MigrationFacts(m.id, m.state, m.from_generation, m.amount_sat, len(m.outpoints))
+        for m in migration_records(store)
+        if m.open
+    )
+    return infos, moving
+
+
 def read_inputs(wallet: Wallet, backends: Sequence[NodeBackend], *, sync: bool = True) -> ReportInputs:
     """Everything ``report`` needs. ``sync``: bring the wallet up to the chain tip first;
     a chain that cannot be read is reported (``chain_error``), not raised."""
@@ -159,6 +175,7 @@ def read_inputs(wallet: Wallet, backends: Sequence[NodeBackend], *, sync: bool =
     sessions = (
         read_sessions(wallet.store, tip, wallet.config.sessions.deadline_margin_blocks) if tip is not None else ()
     )
+    generations, migrations = read_generations(wallet.store)
     return ReportInputs(
         wallet.record.name,
         wallet.config.network,
@@ -169,4 +186,6 @@ def read_inputs(wallet: Wallet, backends: Sequence[NodeBackend], *, sync: bool =
         sessions,
         chain_error,
         rehearsal_facts(wallet),
+        generations,
+        migrations,
     )

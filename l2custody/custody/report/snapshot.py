@@ -29,6 +29,9 @@ reads them; tests and the benchmark make them up) and returns a
                        rehearsal within ``[rehearsal] max_age_days``, and the
                        last rehearsal did not fail (with ``[rehearsal]
                        required = false`` only a failed rehearsal is flagged)
+  ``generation-exposure``  no older wallet generation holds coins or live
+                       channels' close addresses, and each one that does can
+                       still sign (``custody/report/exposure.py``)
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from l2custody.backends.base import ChannelState, CloseType, OnchainBalance
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.custody.channels import ChannelView
     from l2custody.custody.funding.session import FundingSession
+    from l2custody.custody.report.exposure import GenerationExposure, MigrationFacts
+    from l2custody.wallet.generations import GenerationInfo
 
 PLACES = ("multisig", "channels_local", "pending_open", "limbo", "hot_wallet")
 STATES = tuple(s.value for s in ChannelState)
@@ -53,6 +58,7 @@ CHECKS = (
     "node-reachable",
     "chain-reachable",
     "rehearsal",
+    "generation-exposure",
 )
 FUNDING_SESSION, FUNDING_FOREIGN, FUNDING_PEER = "session", "foreign", "peer"
 FORCE_CLOSE_TYPES = frozenset({CloseType.LOCAL_FORCE.value, CloseType.REMOTE_FORCE.value, CloseType.BREACH.value})
@@ -73,7 +79,8 @@ class ChannelFacts:
     False when it reports that there is none, None when it does not say in
     this state. ``close_ours``: the close address is a multisig address (None:
     no address known). ``funding``: ``session`` (ours), ``foreign`` (we opened
-    it, with other money) or ``peer`` (the peer opened it).
+    it, with other money) or ``peer`` (the peer opened it). ``close_generation``:
+    the wallet generation the close address belongs to (None: not ours or unknown).
     """
 
     node: str
@@ -95,6 +102,7 @@ class ChannelFacts:
     limbo_sat: int = 0
     maturity_height: int | None = None
     blocks_til_maturity: int | None = None
+    close_generation: int | None = None
 
     @classmethod
     def from_view(cls, view: ChannelView) -> ChannelFacts:
@@ -124,6 +132,7 @@ class ChannelFacts:
             ch.limbo_sat,
             ch.maturity_height,
             ch.blocks_til_maturity,
+            view.close_owned.generation if view.close_owned is not None else None,
         )
 
     @property
@@ -297,6 +306,8 @@ class ReportInputs:
     sessions: tuple[SessionFacts, ...] = ()
     chain_error: str | None = None
     rehearsal: RehearsalFacts | None = None  # None: not read (``watch``); the check is then skipped
+    generations: tuple[GenerationInfo, ...] = ()  # every wallet generation (none given: no exposure section)
+    migrations: tuple[MigrationFacts, ...] = ()  # migration sessions in flight
 
 
 @dataclass(frozen=True)
@@ -418,6 +429,7 @@ class Snapshot:
     findings: tuple[Finding, ...]
     balances: dict[str, int] = field(default_factory=dict)
     rehearsal: RehearsalFacts | None = None
+    exposure: tuple[GenerationExposure, ...] = ()  # per wallet generation (custody/report/exposure.py)
 
     @property
     def ok(self) -> bool:
@@ -453,6 +465,7 @@ class Snapshot:
             "rehearsal": self.rehearsal.to_dict() if self.rehearsal else None,
             "checks": self.failed_checks(),
             "findings": [f.to_dict() for f in self.findings],
+            "generations": [g.to_dict() for g in self.exposure],
         }
         if channels:
             out["channels"] = [c.to_dict() for c in self.channels]
@@ -462,6 +475,8 @@ class Snapshot:
 # --- building ----------------------------------------------------------------------------------
 def build_snapshot(inputs: ReportInputs, settings: ReportSettings) -> Snapshot:
     """The snapshot and its checks, from facts only (no I/O)."""
+    from l2custody.custody.report.exposure import exposure_findings, generation_exposure
+
     sessions = {s.id: s for s in inputs.sessions}
     findings: list[Finding] = []
     nodes: list[NodeReport] = []
@@ -473,6 +488,8 @@ def build_snapshot(inputs: ReportInputs, settings: ReportSettings) -> Snapshot:
         finding = _deadline_finding(s, settings)
         if finding is not None:
             findings.append(finding)
+    exposure = generation_exposure(inputs.generations, channels, inputs.migrations)
+    findings.extend(exposure_findings(exposure))
     if inputs.chain_error:
         height = inputs.multisig.scanned_height
         findings.append(
@@ -507,6 +524,7 @@ def build_snapshot(inputs: ReportInputs, settings: ReportSettings) -> Snapshot:
         tuple(findings),
         balances,
         inputs.rehearsal,
+        exposure,
     )
 
 

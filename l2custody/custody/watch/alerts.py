@@ -50,6 +50,9 @@ KINDS = (
     "close-violation",
     "unguarded-rpc",  # node enforce: a fund-moving lnd request made without the l2custody caveat
     "rpc-refused",  # node enforce: the enforcer refused a request
+    "old-generation",  # an older wallet generation holds coins or live channels' close addresses
+    "old-generation-coin",  # a coin landed in an older generation (no migration PSBT prepared for it)
+    "migration-psbt",  # a coin's migration PSBT is ready for its generation's signers
 )
 
 

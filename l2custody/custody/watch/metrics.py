@@ -12,6 +12,11 @@ Exposed (all gauges):
 - ``l2custody_channels{node,state}`` — channel counts by state
 - ``l2custody_custody_violations`` and ``l2custody_custody_check_failures{check}``
 - ``l2custody_node_up{node}``, ``l2custody_node_last_event_timestamp_seconds{node}``
+- per wallet generation (labels ``generation``, ``current`` "true"/"false"):
+  ``l2custody_generation_channels`` and ``l2custody_generation_channel_local_sat`` (live
+  channels whose close address is the generation's), ``l2custody_generation_balance_sat``,
+  ``l2custody_generation_coins``, ``l2custody_generation_usable_keys`` and
+  ``l2custody_generation_threshold`` (its quorum can sign while usable_keys >= threshold)
 - ``l2custody_chain_tip_height``, ``l2custody_funding_sessions{state}``,
   ``l2custody_alerts_undelivered``, ``l2custody_snapshot_timestamp_seconds``,
   ``l2custody_snapshot_duration_seconds``
@@ -135,6 +140,7 @@ def render(
         "stream: of the last transition seen); 0: none yet.",
         (({"node": n.name}, last_events.get(n.name) or 0.0) for n in snapshot.nodes),
     )
+    _generations(page, snapshot)
     page.gauge(
         "l2custody_chain_tip_height",
         "The chain tip height watch last saw.",
@@ -152,6 +158,41 @@ def render(
         "l2custody_snapshot_duration_seconds", "How long the last watch round took.", [({}, round(duration_seconds, 6))]
     )
     return page.text()
+
+
+def _generations(page: _Page, snapshot: Snapshot) -> None:
+    """The per-generation gauges (custody/report/exposure.py)."""
+    gens = [
+        ({"generation": str(g.generation), "current": "true" if g.current else "false"}, g) for g in snapshot.exposure
+    ]
+    page.gauge(
+        "l2custody_generation_channels",
+        "Live channels whose cooperative close pays this wallet generation.",
+        ((labels, g.channels) for labels, g in gens),
+    )
+    page.gauge(
+        "l2custody_generation_channel_local_sat",
+        "Local balance of the live channels whose cooperative close pays this wallet generation.",
+        ((labels, g.channel_local_sat) for labels, g in gens),
+    )
+    page.gauge(
+        "l2custody_generation_balance_sat",
+        "Satoshis on chain in this wallet generation (unconfirmed included).",
+        ((labels, g.balance_sat) for labels, g in gens),
+    )
+    page.gauge(
+        "l2custody_generation_coins", "Coins in this wallet generation.", ((labels, g.coins) for labels, g in gens)
+    )
+    page.gauge(
+        "l2custody_generation_usable_keys",
+        "Keys of this wallet generation not removed by a later rotation.",
+        ((labels, g.usable_keys) for labels, g in gens),
+    )
+    page.gauge(
+        "l2custody_generation_threshold",
+        "Signatures this wallet generation needs.",
+        ((labels, g.threshold) for labels, g in gens),
+    )
 
 
 class Metrics:

@@ -16,6 +16,8 @@ ones whose event stream spoke on a wake-up, see ``custody/watch/follow.py``), an
   store, delivered to the log, the webhook and the command);
 - sweeps a node wallet holding more than the threshold above its reserve
   to the multisig when ``auto_sweep`` is on, else logs the dry run;
+- on a new block, recognises coins that landed in an older wallet generation and
+  prepares their migration PSBT (``custody/watch/migration.py``);
 - writes the node's channel backup when its channels changed;
 - renders the Prometheus page.
 
@@ -37,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import Capability, NodeBackend
 from l2custody.custody.cln_policy.decision import PLUGIN_ACTOR
-from l2custody.custody.report.observe import multisig_facts, read_node, read_sessions
+from l2custody.custody.report.observe import multisig_facts, read_generations, read_node, read_sessions
 from l2custody.custody.report.snapshot import (
     ChannelFacts,
     NodeFacts,
@@ -52,6 +54,7 @@ from l2custody.custody.watch.alerts import Alert, AlertSink, deliver
 from l2custody.custody.watch.backups import write_backup
 from l2custody.custody.watch.follow import NodeFollower, Wake
 from l2custody.custody.watch.metrics import Metrics, render
+from l2custody.custody.watch.migration import follow_old_generations
 from l2custody.custody.watch.state import (
     MAX_ATTEMPTS,
     Condition,
@@ -85,6 +88,9 @@ _FINDING_ALERTS = {
     ("session-deadline", "passed"): ("funding-deadline", "critical"),
     ("node-reachable", ""): ("node-unreachable", "critical"),
     ("chain-reachable", ""): ("chain-unreachable", "critical"),
+    ("generation-exposure", "coins"): ("old-generation", "warning"),
+    ("generation-exposure", "channels"): ("old-generation", "warning"),
+    ("generation-exposure", "unsignable"): ("old-generation", "critical"),
 }
 
 
@@ -102,6 +108,8 @@ class WatchOptions:
     deadline_warning_blocks: int = 144
     reconnect_min_seconds: float = 1.0
     reconnect_max_seconds: float = 60.0
+    auto_migrate_psbt: bool = True
+    migration_dir: Path = Path("migrations")  # where prepared migration PSBTs are written
 
     @classmethod
     def from_config(cls, config: Config, **overrides: Any) -> WatchOptions:
@@ -115,6 +123,8 @@ class WatchOptions:
             w.backup_dir or config.data_dir / "backups",
             w.unreachable_alert_seconds,
             w.deadline_warning_blocks,
+            auto_migrate_psbt=w.auto_migrate_psbt,
+            migration_dir=config.data_dir / "migrations",
         )
         return replace(options, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -274,6 +284,19 @@ class Watcher:
         # a session waits on the chain (confirmations) and on the nodes (a channel that opens
         # after the block that confirmed it, as a polled CLN node reports it a round later)
         sessions = self._follow_sessions(new_block or first or channels_moved)
+        if (new_block or first) and self.chain_error is None:
+            o = self.options
+            follow_old_generations(
+                self.wallet,
+                prepare=o.auto_migrate_psbt,
+                fee_rate=o.sweep_fee_rate,
+                out_dir=o.migration_dir,
+                log=self.log,
+                problem=lambda subject, msg: self._once(
+                    f"migrate:{subject}:{msg}", logging.WARNING, "%s: %s", subject, msg
+                ),
+                now=now,
+            )
         snapshot = build_snapshot(self._inputs(now, sessions), self.options.report_settings)
         if new_block or first:
             verify_sweeps(self.wallet, self.log)
@@ -291,6 +314,7 @@ class Watcher:
 
     def _inputs(self, now: float, sessions: tuple[SessionFacts, ...]) -> ReportInputs:
         nodes = tuple(s.facts for s in self.slots.values() if s.facts is not None)
+        generations, migrations = read_generations(self.store)
         return ReportInputs(
             self.wallet.record.name,
             self.wallet.config.network,
@@ -300,6 +324,8 @@ class Watcher:
             nodes,
             sessions,
             self.chain_error,
+            generations=generations,
+            migrations=migrations,
         )
 
     # --- nodes -------------------------------------------------------------------------------------
