@@ -96,6 +96,14 @@ class SessionsConfig:
 
 
 @dataclass(frozen=True)
+class RecoveryConfig:
+    """Time-locked recovery paths of a miniscript wallet (wallet/recovery.py): ``wallet refresh``."""
+
+    refresh_margin_blocks: int = 4320  # a coin whose recovery path opens within this many blocks is due a refresh
+    auto_refresh_psbt: bool = True  # watch prepares the refresh PSBT of due coins (it moves nothing by itself)
+
+
+@dataclass(frozen=True)
 class RehearsalConfig:
     """``l2custody wallet rehearse`` (wallet/rehearsal.py): the test spend before trusting a setup."""
 
@@ -139,6 +147,7 @@ class Config:
     policy: PolicyConfig = PolicyConfig()
     sessions: SessionsConfig = SessionsConfig()
     rehearsal: RehearsalConfig = RehearsalConfig()
+    recovery: RecoveryConfig = RecoveryConfig()
     watch: WatchConfig = WatchConfig()
     alerts: AlertsConfig = AlertsConfig()
 
@@ -270,6 +279,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     policy = _policy(_Reader(path, top.table_of("policy"), "policy"), network)
     sessions = _sessions(_Reader(path, top.table_of("sessions"), "sessions"))
     rehearsal = _rehearsal(_Reader(path, top.table_of("rehearsal"), "rehearsal"))
+    recovery = _recovery(_Reader(path, top.table_of("recovery"), "recovery"))
     watch = _watch(_Reader(path, top.table_of("watch"), "watch"))
     alerts = _alerts(_Reader(path, top.table_of("alerts"), "alerts"))
     top.reject_unknown()
@@ -282,6 +292,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         policy=policy,
         sessions=sessions,
         rehearsal=rehearsal,
+        recovery=recovery,
         watch=watch,
         alerts=alerts,
     )
@@ -372,6 +383,15 @@ def _rehearsal(r: _Reader) -> RehearsalConfig:
     cfg = RehearsalConfig(
         required=r.boolean("required", True),
         max_age_days=r.integer("max_age_days", 90, minimum=1, maximum=36_500),
+    )
+    r.reject_unknown()
+    return cfg
+
+
+def _recovery(r: _Reader) -> RecoveryConfig:
+    cfg = RecoveryConfig(
+        refresh_margin_blocks=r.integer("refresh_margin_blocks", 4320, minimum=0, maximum=65_535),
+        auto_refresh_psbt=r.boolean("auto_refresh_psbt", True),
     )
     r.reject_unknown()
     return cfg
@@ -471,6 +491,12 @@ deadline_margin_blocks = 144   # blocks kept in hand before a peer may forget a 
 required = true                # channel open/batch refuse a wallet (generation) never rehearsed;
                                # false also stops report flagging unrehearsed wallets and signers
 max_age_days = 90              # report flags a signer that has not signed a rehearsal for this long
+
+[recovery]
+# Wallets with time-locked recovery paths (`wallet create --recovery KEY@BLOCKS`): a coin's recovery
+# path opens BLOCKS after it confirmed; `wallet refresh` re-spends it with the primary keys to restart the clock.
+refresh_margin_blocks = 4320   # report/watch warn, and refresh picks coins, this many blocks before a path opens
+auto_refresh_psbt = true       # watch prepares the refresh PSBT of due coins for the signers (moves nothing)
 
 [watch]
 # `l2custody watch` (and the checks of `l2custody report`)
