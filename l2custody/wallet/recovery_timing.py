@@ -77,7 +77,8 @@ def due_for_refresh(locks: Iterable[CoinLock | None], margin: int) -> list[CoinL
 
 def split_open(locks: Iterable[CoinLock]) -> tuple[list[CoinLock], list[CoinLock]]:
     """(open now, still locked) for one recovery path; unconfirmed coins are locked."""
-    opened, locked = [], []
+    opened: list[CoinLock] = []
+    locked: list[CoinLock] = []
     for lock in locks:
         (opened if lock.is_open else locked).append(lock)
     return opened, locked
