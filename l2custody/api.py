@@ -142,11 +142,19 @@ def plan_rotation(
     reason: str,
 ) -> RotationPlan:
     """``wallet rotate`` without saving: the next generation's descriptor (checked)."""
+    from l2custody.errors import UsageError
     from l2custody.wallet import generations
+    from l2custody.wallet.descriptor import MultisigDescriptor
 
     with open_wallet(config) as wallet:
+        current = wallet.descriptor
+        if not isinstance(current, MultisigDescriptor):
+            raise UsageError(
+                "wallet rotate changes the keys of a wsh(sortedmulti) wallet; this wallet has recovery paths "
+                "(a miniscript): create a new wallet with the new keys and send the coins to it"
+            )
         return generations.plan_rotation(
-            wallet.descriptor,
+            current,
             add=add,
             remove=remove,
             threshold=threshold,

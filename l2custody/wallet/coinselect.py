@@ -44,7 +44,7 @@ from l2custody.amounts import format_sats
 from l2custody.errors import InsufficientFunds, UsageError
 from l2custody.numbers import is_positive
 from l2custody.wallet import size
-from l2custody.wallet.descriptor import MultisigDescriptor
+from l2custody.wallet.descriptors import WalletDescriptor
 from l2custody.wallet.psbt import Utxo
 
 BNB_MAX_TRIES = 100_000
@@ -171,7 +171,7 @@ def select(
     target: int,
     fee_rate: float,
     *,
-    desc: MultisigDescriptor,
+    desc: WalletDescriptor,
     output_script_lens: Sequence[int] = (CHANGE_SCRIPT_LEN,),
     long_term_fee_rate: float | None = None,
     subtract_fee: bool = False,

@@ -172,7 +172,7 @@ class KeyOrigin:
     @classmethod
     def parse(cls, text: str) -> KeyOrigin:
         """Parse ``[fp/path]xpub`` (an optional ``/<0;1>/*`` suffix is accepted and ignored)."""
-        origin, suffix = _parse_key_expression(text.strip(), position=None)
+        origin, suffix = parse_key_expression(text.strip(), position=None)
         if suffix not in (None, DEFAULT_BRANCHES):
             raise DescriptorError(f"key {redact.shown(text)}: give the account key, with /<0;1>/* or no suffix")
         return origin
@@ -260,7 +260,7 @@ def split_keys(text: str) -> list[str]:
     return parts
 
 
-def _parse_key_expression(text: str, position: int | None) -> tuple[KeyOrigin, SuffixKind | None]:
+def parse_key_expression(text: str, position: int | None) -> tuple[KeyOrigin, SuffixKind | None]:
     """Parse one key of a descriptor; returns the KeyOrigin and the branch kind of its suffix."""
     where = f"key {position}" if position is not None else "key"
     if not text.startswith("["):
@@ -309,7 +309,7 @@ def _parse_single(text: str) -> tuple[int, list[KeyOrigin], SuffixKind]:
     k_text = m.group("k").strip()
     if not is_decimal(k_text):
         raise DescriptorError(f"threshold {k_text!r} is not a number")
-    parsed = [_parse_key_expression(part.strip(), position=i + 1) for i, part in enumerate(split_keys(m.group("keys")))]
+    parsed = [parse_key_expression(part.strip(), position=i + 1) for i, part in enumerate(split_keys(m.group("keys")))]
     if any(suffix is None for _, suffix in parsed):
         raise DescriptorError(
             "every key needs the derivation suffix /<0;1>/* (or /0/* and /1/*) so that "
@@ -323,6 +323,8 @@ def _parse_single(text: str) -> tuple[int, list[KeyOrigin], SuffixKind]:
 
 class MultisigDescriptor:
     """A validated k-of-n ``wsh(sortedmulti(...))`` descriptor over key origins."""
+
+    kind = "multisig"
 
     def __init__(
         self, threshold: int, keys: Sequence[KeyOrigin], network: str, branches: Branches = DEFAULT_BRANCHES
@@ -438,7 +440,7 @@ class MultisigDescriptor:
             if isinstance(key, KeyOrigin):
                 origins.append(key)
                 continue
-            origin, suffix = _parse_key_expression(key.strip(), position=i)
+            origin, suffix = parse_key_expression(key.strip(), position=i)
             if suffix not in (None, DEFAULT_BRANCHES):
                 raise DescriptorError(f"key {i}: give the account key with /<0;1>/* or no suffix")
             origins.append(origin)

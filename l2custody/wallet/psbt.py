@@ -40,7 +40,8 @@ from l2custody.errors import InsufficientFunds, PsbtError, PsbtTampered
 from l2custody.numbers import is_positive
 from l2custody.wallet import size
 from l2custody.wallet.addresses import address_to_script
-from l2custody.wallet.descriptor import Derived, MultisigDescriptor
+from l2custody.wallet.descriptor import Derived
+from l2custody.wallet.descriptors import WalletDescriptor
 from l2custody.wallet.psbt_format import CheckedPsbt, check_psbt, determine_locktime
 
 SIGHASH_ALL = 0x01
@@ -231,7 +232,7 @@ def anti_fee_sniping_locktime(tip_height: int, rng: random.Random | None = None)
     return tip_height
 
 
-def _check_utxo(desc: MultisigDescriptor, utxo: Utxo) -> Derived:
+def _check_utxo(desc: WalletDescriptor, utxo: Utxo) -> Derived:
     derived = desc.derive(utxo.change, utxo.index)
     if bytes(utxo.script_pubkey) != derived.script_pubkey:
         raise PsbtError(
@@ -270,7 +271,7 @@ def _check_request(utxos: Sequence[Utxo], outputs: Sequence[TxOut], change_index
         raise PsbtError("nothing to pay: give at least one output or a change index")
 
 
-def _check_inputs(desc: MultisigDescriptor, utxos: Sequence[Utxo]) -> list[Derived]:
+def _check_inputs(desc: WalletDescriptor, utxos: Sequence[Utxo]) -> list[Derived]:
     """Every coin once, each ours (see ``_check_utxo``); returns their addresses."""
     seen = set()
     derived_in = []
@@ -282,7 +283,7 @@ def _check_inputs(desc: MultisigDescriptor, utxos: Sequence[Utxo]) -> list[Deriv
     return derived_in
 
 
-def _check_outputs(desc: MultisigDescriptor, outputs: Sequence[TxOut], subtract_fee_from: int | None) -> list[TxOut]:
+def _check_outputs(desc: WalletDescriptor, outputs: Sequence[TxOut], subtract_fee_from: int | None) -> list[TxOut]:
     """Copies of the outputs, each matching its address and above dust (the fee payer may be below)."""
     outs = [TxOut(bytes(o.script_pubkey), int(o.value), o.address) for o in outputs]
     for i, o in enumerate(outs):
@@ -308,7 +309,7 @@ class _FeeQuote:
     with_change: int
 
 
-def _quote_fee(desc: MultisigDescriptor, n_inputs: int, outs: Sequence[TxOut], fee_rate: float) -> _FeeQuote:
+def _quote_fee(desc: WalletDescriptor, n_inputs: int, outs: Sequence[TxOut], fee_rate: float) -> _FeeQuote:
     in_weight = size.multisig_input_weight(desc.threshold, desc.n)
     lens = [len(o.script_pubkey) for o in outs]
     fee_without = size.fee_for_weight(size.tx_weight([in_weight] * n_inputs, lens), fee_rate)
@@ -391,7 +392,7 @@ def _add_output_metadata(psbt: PSBT, outputs: Sequence[tuple[TxOut, Derived | No
 
 
 def _assemble(
-    desc: MultisigDescriptor,
+    desc: WalletDescriptor,
     inputs: Sequence[tuple[Utxo, Derived]],
     outputs: Sequence[tuple[TxOut, Derived | None]],
     lock: int,
@@ -413,7 +414,7 @@ def _assemble(
 
 
 def build_psbt(
-    desc: MultisigDescriptor,
+    desc: WalletDescriptor,
     utxos: Sequence[Utxo],
     outputs: Sequence[TxOut],
     change_index: int | None,
@@ -525,7 +526,7 @@ def count_signatures(psbt: PSBT) -> list[int]:
 
 
 def derive_input(
-    desc: MultisigDescriptor, psbt: PSBT, i: int, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
+    desc: WalletDescriptor, psbt: PSBT, i: int, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
 ) -> Derived | None:
     """Which of our addresses input ``i`` spends, from its BIP-32 metadata (or ``known_scripts``).
 
@@ -604,7 +605,7 @@ def final_witness_valid(psbt: PSBT, i: int, derived: Derived) -> bool:
 
 
 def finalize_psbt(
-    psbt: PSBT, desc: MultisigDescriptor, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
+    psbt: PSBT, desc: WalletDescriptor, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
 ) -> PSBT:
     """A finalized copy (BIP-174 finalizer): every input gets its witness from K valid signatures.
 
@@ -662,7 +663,7 @@ def extract(psbt: PSBT) -> bytes:
 
 
 def finalize(
-    psbt: PSBT, desc: MultisigDescriptor, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
+    psbt: PSBT, desc: WalletDescriptor, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
 ) -> bytes:
     """Finalize and extract in one step: the raw signed transaction, ready to broadcast."""
     return extract(finalize_psbt(psbt, desc, known_scripts))

@@ -36,7 +36,8 @@ from l2custody.wallet.addresses import (
     human_network,
     script_to_address,
 )
-from l2custody.wallet.descriptor import Derived, MultisigDescriptor
+from l2custody.wallet.descriptor import Derived
+from l2custody.wallet.descriptors import WalletDescriptor
 from l2custody.wallet.policy import Policy
 from l2custody.wallet.psbt import (
     TxOut,
@@ -149,14 +150,14 @@ class _Fees:
     fee_rate: float | None
 
 
-def _claimed_addresses(desc: MultisigDescriptor, derivations: Iterable[DerivationPath]) -> set[tuple[bool, int]]:
+def _claimed_addresses(desc: WalletDescriptor, derivations: Iterable[DerivationPath]) -> set[tuple[bool, int]]:
     """The (change, index) of our addresses that key origins point at (other wallets' origins are left out)."""
     matches = (desc.match_derivation(d.fingerprint, d.derivation) for d in derivations)
     return {m for m in matches if m is not None}
 
 
 def _input_derived(
-    desc: MultisigDescriptor, psbt: PSBT, i: int, known: Mapping[bytes, tuple[bool, int]]
+    desc: WalletDescriptor, psbt: PSBT, i: int, known: Mapping[bytes, tuple[bool, int]]
 ) -> tuple[Derived | None, str | None]:
     """Our address behind input ``i``, or (None, reason) if it is not provably ours."""
     utxo = input_utxo(psbt, i)
@@ -220,7 +221,7 @@ def _check_sighash_type(pin: InputScope, where: str, found: _Findings) -> None:
 def _check_input_is_ours(
     psbt: PSBT,
     i: int,
-    desc: MultisigDescriptor,
+    desc: WalletDescriptor,
     known: Mapping[bytes, tuple[bool, int]],
     where: str,
     found: _Findings,
@@ -280,7 +281,7 @@ def _check_partial_signatures(psbt: PSBT, i: int, derived: Derived, where: str, 
 
 
 def _review_input(
-    psbt: PSBT, i: int, desc: MultisigDescriptor, known: Mapping[bytes, tuple[bool, int]], found: _Findings
+    psbt: PSBT, i: int, desc: WalletDescriptor, known: Mapping[bytes, tuple[bool, int]], found: _Findings
 ) -> InputInfo:
     """Run the checks of input ``i``, in the order their problems are reported."""
     pin = psbt.inputs[i]
@@ -321,7 +322,7 @@ def _review_input(
 # --- the checks of one output -------------------------------------------------------------
 def _check_output_ownership(
     pout: OutputScope,
-    desc: MultisigDescriptor,
+    desc: WalletDescriptor,
     known: Mapping[bytes, tuple[bool, int]],
     where: str,
     found: _Findings,
@@ -365,7 +366,7 @@ def _warn_dust(value: int, spk: bytes, where: str, found: _Findings) -> None:
 
 
 def _review_output(
-    j: int, pout: OutputScope, desc: MultisigDescriptor, known: Mapping[bytes, tuple[bool, int]], found: _Findings
+    j: int, pout: OutputScope, desc: WalletDescriptor, known: Mapping[bytes, tuple[bool, int]], found: _Findings
 ) -> OutputInfo:
     """Run the checks of output ``j``, in the order their problems are reported."""
     spk = pout.script_pubkey.data
@@ -381,7 +382,7 @@ def _review_output(
 
 
 # --- the checks of the whole transaction ------------------------------------------------------
-def _check_global_xpubs(psbt: PSBT, desc: MultisigDescriptor, found: _Findings) -> None:
+def _check_global_xpubs(psbt: PSBT, desc: WalletDescriptor, found: _Findings) -> None:
     """The cosigner xpubs the PSBT lists must be of the wallet's network (and should be its keys)."""
     for xpub, der in psbt.xpubs.items():
         key_is_main = xpub.version == b"\x04\x88\xb2\x1e"
@@ -398,14 +399,14 @@ def _check_global_xpubs(psbt: PSBT, desc: MultisigDescriptor, found: _Findings) 
             )
 
 
-def _input_weight(pin: InputScope, desc: MultisigDescriptor) -> int:
+def _input_weight(pin: InputScope, desc: WalletDescriptor) -> int:
     """The real weight of a finalized input, else the worst case of our multisig input."""
     if _is_finalized(pin):
         return 4 * 41 + len(pin.final_scriptwitness.serialize())
     return size.multisig_input_weight(desc.threshold, desc.n)
 
 
-def _fees(psbt: PSBT, desc: MultisigDescriptor, inputs: Sequence[InputInfo], outputs: Sequence[OutputInfo]) -> _Fees:
+def _fees(psbt: PSBT, desc: WalletDescriptor, inputs: Sequence[InputInfo], outputs: Sequence[OutputInfo]) -> _Fees:
     values = [i.value for i in inputs]
     total_out = sum(o.value for o in outputs)
     total_in = sum(v for v in values if v is not None) if all(v is not None for v in values) else None
@@ -456,7 +457,7 @@ def _warn_unusual_transaction(psbt: PSBT, outputs: Sequence[OutputInfo], rbf: bo
 
 
 def _analyze(
-    psbt: PSBT, desc: MultisigDescriptor, known: Mapping[bytes, tuple[bool, int]]
+    psbt: PSBT, desc: WalletDescriptor, known: Mapping[bytes, tuple[bool, int]]
 ) -> tuple[PsbtSummary, list[L2CustodyError]]:
     """Run every check; problems and warnings are listed in the order of the checks below."""
     found = _Findings()
@@ -490,7 +491,7 @@ def _analyze(
 
 
 def summarize(
-    psbt: PSBT, desc: MultisigDescriptor, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
+    psbt: PSBT, desc: WalletDescriptor, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
 ) -> PsbtSummary:
     """Describe the PSBT for a human or a script; problems are listed, not raised.
 
@@ -502,7 +503,7 @@ def summarize(
 
 def verify(
     psbt: PSBT,
-    desc: MultisigDescriptor,
+    desc: WalletDescriptor,
     policy: Policy,
     expected_outputs: Sequence[TxOut] | None = None,
     *,

@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from l2custody.chain.base import ChainSource
     from l2custody.chain.scanner import Scanner, ScanResult, Watchlist
-    from l2custody.wallet.descriptor import MultisigDescriptor
+    from l2custody.wallet.descriptors import WalletDescriptor
     from l2custody.wallet.policy import Policy
     from l2custody.wallet.psbt import Utxo
 
@@ -203,7 +203,7 @@ class Wallet(PsbtPipeline):
     def _save(
         cls,
         config: Config,
-        desc: MultisigDescriptor,
+        desc: WalletDescriptor,
         name: str,
         birthday: int | None,
         action: str,
@@ -254,10 +254,10 @@ class Wallet(PsbtPipeline):
     # --- lazily built parts --------------------------------------------------------------
 
     @functools.cached_property
-    def descriptor(self) -> MultisigDescriptor:
-        from l2custody.wallet.descriptor import MultisigDescriptor
+    def descriptor(self) -> WalletDescriptor:
+        from l2custody.wallet.descriptors import parse_wallet_descriptor
 
-        return MultisigDescriptor.parse(self.record.descriptor, network=self.record.network)
+        return parse_wallet_descriptor(self.record.descriptor, network=self.record.network)
 
     @functools.cached_property
     def policy(self) -> Policy:
