@@ -32,6 +32,7 @@ from embit.networks import NETWORKS
 from l2custody import redact
 from l2custody.errors import DescriptorError, NetworkMismatch
 from l2custody.numbers import is_decimal
+from l2custody.wallet import size
 from l2custody.wallet.addresses import (
     human_network,
     normalize_network,
@@ -548,6 +549,12 @@ class MultisigDescriptor:
     def first_address(self) -> str:
         """Receive address 0, the one BIP-129 asks every party to compare."""
         return self.address(False, 0)
+
+    def input_weight(self, recovery: int | None = None) -> int:
+        """Worst-case weight of one input spending an address (``size.multisig_input_weight``)."""
+        if recovery is not None:
+            raise DescriptorError("a wsh(sortedmulti) wallet has no recovery path; spend with K of its keys")
+        return size.multisig_input_weight(self.threshold, self.n)
 
     # --- key lookup -------------------------------------------------------
     def key_for_fingerprint(self, fingerprint: str | bytes) -> KeyOrigin | None:

@@ -44,6 +44,7 @@ from embit.descriptor import Descriptor as EmbitDescriptor
 from l2custody import redact
 from l2custody.errors import DescriptorError, NetworkMismatch
 from l2custody.numbers import is_decimal
+from l2custody.wallet import satisfy
 from l2custody.wallet.addresses import human_network, normalize_network, script_to_address
 from l2custody.wallet.descriptor import (
     CHANGE,
@@ -64,6 +65,7 @@ from l2custody.wallet.fragments import KEY_FORMS, Either, KeyCheck, Node, Spendi
 #: P2WSH standardness (Bitcoin Core policy): script size and opcode count.
 MAX_SCRIPT_SIZE = 3600
 MAX_OPS = 201
+MAX_WITNESS_ITEMS = 100
 #: BIP-68 block-based delays are 16 bits.
 MAX_DELAY = 0xFFFF
 
@@ -323,6 +325,14 @@ class RecoveryDescriptor:
             raise DescriptorError(
                 f"the script has {self.tree.ops()} opcodes; P2WSH standardness allows {MAX_OPS}: use fewer keys or paths"
             )
+        pubkeys = self.pubkeys_at(False, 0)
+        for path in self.spending_paths:
+            items = satisfy.item_count(satisfy.template(self.tree, pubkeys, path.delay) or [])
+            if items > MAX_WITNESS_ITEMS:
+                raise DescriptorError(
+                    f"spending with {_path_name(path)} takes {items} witness items; P2WSH standardness "
+                    f"allows {MAX_WITNESS_ITEMS}: use fewer keys or paths"
+                )
 
     def _check_embit_agrees(self) -> None:
         """embit's miniscript must read the text to the same script (a second reading of every rule)."""
@@ -531,6 +541,13 @@ class RecoveryDescriptor:
     def address(self, change: bool, index: int) -> str:
         return self.derive(change, index).address
 
+    def input_weight(self, recovery: int | None = None) -> int:
+        """Worst-case weight of one input spent on the primary path, or on the recovery path
+        opening after ``recovery`` blocks (every address has the same script size)."""
+        delay = None if recovery is None else self.recovery_path(recovery).delay
+        slots = satisfy.template(self.tree, self.pubkeys_at(False, 0), delay) or []
+        return satisfy.input_weight(slots, len(self.derive(False, 0).witness_script))
+
     def first_address(self) -> str:
         """Receive address 0."""
         return self.address(False, 0)
@@ -577,9 +594,13 @@ def _check_tree(node: Node) -> None:
         _check_tree(node.right)
 
 
+def _path_name(path: SpendingPath) -> str:
+    return "the primary path" if path.delay is None else f"the recovery path after {path.delay} blocks"
+
+
 def _check_threshold(path: SpendingPath) -> None:
     check, n = path.check, len(path.keys)
-    where = "the primary path" if path.delay is None else f"the recovery path after {path.delay} blocks"
+    where = _path_name(path)
     if n > MAX_KEYS:
         raise DescriptorError(f"{where} has {n} keys; {check.form}() takes at most {MAX_KEYS}")
     if check.threshold < 1:

@@ -495,18 +495,22 @@ class Wallet(PsbtPipeline):
         fee_rate: float | None = None,
         utxos: Sequence[str] | None = None,
         subtract_fee: bool = False,
+        recovery: int | None = None,
     ) -> PsbtSession:
         """Build, verify and save a PSBT paying ``amount`` sats to ``address``; reserves its coins.
 
         The destination must be our own or allowed by the policy
         (PolicyViolation says how to allow it); checked before anything is built.
+        ``recovery``: see :meth:`build_spend`.
         """
         from l2custody.wallet.psbt import TxOut
 
         out = TxOut.to_address(address, int(amount), self.record.network)
         if out.script_pubkey not in self._known_scripts():
             self.policy.check_destination(0, out.address, out.value, out.script_pubkey, self.record.network)
-        psbt = self.build_spend([out], fee_rate, utxos, subtract_fee_from=0 if subtract_fee else None)
+        psbt = self.build_spend(
+            [out], fee_rate, utxos, subtract_fee_from=0 if subtract_fee else None, recovery=recovery
+        )
         return self.save_session(psbt, "send", expected_outputs=None, details={"to": address})
 
     def build_spend(
@@ -515,6 +519,7 @@ class Wallet(PsbtPipeline):
         fee_rate: float | None = None,
         utxos: Sequence[str] | None = None,
         subtract_fee_from: int | None = None,
+        recovery: int | None = None,
     ) -> PSBT:
         """An unsigned PSBT paying ``outputs`` (wallet.psbt.TxOut) from the wallet's coins, not saved.
 
@@ -522,6 +527,10 @@ class Wallet(PsbtPipeline):
         spendable coins; with ``utxos`` ("txid:n") exactly those are spent. A
         change address is recorded (issued) before it goes into the PSBT. Pass
         the result to :meth:`save_session` to verify it and reserve its coins.
+        ``recovery`` (a recovery wallet only) is the delay of the recovery path
+        the spend uses: its inputs get that nSequence (the node accepts the
+        spend once each coin has that many confirmations) and fees are sized
+        for that path.
         """
         from l2custody.wallet import coinselect
         from l2custody.wallet.psbt import build_psbt
@@ -539,6 +548,7 @@ class Wallet(PsbtPipeline):
                 desc=self.descriptor,
                 output_script_lens=[len(o.script_pubkey) for o in outputs],
                 subtract_fee=subtract_fee_from is not None,
+                recovery=recovery,
             )
             coins, wants_change = list(sel.utxos), sel.change > 0
         else:
@@ -553,6 +563,7 @@ class Wallet(PsbtPipeline):
             rate,
             tip,
             subtract_fee_from=subtract_fee_from,
+            recovery=recovery,
         )
 
     def save_session(

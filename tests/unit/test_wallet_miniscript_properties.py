@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from l2custody.errors import L2CustodyError
+from l2custody.wallet import satisfy
 from l2custody.wallet.descriptor import KeyOrigin
 from l2custody.wallet.descriptors import parse_wallet_descriptor
 from l2custody.wallet.fragments import Either, KeyCheck, Node, Timelocked
@@ -135,3 +136,25 @@ def test_mutated_descriptors_parse_or_raise_descriptor_errors(text: str) -> None
 @given(text=st.one_of(st.text(max_size=200), st.text(ALPHABET, max_size=200).map(lambda t: "wsh(" + t)))
 def test_garbage_raises_descriptor_errors(text: str) -> None:
     event(outcome(text))
+
+
+@PROPERTY
+@given(desc=descriptors(), data=st.data())
+def test_every_path_fills_checks_and_weighs_consistently(desc: RecoveryDescriptor, data: st.DataObject) -> None:
+    """A witness filled for a path passes ``matches`` for that path, fits its weight, and fails others."""
+    pubkeys = desc.pubkeys_at(False, 1)
+    script_len = len(desc.derive(False, 1).witness_script)
+    fake = {pub: bytes([i + 1]) * data.draw(st.integers(71, 72)) for i, pub in enumerate(pubkeys.values())}
+    paths = desc.spending_paths
+    for path in paths:
+        slots = satisfy.template(desc.tree, pubkeys, path.delay)
+        assert slots is not None
+        signers = {pubkeys[k.fingerprint] for k in path.keys}
+        items = satisfy.fill(slots, {p: s for p, s in fake.items() if p in signers})
+        assert items is not None
+        assert satisfy.matches(slots, items, lambda pub, sig: fake.get(pub) == sig)
+        assert satisfy.items_weight(items, script_len) <= satisfy.witness_weight(slots, script_len)
+        found = satisfy.matching_path(desc.tree, pubkeys, items, lambda pub, sig: fake.get(pub) == sig, 0xFFFF)
+        assert found == path
+        short = [k for k in path.keys][: path.threshold - 1]
+        assert satisfy.fill(slots, {pubkeys[k.fingerprint]: fake[pubkeys[k.fingerprint]] for k in short}) is None
