@@ -109,12 +109,19 @@ def list_signers(config: ConfigPath) -> list[SignerInfo]:
 
 # --- the wallet and PSBTs -----------------------------------------------------------------------
 def create_wallet(
-    config: ConfigPath, threshold: int, keys: Sequence[str], *, name: str = "treasury", birthday: int | None = None
+    config: ConfigPath,
+    threshold: int,
+    keys: Sequence[str],
+    *,
+    name: str = "treasury",
+    birthday: int | None = None,
+    recovery: Sequence[str] = (),
 ) -> Wallet:
-    """``wallet create``: the wsh(sortedmulti) wallet of ``keys``; the caller closes it."""
+    """``wallet create``: the wsh(sortedmulti) wallet of ``keys``, or with ``recovery`` paths
+    (``KEY@BLOCKS``) the recovery wallet; the caller closes it."""
     from l2custody.wallet.service import Wallet
 
-    return Wallet.create(load_config(config), threshold, list(keys), name=name, birthday=birthday)
+    return Wallet.create(load_config(config), threshold, list(keys), name=name, birthday=birthday, recovery=recovery)
 
 
 def import_wallet(config: ConfigPath, source: str, *, name: str | None = None, birthday: int | None = None) -> Wallet:

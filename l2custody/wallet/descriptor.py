@@ -280,6 +280,14 @@ def parse_key_expression(text: str, position: int | None) -> tuple[KeyOrigin, Su
     return origin, suffix
 
 
+def account_key(text: str, position: int) -> KeyOrigin:
+    """An account key given to build a wallet: ``[fp/path]xpub``, with ``/<0;1>/*`` or no suffix."""
+    origin, suffix = parse_key_expression(text.strip(), position=position)
+    if suffix not in (None, DEFAULT_BRANCHES):
+        raise DescriptorError(f"key {position}: give the account key with /<0;1>/* or no suffix")
+    return origin
+
+
 def strip_checksum(text: str) -> str:
     """Strip and verify a ``#checksum`` (DescriptorError on mismatch); returns the descriptor body."""
     body, sep, given = text.strip().partition("#")
@@ -436,15 +444,7 @@ class MultisigDescriptor:
     @classmethod
     def from_keys(cls, threshold: int, keys: Sequence[str | KeyOrigin], network: str) -> MultisigDescriptor:
         """Build from ``[fp/path]xpub`` strings (or KeyOrigins) on ``network``."""
-        origins = []
-        for i, key in enumerate(keys, start=1):
-            if isinstance(key, KeyOrigin):
-                origins.append(key)
-                continue
-            origin, suffix = parse_key_expression(key.strip(), position=i)
-            if suffix not in (None, DEFAULT_BRANCHES):
-                raise DescriptorError(f"key {i}: give the account key with /<0;1>/* or no suffix")
-            origins.append(origin)
+        origins = [key if isinstance(key, KeyOrigin) else account_key(key, i) for i, key in enumerate(keys, start=1)]
         return cls(threshold, origins, network)
 
     # --- output -----------------------------------------------------------
@@ -478,6 +478,11 @@ class MultisigDescriptor:
     @property
     def n(self) -> int:
         return len(self.keys)
+
+    @property
+    def recovery_paths(self) -> tuple[()]:
+        """None: a multisig has no time-locked recovery path (``miniscript.RecoveryDescriptor`` has)."""
+        return ()
 
     @property
     def descriptor_id(self) -> str:

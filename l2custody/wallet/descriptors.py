@@ -39,4 +39,11 @@ def parse_wallet_descriptor(text: str, network: str | None = None) -> WalletDesc
     return MultisigDescriptor.parse(text, network)
 
 
-__all__ = ["WalletDescriptor", "is_miniscript", "parse_wallet_descriptor"]
+def parse_wallet_pair(receive: str, change: str, network: str | None = None, ordered: bool = False) -> WalletDescriptor:
+    """A receive (``/0/*``) and a change (``/1/*``) descriptor of one wallet, of either kind."""
+    if is_miniscript(receive):
+        return RecoveryDescriptor.parse_pair(receive, change, network=network, ordered=ordered)
+    return MultisigDescriptor.parse_pair(receive, change, network=network, ordered=ordered)
+
+
+__all__ = ["WalletDescriptor", "is_miniscript", "parse_wallet_descriptor", "parse_wallet_pair"]

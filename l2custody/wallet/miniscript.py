@@ -55,35 +55,17 @@ from l2custody.wallet.descriptor import (
     Branches,
     Derived,
     KeyOrigin,
-    SuffixKind,
+    account_key,
     descriptor_checksum,
-    parse_key_expression,
-    strip_checksum,
+    split_keys,
 )
-from l2custody.wallet.fragments import KEY_FORMS, Either, KeyCheck, Node, SpendingPath, Timelocked, all_keys
+from l2custody.wallet.fragments import Either, KeyCheck, Node, SpendingPath, Timelocked, all_keys
+from l2custody.wallet.miniscript_parse import MAX_DELAY, SHAPE, check_delay, parse_text
 
 #: P2WSH standardness (Bitcoin Core policy): script size and opcode count.
 MAX_SCRIPT_SIZE = 3600
 MAX_OPS = 201
 MAX_WITNESS_ITEMS = 100
-#: BIP-68 block-based delays are 16 bits.
-MAX_DELAY = 0xFFFF
-
-_SHAPE = (
-    "the wallet takes wsh(or_d(multi(K,...),and_v(v:pkh(R),older(N)))) — the primary path, then "
-    "recovery paths and_v(v:pkh(R),older(N)) or and_v(v:multi(k,R1,R2,...),older(N)), stacked as "
-    "Liana writes them: or_i(and_v(...,older(N2)),or_d(multi(K,...),and_v(...,older(N1))))"
-)
-_NOT_SUPPORTED = {
-    "after": "after() is an absolute timelock (a height or a date); not supported: recovery paths use a "
-    "relative older(N) in blocks",
-    "sha256": "hash locks (sha256, hash256, ripemd160, hash160) are not supported: every path must need signatures",
-    "sortedmulti": "sortedmulti() inside a miniscript is not supported; write multi() (its keys keep their order)",
-    "multi_a": "multi_a() is for taproot; this wallet is P2WSH: use multi()",
-}
-for _hash in ("hash256", "ripemd160", "hash160"):
-    _NOT_SUPPORTED[_hash] = _NOT_SUPPORTED["sha256"]
-_NOT_SUPPORTED["sortedmulti_a"] = _NOT_SUPPORTED["multi_a"]
 
 
 @dataclass(frozen=True)
@@ -94,174 +76,32 @@ class RecoveryPath:
     threshold: int
     keys: tuple[KeyOrigin, ...]
 
+    @classmethod
+    def parse(cls, text: str, first_key: int = 1) -> RecoveryPath:
+        """``KEY@BLOCKS``, or ``K:KEY1,KEY2,...@BLOCKS`` for K of several keys (``wallet create --recovery``).
 
-# --- reading the text -----------------------------------------------------------------------
-class _Reader:
-    """A cursor over the inside of ``wsh(...)``; errors name the place."""
-
-    def __init__(self, text: str) -> None:
-        self.text, self.pos = text, 0
-
-    def fail(self, what: str) -> DescriptorError:
-        near = self.text[self.pos : self.pos + 24] or "the end"
-        return DescriptorError(f"{what} (at character {self.pos}: {near!r}); {_SHAPE}")
-
-    def expect(self, token: str) -> None:
-        if not self.text.startswith(token, self.pos):
-            raise self.fail(f"expected {token!r}")
-        self.pos += len(token)
-
-    def name(self) -> str:
-        m = re.compile(r"[a-z_0-9]+(?::[a-z_0-9]+)?").match(self.text, self.pos)
-        if not m:
-            raise self.fail("expected a miniscript fragment such as or_d(, multi( or and_v(")
-        self.pos = m.end()
-        return m.group(0)
-
-    def number(self, what: str) -> int:
-        m = re.compile(r"[^,()]*").match(self.text, self.pos)
-        word = m.group(0) if m else ""
-        if not is_decimal(word) or len(word) > 10:
-            raise self.fail(f"{what} {word!r} is not a number")
-        self.pos += len(word)
-        return int(word)
-
-    def key(self, position: int) -> tuple[KeyOrigin, SuffixKind | None]:
-        depth, start = 0, self.pos
-        while self.pos < len(self.text):
-            ch = self.text[self.pos]
-            if ch in "[<{":
-                depth += 1
-            elif ch in "]>}":
-                depth -= 1
-            elif ch in ",()" and depth == 0:
-                break
-            self.pos += 1
-        return parse_key_expression(self.text[start : self.pos].strip(), position)
-
-
-class _Parser:
-    """Reads the fragments of ``_SHAPE``; keys keep their suffix kinds for one check at the end."""
-
-    def __init__(self, text: str) -> None:
-        self.r = _Reader(text)
-        self.suffixes: list[SuffixKind | None] = []
-
-    def tree(self) -> Node:
-        node = self.node()
-        if self.r.pos != len(self.r.text):
-            raise self.r.fail("unexpected text after the miniscript")
-        return node
-
-    def node(self) -> Node:
-        start = self.r.pos
-        name = self.r.name()
-        if name in ("or_d", "or_i"):
-            self.r.expect("(")
-            left = self.node()
-            self.r.expect(",")
-            right = self.node()
-            self.r.expect(")")
-            return Either(name, left, right)
-        if name == "and_v":
-            self.r.expect("(")
-            if not self.r.text.startswith("v:", self.r.pos):
-                raise self.r.fail("a recovery path is written and_v(v:KEYS,older(N))")
-            self.r.pos += 2
-            keys = self.key_check(self.r.name())
-            self.r.expect(",")
-            lock = self.r.name()
-            if lock in _NOT_SUPPORTED:
-                raise DescriptorError(_NOT_SUPPORTED[lock])
-            if lock != "older":
-                raise self.r.fail("a recovery path ends with older(N), a delay in blocks")
-            self.r.expect("(")
-            delay = _check_delay(self.r.number("the delay of older()"))
-            self.r.expect(")")
-            self.r.expect(")")
-            return Timelocked(keys, delay)
-        if name in KEY_FORMS:
-            return self.key_check(name)
-        self.r.pos = start
-        raise self.unsupported(name)
-
-    def unsupported(self, name: str) -> DescriptorError:
-        bare = name.split(":")[-1]
-        if bare in _NOT_SUPPORTED:
-            return DescriptorError(_NOT_SUPPORTED[bare])
-        if bare == "older":
-            return self.r.fail("older(N) must come with the keys that may spend after it: and_v(v:pkh(R),older(N))")
-        return self.r.fail(f"{name}() is not supported here")
-
-    def key_check(self, name: str) -> KeyCheck:
-        if name not in KEY_FORMS:
-            raise self.unsupported(name)
-        self.r.expect("(")
-        if name in ("pk", "pkh"):
-            keys = [self.key()]
-            threshold = 1
-        elif name == "multi":
-            threshold = self.r.number("the threshold of multi()")
-            keys = []
-            while self.r.text.startswith(",", self.r.pos):
-                self.r.pos += 1
-                keys.append(self.key())
-        else:
-            threshold = self.r.number("the threshold of thresh()")
-            keys = []
-            while self.r.text.startswith(",", self.r.pos):
-                self.r.pos += 1
-                wrapper = "pkh" if not keys else "a:pkh"
-                if self.r.name() != wrapper:
-                    raise self.r.fail(f"thresh() is read as thresh(k,pkh(R1),a:pkh(R2),...); expected {wrapper}(")
-                self.r.expect("(")
-                keys.append(self.key())
-                self.r.expect(")")
-        self.r.expect(")")
-        return KeyCheck(name, threshold, tuple(keys))
-
-    def key(self) -> KeyOrigin:
-        origin, suffix = self.r.key(len(self.suffixes) + 1)
-        self.suffixes.append(suffix)
-        return origin
-
-    def branches(self) -> SuffixKind:
-        if any(s is None for s in self.suffixes):
+        Keys are ``[fingerprint/path]xpub`` (``/<0;1>/*`` or no suffix);
+        ``first_key`` numbers them in messages.
+        """
+        body, at, blocks = (text or "").strip().rpartition("@")
+        if not at or not body:
             raise DescriptorError(
-                "every key needs the derivation suffix /<0;1>/* so that addresses can be derived; "
-                "a fixed key would reuse one address forever"
+                f"recovery path {redact.shown(text, 24)} must be KEY@BLOCKS, or K:KEY1,KEY2,...@BLOCKS for K of "
+                "several keys (e.g. '[fp/48h/1h/0h/2h]tpub...@52560': that key alone, about a year after a coin confirms)"
             )
-        kinds = {s for s in self.suffixes if s is not None}
-        if len(kinds) != 1:
-            raise DescriptorError("all keys must use the same branches (/<0;1>/* everywhere, or /0/* or /1/*)")
-        return kinds.pop()
-
-
-def _check_delay(value: int) -> int:
-    """A block-based relative delay, 1..65535 (BIP-68); other older() values are refused."""
-    if value & (1 << 31):
-        raise DescriptorError(f"older({value}) sets the BIP-68 disable flag (bit 31): it is no timelock at all")
-    if value & (1 << 22):
-        raise DescriptorError(
-            f"older({value}) is a time-based relative lock (bit 22, units of 512 seconds); not supported: "
-            "give the delay in blocks, older(1) to older(65535) (about 144 blocks a day)"
-        )
-    if value == 0:
-        raise DescriptorError("older(0) would open the recovery path at once; the delay must be at least 1 block")
-    if value > MAX_DELAY:
-        raise DescriptorError(
-            f"older({value}): a delay in blocks is at most {MAX_DELAY} (BIP-68 keeps 16 bits, about 455 days)"
-        )
-    return value
-
-
-def _parse_single(text: str) -> tuple[Node, SuffixKind]:
-    body = strip_checksum(text)
-    if not (body.startswith("wsh(") and body.endswith(")")):
-        raise DescriptorError(f"{redact.shown(body, 24)} is not a wsh(...) miniscript descriptor; {_SHAPE}")
-    parser = _Parser(body[4:-1])
-    tree = parser.tree()
-    return tree, parser.branches()
+        if not is_decimal(blocks.strip()) or len(blocks.strip()) > 10:
+            raise DescriptorError(f"recovery path delay {blocks!r} is not a number of blocks (144 is about a day)")
+        delay = check_delay(int(blocks.strip()))
+        m = re.fullmatch(r"(\d{1,2}):(.*)", body.strip(), flags=re.DOTALL)
+        threshold_text, keys_text = (m.group(1), m.group(2)) if m else (None, body)
+        parts = split_keys(keys_text)
+        keys = tuple(account_key(k, first_key + i) for i, k in enumerate(parts))
+        if threshold_text is None and len(keys) > 1:
+            raise DescriptorError(
+                f"the recovery path after {delay} blocks lists {len(keys)} keys: say how many must sign, "
+                f"e.g. 2:KEY1,KEY2,...@{delay}"
+            )
+        return cls(delay, int(threshold_text or 1), keys)
 
 
 # --- the descriptor -------------------------------------------------------------------------------
@@ -287,7 +127,7 @@ class RecoveryDescriptor:
         if len(primary) != 1:
             raise DescriptorError(
                 f"the descriptor has {len(primary)} spending paths without a timelock; it needs exactly one, "
-                f"the primary multi(K,...) or pk(A). {_SHAPE}"
+                f"the primary multi(K,...) or pk(A). {SHAPE}"
             )
         if not recovery:
             raise DescriptorError(
@@ -359,7 +199,7 @@ class RecoveryDescriptor:
             raise DescriptorError(
                 "expected one descriptor with /<0;1>/*, or a receive (/0/*) and a change (/1/*) descriptor"
             )
-        tree, kind = _parse_single(parts[0])
+        tree, kind = parse_text(parts[0])
         if not isinstance(kind, tuple):
             branch = "receive (/0/*)" if kind == RECEIVE else "change (/1/*)"
             raise DescriptorError(
@@ -373,8 +213,8 @@ class RecoveryDescriptor:
         cls, receive: str, change: str, network: str | None = None, ordered: bool = False
     ) -> RecoveryDescriptor:
         """Combine a receive (``/0/*``) and a change (``/1/*``) descriptor of the same policy."""
-        tree1, kind1 = _parse_single(receive)
-        tree2, kind2 = _parse_single(change)
+        tree1, kind1 = parse_text(receive)
+        tree2, kind2 = parse_text(change)
         if (kind1, kind2) == (CHANGE, RECEIVE) and not ordered:
             tree1, kind1, tree2, kind2 = tree2, kind2, tree1, kind1
         if not (isinstance(kind1, int) and isinstance(kind2, int) and {kind1, kind2} == {RECEIVE, CHANGE}):
@@ -384,6 +224,22 @@ class RecoveryDescriptor:
                 "the receive and change descriptors have different keys or policies; they must describe one wallet"
             )
         return cls(tree1, network or _family_network(tree1), branches=(kind1, kind2))
+
+    @classmethod
+    def from_keys(
+        cls,
+        threshold: int,
+        keys: Sequence[str | KeyOrigin],
+        recovery: Sequence[str | RecoveryPath],
+        network: str,
+    ) -> RecoveryDescriptor:
+        """Build from ``[fp/path]xpub`` strings and ``KEY@BLOCKS`` recovery paths (see ``build``)."""
+        origins = [key if isinstance(key, KeyOrigin) else account_key(key, i) for i, key in enumerate(keys, start=1)]
+        paths: list[RecoveryPath] = []
+        for spec in recovery:
+            first = len(origins) + sum(len(p.keys) for p in paths) + 1
+            paths.append(spec if isinstance(spec, RecoveryPath) else RecoveryPath.parse(spec, first))
+        return cls.build(threshold, origins, paths, network)
 
     @classmethod
     def build(
@@ -406,7 +262,7 @@ class RecoveryDescriptor:
             for p in paths
         ]
         for p in paths:
-            _check_delay(int(p.delay))
+            check_delay(int(p.delay))
         tree: Node = Either("or_d", primary, checks[0])
         for check in checks[1:]:
             tree = Either("or_i", check, tree)
@@ -588,7 +444,7 @@ def _check_tree(node: Node) -> None:
         if node.kind == "or_d" and not isinstance(node.left, KeyCheck):
             raise DescriptorError(
                 "or_d(X,Z) needs a key check as X (multi, pk, pkh, thresh); a timelocked X cannot be "
-                f"dissatisfied, so this is not valid miniscript. {_SHAPE}"
+                f"dissatisfied, so this is not valid miniscript. {SHAPE}"
             )
         _check_tree(node.left)
         _check_tree(node.right)

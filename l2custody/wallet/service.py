@@ -167,11 +167,22 @@ class Wallet(PsbtPipeline):
         name: str = "treasury",
         birthday: int | None = None,
         chain: ChainSource | None = None,
+        recovery: Sequence[str] = (),
     ) -> Wallet:
-        """Create the ``wsh(sortedmulti(K, keys.../<0;1>/*))`` wallet and save it."""
-        from l2custody.wallet.descriptor import MultisigDescriptor
+        """Create the ``wsh(sortedmulti(K, keys.../<0;1>/*))`` wallet and save it.
 
-        desc = MultisigDescriptor.from_keys(threshold, list(keys), config.embit_network)
+        With ``recovery`` paths (``KEY@BLOCKS`` or ``K:KEY1,KEY2,...@BLOCKS``)
+        it is the recovery wallet ``wsh(or_d(multi(K,keys...),and_v(v:pkh(KEY),
+        older(BLOCKS))))`` instead, stacked as Liana writes it.
+        """
+        from l2custody.wallet.descriptor import MultisigDescriptor
+        from l2custody.wallet.miniscript import RecoveryDescriptor
+
+        desc: WalletDescriptor
+        if recovery:
+            desc = RecoveryDescriptor.from_keys(threshold, list(keys), list(recovery), config.embit_network)
+        else:
+            desc = MultisigDescriptor.from_keys(threshold, list(keys), config.embit_network)
         return cls._save(config, desc, name, birthday, "wallet-created", chain)
 
     @classmethod

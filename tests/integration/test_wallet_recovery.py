@@ -10,7 +10,9 @@ software signers and finalized by l2custody, then handed to btcd:
   inputs not met", in testmempoolaccept's reject-reason and in
   sendrawtransaction's error; Bitcoin Core says "non-BIP68-final");
 - the same transaction is accepted once the coin has N confirmations, and
-  is mined.
+  is mined;
+- and the whole CLI pipeline (create --recovery, address, sync, send, two
+  signers, broadcast) spends such a wallet on the primary path.
 """
 
 from __future__ import annotations
@@ -119,3 +121,46 @@ def test_a_recovery_spend_without_the_delay_in_nsequence_cannot_even_be_finalize
     net.mine(N)  # old enough: only the missing nSequence keeps the path closed
     with pytest.raises(PsbtError, match=f"is open only to a spend built for it \\(nSequence {N}"):
         signed_spend(net, desc, coin, (R1,), recovery=None)
+
+
+def test_the_cli_pipeline_spends_a_recovery_wallet(chain_network: Network, tmp_path_factory) -> None:
+    """wallet create --recovery, address, sync, send, psbt sign x2, psbt broadcast: btcd mines it."""
+    from tests.support.cli_runner import init_on_chain, ok, software_signers
+
+    net = chain_network
+    d = tmp_path_factory.mktemp("recovery-cli")
+    config = init_on_chain(d, net.chain)
+    keys = software_signers(config, d, ("alice", "bob", "carol", "heir"))
+    created = ok(
+        config,
+        "wallet",
+        "create",
+        "-k",
+        "2",
+        *sum((["--key", k] for k in keys[:3]), []),
+        "--recovery",
+        f"{keys[3]}@{N}",
+    )
+    assert created["descriptor"].startswith("wsh(or_d(multi(2,")
+    address = ok(config, "wallet", "address")["address"]
+    net.fund_address(address, 700_000)
+    net.mine(1)
+    ok(config, "wallet", "sync")
+    assert ok(config, "wallet", "balance")["confirmed"] == 700_000
+
+    dest = outside_address()
+    config.write_text(config.read_text().replace("allowed_destinations = []", f'allowed_destinations = ["{dest}"]'))
+    psbt_file = d / "pay.psbt"
+    sent = ok(config, "wallet", "send", dest, "250000sat", "--fee-rate", "2", "--out", str(psbt_file))
+    ok(config, "psbt", "sign", str(psbt_file), "--signer", "alice")
+    assert ok(config, "psbt", "sign", str(psbt_file), "--signer", "carol")["complete"] is True
+    txid = ok(config, "psbt", "broadcast", str(psbt_file))["txid"]
+    assert txid in net.chain.rpc("getrawmempool")
+    net.mine(1)
+    ok(config, "wallet", "sync")
+    assert ok(config, "wallet", "balance")["confirmed"] == 700_000 - 250_000 - sent["summary"]["fee"]
+    change = [
+        o for o in net.chain.rpc("getrawtransaction", txid, 1)["vout"] if o["scriptPubKey"]["addresses"] != [dest]
+    ]
+    [change_address] = change[0]["scriptPubKey"]["addresses"]
+    assert change_address == RecoveryDescriptor.parse(created["descriptor"], "regtest").address(True, 0)

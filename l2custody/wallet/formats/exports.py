@@ -16,7 +16,15 @@ def export_descriptor(desc: WalletDescriptor) -> str:
 
 
 def export_bsms(desc: WalletDescriptor) -> str:
-    """A BIP-129 descriptor record: template with ``/**``, restrictions (``/0/*,/1/*``), first address."""
+    """A BIP-129 descriptor record: template with ``/**``, restrictions (``/0/*,/1/*``), first address.
+
+    BIP-129 sets up multisig wallets; a recovery wallet is refused (its signers could not check it).
+    """
+    if desc.recovery_paths:
+        raise DescriptorError(
+            "BSMS (BIP-129) records describe k-of-n multisig wallets, and this wallet has time-locked recovery "
+            "paths: export it with --format descriptor (Liana and Bitcoin Core read it) or --format core"
+        )
     receive, change = desc.branches
     template = desc.to_string(checksum=False).replace(f"/<{receive};{change}>/*", "/**")
     return "\n".join(["BSMS 1.0", template, f"/{receive}/*,/{change}/*", desc.first_address()]) + "\n"
