@@ -309,6 +309,13 @@ class RecoveryDescriptor:
         body = f"wsh({self.tree.text(suffix)})"
         return f"{body}#{descriptor_checksum(body)}" if checksum else body
 
+    def address_descriptor(self, change: bool, index: int) -> str:
+        """The descriptor of the one address at ``/<change>/<index>`` (each key with its full
+        derivation), as hardware wallets take it to show that address (HWI ``displayaddress``)."""
+        branch = self.branches[1] if change else self.branches[0]
+        body = f"wsh({self.tree.text(f'/{branch}/{int(index)}')})"
+        return f"{body}#{descriptor_checksum(body)}"
+
     def __str__(self) -> str:
         return self.to_string()
 

@@ -67,6 +67,15 @@ def test_the_example_script_is_the_miniscript_spec_written_out(change: int, inde
     assert derived.threshold == 2
 
 
+def test_the_descriptor_of_one_address_is_that_address() -> None:
+    desc = ms.stacked()
+    one = desc.address_descriptor(True, 7)
+    assert "/1/7)" in one and "<0;1>" not in one
+    # embit applies a key's fixed /1/7 steps on derive(); the index 0 is then unused (no wildcard)
+    assert Descriptor.from_string(one.split("#")[0]).derive(0).address(NETWORKS["regtest"]) == desc.address(True, 7)
+    assert one.split("#")[1] == descriptor_checksum(one.split("#")[0])
+
+
 def test_derived_names_the_origin_of_every_key_recovery_keys_too() -> None:
     derived = ms.descriptor().derive(True, 4)
     assert sorted(f.hex() for f, _ in derived.bip32.values()) == sorted(fp(k) for k in (A, B, C, R1))
