@@ -110,12 +110,19 @@ def list_signers(config: ConfigPath) -> list[SignerInfo]:
 
 # --- the wallet and PSBTs -----------------------------------------------------------------------
 def create_wallet(
-    config: ConfigPath, threshold: int, keys: Sequence[str], *, name: str = "treasury", birthday: int | None = None
+    config: ConfigPath,
+    threshold: int,
+    keys: Sequence[str],
+    *,
+    name: str = "treasury",
+    birthday: int | None = None,
+    recovery: Sequence[str] = (),
 ) -> Wallet:
-    """``wallet create``: the wsh(sortedmulti) wallet of ``keys``; the caller closes it."""
+    """``wallet create``: the wsh(sortedmulti) wallet of ``keys``, or with ``recovery`` paths
+    (``KEY@BLOCKS``) the recovery wallet; the caller closes it."""
     from l2custody.wallet.service import Wallet
 
-    return Wallet.create(load_config(config), threshold, list(keys), name=name, birthday=birthday)
+    return Wallet.create(load_config(config), threshold, list(keys), name=name, birthday=birthday, recovery=recovery)
 
 
 def import_wallet(config: ConfigPath, source: str, *, name: str | None = None, birthday: int | None = None) -> Wallet:
@@ -143,11 +150,19 @@ def plan_rotation(
     reason: str,
 ) -> RotationPlan:
     """``wallet rotate`` without saving: the next generation's descriptor (checked)."""
+    from l2custody.errors import UsageError
     from l2custody.wallet import generations
+    from l2custody.wallet.descriptor import MultisigDescriptor
 
     with open_wallet(config) as wallet:
+        current = wallet.descriptor
+        if not isinstance(current, MultisigDescriptor):
+            raise UsageError(
+                "wallet rotate changes the keys of a wsh(sortedmulti) wallet; this wallet has recovery paths "
+                "(a miniscript): create a new wallet with the new keys and send the coins to it"
+            )
         return generations.plan_rotation(
-            wallet.descriptor,
+            current,
             add=add,
             remove=remove,
             threshold=threshold,

@@ -29,20 +29,38 @@ def create(
     birthday: Annotated[
         Optional[int], typer.Option(help="First block to scan (default: [wallet] birthday of the config).")
     ] = None,
+    recovery: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--recovery",
+            help="A recovery path: KEY@BLOCKS (that key alone, BLOCKS after a coin confirms), or "
+            "K:KEY1,KEY2,...@BLOCKS (K of those keys). Repeat for later paths.",
+        ),
+    ] = None,
 ) -> None:
-    """Create the wsh(sortedmulti(K, keys.../<0;1>/*)) wallet.
+    """Create the wsh(sortedmulti(K, keys.../<0;1>/*)) wallet, or with --recovery a recovery wallet.
 
     Keys need their origin ([fingerprint/path]) so hardware signers can find
     their key and check change outputs.
 
-    Example:
+    --recovery makes the Liana-style miniscript wallet
+    wsh(or_d(multi(K,keys...),and_v(v:pkh(R),older(BLOCKS)))): K of the keys
+    spend at any time; the recovery key(s) alone once a coin has BLOCKS
+    confirmations (144 a day, at most 65535). Every key, recovery keys too,
+    must come from its own seed.
+
+    Examples:
 
       l2custody wallet create -k 2 --key '[a1b2c3d4/48h/1h/0h/2h]tpub...' \\
           --key '[...]tpub...' --key '[...]tpub...'
+
+      l2custody wallet create -k 2 --key ... --key ... --key ... \\
+          --recovery '[e5f6a7b8/48h/1h/0h/2h]tpub...@52560' \\
+          --recovery '2:[...]tpub...,[...]tpub...,[...]tpub...@65000'
     """
     from l2custody import api
 
-    with api.create_wallet(STATE.config, threshold, key, name=name, birthday=birthday) as w:
+    with api.create_wallet(STATE.config, threshold, key, name=name, birthday=birthday, recovery=recovery or ()) as w:
         _created(w)
 
 
@@ -75,19 +93,29 @@ def _created(w) -> None:
     desc = w.descriptor
     warnings = w.warnings()
     first = desc.first_address()
+    recovery = [
+        {"blocks": p.delay, "threshold": p.threshold, "fingerprints": [k.fingerprint for k in p.keys]}
+        for p in desc.recovery_paths
+    ]
     emit(
         {
             "name": w.record.name,
             "descriptor": w.record.descriptor,
             "threshold": desc.threshold,
             "keys": desc.n,
+            "recovery": recovery,
             "network": w.record.network,
             "birthday": w.record.birthday,
             "first_address": first,
             "warnings": warnings,
         },
         f"Wallet {w.record.name}: {desc.threshold}-of-{desc.n} on {w.record.network}, scanning from block "
-        f"{w.record.birthday}.\nDescriptor: {w.record.descriptor}\n"
+        f"{w.record.birthday}.\n"
+        + "".join(
+            f"Recovery after {r['blocks']} blocks: {r['threshold']} of {', '.join(r['fingerprints'])}\n"
+            for r in recovery
+        )
+        + f"Descriptor: {w.record.descriptor}\n"
         f"First address (compare it on every signer): {first}" + "".join(f"\nwarning: {x}" for x in warnings),
     )
 

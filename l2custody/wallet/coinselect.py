@@ -4,7 +4,8 @@ The algorithm, in order:
 
 1. **Effective values.** A coin's effective value is its value minus the fee
    to spend it at the requested fee rate (the worst-case weight of one
-   P2WSH k-of-n input, see ``size.py``). Coins whose effective value is not
+   P2WSH k-of-n input, see ``size.py``; a recovery wallet's primary path, or
+   the recovery path asked for). Coins whose effective value is not
    positive cost more than they bring and are left out.
 2. **Target.** The outputs' total plus the fee for the transaction's fixed
    part (version, locktime, counts, the outputs themselves).
@@ -44,7 +45,7 @@ from l2custody.amounts import format_sats
 from l2custody.errors import InsufficientFunds, UsageError
 from l2custody.numbers import is_positive
 from l2custody.wallet import size
-from l2custody.wallet.descriptor import MultisigDescriptor
+from l2custody.wallet.descriptors import WalletDescriptor
 from l2custody.wallet.psbt import Utxo
 
 BNB_MAX_TRIES = 100_000
@@ -171,17 +172,20 @@ def select(
     target: int,
     fee_rate: float,
     *,
-    desc: MultisigDescriptor,
+    desc: WalletDescriptor,
     output_script_lens: Sequence[int] = (CHANGE_SCRIPT_LEN,),
     long_term_fee_rate: float | None = None,
     subtract_fee: bool = False,
     max_tries: int = BNB_MAX_TRIES,
+    recovery: int | None = None,
 ) -> Selection:
     """Choose coins paying ``target`` sats (the outputs' total) at ``fee_rate`` sat/vB.
 
     ``output_script_lens`` are the script lengths of the outputs to create
     (default: one P2WSH output). ``long_term_fee_rate`` (default: the same
-    rate) is the rate at which change would be spent later. Raises
+    rate) is the rate at which change would be spent later. ``recovery``
+    (a recovery wallet's recovery path delay) sizes the inputs for that
+    path's witness instead of the primary path's. Raises
     InsufficientFunds when the coins cannot pay.
     """
     if target <= 0:
@@ -189,7 +193,7 @@ def select(
     if not is_positive(fee_rate):
         raise UsageError(f"fee rate must be positive, got {fee_rate}")
     lt_rate = fee_rate if long_term_fee_rate is None else long_term_fee_rate
-    in_weight = size.multisig_input_weight(desc.threshold, desc.n)
+    in_weight = desc.input_weight(recovery)
     # Unrounded fees while searching (rounding each piece up would miss exact
     # fits by a few sats); the exact, rounded fee is settled per candidate.
     in_fee = 0.0 if subtract_fee else fee_rate * in_weight / 4

@@ -32,6 +32,7 @@ from embit.networks import NETWORKS
 from l2custody import redact
 from l2custody.errors import DescriptorError, NetworkMismatch
 from l2custody.numbers import is_decimal
+from l2custody.wallet import size
 from l2custody.wallet.addresses import (
     human_network,
     normalize_network,
@@ -172,7 +173,7 @@ class KeyOrigin:
     @classmethod
     def parse(cls, text: str) -> KeyOrigin:
         """Parse ``[fp/path]xpub`` (an optional ``/<0;1>/*`` suffix is accepted and ignored)."""
-        origin, suffix = _parse_key_expression(text.strip(), position=None)
+        origin, suffix = parse_key_expression(text.strip(), position=None)
         if suffix not in (None, DEFAULT_BRANCHES):
             raise DescriptorError(f"key {redact.shown(text)}: give the account key, with /<0;1>/* or no suffix")
         return origin
@@ -260,7 +261,7 @@ def split_keys(text: str) -> list[str]:
     return parts
 
 
-def _parse_key_expression(text: str, position: int | None) -> tuple[KeyOrigin, SuffixKind | None]:
+def parse_key_expression(text: str, position: int | None) -> tuple[KeyOrigin, SuffixKind | None]:
     """Parse one key of a descriptor; returns the KeyOrigin and the branch kind of its suffix."""
     where = f"key {position}" if position is not None else "key"
     if not text.startswith("["):
@@ -277,6 +278,14 @@ def _parse_key_expression(text: str, position: int | None) -> tuple[KeyOrigin, S
     suffix = None if suffix_text is None else _suffix_kind(suffix_text, where)
     origin = KeyOrigin(m.group("fp"), m.group("path"), m.group("xpub"))
     return origin, suffix
+
+
+def account_key(text: str, position: int) -> KeyOrigin:
+    """An account key given to build a wallet: ``[fp/path]xpub``, with ``/<0;1>/*`` or no suffix."""
+    origin, suffix = parse_key_expression(text.strip(), position=position)
+    if suffix not in (None, DEFAULT_BRANCHES):
+        raise DescriptorError(f"key {position}: give the account key with /<0;1>/* or no suffix")
+    return origin
 
 
 def strip_checksum(text: str) -> str:
@@ -309,7 +318,7 @@ def _parse_single(text: str) -> tuple[int, list[KeyOrigin], SuffixKind]:
     k_text = m.group("k").strip()
     if not is_decimal(k_text):
         raise DescriptorError(f"threshold {k_text!r} is not a number")
-    parsed = [_parse_key_expression(part.strip(), position=i + 1) for i, part in enumerate(split_keys(m.group("keys")))]
+    parsed = [parse_key_expression(part.strip(), position=i + 1) for i, part in enumerate(split_keys(m.group("keys")))]
     if any(suffix is None for _, suffix in parsed):
         raise DescriptorError(
             "every key needs the derivation suffix /<0;1>/* (or /0/* and /1/*) so that "
@@ -323,6 +332,8 @@ def _parse_single(text: str) -> tuple[int, list[KeyOrigin], SuffixKind]:
 
 class MultisigDescriptor:
     """A validated k-of-n ``wsh(sortedmulti(...))`` descriptor over key origins."""
+
+    kind = "multisig"
 
     def __init__(
         self, threshold: int, keys: Sequence[KeyOrigin], network: str, branches: Branches = DEFAULT_BRANCHES
@@ -433,15 +444,7 @@ class MultisigDescriptor:
     @classmethod
     def from_keys(cls, threshold: int, keys: Sequence[str | KeyOrigin], network: str) -> MultisigDescriptor:
         """Build from ``[fp/path]xpub`` strings (or KeyOrigins) on ``network``."""
-        origins = []
-        for i, key in enumerate(keys, start=1):
-            if isinstance(key, KeyOrigin):
-                origins.append(key)
-                continue
-            origin, suffix = _parse_key_expression(key.strip(), position=i)
-            if suffix not in (None, DEFAULT_BRANCHES):
-                raise DescriptorError(f"key {i}: give the account key with /<0;1>/* or no suffix")
-            origins.append(origin)
+        origins = [key if isinstance(key, KeyOrigin) else account_key(key, i) for i, key in enumerate(keys, start=1)]
         return cls(threshold, origins, network)
 
     # --- output -----------------------------------------------------------
@@ -483,6 +486,11 @@ class MultisigDescriptor:
     @property
     def n(self) -> int:
         return len(self.keys)
+
+    @property
+    def recovery_paths(self) -> tuple[()]:
+        """None: a multisig has no time-locked recovery path (``miniscript.RecoveryDescriptor`` has)."""
+        return ()
 
     @property
     def descriptor_id(self) -> str:
@@ -554,6 +562,12 @@ class MultisigDescriptor:
     def first_address(self) -> str:
         """Receive address 0, the one BIP-129 asks every party to compare."""
         return self.address(False, 0)
+
+    def input_weight(self, recovery: int | None = None) -> int:
+        """Worst-case weight of one input spending an address (``size.multisig_input_weight``)."""
+        if recovery is not None:
+            raise DescriptorError("a wsh(sortedmulti) wallet has no recovery path; spend with K of its keys")
+        return size.multisig_input_weight(self.threshold, self.n)
 
     # --- key lookup -------------------------------------------------------
     def key_for_fingerprint(self, fingerprint: str | bytes) -> KeyOrigin | None:

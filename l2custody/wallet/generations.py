@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from l2custody.errors import DescriptorError, UsageError
 from l2custody.wallet.descriptor import KeyOrigin, MultisigDescriptor
+from l2custody.wallet.descriptors import parse_wallet_descriptor
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import Store, WalletRecord
@@ -236,7 +237,7 @@ def generation_infos(store: Store, signers: Mapping[str, str] | None = None) -> 
     newest = records[-1].generation if records else 0
     out = []
     for record in records:
-        desc = MultisigDescriptor.parse(record.descriptor, network=record.network)
+        desc = parse_wallet_descriptor(record.descriptor, network=record.network)
         coins = store.utxos(record.id)
         keys = []
         for key in desc.keys:

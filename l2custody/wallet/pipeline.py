@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from l2custody.chain.base import ChainSource
     from l2custody.chain.scanner import Scanner
-    from l2custody.wallet.descriptor import MultisigDescriptor
+    from l2custody.wallet.descriptors import WalletDescriptor
     from l2custody.wallet.policy import Policy
     from l2custody.wallet.review import PsbtSummary
 
@@ -120,7 +120,7 @@ class PsbtPipeline:
     if TYPE_CHECKING:  # provided by the Wallet (cached or computed on first use)
 
         @property
-        def descriptor(self) -> MultisigDescriptor: ...
+        def descriptor(self) -> WalletDescriptor: ...
 
         @property
         def policy(self) -> Policy: ...

@@ -4,7 +4,10 @@ Reviewing a PSBT (``summarize``, ``verify``, ``PsbtSummary``) lives in
 ``wallet/review.py``, which builds on this module (not the other way round).
 
 Promises of ``build_psbt``:
-- transaction version 2; every input signals RBF (nSequence 0xfffffffd);
+- transaction version 2; every input signals RBF (nSequence 0xfffffffd), or,
+  for a spend on a recovery wallet's recovery path (``recovery=N``), has
+  nSequence N: the relative lock (BIP-68) its ``older(N)`` checks, which
+  signals RBF too;
 - anti-fee-sniping locktime: the given tip height, or one time in ten a
   random 0..99 blocks lower (as Bitcoin Core does);
 - full BIP-174 metadata for hardware signers: witness_utxo and (when the
@@ -27,7 +30,7 @@ import base64
 import binascii
 import hashlib
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -38,9 +41,11 @@ from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
 from l2custody.errors import InsufficientFunds, PsbtError, PsbtTampered
 from l2custody.numbers import is_positive
-from l2custody.wallet import size
+from l2custody.wallet import satisfy, size
 from l2custody.wallet.addresses import address_to_script
-from l2custody.wallet.descriptor import Derived, MultisigDescriptor
+from l2custody.wallet.descriptor import Derived
+from l2custody.wallet.descriptors import WalletDescriptor
+from l2custody.wallet.miniscript import RecoveryDescriptor
 from l2custody.wallet.psbt_format import CheckedPsbt, check_psbt, determine_locktime
 
 SIGHASH_ALL = 0x01
@@ -231,7 +236,7 @@ def anti_fee_sniping_locktime(tip_height: int, rng: random.Random | None = None)
     return tip_height
 
 
-def _check_utxo(desc: MultisigDescriptor, utxo: Utxo) -> Derived:
+def _check_utxo(desc: WalletDescriptor, utxo: Utxo) -> Derived:
     derived = desc.derive(utxo.change, utxo.index)
     if bytes(utxo.script_pubkey) != derived.script_pubkey:
         raise PsbtError(
@@ -270,7 +275,7 @@ def _check_request(utxos: Sequence[Utxo], outputs: Sequence[TxOut], change_index
         raise PsbtError("nothing to pay: give at least one output or a change index")
 
 
-def _check_inputs(desc: MultisigDescriptor, utxos: Sequence[Utxo]) -> list[Derived]:
+def _check_inputs(desc: WalletDescriptor, utxos: Sequence[Utxo]) -> list[Derived]:
     """Every coin once, each ours (see ``_check_utxo``); returns their addresses."""
     seen = set()
     derived_in = []
@@ -282,7 +287,7 @@ def _check_inputs(desc: MultisigDescriptor, utxos: Sequence[Utxo]) -> list[Deriv
     return derived_in
 
 
-def _check_outputs(desc: MultisigDescriptor, outputs: Sequence[TxOut], subtract_fee_from: int | None) -> list[TxOut]:
+def _check_outputs(desc: WalletDescriptor, outputs: Sequence[TxOut], subtract_fee_from: int | None) -> list[TxOut]:
     """Copies of the outputs, each matching its address and above dust (the fee payer may be below)."""
     outs = [TxOut(bytes(o.script_pubkey), int(o.value), o.address) for o in outputs]
     for i, o in enumerate(outs):
@@ -308,8 +313,10 @@ class _FeeQuote:
     with_change: int
 
 
-def _quote_fee(desc: MultisigDescriptor, n_inputs: int, outs: Sequence[TxOut], fee_rate: float) -> _FeeQuote:
-    in_weight = size.multisig_input_weight(desc.threshold, desc.n)
+def _quote_fee(
+    desc: WalletDescriptor, n_inputs: int, outs: Sequence[TxOut], fee_rate: float, recovery: int | None
+) -> _FeeQuote:
+    in_weight = desc.input_weight(recovery)
     lens = [len(o.script_pubkey) for o in outs]
     fee_without = size.fee_for_weight(size.tx_weight([in_weight] * n_inputs, lens), fee_rate)
     fee_with = size.fee_for_weight(size.tx_weight([in_weight] * n_inputs, lens + [34]), fee_rate)
@@ -391,15 +398,16 @@ def _add_output_metadata(psbt: PSBT, outputs: Sequence[tuple[TxOut, Derived | No
 
 
 def _assemble(
-    desc: MultisigDescriptor,
+    desc: WalletDescriptor,
     inputs: Sequence[tuple[Utxo, Derived]],
     outputs: Sequence[tuple[TxOut, Derived | None]],
     lock: int,
+    sequence: int,
 ) -> PSBT:
     """The PSBT of a version 2, RBF-signalling transaction with full BIP-174 metadata."""
     tx = Transaction(
         version=2,
-        vin=[TransactionInput(bytes.fromhex(u.txid), u.vout, sequence=size.RBF_SEQUENCE) for u, _ in inputs],
+        vin=[TransactionInput(bytes.fromhex(u.txid), u.vout, sequence=sequence) for u, _ in inputs],
         vout=[TransactionOutput(o.value, Script(o.script_pubkey)) for o, _ in outputs],
         locktime=lock,
     )
@@ -413,7 +421,7 @@ def _assemble(
 
 
 def build_psbt(
-    desc: MultisigDescriptor,
+    desc: WalletDescriptor,
     utxos: Sequence[Utxo],
     outputs: Sequence[TxOut],
     change_index: int | None,
@@ -424,6 +432,7 @@ def build_psbt(
     anti_fee_sniping: bool = True,
     shuffle: bool = True,
     rng: random.Random | None = None,
+    recovery: int | None = None,
 ) -> PSBT:
     """Build an unsigned PSBT spending exactly ``utxos`` to ``outputs`` (+ change).
 
@@ -431,16 +440,20 @@ def build_psbt(
     (the default) it may be lowered as Bitcoin Core does, else it is used
     as is. ``fee_rate`` is in sat/vB. ``subtract_fee_from`` is the index in
     ``outputs`` whose value pays the fee (and receives a sub-dust remainder).
+    ``recovery`` (a recovery wallet only) is the delay in blocks of the
+    recovery path the spend will use: every input gets that nSequence and
+    the fee is for that path's witness.
     Raises InsufficientFunds when the coins cannot pay, PsbtError for
     impossible requests (dust outputs, duplicate coins, bad fee rate).
     """
     rng = rng or random.SystemRandom()
     _check_request(utxos, outputs, change_index, fee_rate)
+    sequence = _input_sequence(desc, recovery)
     derived_in = _check_inputs(desc, utxos)
     outs = _check_outputs(desc, outputs, subtract_fee_from)
 
     change = desc.derive(True, change_index) if change_index is not None else None
-    quote = _quote_fee(desc, len(utxos), outs, fee_rate)
+    quote = _quote_fee(desc, len(utxos), outs, fee_rate, recovery)
     total_in = sum(u.value for u in utxos)
     if subtract_fee_from is None:
         change_value = _pay_fee_on_top(total_in, sum(o.value for o in outs), change, quote)
@@ -457,7 +470,16 @@ def build_psbt(
         rng.shuffle(pairs)
         rng.shuffle(final_outs)
     lock = _choose_locktime(locktime, anti_fee_sniping, rng)
-    return _assemble(desc, pairs, final_outs, lock)
+    return _assemble(desc, pairs, final_outs, lock, sequence)
+
+
+def _input_sequence(desc: WalletDescriptor, recovery: int | None) -> int:
+    """RBF's nSequence, or the delay of the recovery path the spend uses (BIP-68, for older(N))."""
+    if recovery is None:
+        return size.RBF_SEQUENCE
+    if not isinstance(desc, RecoveryDescriptor):
+        raise PsbtError("this wallet has no recovery path: a wsh(sortedmulti) coin is spent with K of its keys")
+    return desc.recovery_path(int(recovery)).delay
 
 
 # --- signatures -------------------------------------------------------------------
@@ -525,7 +547,7 @@ def count_signatures(psbt: PSBT) -> list[int]:
 
 
 def derive_input(
-    desc: MultisigDescriptor, psbt: PSBT, i: int, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
+    desc: WalletDescriptor, psbt: PSBT, i: int, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
 ) -> Derived | None:
     """Which of our addresses input ``i`` spends, from its BIP-32 metadata (or ``known_scripts``).
 
@@ -583,9 +605,16 @@ def combine(psbts: Sequence[PSBT]) -> PSBT:
     return result
 
 
-def final_witness_valid(psbt: PSBT, i: int, derived: Derived) -> bool:
-    """True if input ``i``'s final witness is ``[dummy, K valid signatures in key order, our script]``."""
+def final_witness_valid(psbt: PSBT, i: int, derived: Derived, desc: WalletDescriptor | None = None) -> bool:
+    """True if input ``i``'s final witness satisfies our script with valid signatures.
+
+    A multisig's is ``[dummy, K valid signatures in key order, our script]``;
+    a recovery wallet's (``desc`` given) satisfies one of its paths, a
+    recovery path only if the input's nSequence opens it.
+    """
     items = psbt.inputs[i].final_scriptwitness.items
+    if isinstance(desc, RecoveryDescriptor):
+        return _recovery_witness_valid(psbt, i, derived, desc, list(items))
     threshold = derived.threshold
     if len(items) != threshold + 2 or items[0] != b"" or items[-1] != derived.witness_script:
         return False
@@ -604,9 +633,10 @@ def final_witness_valid(psbt: PSBT, i: int, derived: Derived) -> bool:
 
 
 def finalize_psbt(
-    psbt: PSBT, desc: MultisigDescriptor, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
+    psbt: PSBT, desc: WalletDescriptor, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
 ) -> PSBT:
-    """A finalized copy (BIP-174 finalizer): every input gets its witness from K valid signatures.
+    """A finalized copy (BIP-174 finalizer): every input gets its witness from K valid signatures
+    (on a recovery wallet: from the cheapest path its signatures and nSequence complete).
 
     Unlike a strict BIP-174 finalizer it keeps key origins and the witness
     script (harmless to other tools) so the result can still be summarized.
@@ -621,7 +651,7 @@ def finalize_psbt(
         if derived is None:
             raise PsbtTampered(f"input {i} does not spend an address of this wallet; refusing to finalize")
         if pin.final_scriptwitness is not None and pin.final_scriptwitness.items:
-            if not final_witness_valid(result, i, derived):
+            if not final_witness_valid(result, i, derived, desc):
                 raise PsbtTampered(f"input {i} was finalized elsewhere with a witness that is not valid for our script")
             continue
         checks = check_signatures(result, i, derived)
@@ -632,21 +662,96 @@ def finalize_psbt(
                 f"(fingerprint {bad[0].fingerprint or 'unknown'}) is refused: {bad[0].reason}"
             )
         valid = {c.pubkey for c in checks}
-        if len(valid) < desc.threshold:
-            have = sorted(c.fingerprint for c in checks if c.fingerprint)
-            missing = sorted(fp.hex() for _, (fp, _p) in derived.bip32.items() if fp.hex() not in have)
-            raise PsbtError(
-                f"input {i} has {len(valid)} of the {desc.threshold} signatures it needs; "
-                f"collect {desc.threshold - len(valid)} more from: {', '.join(missing)}"
-            )
-        by_key = {pub.sec(): sig for pub, sig in pin.partial_sigs.items()}
-        sigs = [by_key[pk] for pk in derived.pubkeys if pk in valid][: desc.threshold]
-        pin.final_scriptwitness = Witness([b""] + sigs + [derived.witness_script])
+        if isinstance(desc, RecoveryDescriptor):
+            witness = _recovery_witness(result, i, derived, desc, valid)
+        else:
+            witness = _multisig_witness(result, i, derived, desc.threshold, checks)
+        pin.final_scriptwitness = Witness(witness)
         # Key origins and the witness script stay, so the finalized PSBT can
         # still be reviewed (summarize) against the descriptor.
         pin.partial_sigs = {}
         pin.sighash_type = None
     return result
+
+
+def _multisig_witness(
+    psbt: PSBT, i: int, derived: Derived, threshold: int, checks: list[SignatureCheck]
+) -> list[bytes]:
+    """``[dummy, K signatures in key order, script]``; PsbtError naming the missing cosigners."""
+    valid = {c.pubkey for c in checks}
+    if len(valid) < threshold:
+        have = sorted(c.fingerprint for c in checks if c.fingerprint)
+        missing = sorted(fp.hex() for _, (fp, _p) in derived.bip32.items() if fp.hex() not in have)
+        raise PsbtError(
+            f"input {i} has {len(valid)} of the {threshold} signatures it needs; "
+            f"collect {threshold - len(valid)} more from: {', '.join(missing)}"
+        )
+    by_key = {pub.sec(): sig for pub, sig in psbt.inputs[i].partial_sigs.items()}
+    sigs = [by_key[pk] for pk in derived.pubkeys if pk in valid][:threshold]
+    return [b""] + sigs + [derived.witness_script]
+
+
+# --- the recovery wallet's witnesses (wallet/satisfy.py) --------------------------------------
+def _signature_checker(psbt: PSBT, i: int, derived: Derived) -> Callable[[bytes, bytes], bool]:
+    """``valid(pubkey, signature)`` for input ``i``: one of its keys, SIGHASH_ALL, and it verifies."""
+    sighash: list[bytes] = []
+
+    def valid(pub: bytes, sig: bytes) -> bool:
+        if pub not in derived.bip32 or not sig or sig[-1] != SIGHASH_ALL:
+            return False
+        try:
+            signature, key = ec.Signature.parse(sig[:-1]), ec.PublicKey.parse(pub)
+        except Exception:
+            return False
+        if not sighash:
+            script = Script(derived.witness_script)
+            sighash.append(psbt.tx.sighash_segwit(i, script, _spent_value(psbt, i), sighash=SIGHASH_ALL))
+        return bool(key.verify(signature, sighash[0]))
+
+    return valid
+
+
+def _input_lock(psbt: PSBT, i: int) -> int | None:
+    tx = psbt.tx
+    return satisfy.relative_lock(tx.vin[i].sequence, tx.version)
+
+
+def _recovery_witness_valid(psbt: PSBT, i: int, derived: Derived, desc: RecoveryDescriptor, items: list[bytes]) -> bool:
+    if not items or items[-1] != derived.witness_script:
+        return False
+    pubkeys = desc.pubkeys_at(derived.change, derived.index)
+    checker = _signature_checker(psbt, i, derived)
+    return satisfy.matching_path(desc.tree, pubkeys, items[:-1], checker, _input_lock(psbt, i)) is not None
+
+
+def _recovery_witness(psbt: PSBT, i: int, derived: Derived, desc: RecoveryDescriptor, valid: set[bytes]) -> list[bytes]:
+    """The witness of the cheapest path the valid signatures and the input's nSequence complete."""
+    sigs = {pub.sec(): sig for pub, sig in psbt.inputs[i].partial_sigs.items() if pub.sec() in valid}
+    pubkeys = desc.pubkeys_at(derived.change, derived.index)
+    lock = _input_lock(psbt, i)
+    found = satisfy.cheapest(desc.tree, pubkeys, sigs, len(derived.witness_script), lock)
+    if found is None:
+        raise PsbtError(_why_unsatisfied(i, desc, pubkeys, set(sigs), psbt.tx.vin[i].sequence, lock))
+    return [*found.items, derived.witness_script]
+
+
+def _why_unsatisfied(
+    i: int, desc: RecoveryDescriptor, pubkeys: Mapping[str, bytes], signed: set[bytes], sequence: int, lock: int | None
+) -> str:
+    """Each path: how many signatures it has of how many, who is missing, whether nSequence opens it."""
+    parts = []
+    for path in desc.spending_paths:
+        have = [k.fingerprint for k in path.keys if pubkeys[k.fingerprint] in signed]
+        missing = [k.fingerprint for k in path.keys if k.fingerprint not in have]
+        need = max(path.threshold - len(have), 0)
+        name = "the primary path" if path.delay is None else f"the recovery path after {path.delay} blocks"
+        text = f"{name} has {len(have)} of the {path.threshold} signatures it needs"
+        if need:
+            text += f" (collect {need} more from: {', '.join(missing)})"
+        if path.delay is not None and (lock is None or lock < path.delay):
+            text += f" and is open only to a spend built for it (nSequence {path.delay}; this input has {sequence:#x})"
+        parts.append(text)
+    return f"input {i} cannot be finalized: " + "; ".join(parts)
 
 
 def extract(psbt: PSBT) -> bytes:
@@ -662,7 +767,7 @@ def extract(psbt: PSBT) -> bytes:
 
 
 def finalize(
-    psbt: PSBT, desc: MultisigDescriptor, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
+    psbt: PSBT, desc: WalletDescriptor, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
 ) -> bytes:
     """Finalize and extract in one step: the raw signed transaction, ready to broadcast."""
     return extract(finalize_psbt(psbt, desc, known_scripts))

@@ -30,13 +30,15 @@ from embit.psbt import PSBT, DerivationPath, InputScope, OutputScope
 
 from l2custody.amounts import format_sats
 from l2custody.errors import L2CustodyError, NetworkMismatch, PsbtError, PsbtTampered
-from l2custody.wallet import size
+from l2custody.wallet import satisfy, size
 from l2custody.wallet.addresses import (
     address_to_script,
     human_network,
     script_to_address,
 )
-from l2custody.wallet.descriptor import Derived, MultisigDescriptor
+from l2custody.wallet.descriptor import Derived
+from l2custody.wallet.descriptors import WalletDescriptor
+from l2custody.wallet.miniscript import RecoveryDescriptor
 from l2custody.wallet.policy import Policy
 from l2custody.wallet.psbt import (
     TxOut,
@@ -102,7 +104,9 @@ class PsbtSummary:
     locktime: int
     rbf: bool
     threshold: int
-    complete: bool  # every input has K valid signatures (or is finalized)
+    #: every input has K valid signatures (or is finalized); on a recovery wallet: a path of
+    #: every input is complete (a recovery path only if the input's nSequence opens it)
+    complete: bool
     warnings: tuple[str, ...] = ()
     problems: tuple[str, ...] = field(default=())
 
@@ -149,14 +153,14 @@ class _Fees:
     fee_rate: float | None
 
 
-def _claimed_addresses(desc: MultisigDescriptor, derivations: Iterable[DerivationPath]) -> set[tuple[bool, int]]:
+def _claimed_addresses(desc: WalletDescriptor, derivations: Iterable[DerivationPath]) -> set[tuple[bool, int]]:
     """The (change, index) of our addresses that key origins point at (other wallets' origins are left out)."""
     matches = (desc.match_derivation(d.fingerprint, d.derivation) for d in derivations)
     return {m for m in matches if m is not None}
 
 
 def _input_derived(
-    desc: MultisigDescriptor, psbt: PSBT, i: int, known: Mapping[bytes, tuple[bool, int]]
+    desc: WalletDescriptor, psbt: PSBT, i: int, known: Mapping[bytes, tuple[bool, int]]
 ) -> tuple[Derived | None, str | None]:
     """Our address behind input ``i``, or (None, reason) if it is not provably ours."""
     utxo = input_utxo(psbt, i)
@@ -220,7 +224,7 @@ def _check_sighash_type(pin: InputScope, where: str, found: _Findings) -> None:
 def _check_input_is_ours(
     psbt: PSBT,
     i: int,
-    desc: MultisigDescriptor,
+    desc: WalletDescriptor,
     known: Mapping[bytes, tuple[bool, int]],
     where: str,
     found: _Findings,
@@ -253,11 +257,11 @@ def _check_input_key_origins(pin: InputScope, derived: Derived, where: str, foun
 
 
 def _check_final_witness(
-    psbt: PSBT, i: int, derived: Derived, threshold: int, where: str, found: _Findings
+    psbt: PSBT, i: int, derived: Derived, desc: WalletDescriptor, where: str, found: _Findings
 ) -> tuple[int, list[str]]:
     """A finalized input's witness must satisfy our script; returns (valid signatures, signed by)."""
-    if final_witness_valid(psbt, i, derived):
-        return threshold, ["(finalized)"]
+    if final_witness_valid(psbt, i, derived, desc):
+        return desc.threshold, ["(finalized)"]
     found.problems.append(PsbtTampered(f"{where}: its final witness does not satisfy our script"))
     return 0, []
 
@@ -280,7 +284,7 @@ def _check_partial_signatures(psbt: PSBT, i: int, derived: Derived, where: str, 
 
 
 def _review_input(
-    psbt: PSBT, i: int, desc: MultisigDescriptor, known: Mapping[bytes, tuple[bool, int]], found: _Findings
+    psbt: PSBT, i: int, desc: WalletDescriptor, known: Mapping[bytes, tuple[bool, int]], found: _Findings
 ) -> InputInfo:
     """Run the checks of input ``i``, in the order their problems are reported."""
     pin = psbt.inputs[i]
@@ -299,7 +303,7 @@ def _review_input(
         _check_witness_script(pin, derived, where, found)
         _check_input_key_origins(pin, derived, where, found)
         if finalized:
-            valid, signed_by = _check_final_witness(psbt, i, derived, desc.threshold, where, found)
+            valid, signed_by = _check_final_witness(psbt, i, derived, desc, where, found)
         signers = _check_partial_signatures(psbt, i, derived, where, found)
         valid, signed_by = valid + len(signers), signed_by + signers
     return InputInfo(
@@ -321,7 +325,7 @@ def _review_input(
 # --- the checks of one output -------------------------------------------------------------
 def _check_output_ownership(
     pout: OutputScope,
-    desc: MultisigDescriptor,
+    desc: WalletDescriptor,
     known: Mapping[bytes, tuple[bool, int]],
     where: str,
     found: _Findings,
@@ -365,7 +369,7 @@ def _warn_dust(value: int, spk: bytes, where: str, found: _Findings) -> None:
 
 
 def _review_output(
-    j: int, pout: OutputScope, desc: MultisigDescriptor, known: Mapping[bytes, tuple[bool, int]], found: _Findings
+    j: int, pout: OutputScope, desc: WalletDescriptor, known: Mapping[bytes, tuple[bool, int]], found: _Findings
 ) -> OutputInfo:
     """Run the checks of output ``j``, in the order their problems are reported."""
     spk = pout.script_pubkey.data
@@ -381,7 +385,7 @@ def _review_output(
 
 
 # --- the checks of the whole transaction ------------------------------------------------------
-def _check_global_xpubs(psbt: PSBT, desc: MultisigDescriptor, found: _Findings) -> None:
+def _check_global_xpubs(psbt: PSBT, desc: WalletDescriptor, found: _Findings) -> None:
     """The cosigner xpubs the PSBT lists must be of the wallet's network (and should be its keys)."""
     for xpub, der in psbt.xpubs.items():
         key_is_main = xpub.version == b"\x04\x88\xb2\x1e"
@@ -398,19 +402,42 @@ def _check_global_xpubs(psbt: PSBT, desc: MultisigDescriptor, found: _Findings) 
             )
 
 
-def _input_weight(pin: InputScope, desc: MultisigDescriptor) -> int:
-    """The real weight of a finalized input, else the worst case of our multisig input."""
+def _input_weight(psbt: PSBT, i: int, desc: WalletDescriptor) -> int:
+    """The real weight of a finalized input, else the worst case of our input: the primary path's,
+    or a recovery path's when the input's nSequence is that path's delay (a recovery spend)."""
+    pin = psbt.inputs[i]
     if _is_finalized(pin):
         return 4 * 41 + len(pin.final_scriptwitness.serialize())
-    return size.multisig_input_weight(desc.threshold, desc.n)
+    return desc.input_weight(_recovery_delay(psbt, i, desc))
 
 
-def _fees(psbt: PSBT, desc: MultisigDescriptor, inputs: Sequence[InputInfo], outputs: Sequence[OutputInfo]) -> _Fees:
+def _recovery_delay(psbt: PSBT, i: int, desc: WalletDescriptor) -> int | None:
+    """The delay of the recovery path input ``i`` was built for (its nSequence), or None."""
+    if not isinstance(desc, RecoveryDescriptor):
+        return None
+    sequence = psbt.tx.vin[i].sequence
+    return sequence if sequence in {p.delay for p in desc.recovery_paths} else None
+
+
+def _input_complete(psbt: PSBT, info: InputInfo, desc: WalletDescriptor) -> bool:
+    """K valid signatures (or a valid final witness); on a recovery wallet, a path the signers complete."""
+    if not isinstance(desc, RecoveryDescriptor) or info.finalized:
+        return info.signatures >= desc.threshold
+    if info.change is None or info.derivation_index is None:
+        return False
+    pubkeys = desc.pubkeys_at(info.change, info.derivation_index)
+    signed = {pubkeys[fp] for fp in info.signed_by if fp in pubkeys}
+    tx = psbt.tx
+    lock = satisfy.relative_lock(tx.vin[info.index].sequence, tx.version)
+    return satisfy.satisfiable(desc.tree, pubkeys, signed, lock) is not None
+
+
+def _fees(psbt: PSBT, desc: WalletDescriptor, inputs: Sequence[InputInfo], outputs: Sequence[OutputInfo]) -> _Fees:
     values = [i.value for i in inputs]
     total_out = sum(o.value for o in outputs)
     total_in = sum(v for v in values if v is not None) if all(v is not None for v in values) else None
     fee = total_in - total_out if total_in is not None else None
-    in_weights = [_input_weight(pin, desc) for pin in psbt.inputs]
+    in_weights = [_input_weight(psbt, i, desc) for i in range(len(psbt.inputs))]
     weight = size.tx_weight(in_weights, [len(bytes.fromhex(o.script_pubkey)) for o in outputs])
     vsize = size.vsize(weight)
     fee_rate = fee / vsize if fee is not None and vsize else None
@@ -456,7 +483,7 @@ def _warn_unusual_transaction(psbt: PSBT, outputs: Sequence[OutputInfo], rbf: bo
 
 
 def _analyze(
-    psbt: PSBT, desc: MultisigDescriptor, known: Mapping[bytes, tuple[bool, int]]
+    psbt: PSBT, desc: WalletDescriptor, known: Mapping[bytes, tuple[bool, int]]
 ) -> tuple[PsbtSummary, list[L2CustodyError]]:
     """Run every check; problems and warnings are listed in the order of the checks below."""
     found = _Findings()
@@ -482,7 +509,7 @@ def _analyze(
         locktime=psbt.tx.locktime,
         rbf=rbf,
         threshold=desc.threshold,
-        complete=bool(inputs) and all(i.signatures >= desc.threshold for i in inputs),
+        complete=bool(inputs) and all(_input_complete(psbt, i, desc) for i in inputs),
         warnings=tuple(found.warnings),
         problems=tuple(p.message for p in found.problems),
     )
@@ -490,7 +517,7 @@ def _analyze(
 
 
 def summarize(
-    psbt: PSBT, desc: MultisigDescriptor, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
+    psbt: PSBT, desc: WalletDescriptor, known_scripts: Mapping[bytes, tuple[bool, int]] | None = None
 ) -> PsbtSummary:
     """Describe the PSBT for a human or a script; problems are listed, not raised.
 
@@ -502,7 +529,7 @@ def summarize(
 
 def verify(
     psbt: PSBT,
-    desc: MultisigDescriptor,
+    desc: WalletDescriptor,
     policy: Policy,
     expected_outputs: Sequence[TxOut] | None = None,
     *,

@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from l2custody.chain.base import ChainSource
     from l2custody.chain.scanner import Scanner, ScanResult, Watchlist
-    from l2custody.wallet.descriptor import MultisigDescriptor
+    from l2custody.wallet.descriptors import WalletDescriptor
     from l2custody.wallet.policy import Policy
     from l2custody.wallet.psbt import Utxo
 
@@ -167,11 +167,22 @@ class Wallet(PsbtPipeline):
         name: str = "treasury",
         birthday: int | None = None,
         chain: ChainSource | None = None,
+        recovery: Sequence[str] = (),
     ) -> Wallet:
-        """Create the ``wsh(sortedmulti(K, keys.../<0;1>/*))`` wallet and save it."""
-        from l2custody.wallet.descriptor import MultisigDescriptor
+        """Create the ``wsh(sortedmulti(K, keys.../<0;1>/*))`` wallet and save it.
 
-        desc = MultisigDescriptor.from_keys(threshold, list(keys), config.embit_network)
+        With ``recovery`` paths (``KEY@BLOCKS`` or ``K:KEY1,KEY2,...@BLOCKS``)
+        it is the recovery wallet ``wsh(or_d(multi(K,keys...),and_v(v:pkh(KEY),
+        older(BLOCKS))))`` instead, stacked as Liana writes it.
+        """
+        from l2custody.wallet.descriptor import MultisigDescriptor
+        from l2custody.wallet.miniscript import RecoveryDescriptor
+
+        desc: WalletDescriptor
+        if recovery:
+            desc = RecoveryDescriptor.from_keys(threshold, list(keys), list(recovery), config.embit_network)
+        else:
+            desc = MultisigDescriptor.from_keys(threshold, list(keys), config.embit_network)
         return cls._save(config, desc, name, birthday, "wallet-created", chain)
 
     @classmethod
@@ -203,7 +214,7 @@ class Wallet(PsbtPipeline):
     def _save(
         cls,
         config: Config,
-        desc: MultisigDescriptor,
+        desc: WalletDescriptor,
         name: str,
         birthday: int | None,
         action: str,
@@ -254,10 +265,10 @@ class Wallet(PsbtPipeline):
     # --- lazily built parts --------------------------------------------------------------
 
     @functools.cached_property
-    def descriptor(self) -> MultisigDescriptor:
-        from l2custody.wallet.descriptor import MultisigDescriptor
+    def descriptor(self) -> WalletDescriptor:
+        from l2custody.wallet.descriptors import parse_wallet_descriptor
 
-        return MultisigDescriptor.parse(self.record.descriptor, network=self.record.network)
+        return parse_wallet_descriptor(self.record.descriptor, network=self.record.network)
 
     @functools.cached_property
     def policy(self) -> Policy:
@@ -495,18 +506,22 @@ class Wallet(PsbtPipeline):
         fee_rate: float | None = None,
         utxos: Sequence[str] | None = None,
         subtract_fee: bool = False,
+        recovery: int | None = None,
     ) -> PsbtSession:
         """Build, verify and save a PSBT paying ``amount`` sats to ``address``; reserves its coins.
 
         The destination must be our own or allowed by the policy
         (PolicyViolation says how to allow it); checked before anything is built.
+        ``recovery``: see :meth:`build_spend`.
         """
         from l2custody.wallet.psbt import TxOut
 
         out = TxOut.to_address(address, int(amount), self.record.network)
         if out.script_pubkey not in self._known_scripts():
             self.policy.check_destination(0, out.address, out.value, out.script_pubkey, self.record.network)
-        psbt = self.build_spend([out], fee_rate, utxos, subtract_fee_from=0 if subtract_fee else None)
+        psbt = self.build_spend(
+            [out], fee_rate, utxos, subtract_fee_from=0 if subtract_fee else None, recovery=recovery
+        )
         return self.save_session(psbt, "send", expected_outputs=None, details={"to": address})
 
     def build_spend(
@@ -515,6 +530,7 @@ class Wallet(PsbtPipeline):
         fee_rate: float | None = None,
         utxos: Sequence[str] | None = None,
         subtract_fee_from: int | None = None,
+        recovery: int | None = None,
     ) -> PSBT:
         """An unsigned PSBT paying ``outputs`` (wallet.psbt.TxOut) from the wallet's coins, not saved.
 
@@ -522,6 +538,10 @@ class Wallet(PsbtPipeline):
         spendable coins; with ``utxos`` ("txid:n") exactly those are spent. A
         change address is recorded (issued) before it goes into the PSBT. Pass
         the result to :meth:`save_session` to verify it and reserve its coins.
+        ``recovery`` (a recovery wallet only) is the delay of the recovery path
+        the spend uses: its inputs get that nSequence (the node accepts the
+        spend once each coin has that many confirmations) and fees are sized
+        for that path.
         """
         from l2custody.wallet import coinselect
         from l2custody.wallet.psbt import build_psbt
@@ -539,6 +559,7 @@ class Wallet(PsbtPipeline):
                 desc=self.descriptor,
                 output_script_lens=[len(o.script_pubkey) for o in outputs],
                 subtract_fee=subtract_fee_from is not None,
+                recovery=recovery,
             )
             coins, wants_change = list(sel.utxos), sel.change > 0
         else:
@@ -553,6 +574,7 @@ class Wallet(PsbtPipeline):
             rate,
             tip,
             subtract_fee_from=subtract_fee_from,
+            recovery=recovery,
         )
 
     def save_session(

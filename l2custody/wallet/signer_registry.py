@@ -109,11 +109,11 @@ def _check_not_registered(store: Store, name: str, kind: str, fingerprint: str, 
 
 def _generation_keys(store: Store) -> list[tuple[int, frozenset[str]]]:
     """(generation, master fingerprints of its keys) for every generation of the wallet."""
-    from l2custody.wallet.descriptor import MultisigDescriptor
+    from l2custody.wallet.descriptors import parse_wallet_descriptor
 
     out = []
     for record in store.wallets():
-        desc = MultisigDescriptor.parse(record.descriptor, network=record.network)
+        desc = parse_wallet_descriptor(record.descriptor, network=record.network)
         out.append((record.generation, frozenset(k.fingerprint for k in desc.keys)))
     return out
 

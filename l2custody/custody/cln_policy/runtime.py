@@ -413,7 +413,7 @@ class CustodyPlugin:
             "wallet": {
                 "name": record.name,
                 "network": record.network,
-                "policy": f"{desc.threshold}-of-{len(desc.keys)}",
+                "policy": f"{desc.threshold}-of-{desc.n}",
                 "fingerprints": [k.fingerprint for k in desc.keys],
                 "confirmed_sat": balance.confirmed,
                 "unconfirmed_sat": balance.unconfirmed,

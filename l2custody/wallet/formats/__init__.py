@@ -12,16 +12,19 @@ Imports (``import_wallet`` detects the format):
 - Coldcard multisig setup files, also as Sparrow, BlueWallet and Cobo write
   them (``coldcard``);
 - Specter Desktop wallet JSON (``specter``);
-- Electrum multisig wallet files (``electrum``).
+- Electrum multisig wallet files (``electrum``);
+- Liana wallet backups (``liana``).
 
-Only native segwit ``wsh(sortedmulti(...))`` wallets are imported; anything
+Only native segwit ``wsh(sortedmulti(...))`` wallets, and recovery wallets
+(``wsh`` miniscript of Liana's shapes, ``wallet/miniscript.py``; as text,
+in Core exports and in Liana backups) are imported; anything
 else is refused with the reason, never converted. Every import returns an
 ImportedWallet or raises DescriptorError / NetworkMismatch (an
 L2CustodyError) saying what was wrong with the input; JSON values are read
 through ``jsondata.JsonObject``, which checks their types.
 
-Exports: ``descriptor`` (multipath with checksum), ``bsms`` (BIP-129 record)
-and ``core`` (an ``importdescriptors`` request for Bitcoin Core).
+Exports: ``descriptor`` (multipath with checksum), ``bsms`` (BIP-129 record;
+multisig only) and ``core`` (an ``importdescriptors`` request for Bitcoin Core).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from l2custody.wallet.formats.exports import (
 )
 from l2custody.wallet.formats.imported import ImportedWallet
 from l2custody.wallet.formats.jsondata import load_json
+from l2custody.wallet.formats.liana import import_liana, is_liana_backup
 from l2custody.wallet.formats.specter import import_specter
 from l2custody.wallet.formats.text import import_coldcard_core, import_descriptor_text, import_specter_diy
 
@@ -57,6 +61,7 @@ __all__ = [
     "import_core",
     "import_descriptor_text",
     "import_electrum",
+    "import_liana",
     "import_specter",
     "import_specter_diy",
     "import_wallet",
@@ -103,11 +108,13 @@ def _import_json(data: object, network: str | None) -> ImportedWallet:
         return import_electrum(data, network)
     if "descriptors" in data:
         return import_core(data, network)
+    if is_liana_backup(data):
+        return import_liana(data, network)
     if "recv_descriptor" in data or "descriptor" in data:
         return import_specter(data, network)
     if "receive" in data and "change" in data:
         return import_caravan_descriptors(data, network)
     raise DescriptorError(
         "this JSON is none of the wallet files l2custody reads: a Bitcoin Core `listdescriptors` result or "
-        'an `importdescriptors` list of {"desc": ...} entries, a Caravan, Specter or Electrum wallet file'
+        'an `importdescriptors` list of {"desc": ...} entries, a Caravan, Specter, Electrum or Liana wallet file'
     )

@@ -6,6 +6,7 @@ import re
 
 from l2custody.errors import DescriptorError
 from l2custody.wallet.descriptor import MULTIPATH_MARK, MultisigDescriptor
+from l2custody.wallet.descriptors import is_miniscript, parse_wallet_descriptor, parse_wallet_pair
 from l2custody.wallet.formats.imported import ImportedWallet
 from l2custody.wallet.formats.jsondata import JsonObject, kind_of
 
@@ -17,8 +18,9 @@ def import_core(data: object, network: str | None = None) -> ImportedWallet:
 
     Takes the active multisig pair (internal=false receive, internal=true
     change) or one multipath descriptor; anything but ``wsh(sortedmulti(...))``
-    is refused by the descriptor parser with its reason. Refuses files with
-    several different multisig wallets and asks which one to use.
+    or a recovery wallet's ``wsh(miniscript)`` is refused by the descriptor
+    parser with its reason. Refuses files with several different multisig
+    wallets and asks which one to use.
     """
     name = None
     if isinstance(data, dict):
@@ -31,7 +33,7 @@ def import_core(data: object, network: str | None = None) -> ImportedWallet:
         raise DescriptorError(f"a Core export is a JSON object or list, not {kind_of(data)}")
     entries = [JsonObject(e, f"descriptor entry {i}") for i, e in enumerate(raw_entries, start=1)]
     descs = {i: e.text("desc") for i, e in enumerate(entries)}
-    multisig = [i for i, d in descs.items() if d.startswith("wsh(sortedmulti(")]
+    multisig = [i for i, d in descs.items() if d.startswith("wsh(sortedmulti(") or is_miniscript(d)]
     if not multisig:
         others = [d for d in descs.values() if "multi(" in d and _MULTISIG.match(d)]
         if others:  # sh(...), wsh(multi(...)): the parser says why it is not supported
@@ -42,7 +44,7 @@ def import_core(data: object, network: str | None = None) -> ImportedWallet:
     timestamp = min(timestamps) if timestamps else None
     multipath = [i for i in active if MULTIPATH_MARK.search(descs[i])]
     if multipath:
-        wallets = {MultisigDescriptor.parse(descs[i], network) for i in multipath}
+        wallets = {parse_wallet_descriptor(descs[i], network) for i in multipath}
     else:
         receive = [i for i in active if not entries[i].flag("internal", False)]
         change = [i for i in active if entries[i].flag("internal", False)]
@@ -52,7 +54,7 @@ def import_core(data: object, network: str | None = None) -> ImportedWallet:
                 "(internal: true) multisig descriptor"
             )
         wallets = {
-            MultisigDescriptor.parse_pair(descs[r], descs[c], network=network, ordered=True)
+            parse_wallet_pair(descs[r], descs[c], network=network, ordered=True)
             for r in receive
             for c in change
             if _same_keys(descs[r], descs[c])

@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from l2custody.errors import DescriptorError, NetworkMismatch, UsageError
 from l2custody.wallet.addresses import address_to_script
 from l2custody.wallet.descriptor import DEFAULT_BRANCHES, Branches, KeyOrigin, MultisigDescriptor
+from l2custody.wallet.descriptors import WalletDescriptor
 
 
 @dataclass(frozen=True)
 class ImportedWallet:
     """What an import found: the descriptor and, where the format carries them, a name and birthday."""
 
-    descriptor: MultisigDescriptor
-    #: "descriptor" | "core" | "bsms" | "caravan" | "coldcard" | "specter" | "specter-diy" | "electrum"
+    descriptor: WalletDescriptor
+    #: "descriptor" | "core" | "bsms" | "caravan" | "coldcard" | "specter" | "specter-diy" | "electrum" | "liana"
     source: str
     name: str | None = None
     timestamp: int | None = None  # unix time of the wallet's creation (Core exports)
@@ -37,7 +38,7 @@ def build(
     return MultisigDescriptor(threshold, keys, key_network(keys, network), branches)
 
 
-def check_stated_address(desc: MultisigDescriptor, stated: str, change: bool, index: int, where: str) -> None:
+def check_stated_address(desc: WalletDescriptor, stated: str, change: bool, index: int, where: str) -> None:
     """Compare an address a file states with ours (same network, same script; BIP-173 upper case is the same).
 
     NetworkMismatch if it is another network's address, DescriptorError if it

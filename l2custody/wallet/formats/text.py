@@ -17,6 +17,7 @@ import re
 
 from l2custody.errors import DescriptorError
 from l2custody.wallet.descriptor import MULTIPATH_MARK, MultisigDescriptor, split_keys, strip_checksum
+from l2custody.wallet.descriptors import parse_wallet_descriptor, parse_wallet_pair
 from l2custody.wallet.formats.core import import_core
 from l2custody.wallet.formats.imported import ImportedWallet
 from l2custody.wallet.formats.jsondata import load_json
@@ -50,14 +51,14 @@ def import_descriptor_text(text: str, network: str | None = None) -> ImportedWal
     found = descriptor_lines(text)
     multipath = [ln for ln in found if MULTIPATH_MARK.search(ln)]
     if multipath:
-        desc = MultisigDescriptor.parse(multipath[0], network)
+        desc = parse_wallet_descriptor(multipath[0], network)
         others = [ln for ln in found if ln not in multipath]
-        if len(others) == 2 and MultisigDescriptor.parse_pair(others[0], others[1], network=network) != desc:
+        if len(others) == 2 and parse_wallet_pair(others[0], others[1], network=network) != desc:
             raise DescriptorError("the file's receive/change descriptors disagree with its multipath descriptor")
         return ImportedWallet(desc, "descriptor")
     if len(found) == 1 and COLDCARD_DESCRIPTOR_HEADER in text and "/0/*" in found[0]:
         return ImportedWallet(coldcard_receive_descriptor(found[0], network), "coldcard")
-    return ImportedWallet(MultisigDescriptor.parse(" ".join(found), network), "descriptor")
+    return ImportedWallet(parse_wallet_descriptor(" ".join(found), network), "descriptor")
 
 
 def coldcard_receive_descriptor(receive: str, network: str | None) -> MultisigDescriptor:
