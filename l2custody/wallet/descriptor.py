@@ -488,6 +488,12 @@ class MultisigDescriptor:
         return len(self.keys)
 
     @property
+    def primary_keys(self) -> tuple[KeyOrigin, ...]:
+        """The keys of the path that spends at any time: all of them here (a recovery
+        wallet, wallet/miniscript.py, has time-locked keys besides)."""
+        return self.keys
+
+    @property
     def recovery_paths(self) -> tuple[()]:
         """None: a multisig has no time-locked recovery path (``miniscript.RecoveryDescriptor`` has)."""
         return ()

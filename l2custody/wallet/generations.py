@@ -240,7 +240,7 @@ def generation_infos(store: Store, signers: Mapping[str, str] | None = None) -> 
         desc = parse_wallet_descriptor(record.descriptor, network=record.network)
         coins = store.utxos(record.id)
         keys = []
-        for key in desc.keys:
+        for key in desc.primary_keys:  # the quorum that spends at any time (recovery keys wait)
             removed_in, why = gone.get(key.fingerprint, (None, None))
             if removed_in is not None and removed_in <= record.generation:
                 removed_in, why = None, None  # removed before this generation existed: not one of its keys

@@ -62,7 +62,7 @@ from l2custody.wallet.rehearsal_records import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import SignerRecord
-    from l2custody.wallet.descriptor import MultisigDescriptor
+    from l2custody.wallet.descriptors import WalletDescriptor
     from l2custody.wallet.review import PsbtSummary
     from l2custody.wallet.service import PsbtSession, Wallet
 
@@ -126,7 +126,7 @@ class RehearsalResult:
 # --- choosing the signers ------------------------------------------------------------------------
 def choose_signers(
     registered: Sequence[SignerRecord],
-    desc: MultisigDescriptor,
+    desc: WalletDescriptor,
     last: Mapping[str, float],
     requested: Sequence[str] = (),
 ) -> list[SignerRecord]:
@@ -136,7 +136,8 @@ def choose_signers(
     UsageError says what is wrong, naming the signers and keys."""
     if requested:
         return _requested(registered, desc, requested)
-    usable = [s for s in registered if s.fingerprint and desc.contains_key(s.fingerprint)]
+    primary = {k.fingerprint for k in desc.primary_keys}  # a rehearsal proves the path that spends at any time
+    usable = [s for s in registered if s.fingerprint and s.fingerprint in primary]
     ordered = sorted(usable, key=lambda s: (s.name in last, last.get(s.name, 0.0), s.name))
     chosen: list[SignerRecord] = []
     for s in ordered:
@@ -145,7 +146,7 @@ def choose_signers(
         if len(chosen) == desc.threshold:
             return chosen
     covered = {s.fingerprint for s in usable}
-    missing = [k.fingerprint for k in desc.keys if k.fingerprint not in covered]
+    missing = [k.fingerprint for k in desc.primary_keys if k.fingerprint not in covered]
     have = ", ".join(f"{s.name} ({s.fingerprint})" for s in usable) or "none"
     raise UsageError(
         f"a rehearsal needs {desc.threshold} signers holding different keys of the wallet, but only "
@@ -154,9 +155,7 @@ def choose_signers(
     )
 
 
-def _requested(
-    registered: Sequence[SignerRecord], desc: MultisigDescriptor, names: Sequence[str]
-) -> list[SignerRecord]:
+def _requested(registered: Sequence[SignerRecord], desc: WalletDescriptor, names: Sequence[str]) -> list[SignerRecord]:
     by_name = {s.name: s for s in registered}
     seen: set[str] = set()
     chosen: list[SignerRecord] = []
@@ -172,9 +171,12 @@ def _requested(
                 f"signer {name} has no key fingerprint registered, so its signature cannot be told apart; "
                 f"register it again with --fingerprint"
             )
-        if not desc.contains_key(s.fingerprint):
-            keys = ", ".join(k.fingerprint for k in desc.keys)
-            raise UsageError(f"signer {name}'s key {s.fingerprint} is not one of this wallet's keys ({keys})")
+        if s.fingerprint not in {k.fingerprint for k in desc.primary_keys}:
+            keys = ", ".join(k.fingerprint for k in desc.primary_keys)
+            what = "a time-locked recovery key" if desc.contains_key(s.fingerprint) else "not one of this wallet's keys"
+            raise UsageError(
+                f"signer {name}'s key {s.fingerprint} is {what}; a rehearsal signs with the primary keys ({keys})"
+            )
         twin = next((c for c in chosen if c.fingerprint == s.fingerprint), None)
         if twin is not None:
             raise UsageError(

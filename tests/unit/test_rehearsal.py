@@ -381,3 +381,20 @@ def test_rotation_always_proves_k_distinct_keys_starting_with_the_longest_unprov
 
 def test_the_vector_wallet_keys_are_those_of_the_vector_mnemonics() -> None:
     assert sorted(FPS) == sorted(mnemonic_signer(i).fingerprint for i in range(3))
+
+
+def test_a_recovery_wallet_is_rehearsed_with_its_primary_keys_never_a_time_locked_one() -> None:
+    """A recovery key cannot sign before its delay: picking it would make every rehearsal
+    fail, and counting it would let a rehearsal 'prove' a quorum the primary path lacks."""
+    from l2custody.wallet.miniscript import RecoveryDescriptor
+    from tests.support import miniscript
+
+    desc = RecoveryDescriptor.parse(miniscript.text(), network="regtest")
+    recovery_fp = desc.recovery_paths[0].keys[0].fingerprint
+    heir = SignerRecord("heir", "software", None, recovery_fp, {}, 0.0)
+    registered = [heir, signer("alice", 0), signer("bob", 1)]
+    assert [s.name for s in choose_signers(registered, desc, {})] == ["alice", "bob"]
+    with pytest.raises(UsageError, match="is a time-locked recovery key"):
+        choose_signers(registered, desc, {}, ("heir", "alice"))
+    with pytest.raises(UsageError, match="only 1 of its 3 keys"):
+        choose_signers([heir, signer("alice", 0)], desc, {})
