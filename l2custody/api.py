@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from l2custody.custody.report.snapshot import Snapshot
     from l2custody.custody.sweeping.sweep import SweepReport, SweepStatus
     from l2custody.wallet.generations import GenerationInfo, Migration, RotationPlan
+    from l2custody.wallet.recovery import RecoveryPlan, RefreshPlan
     from l2custody.wallet.rehearsal import ConfirmAddress, RehearsalResult
     from l2custody.wallet.service import Wallet
     from l2custody.wallet.signer_registry import SignerInfo
@@ -201,6 +202,27 @@ def migrate_wallet(
 
     with open_wallet(config) as wallet:
         return generations.migrate(wallet, generation=generation, fee_rate=fee_rate, utxos=utxos)
+
+
+# --- recovery wallets (wallet/recovery.py) ---------------------------------------------------------
+def refresh_wallet(
+    config: ConfigPath, *, margin: int | None = None, fee_rate: float | None = None, utxos: Sequence[str] | None = None
+) -> RefreshPlan:
+    """``wallet refresh``: re-spend coins whose recovery path opens soon, with the primary keys."""
+    from l2custody.wallet import recovery
+
+    with open_wallet(config) as wallet:
+        return recovery.refresh(wallet, margin=margin, fee_rate=fee_rate, utxos=utxos)
+
+
+def recover_wallet(
+    config: ConfigPath, *, key: str, to: str, fee_rate: float | None = None, utxos: Sequence[str] | None = None
+) -> RecoveryPlan:
+    """``wallet recover``: spend the coins a recovery path may already spend, to ``to``."""
+    from l2custody.wallet import recovery
+
+    with open_wallet(config) as wallet:
+        return recovery.recover(wallet, key=key, to=to, fee_rate=fee_rate, utxos=utxos)
 
 
 def load_psbt(data: bytes | str) -> Any:

@@ -74,7 +74,7 @@ def emit(data: object, human: str | None = None) -> None:
 COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "init": (("init",), "Write a commented starting config (0600) and create the data directory."),
     "wallet": (
-        ("wallet", "wallet_generations", "wallet_rehearse"),
+        ("wallet", "wallet_generations", "wallet_rehearse", "wallet_recovery"),
         "The k-of-n multisig wallet: create or import it, get addresses, follow the chain, spend.",
     ),
     "psbt": (("psbt",), "Check, sign, combine, finalize and broadcast PSBTs of the wallet."),
@@ -106,6 +106,7 @@ _SUBCOMMANDS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "wallet": {c: ("wallet", "wallet_generations") for c in ("rotate", "generations", "migrate")}
     | {"rehearse": ("wallet", "wallet_rehearse")}
+    | {c: ("wallet", "wallet_recovery") for c in ("refresh", "recover")}
     | {
         c: ("wallet",)
         for c in ("create", "import", "export", "address", "addresses", "sync", "balance", "utxos", "send")

@@ -37,6 +37,8 @@ PATH_ARGUMENTS: dict[tuple[str, str], list[str]] = {
     ("wallet import", "source"): ["wallet", "import", "{P}"],
     ("wallet send", "out"): ["wallet", "send", "bcrt1qxyz", "1000sat", "--out", "{P}"],
     ("wallet migrate", "out_dir"): ["wallet", "migrate", "--out-dir", "{P}"],
+    ("wallet refresh", "out"): ["wallet", "refresh", "--out", "{P}"],
+    ("wallet recover", "out"): ["wallet", "recover", "--key", "k", "--to", "bcrt1qxyz", "--out", "{P}"],
     ("psbt show", "file"): ["psbt", "show", "{P}"],
     ("psbt verify", "file"): ["psbt", "verify", "{P}"],
     ("psbt sign", "file"): ["psbt", "sign", "{P}", "--signer", "a"],
