@@ -330,7 +330,37 @@ def _parse_single(text: str) -> tuple[int, list[KeyOrigin], SuffixKind]:
     return int(k_text), [origin for origin, _ in parsed], kinds.pop()
 
 
-class MultisigDescriptor:
+class KeyLookup:
+    """Finding our keys by master fingerprint and PSBT derivation path: what both wallet
+    descriptors (this module's and wallet/miniscript.py's) answer from ``keys`` and ``branches``."""
+
+    keys: tuple[KeyOrigin, ...]
+    branches: Branches
+
+    def key_for_fingerprint(self, fingerprint: str | bytes) -> KeyOrigin | None:
+        fp = fingerprint.hex() if isinstance(fingerprint, bytes) else fingerprint.lower()
+        return next((k for k in self.keys if k.fingerprint == fp), None)
+
+    def contains_key(self, fingerprint: str | bytes) -> bool:
+        """True if a key with this master fingerprint is in the descriptor (any path of it)."""
+        return self.key_for_fingerprint(fingerprint) is not None
+
+    def match_derivation(self, fingerprint: bytes, path: Sequence[int]) -> tuple[bool, int] | None:
+        """If (fingerprint, path) is one of our keys' ``origin/branch/index``, return (change, index)."""
+        key = self.key_for_fingerprint(fingerprint)
+        if key is None:
+            return None
+        origin = key.indexes
+        rest = list(path)[len(origin) :]
+        if list(path)[: len(origin)] != origin or len(rest) != 2:
+            return None
+        branch, index = rest
+        if branch not in self.branches or index >= HARDENED:
+            return None
+        return branch == self.branches[1], index
+
+
+class MultisigDescriptor(KeyLookup):
     """A validated k-of-n ``wsh(sortedmulti(...))`` descriptor over key origins."""
 
     kind = "multisig"
@@ -574,26 +604,3 @@ class MultisigDescriptor:
         if recovery is not None:
             raise DescriptorError("a wsh(sortedmulti) wallet has no recovery path; spend with K of its keys")
         return size.multisig_input_weight(self.threshold, self.n)
-
-    # --- key lookup -------------------------------------------------------
-    def key_for_fingerprint(self, fingerprint: str | bytes) -> KeyOrigin | None:
-        fp = fingerprint.hex() if isinstance(fingerprint, bytes) else fingerprint.lower()
-        return next((k for k in self.keys if k.fingerprint == fp), None)
-
-    def contains_key(self, fingerprint: str | bytes) -> bool:
-        """True if a cosigner key with this master fingerprint is part of the descriptor."""
-        return self.key_for_fingerprint(fingerprint) is not None
-
-    def match_derivation(self, fingerprint: bytes, path: Sequence[int]) -> tuple[bool, int] | None:
-        """If (fingerprint, path) is one of our keys' ``origin/branch/index``, return (change, index)."""
-        key = self.key_for_fingerprint(fingerprint)
-        if key is None:
-            return None
-        origin = key.indexes
-        rest = list(path)[len(origin) :]
-        if list(path)[: len(origin)] != origin or len(rest) != 2:
-            return None
-        branch, index = rest
-        if branch not in self.branches or index >= HARDENED:
-            return None
-        return branch == self.branches[1], index

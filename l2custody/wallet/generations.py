@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from l2custody.errors import DescriptorError, UsageError
 from l2custody.wallet.descriptor import KeyOrigin, MultisigDescriptor
 from l2custody.wallet.descriptors import parse_wallet_descriptor
+from l2custody.wallet.pipeline import STATE_ORDER
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import Store, WalletRecord
@@ -37,18 +38,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from l2custody.wallet.service import Wallet
 
 #: Session states in which a PSBT of a generation is still open (its coins reserved,
-#: its change and close addresses still to be paid): a rotation waits for them.
-OPEN_SESSION_STATES = (
-    "created",
-    "verified",
-    "partially-signed",
-    "signed",
-    "finalized",
-    "broadcasting",
-    "broadcast-unknown",
-    "negotiating",
-    "secured",
-)
+#: its change and close addresses still to be paid): a rotation waits for them. The
+#: pipeline's states before "broadcast", and a funding session's negotiating/secured.
+OPEN_SESSION_STATES = STATE_ORDER[: STATE_ORDER.index("broadcast")] + ("negotiating", "secured")
 
 
 @dataclass(frozen=True)

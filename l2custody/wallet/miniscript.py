@@ -54,6 +54,7 @@ from l2custody.wallet.descriptor import (
     RECEIVE,
     Branches,
     Derived,
+    KeyLookup,
     KeyOrigin,
     account_key,
     descriptor_checksum,
@@ -105,7 +106,7 @@ class RecoveryPath:
 
 
 # --- the descriptor -------------------------------------------------------------------------------
-class RecoveryDescriptor:
+class RecoveryDescriptor(KeyLookup):
     """A validated ``wsh(miniscript)`` with one primary path and time-locked recovery paths."""
 
     kind = "miniscript"
@@ -414,29 +415,6 @@ class RecoveryDescriptor:
     def first_address(self) -> str:
         """Receive address 0."""
         return self.address(False, 0)
-
-    # --- key lookup -------------------------------------------------------
-    def key_for_fingerprint(self, fingerprint: str | bytes) -> KeyOrigin | None:
-        fp = fingerprint.hex() if isinstance(fingerprint, bytes) else fingerprint.lower()
-        return next((k for k in self.keys if k.fingerprint == fp), None)
-
-    def contains_key(self, fingerprint: str | bytes) -> bool:
-        """True if a key with this master fingerprint is in any path of the descriptor."""
-        return self.key_for_fingerprint(fingerprint) is not None
-
-    def match_derivation(self, fingerprint: bytes, path: Sequence[int]) -> tuple[bool, int] | None:
-        """If (fingerprint, path) is one of our keys' ``origin/branch/index``, return (change, index)."""
-        key = self.key_for_fingerprint(fingerprint)
-        if key is None:
-            return None
-        origin = key.indexes
-        rest = list(path)[len(origin) :]
-        if list(path)[: len(origin)] != origin or len(rest) != 2:
-            return None
-        branch, index = rest
-        if branch not in self.branches or index >= HARDENED:
-            return None
-        return branch == self.branches[1], index
 
 
 # --- checks ---------------------------------------------------------------------------------------
