@@ -330,6 +330,20 @@ def _parse_single(text: str) -> tuple[int, list[KeyOrigin], SuffixKind]:
     return int(k_text), [origin for origin, _ in parsed], kinds.pop()
 
 
+def coin_type_warnings(keys: Sequence[KeyOrigin], network: str) -> list[str]:
+    """A BIP-48 key path whose coin type is another network's (legal, probably a mistake)."""
+    out = []
+    coin = 0 if network == "main" else 1
+    for i, key in enumerate(keys, start=1):
+        idx = key.indexes
+        if len(idx) >= 2 and idx[0] == 48 + HARDENED and idx[1] != coin + HARDENED:
+            out.append(
+                f"key {i} path {key.path} uses coin type {idx[1] - HARDENED}h; "
+                f"BIP-48 uses {coin}h on {human_network(network)}"
+            )
+    return out
+
+
 class KeyLookup:
     """Finding our keys by master fingerprint and PSBT derivation path: what both wallet
     descriptors (this module's and wallet/miniscript.py's) answer from ``keys`` and ``branches``."""
@@ -539,16 +553,7 @@ class MultisigDescriptor(KeyLookup):
 
     def warnings(self) -> list[str]:
         """Things that are legal but probably a mistake (e.g. BIP-48 coin type of another network)."""
-        out = []
-        coin = 0 if self.network == "main" else 1
-        for i, key in enumerate(self.keys, start=1):
-            idx = key.indexes
-            if len(idx) >= 2 and idx[0] == 48 + HARDENED and idx[1] != coin + HARDENED:
-                out.append(
-                    f"key {i} path {key.path} uses coin type {idx[1] - HARDENED}h; "
-                    f"BIP-48 uses {coin}h on {human_network(self.network)}"
-                )
-        return out
+        return coin_type_warnings(self.keys, self.network)
 
     # --- derivation -------------------------------------------------------
     def _branch(self, branch: int) -> list[bip32.HDKey]:

@@ -57,6 +57,7 @@ from l2custody.wallet.descriptor import (
     KeyLookup,
     KeyOrigin,
     account_key,
+    coin_type_warnings,
     descriptor_checksum,
     split_keys,
 )
@@ -343,15 +344,7 @@ class RecoveryDescriptor(KeyLookup):
 
     def warnings(self) -> list[str]:
         """Legal but probably a mistake: a BIP-48 coin type of another network, a recovery path within a day."""
-        out = []
-        coin = 0 if self.network == "main" else 1
-        for i, key in enumerate(self.keys, start=1):
-            idx = key.indexes
-            if len(idx) >= 2 and idx[0] == 48 + HARDENED and idx[1] != coin + HARDENED:
-                out.append(
-                    f"key {i} path {key.path} uses coin type {idx[1] - HARDENED}h; "
-                    f"BIP-48 uses {coin}h on {human_network(self.network)}"
-                )
+        out = coin_type_warnings(self.keys, self.network)
         first = self.recovery_paths[0].delay
         if first < 144 and self.network == "main":
             out.append(
