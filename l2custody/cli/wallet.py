@@ -268,7 +268,7 @@ def utxos() -> None:
     with api.open_wallet(STATE.config) as w:
         rows = w.utxos()
     emit(
-        data(rows),
+        [{**data(u), "outpoint": u.outpoint} for u in rows],  # TXID:N, as --utxo takes it
         table(
             ["outpoint", "value", "branch", "index", "confs", "reserved by"],
             [

@@ -94,6 +94,9 @@ def test_refresh_restarts_the_clock_of_coins_near_their_recovery_path(
         wallet.sync()
         coins = {u.outpoint: u for u in wallet.utxos()}
         assert old not in coins and young in coins and f"{txid}:0" in coins
+    # `wallet utxos --json` names each coin as --utxo takes it
+    assert {u["outpoint"] for u in ok(config, "wallet", "utxos")} == set(coins)
+    with Wallet.open(load_config(config), chain=chain) as wallet:
         # the refreshed coin's clock starts at its own block
         fresh = recovery.coin_locks(wallet, chain.tip_height())
         assert {c.outpoint: c.opens_at for c in fresh}[f"{txid}:0"] == chain.tip_height() + DELAY
