@@ -258,15 +258,24 @@ def balance() -> None:
 
 
 @sub.command("utxos")
-def utxos() -> None:
+def utxos(
+    generation: Annotated[
+        Optional[int], typer.Option(help="Coins of this generation (default: the newest; see `wallet generations`).")
+    ] = None,
+) -> None:
     """List unspent coins with their address index and confirmations.
 
-    Example: l2custody wallet utxos
+    Examples:
+
+      l2custody wallet utxos
+
+      l2custody wallet utxos --generation 1   # an older generation's coins, e.g. for wallet migrate --utxo
     """
     from l2custody import api
 
     with api.open_wallet(STATE.config) as w:
-        rows = w.utxos()
+        owner = w if generation is None else w.sibling(w.store.wallet(w.record.name, generation=generation))
+        rows = owner.utxos()
     emit(
         [{**data(u), "outpoint": u.outpoint} for u in rows],  # TXID:N, as --utxo takes it
         table(

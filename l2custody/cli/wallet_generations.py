@@ -79,8 +79,10 @@ def rotate(
         f"First address (compare it on every signer): {first}\n\n"
         "Next:\n"
         "  1. register the new descriptor on every signer and add new signers (`l2custody signer add`);\n"
-        "  2. rehearse the new generation (`l2custody wallet rehearse`);\n"
-        f"  3. move the coins of generation {record.generation - 1} (`l2custody wallet migrate`).\n"
+        f"  2. move one coin (`l2custody wallet utxos --generation {record.generation - 1}`, then `l2custody wallet "
+        f"migrate --generation {record.generation - 1} --utxo TXID:N`) and rehearse the new generation with it "
+        "(`l2custody wallet rehearse`);\n"
+        f"  3. move the rest of generation {record.generation - 1} (`l2custody wallet migrate`).\n"
         "Channels opened before keep their close addresses: see `l2custody report`.",
     )
 
@@ -171,9 +173,10 @@ def migrate(
         (
             ""
             if all(m.target_rehearsed for m in moves)
-            else f"Note: generation {moves[0].to_generation} has not been rehearsed yet. Rehearse it first "
-            "(`l2custody wallet rehearse`) and move one coin (--utxo) before everything; abort these sessions "
-            "(`l2custody psbt abort SESSION`) if you want to keep that order.\n"
+            else f"Note: generation {moves[0].to_generation} has not been rehearsed yet. The safe order: move one "
+            f"coin (--generation {moves[0].from_generation} --utxo TXID:N), rehearse generation "
+            f"{moves[0].to_generation} with it (`l2custody wallet rehearse`), then move the rest; abort these "
+            "sessions (`l2custody psbt abort SESSION`) to keep that order.\n"
         )
         + "\n".join(
             f"Generation {m.from_generation} -> {m.to_generation}: {m.coins} coin(s), {m.amount_sat:,} sat "

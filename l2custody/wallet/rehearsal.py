@@ -261,9 +261,18 @@ class Rehearsal:
         wallet.sync()
         spendable = sum(u.value for u in wallet.spendable_coins())
         if spendable <= amount:
+            record = wallet.record
+            fund = (
+                f"move one coin of generation {record.generation - 1} into it (`l2custody wallet migrate --generation "
+                f"{record.generation - 1} --utxo TXID:N`, TXID:N from `l2custody wallet utxos --generation "
+                f"{record.generation - 1}`)"
+                if record.generation > 1
+                else "fund it (`l2custody wallet address`)"
+            )
             raise InsufficientFunds(
-                f"a rehearsal pays {format_sats(amount)} to the wallet itself plus the fee, and the wallet can spend "
-                f"{format_sats(spendable)}: fund it (`l2custody wallet address`), wait for a confirmation, then rehearse"
+                f"a rehearsal pays {format_sats(amount)} to the wallet itself plus the fee, and the wallet "
+                f"(generation {record.generation}) can spend {format_sats(spendable)}: {fund}, wait for a "
+                "confirmation, then rehearse"
             )
         rid = new_rehearsal_id()
         receive = wallet.next_address(label=f"rehearsal {rid}")

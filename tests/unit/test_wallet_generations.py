@@ -354,3 +354,25 @@ def test_a_rotation_asks_first_and_nothing_changes_without_a_yes(config: Path) -
     result = run(config, "wallet", "rotate", "--add", new_key(), "--reason", "r", json_out=True)
     assert result.exit_code != 0 and "Create the next generation?" in result.stderr
     assert [g["generation"] for g in ok(config, "wallet", "generations")] == [1]
+
+
+def test_one_coin_moves_first_so_the_new_generation_can_be_rehearsed(config: Path, tmp_path: Path) -> None:
+    """The order the rotation and migrate suggest: one coin of generation 1 into generation 2
+    (picked from `wallet utxos --generation 1`), a rehearsal with it, then the rest."""
+    chain = MemoryChain()
+    cfg = load_config(config)
+    with Wallet.open(cfg, chain=chain) as gen1:
+        scripts = [gen1.descriptor.derive(False, gen1.next_address().index).script_pubkey for _ in range(2)]
+    rotate_carol_out(config, tmp_path)
+    for script, value in zip(scripts, (120_000, 900_000)):
+        pay(chain, script, value)
+    with Wallet.open(cfg, chain=chain) as wallet:
+        wallet.sync()
+    listed = ok(config, "wallet", "utxos", "--generation", "1")
+    assert sorted(u["value"] for u in listed) == [120_000, 900_000] and ok(config, "wallet", "utxos") == []
+    small = next(u["outpoint"] for u in listed if u["value"] == 120_000)
+    with Wallet.open(cfg, chain=chain) as wallet:
+        [move] = migrate(wallet, generation=1, utxos=[small], fee_rate=2)
+        assert move.coins == 1 and move.amount_sat == 120_000
+        with pytest.raises(UsageError, match="give --generation too"):
+            migrate(wallet, utxos=[small], fee_rate=2)
