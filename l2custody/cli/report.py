@@ -30,12 +30,13 @@ def report(
     node's own (hot) wallet; after a `wallet rotate`, each wallet generation
     with its quorum, the keys that can still sign, its coins and the live
     channels that close to it; for a wallet with recovery paths, each coin
-    with the block at which its first recovery path opens. Then the custody checks: every channel closes
-    to a multisig address, every channel we opened was funded by one of our
-    sessions, no node wallet holds more than the sweep threshold, no funding
-    session is near its deadline, the wallet was rehearsed (`wallet rehearse`)
-    and every signer signed a rehearsal lately, no older generation holds
-    coins or channels (critical when its quorum can no longer sign), no coin's
+    with the block at which its first recovery path opens. Then the custody
+    checks: every channel closes to a multisig address, every channel we
+    opened was funded by one of our sessions, no node wallet holds more than
+    the sweep threshold, no funding session is near its deadline, the wallet
+    was rehearsed (`wallet rehearse`) and every signer signed a rehearsal
+    lately, no older generation holds coins or channels (critical when its
+    quorum can no longer sign), no coin's
     recovery path opens within [recovery] refresh_margin_blocks (`wallet
     refresh`; critical once a path is open: the recovery keys can spend it).
 
