@@ -29,12 +29,16 @@ def report(
     left), pending closes and force-close limbo with maturity, and the
     node's own (hot) wallet; after a `wallet rotate`, each wallet generation
     with its quorum, the keys that can still sign, its coins and the live
-    channels that close to it. Then the custody checks: every channel closes
-    to a multisig address, every channel we opened was funded by one of our
-    sessions, no node wallet holds more than the sweep threshold, no funding
-    session is near its deadline, the wallet was rehearsed (`wallet rehearse`)
-    and every signer signed a rehearsal lately, no older generation holds
-    coins or channels (critical when its quorum can no longer sign).
+    channels that close to it; for a wallet with recovery paths, each coin
+    with the block at which its first recovery path opens. Then the custody
+    checks: every channel closes to a multisig address, every channel we
+    opened was funded by one of our sessions, no node wallet holds more than
+    the sweep threshold, no funding session is near its deadline, the wallet
+    was rehearsed (`wallet rehearse`) and every signer signed a rehearsal
+    lately, no older generation holds coins or channels (critical when its
+    quorum can no longer sign), no coin's
+    recovery path opens within [recovery] refresh_margin_blocks (`wallet
+    refresh`; critical once a path is open: the recovery keys can spend it).
 
     Exit status: 0 when every check passes, 1 when one fails (each failure is
     listed with what to do), 2 on an error. Suitable for cron.
@@ -121,6 +125,8 @@ def render_report(out: dict[str, Any], *, channels: bool = False) -> str:
         lines += ["", _rehearsal(out["rehearsal"])]
     if len(out["generations"]) > 1:
         lines += ["", _generations(out["generations"])]
+    if out.get("recovery"):
+        lines += ["", _recovery(out["recovery"])]
     if channels:
         lines += ["", _channels(out["channels"])]
     lines += ["", _checks(out)]
@@ -219,6 +225,40 @@ def _generations(rows: list[dict[str, Any]]) -> str:
                 f"migration from generation {g['generation']}: session {m['session']} ({m['state']}), "
                 f"{_sat(m['amount_sat'])}; signers: {g['threshold']} of {', '.join(g['signers'])}"
             )
+    return "\n".join(lines)
+
+
+def _recovery(r: dict[str, Any]) -> str:
+    """Each coin of a recovery wallet and when its first recovery path opens."""
+
+    def who(keys: list[str], threshold: int) -> str:
+        return f"{keys[0]} alone" if len(keys) == 1 else f"{threshold} of {', '.join(keys)}"
+
+    def status(c: dict[str, Any]) -> str:
+        text = {"open": "OPEN NOW", "due": "DUE A REFRESH"}.get(c["status"], c["status"])
+        if c["refresh_session"]:
+            state = next(s["state"] for s in r["refresh_sessions"] if s["session"] == c["refresh_session"])
+            return f"{text} (refresh session {c['refresh_session']}, {state})"
+        if c["reserved_by"]:
+            return f"{text} (reserved by {c['reserved_by']})"
+        return text
+
+    paths = "; ".join(f"{who(p['keys'], p['threshold'])} after {p['delay']:,} blocks" for p in r["paths"])
+    primary = r["primary"]
+    lines = [
+        f"Recovery paths of {r['wallet']}: {paths}. A coin is due a refresh {r['margin_blocks']:,} blocks before "
+        f"its path opens (signed by {primary['threshold']} of {', '.join(primary['signers'])}):"
+    ]
+    lines.append(
+        table(
+            ["coin", "value", "confirmed", "opens at", "blocks left", "status"],
+            [
+                [c["outpoint"], c["value"], c["height"], c["opens_at"], c["blocks_left"], status(c)]
+                for c in sorted(r["coins"], key=lambda c: (c["opens_at"] is None, c["opens_at"] or 0, c["outpoint"]))
+            ],
+            empty="  no coins",
+        )
+    )
     return "\n".join(lines)
 
 

@@ -52,7 +52,10 @@ def watch(
     sweeps node wallets to the multisig when watch.auto_sweep is on, and
     prepares the migration PSBT of a coin landing in an older wallet
     generation for its signers when watch.auto_migrate_psbt is on (the
-    default; keys of the config file written by `l2custody init`).
+    default), and on a wallet with recovery paths the refresh PSBT of coins
+    whose path opens within recovery.refresh_margin_blocks when
+    recovery.auto_refresh_psbt is on (the default; a coin whose path is open
+    gets a critical alert). Keys of the config file written by `l2custody init`.
     A restart loses nothing: the first round reconciles from each node's
     state. Logs go to stderr (JSON lines with --json).
 

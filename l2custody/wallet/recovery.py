@@ -33,6 +33,7 @@ from l2custody.wallet.recovery_timing import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from l2custody.store import Store
     from l2custody.wallet.pipeline import PsbtSession
     from l2custody.wallet.service import Wallet
 
@@ -60,6 +61,42 @@ class RecoveryPlan:
     locked: tuple[CoinLock, ...]  # coins this path cannot spend yet (left alone)
     address: str
     amount_sat: int
+
+
+@dataclass(frozen=True)
+class RefreshRecord:
+    """A refresh session as the store keeps it (``psbts`` row of kind ``refresh``)."""
+
+    id: str
+    state: str
+    outpoints: tuple[str, ...]  # the coins it re-spends ("txid:n")
+
+    @property
+    def open(self) -> bool:
+        """Still in flight: its coins reserved, its signatures or broadcast to come."""
+        from l2custody.wallet.generations import OPEN_SESSION_STATES
+
+        return self.state in OPEN_SESSION_STATES
+
+
+def refresh_records(store: Store, wallet_id: int) -> list[RefreshRecord]:
+    """Every refresh session of one wallet generation so far (aborted and confirmed ones
+    too), oldest first: ``report`` names those in flight, ``watch`` never prepares a coin twice."""
+    from l2custody.store import stored_data
+    from l2custody.wallet.psbt import load_psbt
+
+    out = []
+    rows = store.execute(
+        "SELECT id, state, psbt FROM psbts WHERE kind = 'refresh' AND wallet_id = ? ORDER BY created, id",
+        (wallet_id,),
+    )
+    for session_id, state, text in rows.fetchall():
+        with stored_data(f"refresh session {session_id}"):
+            psbt = load_psbt(text)
+            out.append(
+                RefreshRecord(str(session_id), str(state), tuple(f"{i.txid.hex()}:{i.vout}" for i in psbt.inputs))
+            )
+    return out
 
 
 def recovery_delays(wallet: Wallet) -> tuple[int, ...]:

@@ -137,3 +137,23 @@ def test_each_wallet_generation_has_its_exposure_gauges() -> None:
     assert f"l2custody_generation_threshold{{{old}}} 2" in lines
     assert 'l2custody_custody_check_failures{check="generation-exposure"} 2' in lines  # coins + channels
     assert all(SAMPLE.match(line) for line in lines if not line.startswith("#"))
+
+
+def test_a_recovery_wallet_has_its_timelock_gauges_and_a_multisig_wallet_none() -> None:
+    from l2custody.custody.report.timelocks import PathFacts, RecoveryFacts
+    from l2custody.wallet.recovery_timing import lock_of
+
+    # tip 1,000, heir after 144 blocks: opened (block 850), due in 43 and 93 blocks, later (133), unconfirmed
+    coins = tuple(lock_of(f"{i:064x}:0", 1_000, h, 144, 1_000) for i, h in enumerate((850, 900, 950, 990, None)))
+    facts = RecoveryFacts("vault", 1_000, 100, 2, ("alice", "bob", "carol"), (PathFacts(144, 1, ("heir",)),), coins)
+    inputs = ReportInputs("vault", "regtest", 1.0, 1_000, MultisigFacts(5_000, 0), (), recovery=facts)
+    lines = render(build_snapshot(inputs, ReportSettings()), last_events={}).splitlines()
+    assert "l2custody_recovery_coins_due 2" in lines and "l2custody_recovery_coins_open 1" in lines
+    assert "l2custody_recovery_next_open_blocks 43" in lines
+    assert 'l2custody_custody_check_failures{check="recovery-timelock"} 2' in lines  # open + due
+    assert all(SAMPLE.match(line) for line in lines if not line.startswith("#"))
+
+    only_open = RecoveryFacts("vault", 1_000, 100, 2, ("a", "b", "c"), facts.paths, coins[:1])
+    inputs = ReportInputs("vault", "regtest", 1.0, 1_000, MultisigFacts(1_000, 0), (), recovery=only_open)
+    assert "l2custody_recovery_next_open_blocks -1" in render(build_snapshot(inputs, ReportSettings()), last_events={})
+    assert "l2custody_recovery_" not in render(snapshot(), last_events={})

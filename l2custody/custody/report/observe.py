@@ -25,10 +25,12 @@ from l2custody.custody.report.snapshot import (
     SessionFacts,
     SignerRehearsal,
 )
+from l2custody.custody.report.timelocks import PathFacts, RecoveryFacts, RefreshFacts
 from l2custody.errors import L2CustodyError
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import Store
+    from l2custody.wallet.descriptor import KeyOrigin
     from l2custody.wallet.generations import GenerationInfo
     from l2custody.wallet.service import Wallet
 
@@ -151,6 +153,37 @@ def read_generations(store: Store) -> tuple[tuple[GenerationInfo, ...], tuple[Mi
     return infos, moving
 
 
+def read_recovery(wallet: Wallet, tip: int | None) -> RecoveryFacts | None:
+    """The current generation's coins with their first recovery path's opening at ``tip``,
+    and the refresh sessions in flight (the store only); None for a wallet without
+    recovery paths."""
+    from l2custody.wallet.recovery import coin_locks, recovery_delays, refresh_records
+
+    if not recovery_delays(wallet):
+        return None
+    desc = wallet.descriptor
+    names = {s.fingerprint: s.name for s in wallet.store.signers() if s.fingerprint}
+
+    def who(keys: Sequence[KeyOrigin]) -> tuple[str, ...]:
+        return tuple(names.get(k.fingerprint, k.fingerprint) for k in keys)
+
+    locks = coin_locks(wallet, tip) if tip is not None else []
+    held = {u.outpoint: u.reserved_by for u in wallet.store.utxos(wallet.record.id) if u.reserved_by is not None}
+    return RecoveryFacts(
+        wallet.record.name,
+        tip,
+        wallet.config.recovery.refresh_margin_blocks,
+        desc.threshold,
+        who(desc.primary_keys),
+        tuple(PathFacts(p.delay, p.threshold, who(p.keys)) for p in getattr(desc, "recovery_paths", ())),
+        tuple(locks),
+        held,
+        tuple(
+            RefreshFacts(r.id, r.state, r.outpoints) for r in refresh_records(wallet.store, wallet.record.id) if r.open
+        ),
+    )
+
+
 def read_inputs(wallet: Wallet, backends: Sequence[NodeBackend], *, sync: bool = True) -> ReportInputs:
     """Everything ``report`` needs. ``sync``: bring the wallet up to the chain tip first;
     a chain that cannot be read is reported (``chain_error``), not raised."""
@@ -188,4 +221,5 @@ def read_inputs(wallet: Wallet, backends: Sequence[NodeBackend], *, sync: bool =
         rehearsal_facts(wallet),
         generations,
         migrations,
+        read_recovery(wallet, tip),
     )

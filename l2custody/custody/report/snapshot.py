@@ -32,6 +32,9 @@ reads them; tests and the benchmark make them up) and returns a
   ``generation-exposure``  no older wallet generation holds coins or live
                        channels' close addresses, and each one that does can
                        still sign (``custody/report/exposure.py``)
+  ``recovery-timelock``  no coin of a recovery wallet is within ``[recovery]
+                       refresh_margin_blocks`` of its recovery path's opening
+                       (warning), nor past it (critical; ``custody/report/timelocks.py``)
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from l2custody.custody.channels import ChannelView
     from l2custody.custody.funding.session import FundingSession
     from l2custody.custody.report.exposure import GenerationExposure, MigrationFacts
+    from l2custody.custody.report.timelocks import RecoveryFacts
     from l2custody.wallet.generations import GenerationInfo
 
 PLACES = ("multisig", "channels_local", "pending_open", "limbo", "hot_wallet")
@@ -59,6 +63,7 @@ CHECKS = (
     "chain-reachable",
     "rehearsal",
     "generation-exposure",
+    "recovery-timelock",
 )
 FUNDING_SESSION, FUNDING_FOREIGN, FUNDING_PEER = "session", "foreign", "peer"
 FORCE_CLOSE_TYPES = frozenset({CloseType.LOCAL_FORCE.value, CloseType.REMOTE_FORCE.value, CloseType.BREACH.value})
@@ -308,6 +313,7 @@ class ReportInputs:
     rehearsal: RehearsalFacts | None = None  # None: not read (``watch``); the check is then skipped
     generations: tuple[GenerationInfo, ...] = ()  # every wallet generation (none given: no exposure section)
     migrations: tuple[MigrationFacts, ...] = ()  # migration sessions in flight
+    recovery: RecoveryFacts | None = None  # a wallet with recovery paths: its coins' openings
 
 
 @dataclass(frozen=True)
@@ -430,6 +436,7 @@ class Snapshot:
     balances: dict[str, int] = field(default_factory=dict)
     rehearsal: RehearsalFacts | None = None
     exposure: tuple[GenerationExposure, ...] = ()  # per wallet generation (custody/report/exposure.py)
+    recovery: RecoveryFacts | None = None  # coins and their recovery paths (custody/report/timelocks.py)
 
     @property
     def ok(self) -> bool:
@@ -466,6 +473,7 @@ class Snapshot:
             "checks": self.failed_checks(),
             "findings": [f.to_dict() for f in self.findings],
             "generations": [g.to_dict() for g in self.exposure],
+            "recovery": self.recovery.to_dict() if self.recovery else None,
         }
         if channels:
             out["channels"] = [c.to_dict() for c in self.channels]
@@ -476,6 +484,7 @@ class Snapshot:
 def build_snapshot(inputs: ReportInputs, settings: ReportSettings) -> Snapshot:
     """The snapshot and its checks, from facts only (no I/O)."""
     from l2custody.custody.report.exposure import exposure_findings, generation_exposure
+    from l2custody.custody.report.timelocks import timelock_findings
 
     sessions = {s.id: s for s in inputs.sessions}
     findings: list[Finding] = []
@@ -490,6 +499,7 @@ def build_snapshot(inputs: ReportInputs, settings: ReportSettings) -> Snapshot:
             findings.append(finding)
     exposure = generation_exposure(inputs.generations, channels, inputs.migrations)
     findings.extend(exposure_findings(exposure))
+    findings.extend(timelock_findings(inputs.recovery))
     if inputs.chain_error:
         height = inputs.multisig.scanned_height
         findings.append(
@@ -525,6 +535,7 @@ def build_snapshot(inputs: ReportInputs, settings: ReportSettings) -> Snapshot:
         balances,
         inputs.rehearsal,
         exposure,
+        inputs.recovery,
     )
 
 

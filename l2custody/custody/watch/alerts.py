@@ -53,6 +53,10 @@ KINDS = (
     "old-generation",  # an older wallet generation holds coins or live channels' close addresses
     "old-generation-coin",  # a coin landed in an older generation (no migration PSBT prepared for it)
     "migration-psbt",  # a coin's migration PSBT is ready for its generation's signers
+    "recovery-timelock",  # a recovery wallet's coins near (warning) or past (critical) their recovery path
+    "recovery-due",  # a coin's recovery path opens soon (no refresh PSBT prepared for it)
+    "recovery-open",  # a coin's recovery path is open: the recovery keys can spend it now
+    "refresh-psbt",  # a refresh PSBT is ready for the primary signers
 )
 
 

@@ -17,6 +17,10 @@ Exposed (all gauges):
   channels whose close address is the generation's), ``l2custody_generation_balance_sat``,
   ``l2custody_generation_coins``, ``l2custody_generation_usable_keys`` and
   ``l2custody_generation_threshold`` (its quorum can sign while usable_keys >= threshold)
+- a wallet with recovery paths (absent otherwise): ``l2custody_recovery_coins_due`` (coins
+  whose first recovery path opens within ``[recovery] refresh_margin_blocks``, not yet open),
+  ``l2custody_recovery_coins_open`` (the recovery keys can spend them now) and
+  ``l2custody_recovery_next_open_blocks`` (blocks until the soonest opening; -1: none coming)
 - ``l2custody_chain_tip_height``, ``l2custody_funding_sessions{state}``,
   ``l2custody_alerts_undelivered``, ``l2custody_snapshot_timestamp_seconds``,
   ``l2custody_snapshot_duration_seconds``
@@ -141,6 +145,7 @@ def render(
         (({"node": n.name}, last_events.get(n.name) or 0.0) for n in snapshot.nodes),
     )
     _generations(page, snapshot)
+    _recovery(page, snapshot)
     page.gauge(
         "l2custody_chain_tip_height",
         "The chain tip height watch last saw.",
@@ -192,6 +197,31 @@ def _generations(page: _Page, snapshot: Snapshot) -> None:
         "l2custody_generation_threshold",
         "Signatures this wallet generation needs.",
         ((labels, g.threshold) for labels, g in gens),
+    )
+
+
+def _recovery(page: _Page, snapshot: Snapshot) -> None:
+    """The recovery-path gauges (custody/report/timelocks.py), for a wallet that has such paths."""
+    from l2custody.custody.report.timelocks import DUE, OPEN
+
+    facts = snapshot.recovery
+    if facts is None:
+        return
+    page.gauge(
+        "l2custody_recovery_coins_due",
+        "Coins whose first recovery path opens within [recovery] refresh_margin_blocks (not yet open).",
+        [({}, len(facts.with_status(DUE)))],
+    )
+    page.gauge(
+        "l2custody_recovery_coins_open",
+        "Coins whose recovery path is open: the recovery keys alone can spend them now.",
+        [({}, len(facts.with_status(OPEN)))],
+    )
+    nxt = facts.next_open_blocks
+    page.gauge(
+        "l2custody_recovery_next_open_blocks",
+        "Blocks until the soonest recovery path opening of a coin not yet open; -1: none.",
+        [({}, nxt if nxt is not None else -1)],
     )
 
 

@@ -18,6 +18,9 @@ ones whose event stream spoke on a wake-up, see ``custody/watch/follow.py``), an
   to the multisig when ``auto_sweep`` is on, else logs the dry run;
 - on a new block, recognises coins that landed in an older wallet generation and
   prepares their migration PSBT (``custody/watch/migration.py``);
+- on a new block, prepares the refresh PSBT of a recovery wallet's coins whose
+  recovery path opens soon, and alerts on coins whose path is open
+  (``custody/watch/refresh.py``);
 - writes the node's channel backup when its channels changed;
 - renders the Prometheus page.
 
@@ -39,7 +42,13 @@ from typing import TYPE_CHECKING, Any
 
 from l2custody.backends.base import Capability, NodeBackend
 from l2custody.custody.cln_policy.decision import PLUGIN_ACTOR
-from l2custody.custody.report.observe import multisig_facts, read_generations, read_node, read_sessions
+from l2custody.custody.report.observe import (
+    multisig_facts,
+    read_generations,
+    read_node,
+    read_recovery,
+    read_sessions,
+)
 from l2custody.custody.report.snapshot import (
     ChannelFacts,
     NodeFacts,
@@ -55,6 +64,7 @@ from l2custody.custody.watch.backups import write_backup
 from l2custody.custody.watch.follow import NodeFollower, Wake
 from l2custody.custody.watch.metrics import Metrics, render
 from l2custody.custody.watch.migration import follow_old_generations
+from l2custody.custody.watch.refresh import follow_recovery_timelocks
 from l2custody.custody.watch.state import (
     MAX_ATTEMPTS,
     Condition,
@@ -91,6 +101,8 @@ _FINDING_ALERTS = {
     ("generation-exposure", "coins"): ("old-generation", "warning"),
     ("generation-exposure", "channels"): ("old-generation", "warning"),
     ("generation-exposure", "unsignable"): ("old-generation", "critical"),
+    ("recovery-timelock", "due"): ("recovery-timelock", "warning"),
+    ("recovery-timelock", "open"): ("recovery-timelock", "critical"),
 }
 
 
@@ -110,6 +122,8 @@ class WatchOptions:
     reconnect_max_seconds: float = 60.0
     auto_migrate_psbt: bool = True
     migration_dir: Path = Path("migrations")  # where prepared migration PSBTs are written
+    auto_refresh_psbt: bool = True  # [recovery] auto_refresh_psbt
+    refresh_dir: Path = Path("refresh")  # where prepared refresh PSBTs are written
 
     @classmethod
     def from_config(cls, config: Config, **overrides: Any) -> WatchOptions:
@@ -125,6 +139,8 @@ class WatchOptions:
             w.deadline_warning_blocks,
             auto_migrate_psbt=w.auto_migrate_psbt,
             migration_dir=config.data_dir / "migrations",
+            auto_refresh_psbt=config.recovery.auto_refresh_psbt,
+            refresh_dir=config.data_dir / "refresh",
         )
         return replace(options, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -297,6 +313,19 @@ class Watcher:
                 ),
                 now=now,
             )
+            if self.tip is not None:
+                follow_recovery_timelocks(
+                    self.wallet,
+                    tip=self.tip,
+                    prepare=o.auto_refresh_psbt,
+                    fee_rate=o.sweep_fee_rate,
+                    out_dir=o.refresh_dir,
+                    log=self.log,
+                    problem=lambda subject, msg: self._once(
+                        f"refresh:{subject}:{msg}", logging.WARNING, "%s: %s", subject, msg
+                    ),
+                    now=now,
+                )
         snapshot = build_snapshot(self._inputs(now, sessions), self.options.report_settings)
         if new_block or first:
             verify_sweeps(self.wallet, self.log)
@@ -315,6 +344,10 @@ class Watcher:
     def _inputs(self, now: float, sessions: tuple[SessionFacts, ...]) -> ReportInputs:
         nodes = tuple(s.facts for s in self.slots.values() if s.facts is not None)
         generations, migrations = read_generations(self.store)
+        tip = self.tip
+        if tip is None:
+            scanned = self.store.scanned_tip()
+            tip = scanned[0] if scanned else None
         return ReportInputs(
             self.wallet.record.name,
             self.wallet.config.network,
@@ -326,6 +359,7 @@ class Watcher:
             self.chain_error,
             generations=generations,
             migrations=migrations,
+            recovery=read_recovery(self.wallet, tip),
         )
 
     # --- nodes -------------------------------------------------------------------------------------
