@@ -163,7 +163,7 @@ def _multisig_note(out: dict[str, Any]) -> str:
     if m["unconfirmed_sat"]:
         extra.append(f"{_sat(m['unconfirmed_sat'])} unconfirmed")
     if m["reserved_sat"]:
-        extra.append(f"{_sat(m['reserved_sat'])} reserved by funding sessions")
+        extra.append(f"{_sat(m['reserved_sat'])} reserved by sessions in flight (funding, send, refresh, migration)")
     older = [g for g in out["generations"] if not g["current"] and g["coins"]]
     if older:
         extra.append(
