@@ -122,7 +122,10 @@ def _created(w) -> None:
 
 @sub.command("export")
 def export(
-    format: Annotated[str, typer.Option("--format", "-f", help="descriptor, bsms or core.")] = "descriptor",
+    format: Annotated[
+        str,
+        typer.Option("--format", "-f", help="descriptor, bsms, core, or policy (BIP-388, for hardware signers)."),
+    ] = "descriptor",
     generation: Annotated[
         Optional[int], typer.Option(help="This generation (default: the newest; see `wallet generations`).")
     ] = None,
@@ -142,6 +145,8 @@ def export(
       l2custody wallet export --all > backup-all-generations.txt
 
       l2custody wallet export --format core   # for bitcoin-cli importdescriptors
+
+      l2custody wallet export --format policy # BIP-388 template + keys, to register on a hardware signer
     """
     from l2custody import api
 

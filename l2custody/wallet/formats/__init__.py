@@ -45,6 +45,7 @@ from l2custody.wallet.formats.exports import (
 from l2custody.wallet.formats.imported import ImportedWallet
 from l2custody.wallet.formats.jsondata import load_json
 from l2custody.wallet.formats.liana import import_liana, is_liana_backup
+from l2custody.wallet.formats.policy import import_policy, is_wallet_policy
 from l2custody.wallet.formats.specter import import_specter
 from l2custody.wallet.formats.text import import_coldcard_core, import_descriptor_text, import_specter_diy
 
@@ -110,11 +111,14 @@ def _import_json(data: object, network: str | None) -> ImportedWallet:
         return import_core(data, network)
     if is_liana_backup(data):
         return import_liana(data, network)
+    if is_wallet_policy(data):
+        return import_policy(data, network)
     if "recv_descriptor" in data or "descriptor" in data:
         return import_specter(data, network)
     if "receive" in data and "change" in data:
         return import_caravan_descriptors(data, network)
     raise DescriptorError(
         "this JSON is none of the wallet files l2custody reads: a Bitcoin Core `listdescriptors` result or "
-        'an `importdescriptors` list of {"desc": ...} entries, a Caravan, Specter, Electrum or Liana wallet file'
+        'an `importdescriptors` list of {"desc": ...} entries, a Caravan, Specter, Electrum or Liana wallet file, '
+        "or a BIP-388 wallet policy"
     )

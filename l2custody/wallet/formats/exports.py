@@ -1,4 +1,5 @@
-"""Writing the wallet for other tools: descriptor, BSMS record, Bitcoin Core ``importdescriptors``."""
+"""Writing the wallet for other tools: descriptor, BSMS record, Bitcoin Core ``importdescriptors``,
+BIP-388 wallet policy (what hardware signers register)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from l2custody.errors import DescriptorError
 from l2custody.wallet.descriptors import WalletDescriptor
 
-EXPORT_FORMATS = ("descriptor", "bsms", "core")
+EXPORT_FORMATS = ("descriptor", "bsms", "core", "policy")
 
 
 def export_descriptor(desc: WalletDescriptor) -> str:
@@ -57,4 +58,8 @@ def export_wallet(desc: WalletDescriptor, fmt: str = "descriptor", **options: ob
         return export_bsms(desc)
     if fmt == "core":
         return export_core(desc, **options)  # type: ignore[arg-type]
+    if fmt == "policy":
+        from l2custody.wallet.formats.policy import export_policy
+
+        return export_policy(desc)
     raise DescriptorError(f"unknown export format {fmt!r}; use one of: {', '.join(EXPORT_FORMATS)}")

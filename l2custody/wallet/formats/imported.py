@@ -16,7 +16,7 @@ class ImportedWallet:
     """What an import found: the descriptor and, where the format carries them, a name and birthday."""
 
     descriptor: WalletDescriptor
-    #: "descriptor" | "core" | "bsms" | "caravan" | "coldcard" | "specter" | "specter-diy" | "electrum" | "liana"
+    #: "descriptor" | "core" | "bsms" | "caravan" | "coldcard" | "specter" | "specter-diy" | "electrum" | "liana" | "policy"
     source: str
     name: str | None = None
     timestamp: int | None = None  # unix time of the wallet's creation (Core exports)
