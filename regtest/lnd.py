@@ -231,7 +231,9 @@ class LndNode:
                 self.launch(detached)
 
     def _ready(self) -> bool:
-        if not (self.admin_macaroon.exists() and self.tls_cert.exists()):
+        # lnd creates the files, then writes them: an empty macaroon read now would be cached
+        # in the gRPC channel and every later call refused ("empty macaroon data")
+        if not (_has_data(self.admin_macaroon) and _has_data(self.tls_cert)):
             return False
         from lndgrpc.compiled import stateservice_pb2 as state
 
@@ -242,7 +244,11 @@ class LndNode:
                 self._stub("stateservice_pb2_grpc", "StateStub").GetState(state.GetStateRequest(), timeout=3).state
             )
             return current == state.SERVER_ACTIVE and bool(self.info(timeout=3).synced_to_chain)
-        except grpc.RpcError:
+        except grpc.RpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNKNOWN) and "macaroon" in str(
+                exc.details()
+            ):
+                self._close_channel()  # read the credentials again on the next try
             return False
 
     def stop(self, timeout: float = 30.0) -> str | None:
@@ -296,3 +302,11 @@ class LndNode:
         if state.get("pid"):
             node.daemon = Daemon.attach(node.name, state["pid"], node.log_path, str(node.dir))
         return node
+
+
+def _has_data(path: Path) -> bool:
+    """The file exists and is not empty (still being written when it is)."""
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False

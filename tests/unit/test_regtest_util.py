@@ -102,3 +102,16 @@ def test_attached_daemon_checks_the_marker_before_signalling(tmp_path: Path) -> 
         assert daemon.alive()
     finally:
         daemon.stop()
+
+
+def test_lnd_is_not_ready_while_its_macaroon_is_still_empty(tmp_path: Path) -> None:
+    """lnd creates admin.macaroon, then writes it: read empty, the harness would keep a gRPC
+    channel without credentials and time out ("empty macaroon data"; seen once in CI)."""
+    from regtest.lnd import LndNode
+
+    node = LndNode("lnd-x", tmp_path / "lnd-x", tmp_path / "lnd", chain=None)  # type: ignore[arg-type]
+    node.tls_cert.parent.mkdir(parents=True, exist_ok=True)
+    node.admin_macaroon.parent.mkdir(parents=True, exist_ok=True)
+    node.tls_cert.write_text("cert")
+    node.admin_macaroon.write_bytes(b"")
+    assert node._ready() is False and node._channel is None
