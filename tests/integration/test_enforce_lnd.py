@@ -408,8 +408,13 @@ def test_admin_macaroon_spends_are_audited_and_alerted(setup: Setup, enforcer: E
     foreign = b.new_address()
     sent = stub.SendCoins(ln.SendCoinsRequest(addr=foreign, amount=15_000, sat_per_vbyte=2), timeout=RPC_TIMEOUT)
     assert sent.txid  # the break-glass key is not refused
-    entries = [d for act, d in audit_actions(setup, f"node {a.name} rpc") if act == "rpc-unguarded"]
-    [entry] = [d for d in entries if d["method"] == "/lnrpc.Lightning/SendCoins" and not d["would_allow"]]
+
+    def send_coins_audits() -> list[dict[str, Any]]:  # audited by the auditor thread, after lnd's answer
+        entries = [d for act, d in audit_actions(setup, f"node {a.name} rpc") if act == "rpc-unguarded"]
+        return [d for d in entries if d["method"] == "/lnrpc.Lightning/SendCoins" and not d["would_allow"]]
+
+    wait_for(send_coins_audits, 30, what="the audit entry of the unguarded SendCoins")
+    [entry] = send_coins_audits()
     assert entry["rule"] == "spend-destination" and foreign in entry["message"]
 
     def send_coins_alerts() -> list[dict[str, Any]]:  # other admin calls may be alerted first
