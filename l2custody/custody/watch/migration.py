@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 from l2custody.custody.watch.alerts import Alert
 from l2custody.custody.watch.state import enqueue
-from l2custody.custody.watch.upkeep import ACTOR
-from l2custody.errors import L2CustodyError, PsbtError
+from l2custody.custody.watch.upkeep import ACTOR, write_prepared_psbt
+from l2custody.errors import L2CustodyError
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.store import UtxoRecord, WalletRecord
@@ -92,8 +92,6 @@ def _prepare(
     now: float,
 ) -> Migration:
     """One migration session for ``coins``, its file, audit entries and alert: all or nothing."""
-    from l2custody.private_files import write_private_file
-    from l2custody.user_paths import why
     from l2custody.wallet.generations import migrate
 
     store = newest.store
@@ -101,13 +99,7 @@ def _prepare(
     with store.transaction():
         [move] = migrate(newest, generation=record.generation, fee_rate=rate, utxos=[c.outpoint for c in coins])
         path = out_dir / f"{move.session.id}.psbt"
-        try:
-            write_private_file(path, move.session.psbt.serialize())
-        except OSError as exc:
-            raise PsbtError(
-                f"cannot write the migration PSBT to {path}: {why(exc)}; nothing was prepared (watch tries again "
-                "at the next block)"
-            ) from None
+        write_prepared_psbt(path, move.session.psbt, "migration")
         details = _details(move, path, info)
         for c in coins:
             store.audit(

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from l2custody.custody.watch.alerts import Alert
 from l2custody.custody.watch.state import enqueue
-from l2custody.custody.watch.upkeep import ACTOR
-from l2custody.errors import L2CustodyError, PsbtError
+from l2custody.custody.watch.upkeep import ACTOR, write_prepared_psbt
+from l2custody.errors import L2CustodyError
 
 if TYPE_CHECKING:  # pragma: no cover
     from l2custody.custody.report.timelocks import RecoveryFacts
@@ -89,8 +89,6 @@ def _prepare(
     wallet: Wallet, facts: RecoveryFacts, due: list[CoinLock], fee_rate: float | None, out_dir: Path, now: float
 ) -> RefreshPlan:
     """One refresh session for ``due``, its file, audit entries and alert: all or nothing."""
-    from l2custody.private_files import write_private_file
-    from l2custody.user_paths import why
     from l2custody.wallet.recovery import refresh
 
     store = wallet.store
@@ -98,13 +96,7 @@ def _prepare(
     with store.transaction():
         plan = refresh(wallet, fee_rate=rate, utxos=[c.outpoint for c in due])
         path = out_dir / f"{plan.session.id}.psbt"
-        try:
-            write_private_file(path, plan.session.psbt.serialize())
-        except OSError as exc:
-            raise PsbtError(
-                f"cannot write the refresh PSBT to {path}: {why(exc)}; nothing was prepared (watch tries again at "
-                "the next block)"
-            ) from None
+        write_prepared_psbt(path, plan.session.psbt, "refresh")
         details = _details(plan, path, facts)
         for c in plan.coins:
             store.audit(ACTOR, "recovery-coin-due", c.outpoint, {**c.to_dict(), "session": plan.session.id})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from l2custody.backends.base import Capability, NodeBackend
@@ -18,11 +19,30 @@ from l2custody.custody.watch.alerts import Alert
 from l2custody.errors import L2CustodyError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from embit.psbt import PSBT
+
     from l2custody.custody.report.snapshot import NodeReport
     from l2custody.custody.sweeping.records import SweepRecord
     from l2custody.wallet.service import Wallet
 
 ACTOR = "watch"  # who the audit log names for what watch does
+
+
+def write_prepared_psbt(path: Path, psbt: PSBT, what: str) -> None:
+    """Write a PSBT ``watch`` prepared for the signers (0600). Called inside the store
+    transaction that saves its session: PsbtError rolls the session back, and the next
+    block tries again."""
+    from l2custody.errors import PsbtError
+    from l2custody.private_files import write_private_file
+    from l2custody.user_paths import why
+
+    try:
+        write_private_file(path, psbt.serialize())
+    except OSError as exc:
+        raise PsbtError(
+            f"cannot write the {what} PSBT to {path}: {why(exc)}; nothing was prepared (watch tries again at the "
+            "next block)"
+        ) from None
 
 
 def drive_sessions(

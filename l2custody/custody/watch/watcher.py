@@ -308,9 +308,7 @@ class Watcher:
                 fee_rate=o.sweep_fee_rate,
                 out_dir=o.migration_dir,
                 log=self.log,
-                problem=lambda subject, msg: self._once(
-                    f"migrate:{subject}:{msg}", logging.WARNING, "%s: %s", subject, msg
-                ),
+                problem=self._problem("migrate"),
                 now=now,
             )
             if self.tip is not None:
@@ -321,9 +319,7 @@ class Watcher:
                     fee_rate=o.sweep_fee_rate,
                     out_dir=o.refresh_dir,
                     log=self.log,
-                    problem=lambda subject, msg: self._once(
-                        f"refresh:{subject}:{msg}", logging.WARNING, "%s: %s", subject, msg
-                    ),
+                    problem=self._problem("refresh"),
                     now=now,
                 )
         snapshot = build_snapshot(self._inputs(now, sessions), self.options.report_settings)
@@ -661,6 +657,10 @@ class Watcher:
             session_states=Counter(s.state for s in snapshot.sessions),
         )
         self.metrics.set_page(page)
+
+    def _problem(self, step: str) -> Callable[[str, str], None]:
+        """A step's problem reporter: each (subject, message) logged once, as a warning."""
+        return lambda subject, msg: self._once(f"{step}:{subject}:{msg}", logging.WARNING, "%s: %s", subject, msg)
 
     def _once(self, key: str, level: int, message: str, *args: Any) -> None:
         if key not in self._logged:
