@@ -36,8 +36,7 @@ from regtest import Network, wait_for
 from regtest.lightning import find_channel
 from regtest.lnd import RPC_TIMEOUT, LndNode
 from tests.support.cli_runner import fails, init_on_chain, ok, run, set_config, software_signers
-from tests.support.enforced import macaroon_for, start_enforcer
-from tests.support.funding import fund, wait_in_mempool
+from tests.support.funding import fund, register_lnd, wait_in_mempool
 from tests.support.lnd_custody import tx_outputs
 
 pytestmark = pytest.mark.integration
@@ -78,21 +77,7 @@ def world(network: Network, tmp_path_factory: pytest.TempPathFactory) -> World:
     created = ok(
         config, "wallet", "create", "-k", "2", "--key", alice, "--key", bob, "--key", carol, "--recovery", f"{heir}@{N}"
     )
-    node = net.lnd[0]
-    ok(
-        config,
-        "node",
-        "add",
-        node.name,
-        "--lnd",
-        "--host",
-        node.grpc_host,
-        "--tls-cert",
-        str(node.tls_cert),
-        "--macaroon",
-        str(macaroon_for(node, d)),
-    )
-    start_enforcer(config, node.name, node)
+    register_lnd(config, net.lnd[0])
     fund(net, config, (COIN,))
     destination = net.lnd[1].new_address()
     set_config(config, "policy", "allowed_destinations", json.dumps([destination]))

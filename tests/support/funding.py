@@ -14,6 +14,7 @@ from typing import Any
 from l2custody.wallet.psbt import load_psbt
 from l2custody.wallet.signers import SoftwareSigner
 from regtest import Network, wait_for
+from regtest.lnd import LndNode
 from tests.support.cli_runner import create_wallet, init_on_chain, ok, software_signers
 from tests.support.enforced import macaroon_for, start_enforcer
 
@@ -29,24 +30,30 @@ def make_wallet(net: Network, d: Path, coins: tuple[int, ...] = (3_000_000, 2_00
     return config
 
 
+def register_lnd(config: Path, node: LndNode) -> None:
+    """`node add NAME --lnd` for the harness ``node`` (its caveat macaroon and enforcer under
+    L2C_ENFORCE, see tests/support/enforced.py)."""
+    ok(
+        config,
+        "node",
+        "add",
+        node.name,
+        "--lnd",
+        "--host",
+        node.grpc_host,
+        "--tls-cert",
+        str(node.tls_cert),
+        "--macaroon",
+        str(macaroon_for(node, config.parent)),
+    )
+    start_enforcer(config, node.name, node)
+
+
 def register_nodes(net: Network, config: Path) -> None:
     known = {n["name"] for n in ok(config, "node", "list")}
     for node in net.lnd:
         if node.name not in known:
-            ok(
-                config,
-                "node",
-                "add",
-                node.name,
-                "--lnd",
-                "--host",
-                node.grpc_host,
-                "--tls-cert",
-                str(node.tls_cert),
-                "--macaroon",
-                str(macaroon_for(node, config.parent)),
-            )
-            start_enforcer(config, node.name, node)
+            register_lnd(config, node)
 
 
 def fund(net: Network, config: Path, coins: tuple[int, ...]) -> None:

@@ -25,7 +25,7 @@ from tests.support.cli_runner import (
     runner,
     software_signers,
 )
-from tests.support.enforced import macaroon_for, start_enforcer
+from tests.support.funding import register_lnd
 
 
 @dataclass
@@ -43,21 +43,7 @@ def make_setup(net: Network, directory: Path) -> Setup:
     (lnd[1] is the peer: someone else's node)."""
     config = init_on_chain(directory, net.chain)
     create_wallet(config, software_signers(config, directory))
-    node = net.lnd[0]
-    ok(
-        config,
-        "node",
-        "add",
-        node.name,
-        "--lnd",
-        "--host",
-        node.grpc_host,
-        "--tls-cert",
-        str(node.tls_cert),
-        "--macaroon",
-        str(macaroon_for(node, directory)),
-    )
-    start_enforcer(config, node.name, node)
+    register_lnd(config, net.lnd[0])
     return Setup(net, config, directory)
 
 
