@@ -29,7 +29,8 @@ from l2custody.backends.base import (
     OnchainBalance,
     SweepResult,
 )
-from l2custody.errors import InsufficientFunds, NodeUnreachable
+from l2custody.custody.watch.alerts import Alert
+from l2custody.errors import AlertDeliveryFailed, InsufficientFunds, NodeUnreachable
 
 PEER = "03" + "22" * 32
 
@@ -157,3 +158,20 @@ class ScriptedNode(NodeBackend):
 
 def random_txid() -> str:
     return os.urandom(32).hex()
+
+
+class RecordingSink:
+    """An alert sink that keeps what it got and fails ``failures`` times first."""
+
+    def __init__(self, name: str = "hook", failures: int = 0) -> None:
+        self.name, self.failures = name, failures
+        self.got: list[Alert] = []
+
+    def send(self, alert: Alert) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise AlertDeliveryFailed(f"{self.name} is down")
+        self.got.append(alert)
+
+    def of(self, kind: str) -> list[Alert]:
+        return [a for a in self.got if a.kind == kind]

@@ -20,15 +20,14 @@ from l2custody.backends.base import (
     OnchainBalance,
 )
 from l2custody.chain.memory import MemoryChain
-from l2custody.custody.watch.alerts import Alert
 from l2custody.custody.watch.metrics import Metrics
 from l2custody.custody.watch.state import alerts as outbox
 from l2custody.custody.watch.watcher import Watcher, WatchOptions
-from l2custody.errors import AlertDeliveryFailed, NodeUnreachable
+from l2custody.errors import NodeUnreachable
 from l2custody.wallet.service import Wallet
 from regtest import wait_for
 from tests.support.custody import FOREIGN_ADDRESS
-from tests.support.watch import ScriptedNode, channel, outpoint
+from tests.support.watch import RecordingSink, ScriptedNode, channel, outpoint
 
 
 class Clock:
@@ -37,19 +36,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class RecordingSink:
-    """A sink that keeps what it got and fails ``failures`` times first."""
-
-    def __init__(self, name: str = "hook", failures: int = 0) -> None:
-        self.name, self.failures, self.got = name, failures, []  # type: ignore[var-annotated]
-
-    def send(self, alert: Alert) -> None:
-        if self.failures:
-            self.failures -= 1
-            raise AlertDeliveryFailed(f"{self.name} is down")
-        self.got.append(alert)
 
 
 class World:

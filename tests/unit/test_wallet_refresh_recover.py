@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 from embit import ec
 from embit.networks import NETWORKS
-from embit.script import Script, p2wpkh
-from embit.transaction import Transaction, TransactionInput, TransactionOutput
+from embit.script import p2wpkh
 
 from l2custody.chain.memory import MemoryChain
 from l2custody.config import load_config
@@ -23,6 +22,7 @@ from l2custody.wallet import recovery
 from l2custody.wallet.psbt import load_psbt
 from l2custody.wallet.service import Wallet
 from tests.support.cli_runner import fails, init_regtest, ok, software_signers
+from tests.support.recovery import receive
 
 DELAY = 10
 
@@ -54,17 +54,6 @@ def chain() -> MemoryChain:
     for _ in range(5):
         chain.add_block([])
     return chain
-
-
-def receive(wallet: Wallet, chain: MemoryChain, value: int) -> str:
-    a = wallet.next_address()
-    tx = Transaction(
-        vin=[TransactionInput(os.urandom(32), 0)],
-        vout=[TransactionOutput(value, Script(wallet.descriptor.derive(False, a.index).script_pubkey))],
-    )
-    chain.add_block([tx])
-    wallet.sync()
-    return f"{tx.txid().hex()}:0"
 
 
 def sign_and_broadcast(config: Path, wallet: Wallet, session_psbt, signers: tuple[str, ...], tmp_path: Path) -> str:  # type: ignore[no-untyped-def]

@@ -19,27 +19,13 @@ from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
 from l2custody.chain.memory import MemoryChain
 from l2custody.config import load_config
-from l2custody.custody.watch.alerts import Alert
 from l2custody.custody.watch.watcher import Watcher, WatchOptions
 from l2custody.wallet.generations import migration_records
 from l2custody.wallet.psbt import load_psbt
 from l2custody.wallet.service import Wallet
 from tests.support.cli_runner import create_wallet, init_regtest, ok, software_signers
 from tests.support.wallet import fresh_account_key
-from tests.support.watch import ScriptedNode, channel, outpoint
-
-
-class Sink:
-    name = "hook"
-
-    def __init__(self) -> None:
-        self.got: list[Alert] = []
-
-    def send(self, alert: Alert) -> None:
-        self.got.append(alert)
-
-    def of(self, kind: str) -> list[Alert]:
-        return [a for a in self.got if a.kind == kind]
+from tests.support.watch import RecordingSink, ScriptedNode, channel, outpoint
 
 
 class World:
@@ -66,7 +52,7 @@ class World:
             "--yes",
         )
         self.node = ScriptedNode("west", [channel("west", i, close_address=a.address) for i, a in enumerate(closes)])
-        self.sink = Sink()
+        self.sink = RecordingSink()
         self.wallet: Wallet | None = None
         self.watcher: Watcher | None = None
 

@@ -19,7 +19,6 @@ import pytest
 from l2custody.chain.memory import MemoryChain
 from l2custody.config import load_config
 from l2custody.custody.report.snapshot import Snapshot
-from l2custody.custody.watch.alerts import Alert
 from l2custody.custody.watch.metrics import Metrics
 from l2custody.custody.watch.watcher import Watcher, WatchOptions
 from l2custody.wallet.psbt import load_psbt
@@ -27,21 +26,9 @@ from l2custody.wallet.recovery import RefreshRecord, coin_locks, refresh_records
 from l2custody.wallet.service import Wallet
 from tests.support.cli_runner import ok, set_config
 from tests.support.recovery import mine_to, receive, recovery_config
+from tests.support.watch import RecordingSink
 
 DELAY, MARGIN = 10, 4
-
-
-class Sink:
-    name = "hook"
-
-    def __init__(self) -> None:
-        self.got: list[Alert] = []
-
-    def send(self, alert: Alert) -> None:
-        self.got.append(alert)
-
-    def of(self, kind: str) -> list[Alert]:
-        return [a for a in self.got if a.kind == kind]
 
 
 class World:
@@ -52,7 +39,7 @@ class World:
         self.config = recovery_config(tmp_path, delay=DELAY, margin=MARGIN)
         self.chain = MemoryChain()
         mine_to(self.chain, 5)
-        self.sink = Sink()
+        self.sink = RecordingSink()
         self.metrics = Metrics()
         self.wallet: Wallet | None = None
         self.watcher: Watcher | None = None
