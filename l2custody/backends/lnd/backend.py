@@ -27,8 +27,9 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 # gRPC's C core logs failed TLS handshakes at INFO on stderr, which reads like a
 # crash to a CLI user; our errors say it better. Only effective before grpc loads.
@@ -73,6 +74,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from l2custody.backends.lnd.funding import OpenStream
     from l2custody.backends.lnd.middleware_client import LndMiddlewareClient
 
+T = TypeVar("T")
+
 NEGOTIATION_TIMEOUT = 90.0  # peer round trips: psbt_fund, chan_pending
 _COMMITMENT_NAMES = {"legacy": 1, "static_remote_key": 2, "anchors": 3, "simple_taproot": 5}
 
@@ -100,6 +103,21 @@ REQUIRED_METHODS = (
     "/walletrpc.WalletKit/PublishTransaction",
     "/walletrpc.WalletKit/EstimateFee",
 )
+
+
+def _in_background(work: Callable[[], T], *, name: str) -> Callable[[], T]:
+    """Run ``work`` on a thread now; the returned function waits for its result
+    and raises what it raised."""
+    box: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            box.set_result(work())
+        except BaseException as exc:  # handed to the caller, who translates it
+            box.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return box.result
 
 
 class LndBackend(NodeBackend):
@@ -209,22 +227,33 @@ class LndBackend(NodeBackend):
     @rpc("list channels")
     def start_list_channels(self, *, include_closed: bool = True) -> Callable[[], list[ChannelInfo]]:
         ln, stub, _, _ = self._stubs()
-        # The three lists are asked for at once, and answered while the caller goes on.
-        open_ = stub.ListChannels.future(ln.ListChannelsRequest(), timeout=self._t)
-        pending = stub.PendingChannels.future(ln.PendingChannelsRequest(), timeout=self._t)
-        closed = stub.ClosedChannels.future(ln.ClosedChannelsRequest(), timeout=self._t) if include_closed else None
+
+        lists: dict[str, Callable[[], list[ChannelInfo]]] = {
+            "pending": lambda: conv.from_pending(
+                self.name, stub.PendingChannels(ln.PendingChannelsRequest(), timeout=self._t)
+            ),
+            "open": lambda: [
+                conv.from_channel(self.name, c)
+                for c in stub.ListChannels(ln.ListChannelsRequest(), timeout=self._t).channels
+            ],
+            "closed": lambda: [
+                conv.from_closed(self.name, c)
+                for c in stub.ClosedChannels(ln.ClosedChannelsRequest(), timeout=self._t).channels
+            ],
+        }
+        order = conv.READ_ORDER if include_closed else conv.READ_ORDER_OPEN_ONLY
+
+        def read() -> list[ChannelInfo]:
+            # One after another, never at once: see conv.latest_of for why.
+            return conv.latest_of(lists[name]() for name in order)
+
+        answer = _in_background(read, name=f"{self.name}: list channels")
 
         @rpc("list channels")
         def collect(backend: LndBackend) -> list[ChannelInfo]:
-            out = [conv.from_channel(backend.name, c) for c in open_.result().channels]
-            out += conv.from_pending(backend.name, pending.result())
-            if closed is not None:
-                seen = {c.channel_point for c in out}
-                out += [
-                    conv.from_closed(backend.name, c) for c in closed.result().channels if c.channel_point not in seen
-                ]
-            return out
+            return answer()
 
+        # The node is read while the caller goes on (read_channels asks every node at once).
         return lambda: collect(self)
 
     def _find(self, channel_point: str, *, include_closed: bool = False) -> ChannelInfo:

@@ -7,6 +7,7 @@ rather than failing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from l2custody.backends.base import ChannelEvent, ChannelInfo, ChannelState, CloseType, scid_to_str
@@ -110,6 +111,29 @@ def from_pending(node: str, resp: Any) -> list[ChannelInfo]:
     for c in resp.pending_closing_channels:
         out.append(_pending(node, c.channel, ChannelState.CLOSING, closing_txid=c.closing_txid or None))
     return out
+
+
+# The order lnd's channel lists are read in, one after another (see latest_of).
+READ_ORDER = ("pending", "open", "pending", "closed", "pending")
+READ_ORDER_OPEN_ONLY = READ_ORDER[:3]  # without closed channels
+
+
+def latest_of(reads: Iterable[list[ChannelInfo]]) -> list[ChannelInfo]:
+    """Every channel of several lists read one after another, each listed once as
+    the latest read saw it.
+
+    lnd answers pending, open and closed channels in three calls. Read in
+    READ_ORDER (pending, open, pending, closed, pending), a channel that moves on between
+    two reads (always forward: pending open, open, closing, closed) is in a later
+    one, so it is never lost, as it can be when the lists are read at once (still
+    pending when the open list is read, open when the pending list is). The last
+    pending read puts a force close whose outputs still mature, which lnd lists as
+    closed too, back in its place."""
+    latest: dict[str, ChannelInfo] = {}
+    for read in reads:
+        for info in read:
+            latest[info.channel_point] = info
+    return list(latest.values())
 
 
 def from_closed(node: str, c: Any) -> ChannelInfo:
