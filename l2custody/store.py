@@ -29,6 +29,7 @@ from l2custody.errors import (
     StoreConflict,
     StoreDamaged,
     StoreError,
+    UsageError,
     WalletNotFound,
 )
 from l2custody.migrations import MIGRATIONS
@@ -193,7 +194,33 @@ class _Connection(sqlite3.Connection):
             cursor.execute(sql, parameters)
         except sqlite3.Error as exc:
             raise translate_sqlite_error(exc, self.path) from None
+        except OverflowError:
+            raise too_large(parameters) from None
         return cursor
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> _Cursor:
+        rows = list(parameters)
+        cursor = self.cursor(_Cursor)
+        cursor.path = self.path
+        try:
+            cursor.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise translate_sqlite_error(exc, self.path) from None
+        except OverflowError:
+            raise too_large([v for row in rows for v in row]) from None
+        return cursor
+
+
+def too_large(parameters: Any) -> UsageError:
+    """A number beyond SQLite's 64 bits, looked up or stored: only a value typed by
+    someone gets there (a generation, a height, an index), so it is refused as theirs."""
+    values = parameters.values() if isinstance(parameters, dict) else parameters
+    big = [v for v in values if isinstance(v, int) and not -(2**63) <= v < 2**63]
+    shown = f" ({str(big[0])[:30]})" if big else ""
+    return UsageError(
+        f"a number given is too large{shown}: numbers l2custody keeps (generations, heights, indexes, "
+        "amounts) are below 2^63; check the value"
+    )
 
 
 def json_column(text: Any, what: str, path: Path | None = None) -> Any:

@@ -11,10 +11,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from l2custody.errors import L2CustodyError, StoreConflict, StoreDamaged, StoreError
+from l2custody.errors import L2CustodyError, StoreConflict, StoreDamaged, StoreError, UsageError
 from l2custody.store import Store, _connect, json_column, stored_data
-from tests.support.cli_runner import fails, init_regtest
+from tests.support.cli_runner import fails, init_regtest, ok
+from tests.support.wallet import WALLET
 
 PAGE = 4096
 
@@ -105,6 +108,27 @@ def test_a_duplicate_is_a_store_conflict(tmp_path: Path) -> None:
         store.add_signer("alice", "hwi", None, "deadbeef")
         with pytest.raises(StoreConflict, match="already exists"):
             store.add_signer("alice", "hwi", None, "deadbeef")
+
+
+@given(st.integers(min_value=2**63) | st.integers(max_value=-(2**63) - 1))
+def test_a_number_beyond_64_bits_is_refused_as_the_users_never_a_crash(
+    tmp_path_factory: pytest.TempPathFactory, number: int
+) -> None:
+    # Typed values reach the store (`--generation`, `--birthday`, an index); SQLite keeps 64 bits.
+    with Store.open(tmp_path_factory.mktemp("big") / "s.sqlite") as store:
+        with pytest.raises(UsageError, match="too large") as lookup:
+            store.conn.execute("SELECT 1 WHERE ? = 1", (number,))
+        assert str(number)[:30] in str(lookup.value)
+        store.conn.execute("CREATE TEMP TABLE numbers (n INTEGER)")
+        with pytest.raises(UsageError, match="too large"):
+            store.conn.executemany("INSERT INTO numbers VALUES (?)", [(1,), (number,)])
+
+
+def test_the_cli_refuses_a_generation_beyond_64_bits_with_a_json_error(tmp_path: Path) -> None:
+    config = init_regtest(tmp_path)
+    ok(config, "wallet", "import", WALLET["descriptor"])
+    err = fails(config, "wallet", "utxos", "--generation", "9" * 23, code=10)
+    assert "too large" in err["error"]
 
 
 def test_a_json_column_that_holds_no_json_is_store_damaged(tmp_path: Path) -> None:
