@@ -149,3 +149,97 @@ def test_any_command_line_ends_in_output_or_one_typed_json_error(home: Path, arg
     assert "error" in out or "ok" in out, (argv, text[-300:])
     if "error" in out:
         assert isinstance(out["code"], int) and out["kind"], out
+
+
+# Issues 12 and 13 gave the wallet a history: generations (rotate, migrate, rehearse)
+# and recovery paths (refresh, recover). The same fuzz again, on wallets that have one,
+# with the words their options take, and coins (on a MemoryChain: the store has them).
+KEY_LIFE = [
+    "heir@10",
+    "heir@0",
+    "heir@65536",
+    "heir@-1",
+    "@10",
+    "heir@",
+    "2:heir,dave@20",
+    "3:heir@20",
+    "1:,@5",
+    "alice@10",
+    "carol",
+    "dave",
+    "1",
+    "99",
+    "rh-00000000",
+    "generation 1",
+]
+WALLET_GROUPS = ("wallet", "psbt", "signer", "report", "channel")
+HISTORY_COMMANDS = [(path, cmd) for path, cmd in COMMANDS if path[0] in WALLET_GROUPS]
+
+
+def _with_coins(config: Path, values: list[int]) -> list[str]:
+    """Coins paid to the wallet's current generation, as the store keeps them after a sync."""
+    import os
+
+    from embit.script import Script
+    from embit.transaction import Transaction, TransactionInput, TransactionOutput
+
+    from l2custody.chain.memory import MemoryChain
+    from l2custody.config import load_config
+    from l2custody.wallet.service import Wallet
+
+    chain = MemoryChain()
+    points = []
+    with Wallet.open(load_config(config), chain=chain) as w:
+        for value in values:
+            spk = w.descriptor.derive(False, w.next_address().index).script_pubkey
+            tx = Transaction(vin=[TransactionInput(os.urandom(32), 0)], vout=[TransactionOutput(value, Script(spk))])
+            chain.add_block([tx])
+            points.append(f"{tx.txid().hex()}:0")
+        w.sync()
+    return points
+
+
+@pytest.fixture(scope="module", params=["recovery", "rotated"])
+def history_home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    from tests.support.cli_runner import init_regtest, software_signers
+
+    base = tmp_path_factory.mktemp(request.param)
+    config = init_regtest(base)
+    keys = software_signers(config, base, ("alice", "bob", "carol", "heir"))
+    create = ["wallet", "create", "-k", "2", *sum((["--key", k] for k in keys[:3]), [])]
+    if request.param == "recovery":
+        ok(config, *create, "--recovery", f"{keys[3]}@10")
+        points = _with_coins(config, [400_000, 250_000])
+    else:
+        ok(config, *create)
+        points = _with_coins(config, [400_000, 250_000])
+        ok(config, "wallet", "rotate", "--remove", "carol", "--add", keys[3], "--reason", "carol left", "--yes")
+    return config, points
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_wallets_with_generations_or_recovery_paths_never_crash_either(
+    history_home: tuple[Path, list[str]], data: st.DataObject
+) -> None:
+    home, points = history_home
+    path, cmd = data.draw(st.sampled_from(HISTORY_COMMANDS))
+    argv = list(path)
+    value = st.sampled_from(NASTY + KEY_LIFE + points) | st.text(max_size=20)
+    for p in cmd.params:
+        if isinstance(p, click.Argument):
+            argv += [data.draw(value) for _ in range(1 if p.nargs == 1 else data.draw(st.integers(1, 2)))]
+        elif p.opts[0] not in ("--wait", "--wait-signers") and data.draw(st.booleans()):
+            argv += [p.opts[0]] if getattr(p, "is_flag", False) else [p.opts[0], data.draw(value)]
+    result = invoke(["--config", str(home), "--json", *argv])  # a traceback would raise here
+    if result.exit_code == 0:
+        return
+    text = result.stdout.strip()
+    assert text, (argv, result.stderr[-300:])
+    try:
+        out = json.loads(text)
+    except json.JSONDecodeError:
+        out = json.loads(text.splitlines()[-1])
+    assert "error" in out or "ok" in out, (argv, text[-300:])
+    if "error" in out:
+        assert isinstance(out["code"], int) and out["kind"], out
