@@ -9,7 +9,7 @@ or the spend is exactly what the timelocks allow:
   nSequence on every input, all of them (or exactly those named), to the address given;
 * refresh spends on the primary path (no relative lock) back to the wallet itself.
 
-A recovery wallet (2-of-3, heir alone after 10 blocks, carol and dave together after 20)
+A recovery wallet (2-of-3, heir alone after 10 blocks, dave and erin together after 20)
 on a MemoryChain: real blocks and transactions, no node. What btcd says of such spends is
 in tests/integration/test_wallet_recovery.py.
 """
