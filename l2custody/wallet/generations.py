@@ -359,39 +359,42 @@ def migrate(
     names = registered_fingerprints(wallet.store)
     rehearsed = is_rehearsed(wallet.store, newest.id)
     out = []
-    for record in olds:
-        old = wallet.sibling(record)
-        coins = old.spendable_coins(utxos)
-        foreign = [c.outpoint for c in coins if wallet.store.address_owner(c.script) != record.id]
-        if foreign:
-            raise UsageError(f"{', '.join(foreign)} is not a coin of generation {record.generation}")
-        if not coins:
-            continue
-        total = sum(c.value for c in coins)
-        destination = wallet.next_address(label=f"migration from generation {record.generation}")
-        target = TxOut.to_address(destination.address, total, newest.network)
-        psbt = old.build_spend([target], fee_rate, [c.outpoint for c in coins], subtract_fee_from=0)
-        # the fee came out of the amount: the session insists on what the PSBT pays the new generation
-        paid = next(o.value for o in psbt.tx.vout if o.script_pubkey.data == target.script_pubkey)
-        session = old.save_session(
-            psbt,
-            "migrate",
-            expected_outputs=[TxOut(target.script_pubkey, paid, target.address)],
-            details={"from_generation": record.generation, "to_generation": newest.generation},
-        )
-        holders = tuple(sorted(n for n, fp in names.items() if old.descriptor.contains_key(fp)))
-        out.append(
-            Migration(
-                record.generation,
-                newest.generation,
-                session,
-                destination.address,
-                total,
-                len(coins),
-                holders,
-                rehearsed,
+    # One transaction: a generation refused half-way (its coins too small for the fee) leaves
+    # no PSBT of the others behind, their coins reserved, for an error the operator was shown.
+    with wallet.store.transaction():
+        for record in olds:
+            old = wallet.sibling(record)
+            coins = old.spendable_coins(utxos)
+            foreign = [c.outpoint for c in coins if wallet.store.address_owner(c.script) != record.id]
+            if foreign:
+                raise UsageError(f"{', '.join(foreign)} is not a coin of generation {record.generation}")
+            if not coins:
+                continue
+            total = sum(c.value for c in coins)
+            destination = wallet.next_address(label=f"migration from generation {record.generation}")
+            target = TxOut.to_address(destination.address, total, newest.network)
+            psbt = old.build_spend([target], fee_rate, [c.outpoint for c in coins], subtract_fee_from=0)
+            # the fee came out of the amount: the session insists on what the PSBT pays the new generation
+            paid = next(o.value for o in psbt.tx.vout if o.script_pubkey.data == target.script_pubkey)
+            session = old.save_session(
+                psbt,
+                "migrate",
+                expected_outputs=[TxOut(target.script_pubkey, paid, target.address)],
+                details={"from_generation": record.generation, "to_generation": newest.generation},
             )
-        )
+            holders = tuple(sorted(n for n, fp in names.items() if old.descriptor.contains_key(fp)))
+            out.append(
+                Migration(
+                    record.generation,
+                    newest.generation,
+                    session,
+                    destination.address,
+                    total,
+                    len(coins),
+                    holders,
+                    rehearsed,
+                )
+            )
     if not out:
         which = f"generation {generation}" if generation is not None else "the older generations"
         raise UsageError(
