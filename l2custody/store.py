@@ -21,7 +21,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from l2custody.errors import (
     SessionNotFound,
@@ -188,26 +188,21 @@ class _Connection(sqlite3.Connection):
     path: Path = Path("?")
 
     def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
-        cursor = self.cursor(_Cursor)
-        cursor.path = self.path
-        try:
-            cursor.execute(sql, parameters)
-        except sqlite3.Error as exc:
-            raise translate_sqlite_error(exc, self.path) from None
-        except OverflowError:
-            raise too_large(parameters) from None
-        return cursor
+        return self._run(lambda c: c.execute(sql, parameters), parameters)
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> _Cursor:
         rows = list(parameters)
+        return self._run(lambda c: c.executemany(sql, rows), [v for row in rows for v in row])
+
+    def _run(self, statement: Callable[[_Cursor], object], values: Any) -> _Cursor:
         cursor = self.cursor(_Cursor)
         cursor.path = self.path
         try:
-            cursor.executemany(sql, rows)
+            statement(cursor)
         except sqlite3.Error as exc:
             raise translate_sqlite_error(exc, self.path) from None
         except OverflowError:
-            raise too_large([v for row in rows for v in row]) from None
+            raise too_large(values) from None
         return cursor
 
 

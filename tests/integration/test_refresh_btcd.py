@@ -29,7 +29,7 @@ from l2custody.wallet.psbt import TxOut, finalize
 from l2custody.wallet.service import Wallet
 from l2custody.wallet.signer_registry import load_signer
 from regtest import Network
-from tests.support.cli_runner import L2CUSTODY, init_on_chain, ok, run, set_config, software_signers
+from tests.support.cli_runner import L2CUSTODY, create_wallet, init_on_chain, ok, run, set_config, software_signers
 from tests.support.watch_lnd import set_keys
 
 pytestmark = pytest.mark.integration
@@ -96,16 +96,7 @@ def test_watch_prepares_the_refresh_and_the_new_coin_starts_its_clock_again(
     net = chain_network
     config = init_on_chain(tmp_path, net.chain)
     keys = software_signers(config, tmp_path, ("alice", "bob", "carol", "heir"))
-    ok(
-        config,
-        "wallet",
-        "create",
-        "-k",
-        "2",
-        *sum((["--key", k] for k in keys[:3]), []),
-        "--recovery",
-        f"{keys[3]}@{N}",
-    )
+    create_wallet(config, keys[:3], recovery=(f"{keys[3]}@{N}",))
     set_config(config, "recovery", "refresh_margin_blocks", str(MARGIN))
     set_keys(config, {"sweep_fee_rate": "2"})  # btcd has no fee estimate for watch to use
 

@@ -125,22 +125,13 @@ def test_a_recovery_spend_without_the_delay_in_nsequence_cannot_even_be_finalize
 
 def test_the_cli_pipeline_spends_a_recovery_wallet(chain_network: Network, tmp_path_factory) -> None:
     """wallet create --recovery, address, sync, send, psbt sign x2, psbt broadcast: btcd mines it."""
-    from tests.support.cli_runner import init_on_chain, ok, software_signers
+    from tests.support.cli_runner import create_wallet, init_on_chain, ok, software_signers
 
     net = chain_network
     d = tmp_path_factory.mktemp("recovery-cli")
     config = init_on_chain(d, net.chain)
     keys = software_signers(config, d, ("alice", "bob", "carol", "heir"))
-    created = ok(
-        config,
-        "wallet",
-        "create",
-        "-k",
-        "2",
-        *sum((["--key", k] for k in keys[:3]), []),
-        "--recovery",
-        f"{keys[3]}@{N}",
-    )
+    created = create_wallet(config, keys[:3], recovery=(f"{keys[3]}@{N}",))
     assert created["descriptor"].startswith("wsh(or_d(multi(2,")
     address = ok(config, "wallet", "address")["address"]
     net.fund_address(address, 700_000)

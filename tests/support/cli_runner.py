@@ -145,6 +145,18 @@ def software_signers(config: Path, directory: Path, names: tuple[str, ...] = ("a
     ]
 
 
-def create_wallet(config: Path, keys: list[str], threshold: int = 2) -> None:
-    """``wallet create -k THRESHOLD --key ...`` from ``keys``."""
-    ok(config, "wallet", "create", "-k", str(threshold), *sum((["--key", k] for k in keys), []))
+def create_wallet(config: Path, keys: list[str], threshold: int = 2, recovery: tuple[str, ...] = ()) -> Any:
+    """``wallet create -k THRESHOLD --key ... [--recovery SPEC ...]`` from ``keys``; its output."""
+    recoveries = sum((["--recovery", r] for r in recovery), [])
+    return ok(config, "wallet", "create", "-k", str(threshold), *sum((["--key", k] for k in keys), []), *recoveries)
+
+
+def copy_home(home: Path, into: Path) -> Path:
+    """A copy of the l2custody home ``home`` (config.toml, data, key files) in ``into``, its
+    config pointing at the copy: one prepared setup, a fresh store for every example."""
+    import shutil
+
+    shutil.copytree(home, into, dirs_exist_ok=True)
+    config = into / "config.toml"
+    config.write_text(config.read_text().replace(str(home), str(into)))
+    return config

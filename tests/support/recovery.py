@@ -17,7 +17,7 @@ from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
 from l2custody.chain.memory import MemoryChain
 from l2custody.wallet.service import Wallet
-from tests.support.cli_runner import init_regtest, ok, set_config, software_signers
+from tests.support.cli_runner import create_wallet, init_regtest, set_config, software_signers
 
 PRIMARY = ("alice", "bob", "carol")
 
@@ -25,16 +25,7 @@ PRIMARY = ("alice", "bob", "carol")
 def recovery_config(directory: Path, *, delay: int, margin: int) -> Path:
     path = init_regtest(directory)
     keys = software_signers(path, directory, (*PRIMARY, "heir"))
-    ok(
-        path,
-        "wallet",
-        "create",
-        "-k",
-        "2",
-        *sum((["--key", k] for k in keys[:3]), []),
-        "--recovery",
-        f"{keys[3]}@{delay}",
-    )
+    create_wallet(path, keys[:3], recovery=(f"{keys[3]}@{delay}",))
     set_config(path, "recovery", "refresh_margin_blocks", str(margin))
     return path
 

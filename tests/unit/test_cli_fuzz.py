@@ -122,21 +122,25 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @st.composite
-def command_lines(draw: st.DrawFn) -> list[str]:
-    path, cmd = draw(st.sampled_from(COMMANDS))
+def command_lines(
+    draw: st.DrawFn,
+    commands: list[tuple[list[str], click.Command]] = COMMANDS,
+    words: list[str] = NASTY,
+) -> list[str]:
+    """One of ``commands`` with its arguments and a random subset of its options, each value
+    one of ``words`` or any text (never --wait/--wait-signers: those poll)."""
+    path, cmd = draw(st.sampled_from(commands))
     argv = list(path)
-    value = st.sampled_from(NASTY) | st.text(max_size=20)
+    value = st.sampled_from(words) | st.text(max_size=20)
     for p in cmd.params:
         if isinstance(p, click.Argument):
             argv += [draw(value) for _ in range(1 if p.nargs == 1 else draw(st.integers(1, 2)))]
-        elif p.opts[0] != "--wait" and draw(st.booleans()):
+        elif p.opts[0] not in ("--wait", "--wait-signers") and draw(st.booleans()):
             argv += [p.opts[0]] if getattr(p, "is_flag", False) else [p.opts[0], draw(value)]
     return argv
 
 
-@settings(max_examples=250, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-@given(command_lines())
-def test_any_command_line_ends_in_output_or_one_typed_json_error(home: Path, argv: list[str]) -> None:
+def ends_in_output_or_one_typed_json_error(home: Path, argv: list[str]) -> None:
     result = invoke(["--config", str(home), "--json", *argv])  # a traceback would raise here
     if result.exit_code == 0:
         return
@@ -149,6 +153,12 @@ def test_any_command_line_ends_in_output_or_one_typed_json_error(home: Path, arg
     assert "error" in out or "ok" in out, (argv, text[-300:])
     if "error" in out:
         assert isinstance(out["code"], int) and out["kind"], out
+
+
+@settings(max_examples=250, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(command_lines())
+def test_any_command_line_ends_in_output_or_one_typed_json_error(home: Path, argv: list[str]) -> None:
+    ends_in_output_or_one_typed_json_error(home, argv)
 
 
 # Issues 12 and 13 gave the wallet a history: generations (rotate, migrate, rehearse)
@@ -223,23 +233,4 @@ def test_wallets_with_generations_or_recovery_paths_never_crash_either(
     history_home: tuple[Path, list[str]], data: st.DataObject
 ) -> None:
     home, points = history_home
-    path, cmd = data.draw(st.sampled_from(HISTORY_COMMANDS))
-    argv = list(path)
-    value = st.sampled_from(NASTY + KEY_LIFE + points) | st.text(max_size=20)
-    for p in cmd.params:
-        if isinstance(p, click.Argument):
-            argv += [data.draw(value) for _ in range(1 if p.nargs == 1 else data.draw(st.integers(1, 2)))]
-        elif p.opts[0] not in ("--wait", "--wait-signers") and data.draw(st.booleans()):
-            argv += [p.opts[0]] if getattr(p, "is_flag", False) else [p.opts[0], data.draw(value)]
-    result = invoke(["--config", str(home), "--json", *argv])  # a traceback would raise here
-    if result.exit_code == 0:
-        return
-    text = result.stdout.strip()
-    assert text, (argv, result.stderr[-300:])
-    try:
-        out = json.loads(text)
-    except json.JSONDecodeError:
-        out = json.loads(text.splitlines()[-1])
-    assert "error" in out or "ok" in out, (argv, text[-300:])
-    if "error" in out:
-        assert isinstance(out["code"], int) and out["kind"], out
+    ends_in_output_or_one_typed_json_error(home, data.draw(command_lines(HISTORY_COMMANDS, NASTY + KEY_LIFE + points)))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from l2custody.config import load_config
 from l2custody.errors import InsufficientFunds, L2CustodyError
 from l2custody.wallet.generations import migrate
 from l2custody.wallet.service import Wallet
-from tests.support.cli_runner import create_wallet, init_regtest, ok, software_signers
+from tests.support.cli_runner import copy_home, create_wallet, init_regtest, ok, software_signers
 
 
 def new_key(seed: bytes) -> str:
@@ -47,14 +46,6 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for out, new in (("carol", b"\x0d" * 32), ("bob", b"\x0e" * 32)):
         ok(config, "wallet", "rotate", "--remove", out, "--add", new_key(new), "--reason", "left", "--yes")
     return base
-
-
-def copy_of(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("example")
-    shutil.copytree(pristine, home, dirs_exist_ok=True)
-    config = home / "config.toml"
-    config.write_text(config.read_text().replace(str(pristine), str(home)))
-    return config
 
 
 # (generation, value): coins paid to generation 1 or 2 (3 is the newest), some barely above dust.
@@ -100,7 +91,7 @@ def test_migrate_moves_exactly_old_coins_into_the_newest_generation_or_nothing(
     pick: list[int | str] | None,
 ) -> None:
     chain = MemoryChain()
-    with Wallet.open(load_config(copy_of(pristine, tmp_path_factory)), chain=chain) as wallet:
+    with Wallet.open(load_config(copy_home(pristine, tmp_path_factory.mktemp("example"))), chain=chain) as wallet:
         points = pay(wallet, chain, paid)
         utxos = (
             None if pick is None else [points[p][0] if isinstance(p, int) and p < len(points) else str(p) for p in pick]
@@ -132,7 +123,7 @@ def test_the_check_above_is_reached_by_a_migrate_that_is_allowed(
     pristine: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     chain = MemoryChain()
-    with Wallet.open(load_config(copy_of(pristine, tmp_path_factory)), chain=chain) as wallet:
+    with Wallet.open(load_config(copy_home(pristine, tmp_path_factory.mktemp("example"))), chain=chain) as wallet:
         pay(wallet, chain, [(1, 250_000), (2, 5_000)])
         moves: list[Any] = migrate(wallet, fee_rate=2.0)
         assert sorted((m.from_generation, m.coins) for m in moves) == [(1, 1), (2, 1)]
@@ -143,7 +134,7 @@ def test_a_generation_refused_half_way_leaves_no_psbt_of_the_others(
 ) -> None:
     # Generation 1's coin pays the fee; generation 2's 700 sat cannot at 60 sat/vB.
     chain = MemoryChain()
-    with Wallet.open(load_config(copy_of(pristine, tmp_path_factory)), chain=chain) as wallet:
+    with Wallet.open(load_config(copy_home(pristine, tmp_path_factory.mktemp("example"))), chain=chain) as wallet:
         pay(wallet, chain, [(1, 250_000), (2, 700)])
         with pytest.raises(InsufficientFunds, match="lower the fee rate"):
             migrate(wallet, fee_rate=60.0)

@@ -17,7 +17,6 @@ in tests/integration/test_wallet_recovery.py.
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from l2custody.config import load_config
 from l2custody.errors import L2CustodyError
 from l2custody.wallet import recovery
 from l2custody.wallet.service import Wallet
-from tests.support.cli_runner import init_regtest, ok, set_config, software_signers
+from tests.support.cli_runner import copy_home, create_wallet, init_regtest, set_config, software_signers
 from tests.support.recovery import receive
 
 HEIR, PAIR = 10, 20
@@ -46,28 +45,9 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("pristine")
     config = init_regtest(base)
     keys = software_signers(config, base, ("alice", "bob", "carol", "heir", "dave", "erin"))
-    ok(
-        config,
-        "wallet",
-        "create",
-        "-k",
-        "2",
-        *sum((["--key", k] for k in keys[:3]), []),
-        "--recovery",
-        f"{keys[3]}@{HEIR}",
-        "--recovery",
-        f"2:{keys[4]},{keys[5]}@{PAIR}",
-    )
+    create_wallet(config, keys[:3], recovery=(f"{keys[3]}@{HEIR}", f"2:{keys[4]},{keys[5]}@{PAIR}"))
     set_config(config, "policy", "allowed_destinations", f'["{FOREIGN}"]')
     return base
-
-
-def copy_of(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("example")
-    shutil.copytree(pristine, home, dirs_exist_ok=True)
-    config = home / "config.toml"
-    config.write_text(config.read_text().replace(str(pristine), str(home)))
-    return config
 
 
 # Blocks mined after each coin, around the paths' edges (heir: open 9 blocks after its block).
@@ -203,7 +183,7 @@ def test_recover_spends_exactly_the_coins_its_path_may_spend_now(
     key: str,
     to: str,
 ) -> None:
-    try_recover(copy_of(pristine, tmp_path_factory), gaps, pick, fee_rate, key, to)
+    try_recover(copy_home(pristine, tmp_path_factory.mktemp("example")), gaps, pick, fee_rate, key, to)
 
 
 @SETTINGS
@@ -216,15 +196,17 @@ def test_refresh_spends_on_the_primary_path_back_to_the_wallet(
     fee_rate: float | None,
     margin: int | None,
 ) -> None:
-    try_refresh(copy_of(pristine, tmp_path_factory), gaps, pick, fee_rate, margin)
+    try_refresh(copy_home(pristine, tmp_path_factory.mktemp("example")), gaps, pick, fee_rate, margin)
 
 
 def test_the_checks_above_are_reached_by_spends_that_are_allowed(
     pristine: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     # One coin 12 blocks deep, one 2 deep: heir may take the first, carol and dave neither.
-    assert try_recover(copy_of(pristine, tmp_path_factory), [10, 2], None, 2.0, "heir", FOREIGN)
-    assert try_recover(copy_of(pristine, tmp_path_factory), [25], [0], 2.0, "dave", "own")
-    assert not try_recover(copy_of(pristine, tmp_path_factory), [10, 2], [1], 2.0, "heir", FOREIGN)  # locked
-    assert try_refresh(copy_of(pristine, tmp_path_factory), [8, 1], None, 2.0, 5)
-    assert try_refresh(copy_of(pristine, tmp_path_factory), [0], [0], 2.0, None)
+    assert try_recover(copy_home(pristine, tmp_path_factory.mktemp("example")), [10, 2], None, 2.0, "heir", FOREIGN)
+    assert try_recover(copy_home(pristine, tmp_path_factory.mktemp("example")), [25], [0], 2.0, "dave", "own")
+    assert not try_recover(
+        copy_home(pristine, tmp_path_factory.mktemp("example")), [10, 2], [1], 2.0, "heir", FOREIGN
+    )  # locked
+    assert try_refresh(copy_home(pristine, tmp_path_factory.mktemp("example")), [8, 1], None, 2.0, 5)
+    assert try_refresh(copy_home(pristine, tmp_path_factory.mktemp("example")), [0], [0], 2.0, None)
