@@ -359,6 +359,7 @@ def migrate(
     names = registered_fingerprints(wallet.store)
     rehearsed = is_rehearsed(wallet.store, newest.id)
     out = []
+    rate = wallet.fee_rate(fee_rate)  # the chain's estimate is read before the store is locked
     # One transaction: a generation refused half-way (its coins too small for the fee) leaves
     # no PSBT of the others behind, their coins reserved, for an error the operator was shown.
     with wallet.store.transaction():
@@ -373,7 +374,7 @@ def migrate(
             total = sum(c.value for c in coins)
             destination = wallet.next_address(label=f"migration from generation {record.generation}")
             target = TxOut.to_address(destination.address, total, newest.network)
-            psbt = old.build_spend([target], fee_rate, [c.outpoint for c in coins], subtract_fee_from=0)
+            psbt = old.build_spend([target], rate, [c.outpoint for c in coins], subtract_fee_from=0)
             # the fee came out of the amount: the session insists on what the PSBT pays the new generation
             paid = next(o.value for o in psbt.tx.vout if o.script_pubkey.data == target.script_pubkey)
             session = old.save_session(
